@@ -1,0 +1,60 @@
+"""The HTTP API: validates, starts a workflow, answers 202 without waiting for the provider."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from temporalio.service import RPCError
+
+from api.routes import emails, health, invites
+from api.temporal import TemporalUnavailable
+from config import get_settings
+from workflows.client import API_RETRY, connect
+
+log = logging.getLogger("durable_mail.api")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Lazy: the API starts (and answers 503) even while Temporal is down.
+    app.state.temporal = await connect(get_settings(), lazy=True, retry_config=API_RETRY)
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="durable-mail",
+        version="0.1.0",
+        description="Accept transactional email in milliseconds; deliver it exactly once.",
+        lifespan=lifespan,
+    )
+    app.include_router(invites.router)
+    app.include_router(emails.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(TemporalUnavailable)
+    async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:
+        log.warning("temporal unavailable on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "email service temporarily unavailable; nothing was accepted, retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(request: Request, exc: RPCError) -> JSONResponse:
+        log.error("temporal error on %s %s: %s", request.method, request.url.path, exc.status)
+        return JSONResponse(
+            {"detail": "email service error; nothing was accepted, retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,15 @@
+"""The retry policy every new send carries (settings are read here, never in workflows)."""
+
+from __future__ import annotations
+
+from config import Settings
+from workflows.shared import DeliveryPolicy
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        initial_backoff_seconds=settings.send_initial_backoff_seconds,
+        max_backoff_seconds=settings.send_max_backoff_seconds,
+        window_seconds=settings.send_window_seconds,
+        attempt_timeout_seconds=settings.send_attempt_timeout_seconds,
+    )

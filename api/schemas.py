@@ -1,0 +1,131 @@
+"""Request and response models of the HTTP API (pydantic stays at this edge)."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+MAX_RECIPIENTS = 50
+MAX_BODY_CHARS = 256_000
+
+
+def _single_line(value: str) -> str:
+    # CR or LF in a header value is header injection; other controls are never legitimate.
+    if any(ch in value for ch in "\r\n") or any(ord(ch) < 32 and ch != "\t" for ch in value):
+        raise ValueError("must be a single line without control characters")
+    return value
+
+
+def _sender(value: str) -> str:
+    _single_line(value)
+    name, address = parseaddr(value)
+    if "@" not in address or address.count("@") != 1 or " " in address:
+        raise ValueError('must be an address or "Name <address@domain>"')
+    return value
+
+
+SingleLine = Annotated[str, AfterValidator(_single_line)]
+Name = Annotated[SingleLine, Field(min_length=1, max_length=200)]
+Sender = Annotated[str, Field(max_length=320), AfterValidator(_sender)]
+Recipients = EmailStr | Annotated[list[EmailStr], Field(min_length=1, max_length=MAX_RECIPIENTS)]
+TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class InviteCreate(StrictModel):
+    """An invitation to a tenant; the accept link is built by the service."""
+
+    email: EmailStr
+    tenant_name: Name
+    inviter_name: Name
+    role: Annotated[SingleLine, Field(min_length=1, max_length=100)] | None = None
+    tenant_id: TenantId | None = None
+
+
+class Tag(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
+    value: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class EmailCreate(StrictModel):
+    """A caller-composed email."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    to: Recipients
+    subject: Annotated[SingleLine, Field(min_length=1, max_length=998)]
+    html: Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)] | None = None
+    text: Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)] | None = None
+    sender: Sender | None = Field(default=None, alias="from")
+    reply_to: Recipients | None = None
+    tags: Annotated[list[Tag], Field(max_length=10)] | None = None
+    tenant_id: TenantId | None = None
+
+    @model_validator(mode="after")
+    def _has_body(self) -> EmailCreate:
+        if self.html is None and self.text is None:
+            raise ValueError("give html, text or both")
+        if self.tags and any(t.name in ("kind", "email_id") for t in self.tags):
+            raise ValueError("tag names 'kind' and 'email_id' are reserved")
+        return self
+
+
+class InviteAccepted(BaseModel):
+    invite_id: str
+    workflow_id: str
+    status_url: str
+
+
+class EmailAccepted(BaseModel):
+    id: str
+    workflow_id: str
+    status_url: str
+
+
+class Attempt(BaseModel):
+    attempt: int
+    scheduled_at: str
+    started_at: str | None
+    finished_at: str
+    outcome: str
+    http_status: int | None
+    error_type: str | None
+    error_message: str | None
+    provider_message_id: str | None
+    retry_in_seconds: float | None
+
+
+class ErrorInfo(BaseModel):
+    type: str
+    message: str
+
+
+class EmailStatus(BaseModel):
+    id: str
+    kind: str
+    workflow_id: str
+    status: str
+    attempt_count: int
+    attempts: list[Attempt]
+    last_error: ErrorInfo | None
+    provider_message_id: str | None
+    transport: str | None
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+
+
+class Problem(BaseModel):
+    """Error body of every 4xx/5xx answer."""
+
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem} for code in (400, 401, 404, 409, 413, 429, 503)
+}

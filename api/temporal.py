@@ -1,0 +1,135 @@
+"""What the routes ask of Temporal: idempotent starts and status reads, with errors mapped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from fastapi import HTTPException, status
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.converter import value_to_type
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.shared import TASK_QUEUE, EmailStatusResult
+
+RPC_TIMEOUT = timedelta(seconds=5)
+REQUEST_HASH_MEMO = "request_sha256"
+MAX_IDEMPOTENCY_KEY = 256
+UNAVAILABLE_CODES = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.UNKNOWN,
+}
+
+
+class TemporalUnavailable(Exception):
+    """Temporal could not durably record or answer; the route answers 503."""
+
+
+def new_key(scope: str, kind: str, idempotency_key: str | None) -> str:
+    """A fresh hex id, or one derived from the caller's idempotency key (same key, same id)."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "Idempotency-Key must be 1-256 printable characters",
+        )
+    material = f"{scope}\x00{kind}\x00{idempotency_key}".encode()
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+def request_hash(body: BaseModel, idempotency_key: str | None) -> str:
+    """Fingerprint of a request, to tell a true repeat from a key reused for another body."""
+    canonical = json.dumps(body.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(f"{idempotency_key}\x00{canonical}".encode()).hexdigest()
+
+
+async def start_once(
+    client: Client,
+    run: Callable[..., Awaitable[Any]],
+    arg: Any,
+    *,
+    workflow_id: str,
+    fingerprint: str,
+) -> bool:
+    """Start the workflow unless this exact request already started it.
+
+    True if started now, False for a repeat (same id, same body). REJECT_DUPLICATE keeps a
+    finished send from being started again under the same id (USE_EXISTING alone would).
+    """
+    try:
+        await client.start_workflow(
+            run,
+            arg,
+            id=workflow_id,
+            task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            memo={REQUEST_HASH_MEMO: fingerprint},
+            rpc_timeout=RPC_TIMEOUT,
+        )
+        return True
+    except WorkflowAlreadyStartedError:
+        pass
+    except RPCError as err:
+        raise _mapped(err) from None
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe(
+            rpc_timeout=RPC_TIMEOUT
+        )
+        previous = await description.memo_value(REQUEST_HASH_MEMO, None)
+    except RPCError as err:
+        raise _mapped(err) from None
+    if previous != fingerprint:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "Idempotency-Key was already used with a different request body",
+        )
+    return False
+
+
+async def read_status(client: Client, workflow_id: str) -> EmailStatusResult:
+    """The email's status: from the result once closed, else from the `status` query."""
+    handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
+    try:
+        description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
+            return result
+        if description.status == WorkflowExecutionStatus.FAILED:
+            return await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT))
+        state: EmailStatusResult = await handle.query(
+            "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
+        )
+        return state
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no email with this id") from None
+        raise _mapped(err) from None
+
+
+async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
+    try:
+        await result
+    except WorkflowFailureError as failure:
+        cause = failure.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            state: EmailStatusResult = value_to_type(EmailStatusResult, cause.details[0], [])
+            return state
+    raise TemporalUnavailable("failed workflow without a recorded status")
+
+
+def _mapped(err: RPCError) -> Exception:
+    if err.status in UNAVAILABLE_CODES:
+        return TemporalUnavailable(err.message)
+    return err

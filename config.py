@@ -1,0 +1,59 @@
+"""Settings for the API and the worker, read once from the environment or `.env`.
+
+Temporal's connection uses Temporal's own variable names (`TEMPORAL_ADDRESS`,
+`TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS`) so the `temporal` CLI, the
+worker and the API always agree on where the server is.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RESEND_DEFAULT_URL = "https://api.resend.com"
+
+
+class Settings(BaseSettings):
+    """Everything the processes need; secrets are `SecretStr` and have no default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+
+    # With no key, the worker writes every email to `outbox_dir` instead of sending it.
+    resend_api_key: SecretStr | None = None
+    resend_api_url: str = RESEND_DEFAULT_URL
+    resend_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Resend's default limit is 2 requests/s per team; enforced task-queue-wide by the server.
+    resend_rate_limit_per_second: float = Field(default=2.0, gt=0)
+    outbox_dir: Path = Path(".dev/outbox")
+
+    email_from: str = "durable-mail <onboarding@resend.dev>"
+    app_base_url: str = "http://localhost:8000"
+
+    # Retry schedule of a send, carried in each workflow's input so a workflow never
+    # reads settings. The window stays below Resend's 24 h idempotency window.
+    send_initial_backoff_seconds: float = Field(default=2.0, gt=0)
+    send_max_backoff_seconds: float = Field(default=300.0, gt=0)
+    send_window_seconds: float = Field(default=23 * 3600.0, gt=0, le=23 * 3600.0)
+    send_attempt_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    worker_max_concurrent_activities: int = Field(default=200, gt=0)
+    worker_max_cached_workflows: int = Field(default=10_000, ge=0)
+
+    @property
+    def outbox_mode(self) -> bool:
+        """True when no Resend key is set: emails go to the local outbox."""
+        return self.resend_api_key is None or not self.resend_api_key.get_secret_value()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once (tests override with `cache_clear`)."""
+    return Settings()

@@ -1,0 +1,117 @@
+"""The worker: runs the email workflows and the rate-limited provider activity.
+
+Composition root: settings -> clients -> workers. `python worker.py` runs one; run as
+many as you like, on any machines, against the same Temporal namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from contextlib import AsyncExitStack
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities, EmailTransport, OutboxTransport, ResendTransport
+from activities.templates import render_invite
+from config import Settings, get_settings
+from workflows.client import connect
+from workflows.send_email import SendEmail
+from workflows.send_invite_email import SendInviteEmail
+from workflows.shared import SEND_TASK_QUEUE, TASK_QUEUE
+
+log = logging.getLogger("durable_mail.worker")
+
+
+def build_transport(settings: Settings, http: httpx.AsyncClient | None) -> EmailTransport:
+    """Resend when a key is configured, else the local outbox (development)."""
+    if settings.outbox_mode or http is None:
+        return OutboxTransport(settings.outbox_dir)
+    assert settings.resend_api_key is not None
+    return ResendTransport(http, settings.resend_api_key.get_secret_value())
+
+
+def build_workers(
+    client: Client, settings: Settings, transport: EmailTransport
+) -> tuple[Worker, Worker]:
+    """The workflow worker and the provider-call worker (queue-wide rate limit)."""
+    workflows = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[SendInviteEmail, SendEmail],
+        activities=[render_invite],
+        max_cached_workflows=settings.worker_max_cached_workflows,
+    )
+    sends = Worker(
+        client,
+        task_queue=SEND_TASK_QUEUE,
+        activities=[EmailActivities(transport).deliver_email],
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        # Enforced by the server across every worker of the queue: scaling out does not
+        # multiply the provider load (the per-worker limit would).
+        max_task_queue_activities_per_second=settings.resend_rate_limit_per_second,
+    )
+    return workflows, sends
+
+
+async def run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    client = await connect(settings)
+    async with AsyncExitStack() as stack:
+        http = None
+        if not settings.outbox_mode:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=settings.resend_api_url,
+                    timeout=settings.resend_timeout_seconds,
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                )
+            )
+        transport = build_transport(settings, http)
+        if transport.name == "outbox":
+            log.warning(
+                "OUTBOX MODE: no RESEND_API_KEY; emails are written to %s, not sent",
+                settings.outbox_dir.resolve(),
+            )
+        else:
+            log.info("sending through Resend at %s", settings.resend_api_url)
+        workers = build_workers(client, settings, transport)
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        log.info(
+            "worker ready: queues %s and %s, provider limit %.2f/s",
+            TASK_QUEUE,
+            SEND_TASK_QUEUE,
+            settings.resend_rate_limit_per_second,
+        )
+        await stop.wait()
+        log.info("stopping: finishing in-flight tasks")
+    log.info("worker stopped")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    code = 0
+    try:
+        asyncio.run(run(get_settings()))
+    except Exception:
+        log.exception("worker failed")
+        code = 1
+    logging.shutdown()
+    # The SDK's runtime can crash the interpreter at exit (sdk-python#300); after a clean
+    # shutdown there is nothing left to flush, so leave without running finalizers.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
