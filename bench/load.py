@@ -1,0 +1,177 @@
+"""aiohttp load generators: a closed loop (N requests at concurrency C) and an open loop
+(arrivals paced by a schedule, whatever the server does).
+
+The open loop measures each request's latency from its *scheduled* send time, so a stalled
+server cannot slow the arrivals down and hide its own stall (no coordinated omission).
+Every invite gets its own recipient, `{tag}-{n}@bench.example`, so the fake provider's
+deliveries can be matched back to the request that caused them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+STATUS_TIMEOUT = 0
+STATUS_CONN_ERROR = -1
+INVITE_PATH = "/v1/invites"
+API_KEY = "bench-key"
+
+
+def invite_email(tag: str, index: int) -> str:
+    return f"{tag}-{index}@bench.example"
+
+
+def invite_body(tag: str, index: int) -> dict[str, Any]:
+    return {
+        "email": invite_email(tag, index),
+        "tenant_name": "Acme",
+        "inviter_name": "Ann",
+    }
+
+
+@dataclass
+class RequestRecord:
+    """One request: when it was due and sent, how long until the answer, and the answer."""
+
+    index: int
+    email: str
+    due: float  # perf_counter seconds when the request was due (open loop: scheduled)
+    sent_wall: float  # time.time() when the request left the client
+    latency_s: float  # answer time minus `due`
+    status: int  # HTTP status, 0 for a client timeout, -1 for a connection error
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class LoadResult:
+    """Everything a load run produced; times are perf_counter seconds unless `_wall`."""
+
+    kind: str
+    tag: str
+    records: list[RequestRecord] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+    started_wall: float = 0.0
+    offered_rate: float | None = None
+    concurrency: int | None = None
+    max_send_lag_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return max(self.ended - self.started, 1e-9)
+
+    @property
+    def accepted(self) -> list[RequestRecord]:
+        return [r for r in self.records if r.accepted]
+
+
+def make_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, force_close=False)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, tag: str, index: int, due: float
+) -> RequestRecord:
+    sent_wall = time.time()
+    try:
+        async with session.post(url, json=invite_body(tag, index)) as response:
+            await response.read()
+            status = response.status
+    except TimeoutError:
+        status = STATUS_TIMEOUT
+    except aiohttp.ClientError:
+        status = STATUS_CONN_ERROR
+    return RequestRecord(
+        index=index,
+        email=invite_email(tag, index),
+        due=due,
+        sent_wall=sent_wall,
+        latency_s=time.perf_counter() - due,
+        status=status,
+    )
+
+
+async def closed_loop(
+    base_url: str,
+    *,
+    tag: str,
+    count: int,
+    concurrency: int,
+    max_seconds: float,
+    timeout_s: float = 10.0,
+) -> LoadResult:
+    """`count` invites from `concurrency` clients, each sending its next one when answered.
+
+    Stops issuing after `max_seconds` (a blocked server would otherwise hold the run for
+    hours); requests already sent still get up to `timeout_s` to be answered.
+    """
+    url = base_url + INVITE_PATH
+    result = LoadResult(kind="closed", tag=tag, concurrency=concurrency)
+    next_index = 0
+    async with make_session(concurrency, timeout_s) as session:
+        result.started = time.perf_counter()
+        result.started_wall = time.time()
+        stop_issuing = result.started + max_seconds
+
+        async def client() -> None:
+            nonlocal next_index
+            while next_index < count and time.perf_counter() < stop_issuing:
+                index = next_index
+                next_index += 1
+                record = await _post(session, url, tag, index, time.perf_counter())
+                result.records.append(record)
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        result.ended = time.perf_counter()
+    return result
+
+
+async def open_loop(
+    base_url: str,
+    *,
+    tag: str,
+    rate: float,
+    seconds: float,
+    timeout_s: float = 10.0,
+    max_in_flight: int = 2000,
+    on_tick: Callable[[float], None] | None = None,
+    first_index: int = 0,
+) -> LoadResult:
+    """Invites arriving every `1/rate` seconds for `seconds`, each timed from its due time.
+
+    `on_tick(elapsed)` is called after each arrival is launched (the crash scenarios use it
+    to kill a process mid-run without disturbing the schedule).
+    """
+    url = base_url + INVITE_PATH
+    count = max(int(rate * seconds), 1)
+    result = LoadResult(kind="open", tag=tag, offered_rate=rate)
+    tasks: list[asyncio.Task[RequestRecord]] = []
+    async with make_session(max_in_flight, timeout_s) as session:
+        result.started = time.perf_counter()
+        result.started_wall = time.time()
+        for i in range(count):
+            due = result.started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            result.max_send_lag_s = max(result.max_send_lag_s, time.perf_counter() - due)
+            tasks.append(asyncio.create_task(_post(session, url, tag, first_index + i, due)))
+            if on_tick is not None:
+                on_tick(time.perf_counter() - result.started)
+        result.records = list(await asyncio.gather(*tasks))
+        result.ended = time.perf_counter()
+    return result

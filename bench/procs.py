@@ -1,0 +1,271 @@
+"""Start, watch and stop the processes a benchmark run owns, always by PID.
+
+Every wait here is on a condition with a deadline (a line on stdout, an open port, a
+predicate), never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+POLL_S = 0.05
+
+
+class BenchError(RuntimeError):
+    """A process or a condition the run depends on did not behave."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = POLL_S,
+) -> float:
+    """Poll `predicate` until it holds; return the seconds it took or raise after `timeout`."""
+    start = time.perf_counter()
+    deadline = start + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return time.perf_counter() - start
+        if time.perf_counter() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Proc:
+    """One child process: its role name, PID and log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    ps: psutil.Process = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ps = psutil.Process(self.popen.pid)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tree(self) -> list[psutil.Process]:
+        """This process and its descendants (uvicorn and the dev server may fork)."""
+        try:
+            return [self.ps, *self.ps.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill9(self) -> None:
+        """SIGKILL this process and its descendants, each by PID (the crash scenarios)."""
+        for proc in reversed(self.tree()):
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=2)
+
+    async def stop(self, grace: float = 8.0) -> None:
+        """SIGTERM, wait up to `grace` seconds, then SIGKILL what is left (by PID)."""
+        if not self.alive():
+            return
+        children = self.tree()[1:]
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.send_signal(signal.SIGTERM)
+        with contextlib.suppress(BenchError):
+            await wait_until(lambda: not self.alive(), timeout=grace, what=f"{self.name} exit")
+        if self.alive():
+            self.kill9()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if child.is_running():
+                    os.kill(child.pid, signal.SIGKILL)
+
+
+def spawn(
+    name: str,
+    args: list[str],
+    *,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    stdout_pipe: bool = False,
+) -> Proc:
+    """Start `args` in its own session, stderr (and stdout unless piped) to `log_dir/name.log`."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("ab")
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    popen = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if stdout_pipe else log,
+        stderr=log,
+        start_new_session=True,
+    )
+    log.close()
+    return Proc(name=name, popen=popen, log_path=log_path)
+
+
+async def read_line(proc: Proc, *, timeout: float) -> str:
+    """The first line `proc` prints on its piped stdout, within `timeout` seconds."""
+    assert proc.popen.stdout is not None
+    stdout = proc.popen.stdout
+    loop = asyncio.get_running_loop()
+    try:
+        raw = await asyncio.wait_for(loop.run_in_executor(None, stdout.readline), timeout)
+    except TimeoutError:
+        raise BenchError(f"{proc.name} printed nothing in {timeout:.0f}s") from None
+    if not raw:
+        raise BenchError(f"{proc.name} exited before printing: {proc.log_tail()}")
+    return raw.decode().strip()
+
+
+async def wait_port(proc: Proc, port: int, *, timeout: float = 20.0) -> None:
+    """Wait until `proc` listens on `port`, failing fast if it exits."""
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise BenchError(f"{proc.name} exited with {proc.popen.returncode}: {proc.log_tail()}")
+        return port_open(port)
+
+    await wait_until(ready, timeout=timeout, what=f"{proc.name} on port {port}")
+
+
+@dataclass
+class ProcStats:
+    """CPU (percent of one core, mean and peak over samples) and RSS (MB) of one process tree."""
+
+    cpu_mean: float = 0.0
+    cpu_max: float = 0.0
+    rss_max_mb: float = 0.0
+    rss_last_mb: float = 0.0
+    cpu_seconds: float = 0.0
+    samples: int = 0
+
+
+class Sampler:
+    """Samples CPU and RSS of named process trees every `interval` seconds while running."""
+
+    def __init__(self, procs: dict[str, Proc | psutil.Process], interval: float = 0.5) -> None:
+        self.interval = interval
+        self._procs = procs
+        self._cpu: dict[str, list[float]] = {name: [] for name in procs}
+        self._rss: dict[str, list[float]] = {name: [] for name in procs}
+        self._cpu_times: dict[int, float] = {}
+        self._cpu_total: dict[str, float] = dict.fromkeys(procs, 0.0)
+        self._task: asyncio.Task[None] | None = None
+        self._last = 0.0
+
+    @staticmethod
+    def self_process() -> psutil.Process:
+        """The benchmark's own process (the load generator), sampled like the others."""
+        return psutil.Process()
+
+    def track(self, name: str, target: Proc | psutil.Process) -> None:
+        """Sample `target` under `name` from now on (a restarted process keeps its role)."""
+        self._procs[name] = target
+        self._cpu.setdefault(name, [])
+        self._rss.setdefault(name, [])
+        self._cpu_total.setdefault(name, 0.0)
+
+    def _members(self, target: Proc | psutil.Process) -> list[psutil.Process]:
+        # A bare psutil.Process (the benchmark itself) is sampled alone: its children are
+        # the systems under test, sampled under their own names.
+        return target.tree() if isinstance(target, Proc) else [target]
+
+    def _sample(self, first: bool) -> None:
+        now = time.perf_counter()
+        elapsed = now - self._last
+        self._last = now
+        for name, target in self._procs.items():
+            cpu_delta = 0.0
+            rss = 0
+            for member in self._members(target):
+                try:
+                    with member.oneshot():
+                        times = member.cpu_times()
+                        total = times.user + times.system
+                        rss += member.memory_info().rss
+                except psutil.Error:
+                    continue
+                previous = self._cpu_times.get(member.pid)
+                self._cpu_times[member.pid] = total
+                if previous is not None:
+                    cpu_delta += max(total - previous, 0.0)
+            if first:
+                continue
+            self._cpu_total[name] += cpu_delta
+            self._cpu[name].append(100.0 * cpu_delta / elapsed if elapsed > 0 else 0.0)
+            self._rss[name].append(rss / 1e6)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self._sample(first=False)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._sample(first=True)
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, ProcStats]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sample(first=False)
+        stats: dict[str, ProcStats] = {}
+        for name in self._procs:
+            cpu, rss = self._cpu[name], self._rss[name]
+            if not cpu:
+                continue
+            stats[name] = ProcStats(
+                cpu_mean=sum(cpu) / len(cpu),
+                cpu_max=max(cpu),
+                rss_max_mb=max(rss),
+                rss_last_mb=rss[-1],
+                cpu_seconds=self._cpu_total[name],
+                samples=len(cpu),
+            )
+        return stats
