@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_tls: bool = False
 
+    # Queue names: one for workflows, one for provider calls (rate-limited queue-wide).
+    task_queue: str = "durable-mail"
+    send_task_queue: str = "durable-mail-send"
+
     # With no key, the worker writes every email to `outbox_dir` instead of sending it.
     resend_api_key: SecretStr | None = None
     resend_api_url: str = RESEND_DEFAULT_URL

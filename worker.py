@@ -22,7 +22,6 @@ from config import Settings, get_settings
 from workflows.client import connect
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
-from workflows.shared import SEND_TASK_QUEUE, TASK_QUEUE
 
 log = logging.getLogger("durable_mail.worker")
 
@@ -41,14 +40,14 @@ def build_workers(
     """The workflow worker and the provider-call worker (queue-wide rate limit)."""
     workflows = Worker(
         client,
-        task_queue=TASK_QUEUE,
+        task_queue=settings.task_queue,
         workflows=[SendInviteEmail, SendEmail],
         activities=[render_invite],
         max_cached_workflows=settings.worker_max_cached_workflows,
     )
     sends = Worker(
         client,
-        task_queue=SEND_TASK_QUEUE,
+        task_queue=settings.send_task_queue,
         activities=[EmailActivities(transport).deliver_email],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not
@@ -87,8 +86,8 @@ async def run(settings: Settings) -> None:
             await stack.enter_async_context(worker)
         log.info(
             "worker ready: queues %s and %s, provider limit %.2f/s",
-            TASK_QUEUE,
-            SEND_TASK_QUEUE,
+            settings.task_queue,
+            settings.send_task_queue,
             settings.resend_rate_limit_per_second,
         )
         await stop.wait()

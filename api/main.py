@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.routes import emails, health, invites
+from api.routes import emails, health, invites, outbox
 from api.temporal import TemporalUnavailable
 from config import get_settings
 from workflows.client import API_RETRY, connect
@@ -35,6 +35,7 @@ def create_app() -> FastAPI:
     app.include_router(invites.router)
     app.include_router(emails.router)
     app.include_router(health.router)
+    app.include_router(outbox.router)
 
     @app.exception_handler(TemporalUnavailable)
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

@@ -17,7 +17,7 @@ from temporalio.converter import value_to_type
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.shared import TASK_QUEUE, EmailStatusResult
+from workflows.shared import EmailStatusResult
 
 RPC_TIMEOUT = timedelta(seconds=5)
 REQUEST_HASH_MEMO = "request_sha256"
@@ -61,6 +61,7 @@ async def start_once(
     *,
     workflow_id: str,
     fingerprint: str,
+    task_queue: str,
 ) -> bool:
     """Start the workflow unless this exact request already started it.
 
@@ -72,7 +73,7 @@ async def start_once(
             run,
             arg,
             id=workflow_id,
-            task_queue=TASK_QUEUE,
+            task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             memo={REQUEST_HASH_MEMO: fingerprint},

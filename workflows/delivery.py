@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
     from activities.types import DeliverEmailInput, EmailMessage
     from workflows.shared import (
-        SEND_TASK_QUEUE,
         AttemptRecord,
         DeliveryPolicy,
         EmailError,
@@ -73,7 +72,7 @@ class Delivery:
                     DeliverEmailInput(
                         message=message, idempotency_key=idempotency_key, attempt=attempt
                     ),
-                    task_queue=SEND_TASK_QUEUE,
+                    task_queue=policy.send_task_queue,
                     start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_seconds),
                     # Never send after the window: past it Resend's 24 h idempotency
                     # window could no longer deduplicate a late attempt.

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 from activities.types import EmailMessage
 
-TASK_QUEUE = "durable-mail"
-# Provider calls get their own queue so the server can rate-limit them queue-wide.
+# Default queue of provider calls (settings can name another); it is rate-limited queue-wide.
 SEND_TASK_QUEUE = "durable-mail-send"
 
 INVITE_ID_PREFIX = "inv_"
@@ -40,6 +39,7 @@ class DeliveryPolicy:
     max_backoff_seconds: float = 300.0
     window_seconds: float = 23 * 3600.0
     attempt_timeout_seconds: float = 30.0
+    send_task_queue: str = SEND_TASK_QUEUE
 
 
 @dataclass

@@ -60,6 +60,7 @@ async def create_email(
         ),
         workflow_id=workflow_id,
         fingerprint=request_hash(body, idempotency_key),
+        task_queue=settings.task_queue,
     )
     if not started:
         response.headers["Idempotent-Replayed"] = "true"

@@ -54,6 +54,7 @@ async def create_invite(
         ),
         workflow_id=workflow_id,
         fingerprint=request_hash(body, idempotency_key),
+        task_queue=settings.task_queue,
     )
     if not started:
         response.headers["Idempotent-Replayed"] = "true"

