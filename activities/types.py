@@ -3,7 +3,6 @@
 Fields are only ever added at the end, with defaults, so recorded histories still decode.
 """
 
-
 from dataclasses import dataclass, field
 
 
