@@ -60,9 +60,7 @@ def fake_resend() -> Iterator[FakeResendServer]:
 
 
 @pytest.fixture
-def settings(
-    client: Client, fake_resend: FakeResendServer, tmp_path: Path
-) -> Iterator[Settings]:
+def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> Iterator[Settings]:
     """Settings of one test: its own queues, the fake provider, short retry delays."""
     suffix = uuid.uuid4().hex[:12]
     test_settings = Settings(
