@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from tests.fake_resend import FakeResend, Fault
 from tests.procs import start_worker, wait_for
 
 from .conftest import ChaosReport, Figures, Stack, StackFactory
-from .load import HEADERS, LoadClient
+from .load import HEADERS, Answer, LoadClient
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -33,6 +34,9 @@ INVITES = 300
 RATE = 40.0  # invites started per second: the burst lasts ~7.5 s
 CONCURRENCY = 30
 SETTLE_TIMEOUT = 150.0
+OUTAGE_SECONDS = 5.0
+# The API fails fast while Temporal is down (RPC timeout 5 s, short connect retries).
+MAX_503_SECONDS = 6.0
 
 Chaos = Callable[[LoadClient], Awaitable[dict[str, Any]]]
 
@@ -130,6 +134,7 @@ async def test_burst_survives_worker_killed_and_restarted(
         in_flight = fake.in_flight
         delivered_at_kill = fake.delivered_count
         await worker.kill()
+        assert in_flight > 0, "no send was in flight when the worker was killed"
         # The API keeps accepting with no worker at all: the invites wait in Temporal.
         await wait_for(
             lambda: len(load.result.accepted) >= delivered_at_kill + 100,
@@ -148,44 +153,66 @@ async def test_burst_survives_worker_killed_and_restarted(
     assert_exactly_once(figures, load)
 
 
+@dataclass
+class Outage:
+    """When the dev server was down, and what fresh invites sent meanwhile got."""
+
+    down_from: float
+    down_until: float
+    probes: list[int | None]
+
+    def answers_while_down(self, load: LoadClient) -> list[Answer]:
+        return [
+            a
+            for a in load.result.answers
+            if a.sent_at >= self.down_from and a.answered_at <= self.down_until
+        ]
+
+
+async def temporal_outage(stack: Stack, load: LoadClient, *, seconds: float) -> Outage:
+    """Kill -9 the dev server, probe the APIs while it is down, restart it on the same db."""
+    await stack.temporal.kill()
+    down_from = time.monotonic()
+    probes = []
+    for n, api_url in enumerate(stack.api_urls * 3):
+        address = f"probe{n}@probe.chaos.example"
+        probes.append(await load.post_invite(api_url, address, f"probe-{load.run}-{n}"))
+    # The outage lasts `seconds`: a chosen length, not a wait for something to happen.
+    await asyncio.sleep(max(0.0, down_from + seconds - time.monotonic()))
+    down_until = time.monotonic()
+    await stack.restart_temporal()
+    return Outage(down_from, down_until, probes)
+
+
+def assert_refused_while_down(outage: Outage, load: LoadClient) -> float:
+    """Every invite answered during the outage got 503, promptly; returns the slowest."""
+    assert outage.probes == [503] * len(outage.probes)
+    answered = outage.answers_while_down(load)
+    assert len(answered) >= 10, "too few requests were answered while the server was down"
+    assert Counter(a.status for a in answered) == {503: len(answered)}
+    slowest = max(a.answered_at - a.sent_at for a in answered)
+    assert slowest < MAX_503_SECONDS, f"a 503 took {slowest:.1f}s"
+    return slowest
+
+
 @pytest.mark.timeout(240)
 async def test_burst_survives_temporal_killed_and_restarted_on_same_db(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
     stack = await stack_factory()
-    probes: list[tuple[str, int | None]] = []
-    window: dict[str, float] = {}
+    outages: list[Outage] = []
 
     async def kill_server_mid_burst(load: LoadClient) -> dict[str, Any]:
         await wait_for(lambda: len(load.result.accepted) >= 100, timeout=60, what="100 accepted")
-        await stack.temporal.kill()
-        window["down_from"] = time.monotonic()
-        for n, api_url in enumerate(stack.api_urls * 3):
-            address = f"probe{n}@probe.chaos.example"
-            probes.append((address, await load.post_invite(api_url, address, f"probe-{n}")))
-        await wait_for(
-            lambda: load.result.unavailable >= 30, timeout=20, what="30 503s seen by the load"
-        )
-        window["down_until"] = time.monotonic()
-        await stack.restart_temporal()
-        return {
-            "down_s": round(window["down_until"] - window["down_from"], 1),
-            "probe_statuses": sorted({str(s) for _, s in probes}),
-        }
+        outages.append(await temporal_outage(stack, load, seconds=OUTAGE_SECONDS))
+        return {"down_s": round(outages[0].down_until - outages[0].down_from, 1)}
 
     figures, load = await run_scenario(
         "temporal kill -9", stack, chaos_report, kill_server_mid_burst
     )
-    # While the server was down, a new invite was refused (503), never accepted.
-    assert [status for _, status in probes] == [503] * len(probes)
-    answered_while_down = [
-        a
-        for a in load.result.answers
-        if a.sent_at >= window["down_from"] and a.answered_at <= window["down_until"]
-    ]
-    assert answered_while_down, "no request was answered while the server was down"
-    assert {a.status for a in answered_while_down} == {503}
-    assert figures.api_503 >= 30
+    slowest = assert_refused_while_down(outages[0], load)
+    figures.notes["slowest_503_s"] = round(slowest, 2)
+    chaos_report.save()
     assert_exactly_once(figures, load)
 
 
@@ -286,3 +313,38 @@ async def test_two_workers_and_two_apis_deliver_everything_once(
     assert all(n > 0 for n in sends), f"attempts per worker: {sends}"
     figures.notes.update(accepted_per_api=list(per_api.values()), attempts_per_worker=sends)
     chaos_report.save()
+
+
+@pytest.mark.timeout(240)
+async def test_everything_at_once_delivers_every_invite_once(
+    stack_factory: StackFactory, chaos_report: ChaosReport
+) -> None:
+    """Two workers and two APIs; 500s, 429s, held answers, a worker and the server killed."""
+    stack = await stack_factory(workers=2, apis=2, resend_timeout=10.0)
+    fake = stack.fake_server.fake
+    outages: list[Outage] = []
+
+    async def everything(load: LoadClient) -> dict[str, Any]:
+        fake.configure(error_rate=0.5, error_status=500)
+        fake.enqueue_faults([Fault(status=429, retry_after=2), Fault(hold=5.0)] * 15)
+        await wait_for(lambda: fake.delivered_count >= 40, timeout=60, what="40 deliveries")
+        worker = stack.workers[0]
+        await worker.kill()
+        accepted_at_kill = len(load.result.accepted)
+        await wait_for(
+            lambda: len(load.result.accepted) >= accepted_at_kill + 50,
+            timeout=30,
+            what="50 more accepted with one worker dead",
+        )
+        await start_worker(worker)
+        await wait_for(lambda: len(load.result.accepted) >= 200, timeout=60, what="200 accepted")
+        outages.append(await temporal_outage(stack, load, seconds=OUTAGE_SECONDS))
+        fake.configure(error_rate=0.0)
+        return {"down_s": round(outages[0].down_until - outages[0].down_from, 1)}
+
+    figures, load = await run_scenario("everything at once", stack, chaos_report, everything)
+    figures.notes["slowest_503_s"] = round(assert_refused_while_down(outages[0], load), 2)
+    chaos_report.save()
+    assert fake.requests_by_status.get(429, 0) >= 15
+    assert fake.requests_by_status.get(500, 0) >= 30
+    assert_exactly_once(figures, load)
