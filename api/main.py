@@ -10,7 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.routes import emails, health, invites, outbox
+from api.deps import app_settings
+from api.routes import codec, emails, health, invites, outbox
+from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
 from config import get_settings
 from workflows.client import API_RETRY, connect
@@ -20,8 +22,11 @@ log = logging.getLogger("durable_mail.api")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    if not settings.api_key_list:
+        raise RuntimeError("API_KEYS is empty: set at least one bearer key (comma-separated)")
     # Lazy: the API starts (and answers 503) even while Temporal is down.
-    app.state.temporal = await connect(get_settings(), lazy=True, retry_config=API_RETRY)
+    app.state.temporal = await connect(settings, lazy=True, retry_config=API_RETRY)
     yield
 
 
@@ -36,6 +41,9 @@ def create_app() -> FastAPI:
     app.include_router(emails.router)
     app.include_router(health.router)
     app.include_router(outbox.router)
+    app.include_router(codec.router)
+    # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
+    app.add_middleware(RequestGuard, settings=lambda: app_settings(app))
 
     @app.exception_handler(TemporalUnavailable)
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

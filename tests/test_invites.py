@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 
 from config import Settings
-from tests.fake_resend import Fault, FakeResendServer
+from tests.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, wait_for_status
 
 
@@ -33,8 +33,9 @@ async def test_invite_is_delivered_once_with_accept_link(
     assert delivery.idempotency_key == f"{body['workflow_id']}/send"
     payload = delivery.payload
     assert payload["subject"] == "Bob invited you to join Acme"
-    assert f"{settings.app_base_url}/invites/accept?invite={body['invite_id']}&token=" in (
-        payload["text"]
+    assert (
+        f"{settings.app_base_url}/invites/accept?invite={body['invite_id']}&token="
+        in (payload["text"])
     )
     token = payload["text"].split("token=")[1].split()[0]
     assert len(token) >= 40 and token not in body["workflow_id"]
@@ -61,8 +62,13 @@ async def test_server_errors_are_retried_and_every_attempt_is_recorded(
 
     # Each failed attempt is its own event in the workflow history, not only the last one.
     history = await client.get_workflow_handle(body["workflow_id"]).fetch_history()
+    # Failure messages are encrypted in history; the client's converter decodes them.
     failures = [
-        e.activity_task_failed_event_attributes.failure.message
+        str(
+            await client.data_converter.decode_failure(
+                e.activity_task_failed_event_attributes.failure
+            )
+        )
         for e in history.events
         if e.HasField("activity_task_failed_event_attributes")
     ]
