@@ -14,7 +14,6 @@ from api.deps import app_settings
 from api.routes import codec, emails, health, invites, outbox
 from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
-from config import get_settings
 from workflows.client import API_RETRY, connect
 
 log = logging.getLogger("durable_mail.api")
@@ -22,11 +21,13 @@ log = logging.getLogger("durable_mail.api")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+    settings = app_settings(app)
     if not settings.api_key_list:
         raise RuntimeError("API_KEYS is empty: set at least one bearer key (comma-separated)")
-    # Lazy: the API starts (and answers 503) even while Temporal is down.
-    app.state.temporal = await connect(settings, lazy=True, retry_config=API_RETRY)
+    # Lazy: the API starts (and answers 503) even while Temporal is down. A client set
+    # before startup (tests, an embedding process) is kept.
+    if getattr(app.state, "temporal", None) is None:
+        app.state.temporal = await connect(settings, lazy=True, retry_config=API_RETRY)
     yield
 
 
