@@ -10,7 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.routes import emails, health, invites, outbox
+from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.routes import emails, health, invites, outbox, webhooks
 from api.temporal import TemporalUnavailable
 from config import get_settings
 from workflows.client import API_RETRY, connect
@@ -36,6 +37,9 @@ def create_app() -> FastAPI:
     app.include_router(emails.router)
     app.include_router(health.router)
     app.include_router(outbox.router)
+    app.include_router(webhooks.router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(TemporalUnavailable)
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

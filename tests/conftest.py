@@ -6,6 +6,7 @@ gets fresh task queues, its own fake Resend on a free port and its own worker.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import sysconfig
@@ -27,6 +28,7 @@ from worker import build_transport, build_workers
 
 SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 FAKE_KEY = "re_test_key"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-mail-test-webhook-secret").decode()
 
 
 def temporal_binary() -> str:
@@ -60,9 +62,7 @@ def fake_resend() -> Iterator[FakeResendServer]:
 
 
 @pytest.fixture
-def settings(
-    client: Client, fake_resend: FakeResendServer, tmp_path: Path
-) -> Iterator[Settings]:
+def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> Iterator[Settings]:
     """Settings of one test: its own queues, the fake provider, short retry delays."""
     suffix = uuid.uuid4().hex[:12]
     test_settings = Settings(
@@ -79,6 +79,7 @@ def settings(
         send_attempt_timeout_seconds=10.0,
         outbox_dir=tmp_path / "outbox",
         app_base_url="https://app.example.test",
+        resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
     )
     yield test_settings
     get_settings.cache_clear()

@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 
 from config import Settings
-from tests.fake_resend import Fault, FakeResendServer
+from tests.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, wait_for_status
 
 
@@ -33,8 +33,9 @@ async def test_invite_is_delivered_once_with_accept_link(
     assert delivery.idempotency_key == f"{body['workflow_id']}/send"
     payload = delivery.payload
     assert payload["subject"] == "Bob invited you to join Acme"
-    assert f"{settings.app_base_url}/invites/accept?invite={body['invite_id']}&token=" in (
-        payload["text"]
+    assert (
+        f"{settings.app_base_url}/invites/accept?invite={body['invite_id']}&token="
+        in (payload["text"])
     )
     token = payload["text"].split("token=")[1].split()[0]
     assert len(token) >= 40 and token not in body["workflow_id"]
