@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -92,30 +93,26 @@ async def start_once(
     True if started now, False for a repeat (same id, same body). REJECT_DUPLICATE keeps a
     finished send from being started again under the same id (USE_EXISTING alone would).
     """
-    try:
-        await client.start_workflow(
-            run,
-            arg,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo={REQUEST_HASH_MEMO: fingerprint},
-            search_attributes=search_attributes,
-            rpc_timeout=RPC_TIMEOUT,
-        )
-        return True
-    except WorkflowAlreadyStartedError:
-        pass
-    except RPCError as err:
-        raise _mapped(err) from None
-    try:
+    with temporal_errors():
+        try:
+            await client.start_workflow(
+                run,
+                arg,
+                id=workflow_id,
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo={REQUEST_HASH_MEMO: fingerprint},
+                search_attributes=search_attributes,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return True
+        except WorkflowAlreadyStartedError:
+            pass
         description = await client.get_workflow_handle(workflow_id).describe(
             rpc_timeout=RPC_TIMEOUT
         )
         previous = await description.memo_value(REQUEST_HASH_MEMO, None)
-    except RPCError as err:
-        raise _mapped(err) from None
     if previous != fingerprint:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -141,33 +138,35 @@ async def signal_delivery_event(
     client: Client, workflow_id: str, event: DeliveryEventInput
 ) -> bool:
     """Signal a provider event to its workflow; False if no such open workflow."""
-    try:
-        await client.get_workflow_handle(workflow_id).signal(
-            DELIVERY_EVENT_SIGNAL, event, rpc_timeout=RPC_TIMEOUT
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise _mapped(err) from None
+    with temporal_errors():
+        try:
+            await client.get_workflow_handle(workflow_id).signal(
+                DELIVERY_EVENT_SIGNAL, event, rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
     return True
 
 
 async def cancel_send(client: Client, workflow_id: str) -> CancelResult:
     """Cancel a send that has not gone out; 409 (with the status) once it may have."""
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        result: CancelResult = await handle.execute_update(
-            CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
-        )
-        return result
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        detail = cause.message if isinstance(cause, ApplicationError) else "cannot cancel"
-        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise _mapped(err) from None
-    # Not found, or already closed: the status read tells which.
+    with temporal_errors():
+        try:
+            result: CancelResult = await handle.execute_update(
+                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else "cannot cancel"
+            raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    # Not found (404 from the read), or already closed: the status read tells which.
     state = await read_status(client, workflow_id)
     raise HTTPException(
         status.HTTP_409_CONFLICT, f"email is {state.status}; it can no longer be cancelled"
@@ -181,19 +180,20 @@ async def list_page(
     pages = client.list_workflows(
         query, page_size=limit, next_page_token=page_token, rpc_timeout=RPC_TIMEOUT
     )
-    try:
-        await pages.fetch_next_page()
-    except RPCError as err:
-        if err.status == RPCStatusCode.INVALID_ARGUMENT:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid page_token") from None
-        raise _mapped(err) from None
+    with temporal_errors():
+        try:
+            await pages.fetch_next_page()
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid page_token") from None
+            raise
     return list(pages.current_page or []), pages.next_page_token
 
 
 async def read_status(client: Client, workflow_id: str) -> EmailStatusResult:
     """The email's status: from the result once closed, else from the `status` query."""
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
-    try:
+    with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
@@ -204,10 +204,6 @@ async def read_status(client: Client, workflow_id: str) -> EmailStatusResult:
             "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
         )
         return state
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no email with this id") from None
-        raise _mapped(err) from None
 
 
 async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
@@ -221,13 +217,25 @@ async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
     raise TemporalUnavailable("failed workflow without a recorded status")
 
 
-def _mapped(err: RPCError) -> Exception:
-    if err.status in UNAVAILABLE_CODES:
-        return TemporalUnavailable(err.message)
-    return err
-
-
 async def find_by_provider_id(client: Client, provider_message_id: str) -> str | None:
     """The workflow id of a send by its provider message id (visibility, eventually)."""
     executions, _ = await list_page(client, f'ProviderMessageId = "{provider_message_id}"', 1, None)
     return executions[0].id if executions else None
+
+
+@contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Map Temporal client failures to HTTP answers: 404 unknown, 503 unreachable."""
+    try:
+        yield
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no email with this id") from None
+        if err.status in UNAVAILABLE_CODES:
+            raise TemporalUnavailable(err.message) from None
+        raise
+    except RuntimeError as err:
+        # A lazy client that has never reached the server fails its first call this way.
+        if "client connect" in str(err):
+            raise TemporalUnavailable("cannot connect to Temporal") from None
+        raise

@@ -5,9 +5,6 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    # Decoding the input resolves `EmailMessage`'s type hints through the sandbox's
-    # sys.modules; importing the module here puts it there (else: NameError 'EmailTag').
-    import activities.types  # noqa: F401
     from workflows.delivery import Delivery
     from workflows.shared import (
         CANCEL_UPDATE,
