@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from api.deps import app_settings
-from api.routes import codec, emails, health, invites, outbox
+from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
 from workflows.client import API_RETRY, connect
@@ -43,8 +44,12 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(outbox.router)
     app.include_router(codec.router)
+    app.include_router(webhooks.router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
     app.add_middleware(RequestGuard, settings=lambda: app_settings(app))
+    # Outside the guard, so refusals are counted too.
+    app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(TemporalUnavailable)
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

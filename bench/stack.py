@@ -29,6 +29,7 @@ from bench.procs import (
 )
 
 OUR_TASK_QUEUE = "durable-mail"
+OUR_SEND_QUEUE = "durable-mail-send"
 SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 UVICORN_FLAGS = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
 
@@ -66,23 +67,47 @@ class DevServer:
         return cls(proc, port)
 
 
+WORKFLOW = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+ACTIVITY = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+
+
 async def wait_for_poller(
-    client: Client, task_queue: str, pid: int, proc: Proc, timeout: float = 30.0
+    client: Client,
+    queues: list[tuple[str, TaskQueueType.ValueType]],
+    proc: Proc,
+    timeout: float = 30.0,
 ) -> float:
-    """Wait until a worker with `pid` polls `task_queue` (SDK identity is `pid@host`)."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
+    """Wait until `proc` polls every one of `queues` (the SDK's identity is `pid@host`)."""
+    requests = [
+        DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
+        )
+        for name, kind in queues
+    ]
 
     async def polling() -> bool:
         if not proc.alive():
             raise BenchError(f"{proc.name} exited: {proc.log_tail()}")
-        response = await client.workflow_service.describe_task_queue(request)
-        return any(p.identity.startswith(f"{pid}@") for p in response.pollers)
+        for request in requests:
+            response = await client.workflow_service.describe_task_queue(request)
+            if not any(p.identity.startswith(f"{proc.pid}@") for p in response.pollers):
+                return False
+        return True
 
     return await wait_until(polling, timeout=timeout, what=f"{proc.name} polling", interval=0.1)
+
+
+async def backlog(client: Client, name: str, kind: TaskQueueType.ValueType) -> int:
+    """Tasks waiting on a task queue (the server's approximate count)."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=name),
+            task_queue_type=kind,
+            report_stats=True,
+        )
+    )
+    return int(response.stats.approximate_backlog_count)
 
 
 def our_env(server: DevServer, fake_url: str, rate_limit: float, outbox: Path) -> dict[str, str]:
@@ -104,7 +129,7 @@ async def start_our_worker(
     client: Client, log_dir: Path, env: dict[str, str], name: str = "worker"
 ) -> Proc:
     proc = spawn(name, [PYTHON, str(ROOT / "worker.py")], log_dir=log_dir, env=env)
-    await wait_for_poller(client, OUR_TASK_QUEUE, proc.pid, proc)
+    await wait_for_poller(client, [(OUR_TASK_QUEUE, WORKFLOW), (OUR_SEND_QUEUE, ACTIVITY)], proc)
     return proc
 
 
@@ -122,5 +147,5 @@ async def start_uvicorn(
 async def start_minimal_worker(client: Client, server: DevServer, log_dir: Path) -> Proc:
     args = [PYTHON, "-m", "bench.temporal_probe", "worker", "--address", server.address]
     proc = spawn("minimal_worker", args, log_dir=log_dir)
-    await wait_for_poller(client, MINIMAL_TASK_QUEUE, proc.pid, proc)
+    await wait_for_poller(client, [(MINIMAL_TASK_QUEUE, WORKFLOW)], proc)
     return proc
