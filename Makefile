@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint install bench bench-quick replay clean
+.PHONY: dev test chaos lint install bench bench-quick replay clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -20,6 +20,10 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Kills workers and the Temporal server under a 300-invite burst; figures in the summary.
+chaos: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m chaos tests/chaos
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
