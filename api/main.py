@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.deps import app_settings
+from api.deps import API_KEY_SCHEME, app_settings
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
@@ -39,8 +39,8 @@ def create_app() -> FastAPI:
         description="Accept transactional email in milliseconds; deliver it exactly once.",
         lifespan=lifespan,
     )
-    app.include_router(invites.router)
-    app.include_router(emails.router)
+    app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
+    app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
     app.include_router(outbox.router)
     app.include_router(codec.router)
