@@ -50,6 +50,7 @@ from bench.stack import (
     OUR_SEND_QUEUE,
     DevServer,
     backlog,
+    new_codec_key,
     our_env,
     start_minimal_worker,
     start_our_worker,
@@ -148,8 +149,11 @@ def log(message: str) -> None:
 
 
 class Bench:
-    def __init__(self, plan: Plan, out_dir: Path, quick: bool) -> None:
+    def __init__(
+        self, plan: Plan, out_dir: Path, quick: bool, server_args: list[str] | None = None
+    ) -> None:
         self.plan = plan
+        self.server_args = server_args or []
         self.out_dir = out_dir
         self.log_dir = out_dir / "logs"
         self.quick = quick
@@ -160,6 +164,7 @@ class Bench:
         self.fake: FakeResend | None = None
         self._tag = 0
         self.loadavg_before = (0.0, 0.0, 0.0)
+        self.codec_key = new_codec_key()
 
     def tag(self, label: str) -> str:
         self._tag += 1
@@ -317,7 +322,9 @@ class Bench:
         db_dir = Path(tempfile.mkdtemp(prefix="bench-temporal-"))
         try:
             start = time.perf_counter()
-            server = await DevServer.start(self.log_dir, db_dir / "temporal.db")
+            server = await DevServer.start(
+                self.log_dir, db_dir / "temporal.db", extra_args=self.server_args
+            )
             self.extra["dev server ready in"] = f"{time.perf_counter() - start:.2f} s"
             client = await Client.connect(server.address)
             if "ceiling" in only:
@@ -331,7 +338,8 @@ class Bench:
     def env(self, server: DevServer, rate_limit: float) -> dict[str, str]:
         assert self.fake is not None
         outbox = self.out_dir / "outbox"
-        return {**our_env(server, self.fake.url, rate_limit, outbox), **self.plan.our_extra_env}
+        env = our_env(server, self.fake.url, rate_limit, outbox, self.codec_key)
+        return {**env, **self.plan.our_extra_env}
 
     async def ours(self, client: Client, server: DevServer, only: set[str]) -> None:
         env = self.env(server, rate_limit=1000.0)
@@ -671,12 +679,15 @@ class Bench:
     def write(self, elapsed: float, only: set[str]) -> None:
         targets = self.targets()
         cpu = psutil.cpu_count() or 0
+        extra_args = f"dev server extra args `{' '.join(self.server_args)}`; " * bool(
+            self.server_args
+        )
         header = (
             f"# durable-mail benchmark ({'quick' if self.quick else 'full'}, "
             f"{datetime.now().isoformat(timespec='seconds')})\n\n"
             f"{platform.platform()}, {cpu} CPUs, Python {platform.python_version()}; "
             f"provider latency {self.plan.latency:g} s; groups: {', '.join(sorted(only))}; "
-            f"took {elapsed:.0f} s. Load average before {self.loadavg_before[0]:.1f}, "
+            f"{extra_args}took {elapsed:.0f} s. Load average before {self.loadavg_before[0]:.1f}, "
             f"after {os.getloadavg()[0]:.1f} (other work on the machine skews every figure: "
             "see *others* in the CPU column).\n"
         )
@@ -711,6 +722,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--latency", type=float, default=None, help="provider latency, s")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra `temporal server start-dev` argument (repeatable), e.g. "
+        "--server-arg=--dynamic-config-value --server-arg=matching.numTaskqueueReadPartitions=1",
+    )
     return parser.parse_args(argv)
 
 
@@ -727,7 +745,7 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = args.out or ROOT / "bench" / "results" / (stamp + ("-quick" if args.quick else ""))
     code = 1
     try:
-        code = asyncio.run(Bench(plan, out_dir, args.quick).main(only))
+        code = asyncio.run(Bench(plan, out_dir, args.quick, args.server_arg).main(only))
     finally:
         for proc in STARTED:
             if proc.alive():

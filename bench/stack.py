@@ -5,6 +5,8 @@ condition (open port, or a poller with the worker's PID on its task queue).
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import sysconfig
 from pathlib import Path
@@ -53,7 +55,9 @@ class DevServer:
         self.address = f"127.0.0.1:{port}"
 
     @classmethod
-    async def start(cls, log_dir: Path, db_file: Path) -> DevServer:
+    async def start(
+        cls, log_dir: Path, db_file: Path, extra_args: list[str] | None = None
+    ) -> DevServer:
         port = free_port()
         args = [temporal_binary(), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
         args += ["--port", str(port), "--http-port", str(free_port())]
@@ -61,7 +65,7 @@ class DevServer:
         args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         for name in SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{name}=Keyword"]
-        args += ["--log-level", "error"]
+        args += ["--log-level", "error", *(extra_args or [])]
         proc = spawn("temporal_server", args, log_dir=log_dir)
         await wait_port(proc, port, timeout=30)
         return cls(proc, port)
@@ -110,7 +114,14 @@ async def backlog(client: Client, name: str, kind: TaskQueueType.ValueType) -> i
     return int(response.stats.approximate_backlog_count)
 
 
-def our_env(server: DevServer, fake_url: str, rate_limit: float, outbox: Path) -> dict[str, str]:
+def new_codec_key() -> str:
+    """A PAYLOAD_CODEC_KEYS value; the API and every worker of a run must share it."""
+    return "bench-1:" + base64.b64encode(os.urandom(32)).decode()
+
+
+def our_env(
+    server: DevServer, fake_url: str, rate_limit: float, outbox: Path, codec_key: str
+) -> dict[str, str]:
     """The environment our API and worker read (see config.py), pointed at the fake."""
     return {
         "TEMPORAL_ADDRESS": server.address,
@@ -121,6 +132,8 @@ def our_env(server: DevServer, fake_url: str, rate_limit: float, outbox: Path) -
         "APP_BASE_URL": "http://localhost:8000",
         "RESEND_RATE_LIMIT_PER_SECOND": str(rate_limit),
         "API_KEYS": API_KEY,
+        # As `make dev` runs it: payloads encrypted in Temporal (costs CPU in API and worker).
+        "PAYLOAD_CODEC_KEYS": codec_key,
         "OUTBOX_DIR": str(outbox),
     }
 
