@@ -27,11 +27,12 @@ def invite_email(tag: str, index: int) -> str:
     return f"{tag}-{index}@bench.example"
 
 
-def invite_body(tag: str, index: int) -> dict[str, Any]:
+def invite_body(tag: str, index: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "email": invite_email(tag, index),
         "tenant_name": "Acme",
         "inviter_name": "Ann",
+        **(extra or {}),
     }
 
 
@@ -84,11 +85,16 @@ def make_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
 
 
 async def _post(
-    session: aiohttp.ClientSession, url: str, tag: str, index: int, due: float
+    session: aiohttp.ClientSession,
+    url: str,
+    tag: str,
+    index: int,
+    due: float,
+    extra: dict[str, Any] | None = None,
 ) -> RequestRecord:
     sent_wall = time.time()
     try:
-        async with session.post(url, json=invite_body(tag, index)) as response:
+        async with session.post(url, json=invite_body(tag, index, extra)) as response:
             await response.read()
             status = response.status
     except TimeoutError:
@@ -114,11 +120,13 @@ async def closed_loop(
     max_seconds: float,
     timeout_s: float = 10.0,
     first_index: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> LoadResult:
     """`count` invites from `concurrency` clients, each sending its next one when answered.
 
     Stops issuing after `max_seconds` (a blocked server would otherwise hold the run for
-    hours); requests already sent still get up to `timeout_s` to be answered.
+    hours); requests already sent still get up to `timeout_s` to be answered. `extra`
+    fields are added to every body (e.g. `send_at`).
     """
     url = base_url + INVITE_PATH
     result = LoadResult(kind="closed", tag=tag, concurrency=concurrency)
@@ -134,7 +142,7 @@ async def closed_loop(
                 index = next_index
                 next_index += 1
                 due = time.perf_counter()
-                record = await _post(session, url, tag, first_index + index, due)
+                record = await _post(session, url, tag, first_index + index, due, extra)
                 result.records.append(record)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))

@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,8 @@ from bench.procs import (
 )
 from bench.report import Target, chart, markdown
 from bench.stack import (
-    ACTIVITY,
-    OUR_SEND_QUEUE,
+    OUR_TASK_QUEUE,
+    WORKFLOW,
     DevServer,
     backlog,
     new_codec_key,
@@ -472,17 +472,17 @@ class Bench:
         )
 
     async def scheduled(self, client: Client, server: DevServer, system: System) -> None:
-        """Worker memory with N sends waiting: the provider queue is paused (0.01/s), so
-        every accepted invite's workflow sits in the worker's cache awaiting its send."""
+        """Worker memory with N invites scheduled a day ahead (`send_at`): each workflow
+        waits on a durable timer, cached in the worker (up to its max_cached_workflows)."""
         plan = self.plan
         await system.procs["worker"].stop()
-        env = self.env(server, rate_limit=0.01)
-        worker = await start_our_worker(client, self.log_dir, env, "worker_sched")
+        worker = await start_our_worker(client, self.log_dir, self.env(server, 1000.0), "worker_s")
         system.procs["worker"] = worker
         idle_rss = worker.ps.memory_info().rss / 1e6
         sampler = Sampler({"worker": worker, "api": system.procs["api"]})
         sampler.start()
         tag = self.tag("scheduled")
+        send_at = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
         # Two steps, so the per-send cost is a slope, not the first workflow's module imports.
         first = max(plan.scheduled_count // 10, 10)
         points: list[tuple[int, float]] = []
@@ -497,14 +497,11 @@ class Bench:
                 max_seconds=300.0,
                 timeout_s=plan.client_timeout_s,
                 first_index=index,
+                extra={"send_at": send_at},
             )
             accepted += len(result.accepted)
             accept_seconds += result.duration_s
-
-            async def parked(target: int = accepted) -> bool:
-                return await backlog(client, OUR_SEND_QUEUE, ACTIVITY) >= target - 5
-
-            await wait_until(parked, timeout=120, what="sends queued", interval=0.5)
+            await self.workflow_queue_drained(client)
             points.append((accepted, worker.ps.memory_info().rss / 1e6))
         stats = await sampler.stop()
         (n1, rss1), (n2, rss2) = points
@@ -516,12 +513,25 @@ class Bench:
             "worker_rss_points": points,
             "worker_rss_peak_mb": stats["worker"].rss_max_mb,
             "kb_per_waiting_send": per_send_kb,
+            "api_cpu": stats["api"].cpu_load,
+            "worker_cpu": stats["worker"].cpu_load,
         }
-        self.extra[f"worker memory with {accepted} sends waiting"] = (
+        self.extra[f"worker memory with {accepted} sends scheduled a day ahead"] = (
             f"{rss2:.0f} MB RSS (idle {idle_rss:.0f} MB, {rss1:.0f} MB at {n1}; "
             f"{per_send_kb:.1f} kB per waiting send); accepted at "
             f"{accepted / accept_seconds:.0f}/s"
         )
+
+    async def workflow_queue_drained(self, client: Client) -> None:
+        """Wait until the worker has taken every workflow task (backlog 0 twice, 1 s apart)."""
+        zeros = 0
+
+        async def drained() -> bool:
+            nonlocal zeros
+            zeros = zeros + 1 if await backlog(client, OUR_TASK_QUEUE, WORKFLOW) == 0 else 0
+            return zeros >= 2
+
+        await wait_until(drained, timeout=180, what="workflow tasks taken", interval=1.0)
 
     # -- ceilings of the server itself ------------------------------------------------------
 
