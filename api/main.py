@@ -14,6 +14,7 @@ from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import emails, health, invites, outbox, webhooks
 from api.temporal import TemporalUnavailable
 from config import get_settings
+from observability import configure_logging
 from workflows.client import API_RETRY, connect
 
 log = logging.getLogger("durable_mail.api")
@@ -21,6 +22,7 @@ log = logging.getLogger("durable_mail.api")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    configure_logging()
     # Lazy: the API starts (and answers 503) even while Temporal is down.
     app.state.temporal = await connect(get_settings(), lazy=True, retry_config=API_RETRY)
     yield
