@@ -36,5 +36,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick
 
+# make replay                      every recorded history under tests/histories
+# make replay ID=invite-<hex>       one workflow, fetched from TEMPORAL_ADDRESS
+# make replay DIR=path/to/histories a folder of `temporal workflow show -o json` files
+replay: $(STAMP)
+	$(PY) -m workflows.replay $(or $(ID),$(DIR),tests/histories)
+
 clean:
 	rm -rf .dev

@@ -15,11 +15,13 @@ from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities, EmailTransport, OutboxTransport, ResendTransport
 from activities.templates import render_invite
 from config import Settings, get_settings
+from observability import configure_logging
 from workflows.client import connect
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
@@ -60,12 +62,20 @@ def build_workers(
     return workflows, sends
 
 
+def build_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting the SDK's metrics and ours (`email_*`) for Prometheus."""
+    if not settings.worker_metrics_port:
+        return None
+    bind = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
 async def run(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect(settings)
+    client = await connect(settings, runtime=build_runtime(settings))
     async with AsyncExitStack() as stack:
         http = None
         if not settings.outbox_mode:
@@ -99,10 +109,7 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging()
     code = 0
     try:
         asyncio.run(run(get_settings()))

@@ -239,6 +239,17 @@ class EmailActivities:
     def __init__(self, transport: EmailTransport) -> None:
         self._transport = transport
 
+    def _record_attempt(self, outcome: str, duration_ms: float) -> None:
+        # Exported by the worker's runtime (Prometheus on WORKER_METRICS_PORT).
+        meter = activity.metric_meter()
+        labels = {"outcome": outcome, "transport": self._transport.name}
+        meter.create_counter("email_send_attempts", "Provider send attempts", "{attempt}").add(
+            1, labels
+        )
+        meter.create_histogram(
+            "email_provider_latency", "Provider answer time of one attempt", "ms"
+        ).record(round(duration_ms), labels)
+
     @activity.defn(name="deliver_email")
     async def deliver_email(self, data: DeliverEmailInput) -> DeliverEmailResult:
         """Send one email once; classify a failure as transient or permanent."""
@@ -249,6 +260,7 @@ class EmailActivities:
         except ProviderFailure as failure:
             permanent = failure.error_type in errors.PERMANENT_ERRORS
             duration_ms = (time.monotonic() - started) * 1000
+            self._record_attempt(failure.error_type, duration_ms)
             activity.logger.warning(
                 "send attempt %d failed: %s (%s)", data.attempt, failure.error_type, failure.message
             )
@@ -270,6 +282,7 @@ class EmailActivities:
                 else ApplicationErrorCategory.BENIGN,
             ) from None
         duration_ms = (time.monotonic() - started) * 1000
+        self._record_attempt("accepted", duration_ms)
         activity.logger.info(
             "send attempt %d accepted by %s in %.0f ms",
             data.attempt,

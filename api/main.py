@@ -15,6 +15,7 @@ from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
+from observability import configure_logging
 from workflows.client import API_RETRY, connect
 
 log = logging.getLogger("durable_mail.api")
@@ -22,6 +23,7 @@ log = logging.getLogger("durable_mail.api")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    configure_logging()
     settings = app_settings(app)
     if not settings.api_key_list:
         raise RuntimeError("API_KEYS is empty: set at least one bearer key (comma-separated)")

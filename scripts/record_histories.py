@@ -1,4 +1,8 @@
-"""Record workflow histories for the replay tests: `python scripts/record_histories.py`.
+"""Record workflow histories for the replay tests: `python scripts/record_histories.py [name...]`.
+
+With names, records only those scenarios (e.g. `invite_delivered email_bounced`): the
+histories of older code (recorded before a `workflow.patched` change) must be kept, not
+re-recorded, so they go on proving that running sends still replay.
 
 Runs each scenario on a fresh dev server against the fake Resend, then exports the history
 with the real CLI (`temporal workflow show --output json`) into tests/histories/. Re-record
@@ -13,23 +17,35 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.types import EmailMessage, EmailTag  # noqa: E402
 from config import Settings  # noqa: E402
-from tests.conftest import temporal_binary  # noqa: E402
+from tests.conftest import SEARCH_ATTRIBUTES, temporal_binary  # noqa: E402
 from tests.fake_resend import FakeResendServer, Fault  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
-from workflows.shared import DeliveryPolicy, SendEmailInput, SendInviteEmailInput  # noqa: E402
+from workflows.shared import (  # noqa: E402
+    CANCEL_UPDATE,
+    DELIVERY_EVENT_SIGNAL,
+    CancelInput,
+    DeliveryEventInput,
+    DeliveryPolicy,
+    EmailStatusResult,
+    SendEmailInput,
+    SendInviteEmailInput,
+)
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
 log = logging.getLogger("record")
@@ -37,7 +53,7 @@ log = logging.getLogger("record")
 Scenario = Callable[[Client, DeliveryPolicy], Awaitable[str]]
 
 
-def invite_input(policy: DeliveryPolicy) -> SendInviteEmailInput:
+def invite_input(policy: DeliveryPolicy, send_at: str | None = None) -> SendInviteEmailInput:
     invite = f"inv_{uuid.uuid4().hex}"
     return SendInviteEmailInput(
         invite_id=invite,
@@ -48,6 +64,8 @@ def invite_input(policy: DeliveryPolicy) -> SendInviteEmailInput:
         accept_url=f"https://app.example.test/invites/accept?invite={invite}&token=recorded",
         role="admin",
         policy=policy,
+        tenant_id="acme",
+        send_at=send_at,
     )
 
 
@@ -85,20 +103,84 @@ async def run_email(client: Client, policy: DeliveryPolicy) -> str:
     return workflow_id
 
 
+async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
+    for _ in range(200):
+        state = await handle.query("status", result_type=EmailStatusResult)
+        if state.status == "sent":
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{handle.id} was not sent")
+
+
+def with_events(*event_types: str, early: bool = False) -> Scenario:
+    """An invite whose provider events arrive as the webhook route signals them."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        data = invite_input(policy)
+        workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
+        handle = await client.start_workflow(
+            SendInviteEmail.run, data, id=workflow_id, task_queue="record"
+        )
+        if not early:
+            await wait_sent(handle)
+        for n, event_type in enumerate(event_types):
+            event = DeliveryEventInput(f"msg_{workflow_id}_{n}", event_type, None, None)
+            await handle.signal(DELIVERY_EVENT_SIGNAL, event)
+        await handle.result()
+        return workflow_id
+
+    return scenario
+
+
+def scheduled(*, cancel: bool) -> Scenario:
+    """An invite with `send_at`: sent when due, or cancelled while it waits."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        ahead = timedelta(hours=1) if cancel else timedelta(seconds=1)
+        data = invite_input(policy, send_at=(datetime.now(UTC) + ahead).isoformat())
+        workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
+        handle = await client.start_workflow(
+            SendInviteEmail.run, data, id=workflow_id, task_queue="record"
+        )
+        if cancel:
+            await handle.execute_update(CANCEL_UPDATE, CancelInput())
+        await handle.result()
+        return workflow_id
+
+    return scenario
+
+
 SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_sent": ([], run_invite),
     "invite_retried_500_429": ([Fault(status=500), Fault(status=429, retry_after=1)], run_invite),
     "invite_failed_422": ([Fault(status=422, name="validation_error")], run_invite),
     "invite_timeout_then_sent": ([Fault(hold=3.0)], run_invite),
     "email_sent": ([], run_email),
+    # Delivery tracking (workflow.patched "delivery-tracking-v1").
+    "invite_delivered": ([], with_events("email.delivered")),
+    "invite_retried_then_delivered": (
+        [Fault(status=500)],
+        with_events("email.delivery_delayed", "email.delivered"),
+    ),
+    "invite_bounced": ([], with_events("email.bounced")),
+    "invite_event_before_send": ([Fault(hold=0.5)], with_events("email.delivered", early=True)),
+    "invite_scheduled": ([], scheduled(cancel=False)),
+    "invite_cancelled": ([], scheduled(cancel=True)),
+    "invite_sent_tracked": ([], run_invite),
+    "invite_failed_tracked": ([Fault(status=422, name="validation_error")], run_invite),
 }
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {sorted(unknown)}; known: {sorted(SCENARIOS)}")
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), dev_server_log_level="error"
+        dev_server_existing_path=temporal_binary(),
+        dev_server_log_level="error",
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
     )
     address = env.client.service_client.config.target_host
     try:
@@ -117,11 +199,15 @@ async def main() -> None:
                 max_backoff_seconds=1.0,
                 attempt_timeout_seconds=10.0,
                 send_task_queue="record-send",
+                # Short, so scenarios without a final provider event still complete.
+                delivery_wait_seconds=1.0,
             )
             async with httpx.AsyncClient(base_url=fake.url, timeout=2.0) as http:
                 workers = build_workers(env.client, settings, build_transport(settings, http))
                 async with workers[0], workers[1]:
                     for name, (faults, scenario) in SCENARIOS.items():
+                        if names and name not in names:
+                            continue
                         fake.fake.enqueue_faults(faults)
                         workflow_id = await scenario(env.client, policy)
                         shown = subprocess.run(
@@ -136,4 +222,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

@@ -169,7 +169,12 @@ def _workflow_id(email_id: str) -> str:
     return workflow_id
 
 
-@router.get("/{email_id}/events", response_model=EmailTimeline, responses=ERRORS)
+@router.get(
+    "/{email_id}/events",
+    response_model=EmailTimeline,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
 async def get_email_events(email_id: str, client: ClientDep, caller: CallerDep) -> EmailTimeline:
     """Timeline of one send: accepted, each attempt, sent, each delivery event, with times."""
     workflow_id = _workflow_id(email_id)
