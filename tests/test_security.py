@@ -109,8 +109,11 @@ async def test_every_configured_key_works_so_keys_can_rotate(
 
 async def test_health_probes_and_webhooks_need_no_api_key(anonymous: httpx.AsyncClient) -> None:
     assert (await anonymous.get("/healthz")).status_code == 200
-    # Webhooks authenticate by their signature, not by our keys: no 401 here.
-    assert (await anonymous.post("/v1/webhooks/resend", json={})).status_code != 401
+    # Webhooks authenticate by their Svix signature, not by our keys: an unsigned one is
+    # refused for its missing signature, without our Bearer challenge.
+    webhook = await anonymous.post("/v1/webhooks/resend", json={})
+    assert "www-authenticate" not in webhook.headers
+    assert "signature" in webhook.json()["detail"]
 
 
 async def test_idempotency_keys_are_scoped_per_api_key(

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from config import get_settings
-from workflows.client import connect
+from workflows.client import connect, data_converter
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 
@@ -46,8 +47,14 @@ class ReplayOutcome:
         return f"FAILED  {self.workflow_id}{where}: {self.error}"
 
 
-async def replay(history: WorkflowHistory, workflows: Sequence[type] = WORKFLOWS) -> ReplayOutcome:
-    result = await Replayer(workflows=workflows).replay_workflow(
+async def replay(
+    history: WorkflowHistory,
+    workflows: Sequence[type] = WORKFLOWS,
+    converter: DataConverter | None = None,
+) -> ReplayOutcome:
+    # By default, this deployment's codec (PAYLOAD_CODEC_KEYS) decrypts encrypted histories.
+    converter = converter or data_converter(get_settings())
+    result = await Replayer(workflows=workflows, data_converter=converter).replay_workflow(
         history, raise_on_replay_failure=False
     )
     if result.replay_failure is None:
@@ -86,7 +93,7 @@ async def replay_paths(
 
 async def replay_from_server(client: Client, workflow_id: str) -> ReplayOutcome:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return await replay(history)
+    return await replay(history, converter=client.data_converter)
 
 
 async def run(targets: Sequence[str]) -> int:

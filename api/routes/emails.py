@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import asdict
 from typing import Annotated, Literal
 
@@ -49,6 +50,7 @@ from workflows.shared import (
 
 from .policy import delivery_policy
 
+TOKEN_CHECK_BYTES = 8
 router = APIRouter(prefix="/v1/emails", tags=["emails"])
 
 
@@ -124,13 +126,23 @@ def _summary(execution: WorkflowExecution) -> EmailSummary:
     )
 
 
+def _encode_token(token: bytes) -> str:
+    # A checksum in front, so a mangled token is refused here instead of confusing Temporal.
+    checked = hashlib.sha256(token).digest()[:TOKEN_CHECK_BYTES] + token
+    return base64.urlsafe_b64encode(checked).decode().rstrip("=")
+
+
 def _decode_token(page_token: str | None) -> bytes | None:
     if not page_token:
         return None
     try:
-        return base64.urlsafe_b64decode(page_token.encode() + b"=" * (-len(page_token) % 4))
+        raw = base64.urlsafe_b64decode(page_token.encode() + b"=" * (-len(page_token) % 4))
     except (binascii.Error, ValueError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid page_token") from None
+        raw = b""
+    check, token = raw[:TOKEN_CHECK_BYTES], raw[TOKEN_CHECK_BYTES:]
+    if not token or hashlib.sha256(token).digest()[:TOKEN_CHECK_BYTES] != check:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid page_token")
+    return token
 
 
 @router.get("", response_model=EmailPage, responses=ERRORS)
@@ -156,9 +168,7 @@ async def list_emails(
     )
     return EmailPage(
         items=[_summary(e) for e in executions],
-        next_page_token=base64.urlsafe_b64encode(next_token).decode().rstrip("=")
-        if next_token
-        else None,
+        next_page_token=_encode_token(next_token) if next_token else None,
     )
 
 
