@@ -51,10 +51,40 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = Field(default=200, gt=0)
     worker_max_cached_workflows: int = Field(default=10_000, ge=0)
 
+    # Bearer keys of the API, comma-separated: several at once so they can be rotated.
+    # The API refuses to start without one (`make dev` generates `.dev/api_key`).
+    api_keys: SecretStr | None = None
+    # Per API key and per API process (an in-memory token bucket): N processes allow N times.
+    api_rate_limit_per_second: float = Field(default=200.0, gt=0)
+    api_rate_limit_burst: int = Field(default=400, gt=0)
+    max_request_bytes: int = Field(default=512 * 1024, gt=0)
+
+    # `keyid:base64-32-bytes,...`: the first key encrypts, every key decrypts (rotation).
+    # Unset: payloads are stored in Temporal in the clear (a warning is logged).
+    payload_codec_keys: SecretStr | None = None
+    # Comma-separated origins allowed to call the codec server (the Temporal Web UI).
+    codec_cors_origins: str = "http://localhost:8233"
+    # Development only: a browser on this machine, from a CORS origin, may decode without
+    # an API key (the local Web UI cannot send one). Never set where the API is exposed.
+    codec_trust_local_ui: bool = False
+
     @property
     def outbox_mode(self) -> bool:
         """True when no Resend key is set: emails go to the local outbox."""
         return self.resend_api_key is None or not self.resend_api_key.get_secret_value()
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The accepted bearer keys (empty when none is configured)."""
+        return _split(self.api_keys.get_secret_value() if self.api_keys else "")
+
+    @property
+    def codec_cors_origin_list(self) -> list[str]:
+        return _split(self.codec_cors_origins)
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache

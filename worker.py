@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
@@ -53,6 +54,8 @@ def build_workers(
         # Enforced by the server across every worker of the queue: scaling out does not
         # multiply the provider load (the per-worker limit would).
         max_task_queue_activities_per_second=settings.resend_rate_limit_per_second,
+        # On SIGTERM, let in-flight provider calls finish rather than cut them off.
+        graceful_shutdown_timeout=timedelta(seconds=settings.resend_timeout_seconds + 5),
     )
     return workflows, sends
 

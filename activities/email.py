@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import errors
 from activities.types import (
@@ -247,6 +247,7 @@ class EmailActivities:
         try:
             sent = await self._transport.send(data.message, data.idempotency_key)
         except ProviderFailure as failure:
+            permanent = failure.error_type in errors.PERMANENT_ERRORS
             duration_ms = (time.monotonic() - started) * 1000
             activity.logger.warning(
                 "send attempt %d failed: %s (%s)", data.attempt, failure.error_type, failure.message
@@ -261,7 +262,12 @@ class EmailActivities:
                     retry_after_seconds=failure.retry_after_seconds,
                 ),
                 type=failure.error_type,
-                non_retryable=failure.error_type in errors.PERMANENT_ERRORS,
+                non_retryable=permanent,
+                # Transient provider trouble is expected: our own warning above is enough,
+                # the SDK need not log a stack trace or count it as a task failure.
+                category=ApplicationErrorCategory.UNSPECIFIED
+                if permanent
+                else ApplicationErrorCategory.BENIGN,
             ) from None
         duration_ms = (time.monotonic() - started) * 1000
         activity.logger.info(

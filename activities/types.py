@@ -3,8 +3,6 @@
 Fields are only ever added at the end, with defaults, so recorded histories still decode.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 

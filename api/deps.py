@@ -1,13 +1,14 @@
-"""Dependencies: settings and the process-wide Temporal client."""
+"""Dependencies: settings, the process-wide Temporal client and the authenticated caller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, HTTPException, Request, status
+from starlette.applications import Starlette
 from temporalio.client import Client
 
+from api.security import Caller
 from config import Settings, get_settings
 
 
@@ -21,15 +22,23 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling; idempotency keys are scoped to it so callers cannot collide."""
+def app_settings(app: Starlette) -> Settings:
+    """The settings the routes see, for code outside dependency injection (middleware)."""
+    provider = getattr(app, "dependency_overrides", {}).get(get_settings, get_settings)
+    settings: Settings = provider()
+    return settings
 
-    scope: str
 
-
-def get_caller() -> Caller:
-    return Caller(scope="")
+def get_caller(request: Request) -> Caller:
+    """The caller `RequestGuard` authenticated (its key's id scopes idempotency keys)."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is None:  # a route outside the guarded prefixes asked for a caller
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key",
+            headers={"WWW-Authenticate": 'Bearer realm="durable-mail"'},
+        )
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

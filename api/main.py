@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.routes import emails, health, invites, outbox
+from api.deps import app_settings
+from api.routes import codec, emails, health, invites, outbox
+from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
-from config import get_settings
 from workflows.client import API_RETRY, connect
 
 log = logging.getLogger("durable_mail.api")
@@ -20,8 +21,13 @@ log = logging.getLogger("durable_mail.api")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Lazy: the API starts (and answers 503) even while Temporal is down.
-    app.state.temporal = await connect(get_settings(), lazy=True, retry_config=API_RETRY)
+    settings = app_settings(app)
+    if not settings.api_key_list:
+        raise RuntimeError("API_KEYS is empty: set at least one bearer key (comma-separated)")
+    # Lazy: the API starts (and answers 503) even while Temporal is down. A client set
+    # before startup (tests, an embedding process) is kept.
+    if getattr(app.state, "temporal", None) is None:
+        app.state.temporal = await connect(settings, lazy=True, retry_config=API_RETRY)
     yield
 
 
@@ -36,6 +42,9 @@ def create_app() -> FastAPI:
     app.include_router(emails.router)
     app.include_router(health.router)
     app.include_router(outbox.router)
+    app.include_router(codec.router)
+    # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
+    app.add_middleware(RequestGuard, settings=lambda: app_settings(app))
 
     @app.exception_handler(TemporalUnavailable)
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

@@ -2,34 +2,64 @@
 
 from __future__ import annotations
 
-from email.utils import parseaddr
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    model_validator,
+)
 
+# Resend's own cap on recipients per email.
 MAX_RECIPIENTS = 50
 MAX_BODY_CHARS = 256_000
+# html + text together, in UTF-8. The message travels in the workflow input and in every
+# send attempt's activity input, so it stays far below Temporal's 2 MB payload limit (and
+# a long retry series far below the history size limit). Gmail clips HTML past ~100 KB.
+MAX_CONTENT_BYTES = 128 * 1024
+
+
+def _no_line_breaks(value: Any) -> Any:
+    # Checked before whitespace stripping: CR or LF anywhere in a header value is refused,
+    # even trailing, so header injection never depends on what a later step strips.
+    if isinstance(value, str) and ("\r" in value or "\n" in value):
+        raise ValueError("must not contain CR or LF (header injection)")
+    return value
 
 
 def _single_line(value: str) -> str:
-    # CR or LF in a header value is header injection; other controls are never legitimate.
-    if any(ch in value for ch in "\r\n") or any(ord(ch) < 32 and ch != "\t" for ch in value):
+    if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
         raise ValueError("must be a single line without control characters")
     return value
 
 
 def _sender(value: str) -> str:
     _single_line(value)
-    name, address = parseaddr(value)
-    if "@" not in address or address.count("@") != 1 or " " in address:
-        raise ValueError('must be an address or "Name <address@domain>"')
+    match = _SENDER.fullmatch(value)
+    if match is None:
+        raise ValueError('must be one address or "Name <address@domain>"')
+    address = match["address"] or match["bare"]
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"invalid sender address: {err}") from None
     return value
 
 
-SingleLine = Annotated[str, AfterValidator(_single_line)]
+# `address` or `Display Name <address>`: one address, no quoting, no lists.
+_SENDER = re.compile(r"[^<>\"@,;]*<(?P<address>[^<>\s,;]+)>|(?P<bare>[^<>\s,;\"]+)")
+NoLineBreaks = BeforeValidator(_no_line_breaks)
+SingleLine = Annotated[str, NoLineBreaks, AfterValidator(_single_line)]
 Name = Annotated[SingleLine, Field(min_length=1, max_length=200)]
-Sender = Annotated[str, Field(max_length=320), AfterValidator(_sender)]
-Recipients = EmailStr | Annotated[list[EmailStr], Field(min_length=1, max_length=MAX_RECIPIENTS)]
+Sender = Annotated[str, NoLineBreaks, Field(max_length=320), AfterValidator(_sender)]
+Address = Annotated[EmailStr, NoLineBreaks]
+Recipients = Address | Annotated[list[Address], Field(min_length=1, max_length=MAX_RECIPIENTS)]
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -40,16 +70,21 @@ class StrictModel(BaseModel):
 class InviteCreate(StrictModel):
     """An invitation to a tenant; the accept link is built by the service."""
 
-    email: EmailStr
+    email: Address
     tenant_name: Name
     inviter_name: Name
     role: Annotated[SingleLine, Field(min_length=1, max_length=100)] | None = None
     tenant_id: TenantId | None = None
 
 
+TagText = Annotated[
+    str, NoLineBreaks, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
 class Tag(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
-    value: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
+    name: TagText
+    value: TagText
 
 
 class EmailCreate(StrictModel):
@@ -70,6 +105,9 @@ class EmailCreate(StrictModel):
     def _has_body(self) -> EmailCreate:
         if self.html is None and self.text is None:
             raise ValueError("give html, text or both")
+        size = sum(len(part.encode()) for part in (self.html, self.text) if part is not None)
+        if size > MAX_CONTENT_BYTES:
+            raise ValueError(f"html and text together must be at most {MAX_CONTENT_BYTES} bytes")
         if self.tags and any(t.name in ("kind", "email_id") for t in self.tags):
             raise ValueError("tag names 'kind' and 'email_id' are reserved")
         return self

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -68,29 +69,25 @@ async def start_once(
     True if started now, False for a repeat (same id, same body). REJECT_DUPLICATE keeps a
     finished send from being started again under the same id (USE_EXISTING alone would).
     """
-    try:
-        await client.start_workflow(
-            run,
-            arg,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo={REQUEST_HASH_MEMO: fingerprint},
-            rpc_timeout=RPC_TIMEOUT,
-        )
-        return True
-    except WorkflowAlreadyStartedError:
-        pass
-    except RPCError as err:
-        raise _mapped(err) from None
-    try:
+    with temporal_errors():
+        try:
+            await client.start_workflow(
+                run,
+                arg,
+                id=workflow_id,
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo={REQUEST_HASH_MEMO: fingerprint},
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return True
+        except WorkflowAlreadyStartedError:
+            pass
         description = await client.get_workflow_handle(workflow_id).describe(
             rpc_timeout=RPC_TIMEOUT
         )
         previous = await description.memo_value(REQUEST_HASH_MEMO, None)
-    except RPCError as err:
-        raise _mapped(err) from None
     if previous != fingerprint:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -102,7 +99,7 @@ async def start_once(
 async def read_status(client: Client, workflow_id: str) -> EmailStatusResult:
     """The email's status: from the result once closed, else from the `status` query."""
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
-    try:
+    with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
@@ -113,10 +110,6 @@ async def read_status(client: Client, workflow_id: str) -> EmailStatusResult:
             "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
         )
         return state
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no email with this id") from None
-        raise _mapped(err) from None
 
 
 async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
@@ -130,7 +123,19 @@ async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
     raise TemporalUnavailable("failed workflow without a recorded status")
 
 
-def _mapped(err: RPCError) -> Exception:
-    if err.status in UNAVAILABLE_CODES:
-        return TemporalUnavailable(err.message)
-    return err
+@contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Map Temporal client failures to HTTP answers: 404 unknown, 503 unreachable."""
+    try:
+        yield
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no email with this id") from None
+        if err.status in UNAVAILABLE_CODES:
+            raise TemporalUnavailable(err.message) from None
+        raise
+    except RuntimeError as err:
+        # A lazy client that has never reached the server fails its first call this way.
+        if "client connect" in str(err):
+            raise TemporalUnavailable("cannot connect to Temporal") from None
+        raise

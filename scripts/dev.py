@@ -1,13 +1,17 @@
 """`make dev`: Temporal dev server (SQLite, Web UI), worker and API in one terminal.
 
 Ctrl-C stops all three. State persists in `.dev/temporal.db`, so accepted emails survive a
-restart of `make dev`.
+restart of `make dev`. The dev API key (`.dev/api_key`) and payload encryption key
+(`.dev/codec_keys`) are generated once and reused, so that database stays readable; the Web
+UI decodes payloads through the API's codec server.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,6 +20,7 @@ import sys
 import sysconfig
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,15 @@ def api_ready() -> bool:
         return False
 
 
+def dev_secret(name: str, make: Callable[[], str]) -> str:
+    """The secret in `.dev/<name>`, created (owner-only) on the first run."""
+    path = DEV / name
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(make() + "\n")
+    return path.read_text().strip()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     DEV.mkdir(exist_ok=True)
@@ -74,12 +88,22 @@ def main() -> None:
             sys.exit(f"port {port} is already in use: stop what runs there, or set DEV_*_PORT")
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{TEMPORAL_PORT}"}
     env.setdefault("APP_BASE_URL", f"http://localhost:{API_PORT}")
+    env.setdefault("API_KEYS", dev_secret("api_key", lambda: "dm_dev_" + secrets.token_urlsafe(24)))
+    env.setdefault(
+        "PAYLOAD_CODEC_KEYS",
+        dev_secret("codec_keys", lambda: "dev-1:" + base64.b64encode(os.urandom(32)).decode()),
+    )
+    env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
+    # The local Web UI cannot send an API key: let it decode from this machine only.
+    env.setdefault("CODEC_TRUST_LOCAL_UI", "true")
+    api_key = env["API_KEYS"].split(",")[0].strip()
+    codec_endpoint = f"http://localhost:{API_PORT}/codec"
     server_args = [
         temporal_binary(), "server", "start-dev",
         "--ip", "127.0.0.1", "--port", str(TEMPORAL_PORT), "--ui-port", str(UI_PORT),
         "--db-filename", str(DEV / "temporal.db"),
         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-        "--log-level", "warn",
+        "--log-level", "warn", "--ui-codec-endpoint", codec_endpoint,
     ]  # fmt: skip
     for name in SEARCH_ATTRIBUTES:
         server_args += ["--search-attribute", f"{name}=Keyword"]
@@ -109,13 +133,20 @@ def main() -> None:
             "  API        http://localhost:%d  (docs: /docs)\n"
             "  Web UI     http://localhost:%d  (Temporal: every send and attempt)\n"
             "  Outbox     http://localhost:%d/dev/outbox\n"
-            "  Temporal   127.0.0.1:%d  (logs in .dev/*.log)\n\n"
+            "  Temporal   127.0.0.1:%d  (logs in .dev/*.log)\n"
+            "  Codec      %s  (payloads are encrypted; the Web UI decodes here)\n"
+            "  API key    %s  (.dev/api_key)\n\n"
             "  Try:\n"
-            "  curl -s -X POST http://localhost:%d/v1/invites -H 'Content-Type: application/json' \\\n"  # noqa: E501
+            "  KEY=$(cat .dev/api_key)\n"
+            "  curl -s -X POST http://localhost:%d/v1/invites -H \"Authorization: Bearer $KEY\" \\\n"  # noqa: E501
+            "       -H 'Content-Type: application/json' \\\n"
             "       -d '{\"email\": \"ann@example.com\", \"tenant_name\": \"Acme\", \"inviter_name\": \"Bob\"}'\n"  # noqa: E501
-            "  curl -s http://localhost:%d/v1/emails/<invite_id>\n\n"
+            "  curl -s -H \"Authorization: Bearer $KEY\" http://localhost:%d/v1/emails/<invite_id>\n"  # noqa: E501
+            "  .venv/bin/temporal workflow show -w invite-<id> --address 127.0.0.1:%d \\\n"
+            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\"\n\n"
             "  Ctrl-C stops everything.\n",
-            mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, API_PORT, API_PORT,
+            mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint, api_key,
+            API_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint,
         )  # fmt: skip
         stopped = False
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
@@ -24,9 +25,18 @@ from api.main import create_app
 from config import Settings, get_settings
 from tests.fake_resend import FakeResendServer
 from worker import build_transport, build_workers
+from workflows.client import data_converter
 
 SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 FAKE_KEY = "re_test_key"
+# Bearer keys of the API under test: two at once, as during a rotation.
+API_KEY = "dm_test_key_current"
+API_KEY_PREVIOUS = "dm_test_key_previous"
+# The newest codec key first (encrypts); the older one still decrypts.
+CODEC_KEYS = (
+    "test-2:8J7mJ4yq9mTQw3pC0x0m9vGd8pYl6nq4rS2aV1bXc0E=,"
+    "test-1:QmFzZTY0LWVuY29kZWQtMzItYnl0ZS10ZXN0LWtleSE="
+)
 
 
 def temporal_binary() -> str:
@@ -39,7 +49,12 @@ def temporal_binary() -> str:
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    # The same converter (encryption codec, encoded failures) as the API and the worker.
+    converter = data_converter(
+        Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS))  # type: ignore[call-arg]
+    )
     env = await WorkflowEnvironment.start_local(
+        data_converter=converter,
         dev_server_existing_path=temporal_binary(),
         search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
         dev_server_log_level="error",
@@ -77,6 +92,8 @@ def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> I
         send_attempt_timeout_seconds=10.0,
         outbox_dir=tmp_path / "outbox",
         app_base_url="https://app.example.test",
+        api_keys=SecretStr(f"{API_KEY},{API_KEY_PREVIOUS}"),
+        payload_codec_keys=SecretStr(CODEC_KEYS),
     )
     yield test_settings
     get_settings.cache_clear()
@@ -94,13 +111,26 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def api(client: Client, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The FastAPI app in-process, on the session's Temporal client and this test's settings."""
-    app = create_app()
-    app.state.temporal = client
-    app.dependency_overrides[get_settings] = lambda: settings
+def app(client: Client, settings: Settings) -> FastAPI:
+    """The FastAPI app, on the session's Temporal client and this test's settings."""
+    application = create_app()
+    application.state.temporal = client
+    application.dependency_overrides[get_settings] = lambda: settings
+    return application
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over ASGI, sending a valid API key on every request.
+
+    Override `Authorization` per request to test authentication.
+    """
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://api.test",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as http:
         yield http
 
 
@@ -117,4 +147,6 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "RESEND_TIMEOUT_SECONDS": str(settings.resend_timeout_seconds),
         "RESEND_RATE_LIMIT_PER_SECOND": str(settings.resend_rate_limit_per_second),
         "OUTBOX_DIR": str(settings.outbox_dir),
+        "API_KEYS": settings.api_keys.get_secret_value() if settings.api_keys else "",
+        "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
     }

@@ -62,8 +62,13 @@ async def test_server_errors_are_retried_and_every_attempt_is_recorded(
 
     # Each failed attempt is its own event in the workflow history, not only the last one.
     history = await client.get_workflow_handle(body["workflow_id"]).fetch_history()
+    # Failure messages are encrypted in history; the client's converter decodes them.
     failures = [
-        e.activity_task_failed_event_attributes.failure.message
+        str(
+            await client.data_converter.decode_failure(
+                e.activity_task_failed_event_attributes.failure
+            )
+        )
         for e in history.events
         if e.HasField("activity_task_failed_event_attributes")
     ]

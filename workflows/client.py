@@ -1,14 +1,25 @@
-"""One way to connect to Temporal, shared by the worker, the API and the tooling."""
+"""One way to connect to Temporal, shared by the worker, the API and the tooling.
+
+Every process gets the same data converter here: payloads encrypted by `EncryptionCodec`,
+and failures (messages and stack traces, which can quote a recipient) encoded as payloads
+too, so the Temporal database holds no recipient, token or body in the clear.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from config import Settings
+from workflows.codec import EncryptionCodec
+
+log = logging.getLogger("durable_mail.codec")
 
 # Fail fast instead of retrying for ~10 s, so the API can answer 503 promptly.
 API_RETRY = RetryConfig(max_retries=2, initial_interval_millis=100, max_interval_millis=500)
@@ -22,6 +33,9 @@ async def connect(
     runtime: Runtime | None = None,
 ) -> Client:
     """Connect with Temporal's standard settings (address, namespace, API key, TLS)."""
+    converter = data_converter(settings)
+    if converter.payload_codec is None:
+        log.warning("PAYLOAD_CODEC_KEYS is not set: payloads are stored in Temporal in the clear")
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
@@ -32,4 +46,20 @@ async def connect(
         retry_config=retry_config,
         runtime=runtime,
         connect_timeout=timedelta(seconds=5),
+        data_converter=converter,
+    )
+
+
+def payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The codec of PAYLOAD_CODEC_KEYS, or None when encryption is not configured."""
+    keys = settings.payload_codec_keys.get_secret_value() if settings.payload_codec_keys else ""
+    return EncryptionCodec.from_config(keys) if keys.strip() else None
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter of every client (API, worker, replayer, tests): same codec everywhere."""
+    return dataclasses.replace(
+        DataConverter.default,
+        payload_codec=payload_codec(settings),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -5,8 +5,6 @@ stored in plain text. Public ids carry a type prefix (`inv_`, `em_`) so one stat
 serves both kinds.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 from activities.types import EmailMessage

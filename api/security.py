@@ -1,0 +1,219 @@
+"""The API's gate: API keys, per-key rate limit, body size limit and the codec's CORS.
+
+A pure ASGI middleware, so every refusal (401, 413, 429) happens before FastAPI reads or
+parses a body and before any dependency runs: a caller without a key costs one hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from config import Settings
+
+WEBHOOK_PREFIX = "/v1/webhooks/"
+CODEC_PREFIX = "/codec"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+CORS_HEADERS = "authorization, content-type, x-namespace"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling; idempotency keys are scoped to it so callers cannot collide."""
+
+    scope: str
+
+
+def key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def key_scope(key: str) -> str:
+    """A stable, non-secret id of an API key (what logs and idempotency scopes see)."""
+    return key_digest(key).hex()[:16]
+
+
+def authenticate(token: str, keys: list[str]) -> Caller | None:
+    """The caller whose key is `token`, comparing digests in constant time against all keys."""
+    presented = key_digest(token)
+    found: str | None = None
+    for key in keys:
+        if hmac.compare_digest(presented, key_digest(key)):
+            found = key
+    return Caller(scope=key_scope(found)) if found is not None else None
+
+
+class TokenBucket:
+    """Per-key token buckets, in this process only (N API processes allow N times the rate)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, rate: float, burst: int) -> float:
+        """0 if a request may pass now, else the seconds until the next token."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) * rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / rate
+
+
+class RequestGuard:
+    """Authenticates /v1 (except webhooks) and /codec, rate-limits /v1, bounds bodies."""
+
+    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
+        self.app = app
+        self.settings = settings
+        self.limiter = TokenBucket()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = self.settings()
+        path: str = scope["path"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        codec = path == CODEC_PREFIX or path.startswith(CODEC_PREFIX + "/")
+        origin = headers.get("origin")
+        cors_origin = origin if codec and origin in settings.codec_cors_origin_list else None
+        if codec and scope["method"] == "OPTIONS":
+            await _preflight(send, cors_origin)
+            return
+        if cors_origin is not None:
+            send = _with_cors(send, cors_origin)
+
+        if codec or (path.startswith("/v1/") and not path.startswith(WEBHOOK_PREFIX)):
+            caller = self._caller(scope, headers, settings, trusted_ui=cors_origin is not None)
+            if caller is None:
+                await _refuse_unauthenticated(send, "authorization" in headers)
+                return
+            if not codec:
+                wait = self.limiter.take(
+                    caller.scope, settings.api_rate_limit_per_second, settings.api_rate_limit_burst
+                )
+                if wait > 0:
+                    seconds = max(1, math.ceil(wait))
+                    detail = f"rate limit of this API key exceeded; retry in {seconds} s"
+                    await _problem(send, 429, detail, {"retry-after": str(seconds)})
+                    return
+            scope.setdefault("state", {})["caller"] = caller
+
+        if "content-length" in headers or "transfer-encoding" in headers:
+            body = await _read_body(receive, headers, settings.max_request_bytes)
+            if body is None:
+                detail = f"request body is larger than {settings.max_request_bytes} bytes"
+                await _problem(send, 413, detail)
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _caller(
+        scope: Scope, headers: dict[str, str], settings: Settings, *, trusted_ui: bool
+    ) -> Caller | None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return authenticate(token.strip(), settings.api_key_list)
+        client = scope.get("client")
+        # Development: the local Web UI cannot send a key; a browser on loopback, from the
+        # configured UI origin, may decode (see docs/security.md before enabling this).
+        if trusted_ui and settings.codec_trust_local_ui and client and client[0] in LOOPBACK:
+            return Caller(scope="local-web-ui")
+        return None
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes | None:
+    """The whole body, or None once it exceeds `limit` (a declared length is checked first)."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _with_cors(send: Send, origin: str) -> Send:
+    async def send_with_cors(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *_cors(origin)]}
+        await send(message)
+
+    return send_with_cors
+
+
+def _cors(origin: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"access-control-allow-origin", origin.encode("latin-1")),
+        (b"access-control-allow-credentials", b"true"),
+        (b"vary", b"Origin"),
+    ]
+
+
+async def _preflight(send: Send, origin: str | None) -> None:
+    headers = [(b"content-length", b"0")]
+    if origin is not None:
+        headers += [
+            *_cors(origin),
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", CORS_HEADERS.encode()),
+            (b"access-control-max-age", b"600"),
+        ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _refuse_unauthenticated(send: Send, had_credentials: bool) -> None:
+    challenge = 'Bearer realm="durable-mail"'
+    if had_credentials:
+        challenge += ', error="invalid_token"'
+        detail = "invalid API key"
+    else:
+        detail = "missing API key: send Authorization: Bearer <key>"
+    await _problem(send, 401, detail, {"www-authenticate": challenge})
+
+
+async def _problem(
+    send: Send, status: int, detail: str, headers: dict[str, str] | None = None
+) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.encode(), v.encode()) for k, v in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

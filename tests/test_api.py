@@ -1,0 +1,180 @@
+"""The HTTP edge: validation, generic emails, status reads, health, Temporal outages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf.json_format import MessageToJson
+from temporalio.client import Client
+
+from api.main import create_app
+from config import Settings, get_settings
+from tests.conftest import FAKE_KEY
+from tests.fake_resend import FakeResendServer
+from tests.helpers import INVITE, wait_for_status
+from workflows.client import API_RETRY, connect
+
+EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello", "html": "<p>Hi</p>"}
+
+
+@pytest.fixture
+def starts(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every workflow start the API makes."""
+    started: list[str] = []
+    real = client.start_workflow
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs["id"])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(client, "start_workflow", spy)
+    return started
+
+
+async def test_generic_email_is_sent_once_with_tags_and_default_sender(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer, settings: Settings
+) -> None:
+    response = await api.post(
+        "/v1/emails",
+        json={**EMAIL, "to": ["ann@example.com", "bob@example.com"], "tags": [
+            {"name": "campaign", "value": "q4"}
+        ]},
+    )  # fmt: skip
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["id"].startswith("em_") and body["workflow_id"].startswith("email-")
+
+    status = await wait_for_status(api, body["id"], "sent")
+    [delivery] = fake_resend.fake.deliveries
+    assert delivery.to == ["ann@example.com", "bob@example.com"]
+    assert delivery.payload["from"] == settings.email_from
+    assert delivery.payload["html"] == "<p>Hi</p>"
+    assert {"name": "campaign", "value": "q4"} in delivery.payload["tags"]
+    assert {"name": "email_id", "value": body["id"]} in delivery.payload["tags"]
+    assert status["kind"] == "email" and status["transport"] == "resend"
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "field"),
+    [
+        ("/v1/invites", {**INVITE, "email": "not-an-address"}, "email"),
+        ("/v1/invites", {**INVITE, "tenant_name": ""}, "tenant_name"),
+        ("/v1/invites", {**INVITE, "inviter_name": "Bob\r\nBcc: x@evil.test"}, "inviter_name"),
+        ("/v1/invites", {**INVITE, "surprise": 1}, "surprise"),
+        ("/v1/emails", {**EMAIL, "subject": "Hi\nBcc: x@evil.test"}, "subject"),
+        ("/v1/emails", {**EMAIL, "to": [f"u{n}@example.com" for n in range(51)]}, "to"),
+        ("/v1/emails", {**EMAIL, "to": []}, "to"),
+        ("/v1/emails", {"to": "ann@example.com", "subject": "No body"}, None),
+        ("/v1/emails", {**EMAIL, "from": "no address here"}, "from"),
+        ("/v1/emails", {**EMAIL, "tags": [{"name": "bad tag", "value": "x"}]}, "tags"),
+    ],
+)
+async def test_bad_input_is_422_with_field_errors_and_starts_nothing(
+    api: httpx.AsyncClient,
+    starts: list[str],
+    path: str,
+    payload: dict[str, Any],
+    field: str | None,
+) -> None:
+    response = await api.post(path, json=payload)
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert errors and all(e["msg"] for e in errors)
+    if field is not None:
+        assert any(field in map(str, e["loc"]) for e in errors), errors
+    assert starts == []
+
+
+async def test_malformed_idempotency_key_is_400_and_starts_nothing(
+    api: httpx.AsyncClient, starts: list[str]
+) -> None:
+    response = await api.post("/v1/invites", json=INVITE, headers={"Idempotency-Key": "x" * 300})
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["detail"]
+    assert starts == []
+
+
+@pytest.mark.parametrize("email_id", ["inv_0123456789abcdef0123456789abcdef", "em_abc", "nope"])
+async def test_unknown_email_is_404(api: httpx.AsyncClient, email_id: str) -> None:
+    response = await api.get(f"/v1/emails/{email_id}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no email with this id"}
+
+
+async def test_health_and_readiness_with_temporal_up(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+@pytest.fixture
+async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API wired to a Temporal address where nothing listens."""
+    down = settings.model_copy(update={"temporal_address": "127.0.0.1:9"})
+    app = create_app()
+    app.state.temporal = await connect(down, lazy=True, retry_config=API_RETRY)
+    app.dependency_overrides[get_settings] = lambda: down
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api.test"
+    ) as http:
+        yield http
+
+
+async def test_temporal_unreachable_is_503_never_202(
+    api_without_temporal: httpx.AsyncClient,
+) -> None:
+    for path, payload in (("/v1/invites", INVITE), ("/v1/emails", EMAIL)):
+        response = await api_without_temporal.post(path, json=payload)
+        assert response.status_code == 503
+        assert "nothing was accepted" in response.json()["detail"]
+        assert response.headers["Retry-After"] == "1"
+    status = await api_without_temporal.get("/v1/emails/inv_0123456789abcdef")
+    assert status.status_code == 503
+    ready = await api_without_temporal.get("/readyz")
+    assert ready.status_code == 503
+
+
+async def test_resend_api_key_never_reaches_workflow_history(
+    api: httpx.AsyncClient, worker: None, client: Client, fake_resend: FakeResendServer
+) -> None:
+    from tests.fake_resend import Fault
+
+    fake_resend.fake.enqueue_faults([Fault(status=500)])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+    await wait_for_status(api, body["invite_id"], "sent")
+    history = await client.get_workflow_handle(body["workflow_id"]).fetch_history()
+    raw = json.dumps([MessageToJson(e) for e in history.events])
+    assert FAKE_KEY not in raw
+    assert "Bearer" not in raw
+
+
+async def test_without_resend_key_email_lands_in_readable_outbox(
+    client: Client, settings: Settings
+) -> None:
+    from worker import build_transport, build_workers
+
+    dev = settings.model_copy(update={"resend_api_key": None})
+    app = create_app()
+    app.state.temporal = client
+    app.dependency_overrides[get_settings] = lambda: dev
+    workflows, sends = build_workers(client, dev, build_transport(dev, None))
+    async with (
+        workflows,
+        sends,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api.test"
+        ) as api,
+    ):
+        body = (await api.post("/v1/invites", json=INVITE)).json()
+        status = await wait_for_status(api, body["invite_id"], "sent")
+        assert status["transport"] == "outbox"
+        listing = await api.get("/dev/outbox")
+        assert listing.status_code == 200 and "not sent" in listing.text
+        [html] = list(dev.outbox_dir.glob("*.html"))
+        page = await api.get(f"/dev/outbox/{html.name}")
+        assert "Accept the invitation" in page.text
+        assert (await api.get("/dev/outbox/..%2Fsecrets.html")).status_code == 404

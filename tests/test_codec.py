@@ -1,0 +1,225 @@
+"""Encrypted payloads: the codec, the codec server, and what the Temporal database holds."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.exceptions import InvalidTag
+from fastapi import FastAPI
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+
+from config import Settings
+from tests.conftest import API_KEY, CODEC_KEYS, FAKE_KEY, temporal_binary
+from tests.fake_resend import FakeResendServer, Fault
+from tests.helpers import INVITE, wait_for_status
+from workflows.client import data_converter
+from workflows.codec import CodecKeyError, EncryptionCodec, new_codec_key, parse_codec_keys
+
+UI_ORIGIN = "http://localhost:8233"
+
+
+def converter(keys: str) -> DataConverter:
+    return data_converter(Settings(_env_file=None, payload_codec_keys=keys))  # type: ignore[call-arg, arg-type]
+
+
+async def test_codec_round_trips_and_old_key_still_decrypts_after_rotation() -> None:
+    old, new = new_codec_key("2025-01"), new_codec_key("2026-01")
+    before = converter(old)
+    after = converter(f"{new},{old}")
+
+    [stored] = await before.encode(["ann@example.com"])
+    assert stored.metadata["encoding"] == b"binary/encrypted"
+    assert stored.metadata["encryption-key-id"] == b"2025-01"
+    assert b"ann@example.com" not in stored.data
+    assert await after.decode([stored], [str]) == ["ann@example.com"]
+    [fresh] = await after.encode(["ann@example.com"])
+    assert fresh.metadata["encryption-key-id"] == b"2026-01"
+
+    with pytest.raises(CodecKeyError, match="2025-01"):
+        await converter(new).decode([stored], [str])
+
+
+async def test_codec_rejects_tampered_payloads_and_passes_plain_ones_through() -> None:
+    codec = EncryptionCodec.from_config(CODEC_KEYS)
+    [sealed] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])
+    tampered = Payload()
+    tampered.CopyFrom(sealed)
+    tampered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
+    with pytest.raises(InvalidTag):
+        await codec.decode([tampered])
+    relabelled = Payload()
+    relabelled.CopyFrom(sealed)
+    relabelled.metadata["encryption-key-id"] = b"test-1"
+    with pytest.raises(InvalidTag):
+        await codec.decode([relabelled])
+    # Written before encryption was turned on: still readable.
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')
+    assert await codec.decode([plain]) == [plain]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["nokey", ":" + base64.b64encode(b"k" * 32).decode(), "k1:not-base64!", "k1:" + "QUJD"],
+)
+def test_malformed_codec_keys_are_refused_at_startup(value: str) -> None:
+    with pytest.raises(CodecKeyError):
+        parse_codec_keys(value)
+
+
+def proto_json(payloads: list[Payload]) -> dict[str, Any]:
+    return {"payloads": [json_format.MessageToDict(p) for p in payloads]}
+
+
+async def test_codec_server_decodes_and_encodes_for_an_operator_with_a_key(
+    api: httpx.AsyncClient, client: Client
+) -> None:
+    stored = await client.data_converter.encode([{"to": "ann@example.com"}])
+    response = await api.post("/codec/decode", json=proto_json(stored))
+    assert response.status_code == 200, response.text
+    [decoded] = response.json()["payloads"]
+    assert base64.b64decode(decoded["metadata"]["encoding"]) == b"json/plain"
+    assert json.loads(base64.b64decode(decoded["data"])) == {"to": "ann@example.com"}
+
+    encoded = await api.post("/codec/encode", json={"payloads": [decoded]})
+    assert encoded.status_code == 200
+    [again] = encoded.json()["payloads"]
+    assert base64.b64decode(again["metadata"]["encoding"]) == b"binary/encrypted"
+    payload = json_format.ParseDict(again, Payload())
+    assert await client.data_converter.decode([payload]) == [{"to": "ann@example.com"}]
+
+    garbage = await api.post("/codec/decode", content=b"[1, 2")
+    assert garbage.status_code == 400
+    corrupt = {
+        "payloads": [{**stored_json(stored[0]), "data": base64.b64encode(b"x" * 40).decode()}]
+    }
+    assert (await api.post("/codec/decode", json=corrupt)).status_code == 400
+
+
+def stored_json(payload: Payload) -> dict[str, Any]:
+    return json_format.MessageToDict(payload)
+
+
+@pytest.fixture
+async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The Web UI's requests: from its origin, on loopback, without our API key."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://api.test", headers={"Origin": UI_ORIGIN}
+    ) as http:
+        yield http
+
+
+async def test_codec_server_answers_the_web_uis_cors_preflight(browser: httpx.AsyncClient) -> None:
+    preflight = await browser.options(
+        "/codec/decode",
+        headers={
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-namespace",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+    assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "x-namespace" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+    elsewhere = await browser.options(
+        "/codec/decode",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Access-Control-Allow-Origin" not in elsewhere.headers
+
+
+async def test_codec_server_needs_a_key_unless_the_local_ui_is_trusted(
+    browser: httpx.AsyncClient, client: Client, settings: Settings
+) -> None:
+    body = proto_json(await client.data_converter.encode(["ann@example.com"]))
+    refused = await browser.post("/codec/decode", json=body)
+    assert refused.status_code == 401
+    # The browser can read the refusal (CORS headers on errors too).
+    assert refused.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+    with_key = await browser.post(
+        "/codec/decode", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+    assert with_key.status_code == 200
+
+    settings.codec_trust_local_ui = True
+    assert (await browser.post("/codec/decode", json=body)).status_code == 200
+    other_origin = await browser.post(
+        "/codec/decode", json=body, headers={"Origin": "https://evil.example"}
+    )
+    assert other_origin.status_code == 401
+
+
+def readable_text(node: Any) -> Iterator[str]:
+    """Every string in a history's JSON, plus the base64 ones decoded (payload data)."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from readable_text(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from readable_text(value)
+    elif isinstance(node, str):
+        yield node
+        try:
+            yield base64.b64decode(node, validate=True).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            pass
+
+
+async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
+    api: httpx.AsyncClient,
+    worker: None,
+    fake_resend: FakeResendServer,
+    client: Client,
+    settings: Settings,
+) -> None:
+    # A failed attempt first whose provider message quotes the recipient, as real ones can:
+    # failure messages are in history too, and must be encrypted like payloads.
+    quoting = f"mailbox {INVITE['email']} is temporarily unavailable"
+    fake_resend.fake.enqueue_faults([Fault(status=500, message=quoting)])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+    await wait_for_status(api, body["invite_id"], "sent")
+    [delivery] = fake_resend.fake.deliveries
+    token = delivery.payload["text"].split("token=")[1].split()[0]
+    secrets = {
+        "recipient": INVITE["email"],
+        "invite token": token,
+        "subject": delivery.payload["subject"],
+        "body text": "invited you to join",
+        "inviter": INVITE["inviter_name"] + " invited",
+        "Resend API key": FAKE_KEY,
+        "our API key": API_KEY,
+    }
+
+    # Read the history as anyone with database or server access would: without the codec.
+    raw = await Client.connect(client.service_client.config.target_host, namespace="default")
+    history = await raw.get_workflow_handle(body["workflow_id"]).fetch_history()
+    text = "\n".join(readable_text(history.to_json_dict()))
+    assert "binary/encrypted" in text and "EVENT_TYPE_ACTIVITY_TASK_FAILED" in text
+    assert {name: s for name, s in secrets.items() if s in text} == {}
+
+    shown = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "show", "-w", body["workflow_id"],
+        "--address", settings.temporal_address, "-o", "json",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    cli_out, _ = await shown.communicate()
+    cli_text = "\n".join(readable_text(json.loads(cli_out)))
+    assert {name: s for name, s in secrets.items() if s in cli_text} == {}
+
+    # Control: the same history, decoded with the codec, does hold them.
+    decoded = await client.get_workflow_handle(body["workflow_id"]).fetch_history()
+    started = decoded.events[0].workflow_execution_started_event_attributes
+    [workflow_input] = await client.data_converter.decode(started.input.payloads)
+    assert workflow_input["to"] == INVITE["email"] and token in workflow_input["accept_url"]

@@ -1,0 +1,135 @@
+"""The send activity against the fake Resend: how each provider answer is classified."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities import errors
+from activities.email import EmailActivities, OutboxTransport, ResendTransport
+from activities.types import DeliverEmailInput, DeliverEmailResult, EmailMessage
+from tests.conftest import FAKE_KEY
+from tests.fake_resend import FakeResendServer, Fault
+
+MESSAGE = EmailMessage(
+    sender="Acme <team@acme.test>", to=["ann@example.com"], subject="Hi", text="Hello"
+)
+
+
+@pytest.fixture
+async def http(fake_resend: FakeResendServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fake_resend.url, timeout=2.0) as client:
+        yield client
+
+
+async def deliver(
+    http: httpx.AsyncClient, key: str = "email-1/send", api_key: str = FAKE_KEY
+) -> DeliverEmailResult:
+    activities = EmailActivities(ResendTransport(http, api_key))
+    result: DeliverEmailResult = await ActivityEnvironment().run(
+        activities.deliver_email, DeliverEmailInput(MESSAGE, key, 1)
+    )
+    return result
+
+
+async def failure_of(http: httpx.AsyncClient, api_key: str = FAKE_KEY) -> ApplicationError:
+    with pytest.raises(ApplicationError) as caught:
+        await deliver(http, api_key=api_key)
+    return caught.value
+
+
+async def test_accepted_send_returns_provider_id_and_sends_idempotency_key(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    result = await deliver(http, key="invite-abc/send")
+    [delivery] = fake_resend.fake.deliveries
+    assert result.provider_message_id == delivery.id
+    assert result.transport == "resend" and result.http_status == 200
+    assert delivery.idempotency_key == "invite-abc/send"
+    assert delivery.payload == {
+        "from": "Acme <team@acme.test>",
+        "to": ["ann@example.com"],
+        "subject": "Hi",
+        "text": "Hello",
+    }
+
+
+async def test_repeat_with_same_key_is_deduplicated_by_provider(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    first = await deliver(http)
+    second = await deliver(http)
+    assert first.provider_message_id == second.provider_message_id
+    assert fake_resend.fake.delivered_count == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type", "permanent"),
+    [
+        (Fault(status=500), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(status=503, html=True), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(status=429, retry_after=7), errors.RATE_LIMITED, False),
+        (Fault(status=429, name="daily_quota_exceeded"), errors.DAILY_QUOTA_EXCEEDED, False),
+        (Fault(status=429, name="monthly_quota_exceeded"), errors.MONTHLY_QUOTA_EXCEEDED, True),
+        (
+            Fault(status=409, name="concurrent_idempotent_requests"),
+            errors.CONCURRENT_REQUEST,
+            False,
+        ),
+        (Fault(status=409, name="invalid_idempotent_request"), errors.IDEMPOTENCY_CONFLICT, True),
+        (Fault(status=422, name="invalid_from_address"), errors.REJECTED, True),
+        (Fault(status=400, name="validation_error"), errors.REJECTED, True),
+        (Fault(status=403, name="validation_error"), errors.REJECTED, True),
+        (Fault(status=451, name="security_error"), errors.REJECTED, True),
+    ],
+)
+async def test_provider_answers_are_classified(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    fault: Fault,
+    error_type: str,
+    permanent: bool,
+) -> None:
+    fake_resend.fake.enqueue_faults([fault])
+    error = await failure_of(http)
+    assert error.type == error_type
+    assert error.non_retryable is permanent
+    details = error.details[0]
+    assert details.http_status == fault.status
+    if fault.retry_after is not None:
+        assert details.retry_after_seconds == fault.retry_after
+
+
+async def test_wrong_api_key_is_permanent_and_never_echoed(http: httpx.AsyncClient) -> None:
+    error = await failure_of(http, api_key="re_wrong_secret_123")
+    assert error.type == errors.AUTH_FAILED and error.non_retryable
+    assert "re_wrong_secret_123" not in str(error) and "re_wrong_secret_123" not in repr(
+        error.details
+    )
+
+
+async def test_unreachable_provider_is_a_transient_network_error() -> None:
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=1.0) as http:
+        error = await failure_of(http)
+    assert error.type == errors.NETWORK_ERROR and not error.non_retryable
+
+
+async def test_outbox_writes_readable_files_once_per_key(tmp_path: Path) -> None:
+    activities = EmailActivities(OutboxTransport(tmp_path))
+    run = ActivityEnvironment().run
+    message = EmailMessage(
+        sender="a@b.test", to=["ann@example.com"], subject="Hi", text="Hello", html="<b>Hi</b>"
+    )
+    first = await run(activities.deliver_email, DeliverEmailInput(message, "invite-x/send", 1))
+    second = await run(activities.deliver_email, DeliverEmailInput(message, "invite-x/send", 2))
+    assert first.provider_message_id == second.provider_message_id
+    assert first.transport == "outbox"
+    [eml] = list(tmp_path.glob("*.eml"))
+    [html] = list(tmp_path.glob("*.html"))
+    assert "Subject: Hi" in eml.read_text() and "NOT SENT" in eml.read_text()
+    assert "<b>Hi</b>" in html.read_text() and "NOT sent" in html.read_text()
