@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     send_window_seconds: float = Field(default=23 * 3600.0, gt=0, le=23 * 3600.0)
     send_attempt_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # After the send, how long a workflow waits for the provider's delivery events.
+    delivery_wait_seconds: float = Field(default=72 * 3600.0, ge=0)
+    # Svix signing secret of the Resend webhook (`whsec_...`); unset: the route answers 503.
+    resend_webhook_secret: SecretStr | None = None
+    # Prometheus endpoint of the worker (Temporal SDK metrics and ours); 0 turns it off.
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    worker_metrics_host: str = "0.0.0.0"
+
     worker_max_concurrent_activities: int = Field(default=200, gt=0)
     worker_max_cached_workflows: int = Field(default=10_000, ge=0)
 

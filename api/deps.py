@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Request, Security, status
+from fastapi.security import HTTPBearer
 from starlette.applications import Starlette
 from temporalio.client import Client
 
@@ -42,6 +43,11 @@ def get_caller(request: Request) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+# Documents the bearer scheme in OpenAPI (the /docs "Authorize" button); `RequestGuard`
+# has already enforced it by the time this runs.
+API_KEY_SCHEME = Security(
+    HTTPBearer(auto_error=False, description="An API key from API_KEYS (`make dev`: .dev/api_key)")
+)
 IdempotencyKey = Annotated[
     str | None,
     Header(

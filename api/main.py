@@ -10,8 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.deps import app_settings
-from api.routes import codec, emails, health, invites, outbox
+from api.deps import API_KEY_SCHEME, app_settings
+from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
 from workflows.client import API_RETRY, connect
@@ -38,13 +39,17 @@ def create_app() -> FastAPI:
         description="Accept transactional email in milliseconds; deliver it exactly once.",
         lifespan=lifespan,
     )
-    app.include_router(invites.router)
-    app.include_router(emails.router)
+    app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
+    app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
     app.include_router(outbox.router)
     app.include_router(codec.router)
+    app.include_router(webhooks.router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
     app.add_middleware(RequestGuard, settings=lambda: app_settings(app))
+    # Outside the guard, so refusals are counted too.
+    app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(TemporalUnavailable)
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -33,6 +34,9 @@ def _no_line_breaks(value: Any) -> Any:
     return value
 
 
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+
+
 def _single_line(value: str) -> str:
     if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
         raise ValueError("must be a single line without control characters")
@@ -55,12 +59,30 @@ def _sender(value: str) -> str:
 # `address` or `Display Name <address>`: one address, no quoting, no lists.
 _SENDER = re.compile(r"[^<>\"@,;]*<(?P<address>[^<>\s,;]+)>|(?P<bare>[^<>\s,;\"]+)")
 NoLineBreaks = BeforeValidator(_no_line_breaks)
+
+
+def _send_at(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a timezone, e.g. 2030-01-01T09:00:00Z")
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("must be in the future")
+    if value > now + MAX_SCHEDULE_AHEAD:
+        raise ValueError("must be at most 30 days ahead")
+    return value.astimezone(UTC)
+
+
 SingleLine = Annotated[str, NoLineBreaks, AfterValidator(_single_line)]
 Name = Annotated[SingleLine, Field(min_length=1, max_length=200)]
 Sender = Annotated[str, NoLineBreaks, Field(max_length=320), AfterValidator(_sender)]
 Address = Annotated[EmailStr, NoLineBreaks]
 Recipients = Address | Annotated[list[Address], Field(min_length=1, max_length=MAX_RECIPIENTS)]
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+SendAt = Annotated[
+    datetime,
+    AfterValidator(_send_at),
+    Field(description="Send later (ISO 8601 with timezone, up to 30 days ahead)."),
+]
 
 
 class StrictModel(BaseModel):
@@ -75,6 +97,7 @@ class InviteCreate(StrictModel):
     inviter_name: Name
     role: Annotated[SingleLine, Field(min_length=1, max_length=100)] | None = None
     tenant_id: TenantId | None = None
+    send_at: SendAt | None = None
 
 
 TagText = Annotated[
@@ -100,6 +123,7 @@ class EmailCreate(StrictModel):
     reply_to: Recipients | None = None
     tags: Annotated[list[Tag], Field(max_length=10)] | None = None
     tenant_id: TenantId | None = None
+    send_at: SendAt | None = None
 
     @model_validator(mode="after")
     def _has_body(self) -> EmailCreate:
@@ -143,6 +167,14 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class DeliveryEvent(BaseModel):
+    event_id: str
+    type: str
+    received_at: str
+    occurred_at: str | None
+    detail: str | None
+
+
 class EmailStatus(BaseModel):
     id: str
     kind: str
@@ -156,6 +188,59 @@ class EmailStatus(BaseModel):
     created_at: str
     updated_at: str
     sent_at: str | None
+    send_at: str | None = None
+    cancelled_at: str | None = None
+    tenant_id: str | None = None
+    delivery_events: list[DeliveryEvent] = []
+
+
+class EmailSummary(BaseModel):
+    """One send as the visibility store knows it (eventually consistent)."""
+
+    id: str
+    workflow_id: str
+    kind: str | None
+    status: str | None
+    tenant_id: str | None
+    provider_message_id: str | None
+    started_at: str | None
+    closed_at: str | None
+
+
+class EmailPage(BaseModel):
+    items: list[EmailSummary]
+    next_page_token: str | None
+
+
+class TimelineEvent(BaseModel):
+    """One step of a send's story, oldest first."""
+
+    at: str | None
+    type: Literal["accepted", "scheduled", "attempt", "sent", "delivery", "failed", "cancelled"]
+    attempt: int | None = None
+    outcome: str | None = None
+    http_status: int | None = None
+    error_type: str | None = None
+    detail: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    provider_message_id: str | None = None
+
+
+class EmailTimeline(BaseModel):
+    id: str
+    workflow_id: str
+    status: str
+    events: list[TimelineEvent]
+
+
+class CancelAccepted(BaseModel):
+    id: str
+    status: str
+
+
+class WebhookAck(BaseModel):
+    status: str
 
 
 class Problem(BaseModel):

@@ -12,13 +12,36 @@ from typing import Any
 
 from fastapi import HTTPException, status
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.converter import value_to_type
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.shared import EmailStatusResult
+from workflows.shared import (
+    CANCEL_UPDATE,
+    DELIVERY_EVENT_SIGNAL,
+    EMAIL_KIND,
+    EMAIL_STATUS,
+    STATUS_QUEUED,
+    STATUS_SCHEDULED,
+    TENANT_ID,
+    CancelInput,
+    CancelResult,
+    DeliveryEventInput,
+    EmailStatusResult,
+)
 
 RPC_TIMEOUT = timedelta(seconds=5)
 REQUEST_HASH_MEMO = "request_sha256"
@@ -63,6 +86,7 @@ async def start_once(
     workflow_id: str,
     fingerprint: str,
     task_queue: str,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> bool:
     """Start the workflow unless this exact request already started it.
 
@@ -79,6 +103,7 @@ async def start_once(
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 memo={REQUEST_HASH_MEMO: fingerprint},
+                search_attributes=search_attributes,
                 rpc_timeout=RPC_TIMEOUT,
             )
             return True
@@ -94,6 +119,75 @@ async def start_once(
             "Idempotency-Key was already used with a different request body",
         )
     return False
+
+
+def initial_search_attributes(
+    kind: str, tenant_id: str | None, *, scheduled: bool
+) -> TypedSearchAttributes:
+    """Visibility fields set with the start itself: no extra upsert in the first task."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(EMAIL_KIND, kind),
+        SearchAttributePair(EMAIL_STATUS, STATUS_SCHEDULED if scheduled else STATUS_QUEUED),
+    ]
+    if tenant_id:
+        pairs.append(SearchAttributePair(TENANT_ID, tenant_id))
+    return TypedSearchAttributes(pairs)
+
+
+async def signal_delivery_event(
+    client: Client, workflow_id: str, event: DeliveryEventInput
+) -> bool:
+    """Signal a provider event to its workflow; False if no such open workflow."""
+    with temporal_errors():
+        try:
+            await client.get_workflow_handle(workflow_id).signal(
+                DELIVERY_EVENT_SIGNAL, event, rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+    return True
+
+
+async def cancel_send(client: Client, workflow_id: str) -> CancelResult:
+    """Cancel a send that has not gone out; 409 (with the status) once it may have."""
+    handle = client.get_workflow_handle(workflow_id)
+    with temporal_errors():
+        try:
+            result: CancelResult = await handle.execute_update(
+                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else "cannot cancel"
+            raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    # Not found (404 from the read), or already closed: the status read tells which.
+    state = await read_status(client, workflow_id)
+    raise HTTPException(
+        status.HTTP_409_CONFLICT, f"email is {state.status}; it can no longer be cancelled"
+    )
+
+
+async def list_page(
+    client: Client, query: str, limit: int, page_token: bytes | None
+) -> tuple[list[WorkflowExecution], bytes | None]:
+    """One page of the visibility query, and the token of the next one."""
+    pages = client.list_workflows(
+        query, page_size=limit, next_page_token=page_token, rpc_timeout=RPC_TIMEOUT
+    )
+    with temporal_errors():
+        try:
+            await pages.fetch_next_page()
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid page_token") from None
+            raise
+    return list(pages.current_page or []), pages.next_page_token
 
 
 async def read_status(client: Client, workflow_id: str) -> EmailStatusResult:
@@ -121,6 +215,12 @@ async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
             state: EmailStatusResult = value_to_type(EmailStatusResult, cause.details[0], [])
             return state
     raise TemporalUnavailable("failed workflow without a recorded status")
+
+
+async def find_by_provider_id(client: Client, provider_message_id: str) -> str | None:
+    """The workflow id of a send by its provider message id (visibility, eventually)."""
+    executions, _ = await list_page(client, f'ProviderMessageId = "{provider_message_id}"', 1, None)
+    return executions[0].id if executions else None
 
 
 @contextmanager

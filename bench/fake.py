@@ -91,7 +91,7 @@ class FakeResend:
                 out.append(
                     Delivery(
                         to=to,
-                        received_wall=_wall(record["received_at"]),
+                        received_wall=_wall(record.get("received_at_wall", record["received_at"])),
                         idempotency_key=record.get("idempotency_key"),
                     )
                 )

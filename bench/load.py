@@ -113,6 +113,7 @@ async def closed_loop(
     concurrency: int,
     max_seconds: float,
     timeout_s: float = 10.0,
+    first_index: int = 0,
 ) -> LoadResult:
     """`count` invites from `concurrency` clients, each sending its next one when answered.
 
@@ -132,7 +133,8 @@ async def closed_loop(
             while next_index < count and time.perf_counter() < stop_issuing:
                 index = next_index
                 next_index += 1
-                record = await _post(session, url, tag, index, time.perf_counter())
+                due = time.perf_counter()
+                record = await _post(session, url, tag, first_index + index, due)
                 result.records.append(record)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))

@@ -43,6 +43,8 @@ class System:
     # Role of the process the crash scenario kills, and how to bring a new one up.
     crash_role: str | None = None
     restart: Callable[[], Awaitable[Proc]] | None = None
+    # Waits until the previous scenario's work is finished (our workflows completed).
+    settle: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -122,11 +124,20 @@ async def run_scenario(
     drain: Drain,
     extra_procs: dict[str, Proc] | None = None,
     crash_at: float | None = None,
+    fake_config: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Drive `load` at `system`, crashing `system.crash_role` at `crash_at` seconds if set."""
+    """Drive `load` at `system`, crashing `system.crash_role` at `crash_at` seconds if set.
+
+    The fake is reset first (which restores its start-up config), then `fake_config` applied.
+    """
+    if system.settle is not None:
+        await system.settle()
     await fake.reset()
+    if fake_config:
+        await fake.configure(**fake_config)
     sampled: dict[str, Any] = {**system.procs, **(extra_procs or {}), "fake": fake.proc}
     sampled["loadgen"] = Sampler.self_process()
+    sampled["others"] = Sampler.OTHERS
     sampler = Sampler(sampled)
     sampler.start()
     crashed: str | None = None
@@ -150,6 +161,7 @@ async def run_scenario(
         system.procs[system.crash_role] = new
         sampler.track(system.crash_role, new)
     load_end_wall = time.time()
+    sampler.mark()
     accepted = result.accepted
     drain_s = 0.0
     if system.delivers and accepted:

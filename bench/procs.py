@@ -17,12 +17,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 POLL_S = 0.05
+# Every process this run started, so an interrupted run still stops them (by PID).
+STARTED: list[Proc] = []
 
 
 class BenchError(RuntimeError):
@@ -144,7 +147,15 @@ def spawn(
         start_new_session=True,
     )
     log.close()
-    return Proc(name=name, popen=popen, log_path=log_path)
+    proc = Proc(name=name, popen=popen, log_path=log_path)
+    STARTED.append(proc)
+    return proc
+
+
+async def stop_all() -> None:
+    """Stop every process this run started that is still alive, newest first."""
+    for proc in reversed(STARTED):
+        await proc.stop(grace=5.0)
 
 
 async def read_line(proc: Proc, *, timeout: float) -> str:
@@ -174,8 +185,13 @@ async def wait_port(proc: Proc, port: int, *, timeout: float = 20.0) -> None:
 
 @dataclass
 class ProcStats:
-    """CPU (percent of one core, mean and peak over samples) and RSS (MB) of one process tree."""
+    """CPU (% of one core) and RSS (MB) of one process tree over a scenario.
 
+    `cpu_load` is the mean while the load ran (up to `Sampler.mark()`), `cpu_mean` over the
+    whole scenario including the drain, `cpu_max` the busiest sampling interval.
+    """
+
+    cpu_load: float = 0.0
     cpu_mean: float = 0.0
     cpu_max: float = 0.0
     rss_max_mb: float = 0.0
@@ -185,40 +201,58 @@ class ProcStats:
 
 
 class Sampler:
-    """Samples CPU and RSS of named process trees every `interval` seconds while running."""
+    """Samples CPU and RSS of named process trees every `interval` seconds while running.
 
-    def __init__(self, procs: dict[str, Proc | psutil.Process], interval: float = 0.5) -> None:
+    The name mapped to `Sampler.OTHERS` gets the CPU of everything else on the machine
+    (all CPUs' busy time minus the processes sampled here): other load skews a benchmark.
+    """
+
+    OTHERS: Final = "others"
+
+    def __init__(
+        self, procs: dict[str, Proc | psutil.Process | str], interval: float = 0.5
+    ) -> None:
         self.interval = interval
-        self._procs = procs
-        self._cpu: dict[str, list[float]] = {name: [] for name in procs}
-        self._rss: dict[str, list[float]] = {name: [] for name in procs}
-        self._cpu_times: dict[int, float] = {}
-        self._cpu_total: dict[str, float] = dict.fromkeys(procs, 0.0)
+        self._procs = dict(procs)
+        self._cpu_seen: dict[int, float] = {}
+        self._cpu_total: dict[str, float] = dict.fromkeys(self._procs, 0.0)
+        self._cpu_peak: dict[str, float] = dict.fromkeys(self._procs, 0.0)
+        self._rss: dict[str, list[float]] = {name: [] for name in self._procs}
         self._task: asyncio.Task[None] | None = None
-        self._last = 0.0
+        self._started = self._last = 0.0
+        self._mark: tuple[float, dict[str, float]] | None = None
+        self._busy: float | None = None
 
     @staticmethod
     def self_process() -> psutil.Process:
         """The benchmark's own process (the load generator), sampled like the others."""
         return psutil.Process()
 
-    def track(self, name: str, target: Proc | psutil.Process) -> None:
+    def track(self, name: str, target: Proc | psutil.Process | str) -> None:
         """Sample `target` under `name` from now on (a restarted process keeps its role)."""
         self._procs[name] = target
-        self._cpu.setdefault(name, [])
-        self._rss.setdefault(name, [])
         self._cpu_total.setdefault(name, 0.0)
+        self._cpu_peak.setdefault(name, 0.0)
+        self._rss.setdefault(name, [])
 
     def _members(self, target: Proc | psutil.Process) -> list[psutil.Process]:
         # A bare psutil.Process (the benchmark itself) is sampled alone: its children are
         # the systems under test, sampled under their own names.
         return target.tree() if isinstance(target, Proc) else [target]
 
-    def _sample(self, first: bool) -> None:
+    def _machine_busy(self) -> float:
+        times = psutil.cpu_times()
+        return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+    def _sample(self) -> None:
         now = time.perf_counter()
         elapsed = now - self._last
         self._last = now
+        busy = self._machine_busy()
+        ours = 0.0
         for name, target in self._procs.items():
+            if target == self.OTHERS:
+                continue
             cpu_delta = 0.0
             rss = 0
             for member in self._members(target):
@@ -229,43 +263,66 @@ class Sampler:
                         rss += member.memory_info().rss
                 except psutil.Error:
                     continue
-                previous = self._cpu_times.get(member.pid)
-                self._cpu_times[member.pid] = total
+                previous = self._cpu_seen.get(member.pid)
+                self._cpu_seen[member.pid] = total
                 if previous is not None:
                     cpu_delta += max(total - previous, 0.0)
-            if first:
+            ours += cpu_delta
+            if not self._started:
                 continue
             self._cpu_total[name] += cpu_delta
-            self._cpu[name].append(100.0 * cpu_delta / elapsed if elapsed > 0 else 0.0)
-            self._rss[name].append(rss / 1e6)
+            if elapsed >= self.interval / 2:
+                self._cpu_peak[name] = max(self._cpu_peak[name], 100.0 * cpu_delta / elapsed)
+            if rss:
+                self._rss[name].append(rss / 1e6)
+        previous_busy, self._busy = self._busy, busy
+        others = [n for n, t in self._procs.items() if t == self.OTHERS]
+        if self._started and others and previous_busy is not None:
+            delta = max(busy - previous_busy - ours, 0.0)
+            self._cpu_total[others[0]] += delta
+            if elapsed >= self.interval / 2:
+                self._cpu_peak[others[0]] = max(self._cpu_peak[others[0]], 100 * delta / elapsed)
+            self._rss[others[0]].append(0.0)
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self._sample(first=False)
+            self._sample()
 
     def start(self) -> None:
         self._last = time.perf_counter()
-        self._sample(first=True)
+        self._sample()
+        self._started = self._last
         self._task = asyncio.create_task(self._run())
+
+    def mark(self) -> None:
+        """End of the load phase: `cpu_load` covers start..now."""
+        self._sample()
+        self._mark = (time.perf_counter(), dict(self._cpu_total))
 
     async def stop(self) -> dict[str, ProcStats]:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._sample(first=False)
+        self._sample()
+        whole = max(time.perf_counter() - self._started, 1e-9)
+        mark_time, mark_cpu = self._mark or (time.perf_counter(), self._cpu_total)
+        load = max(mark_time - self._started, 1e-9)
         stats: dict[str, ProcStats] = {}
         for name in self._procs:
-            cpu, rss = self._cpu[name], self._rss[name]
-            if not cpu:
+            rss = self._rss[name]
+            if not rss:
                 continue
+            if self._procs[name] == self.OTHERS:
+                rss = [0.0]
             stats[name] = ProcStats(
-                cpu_mean=sum(cpu) / len(cpu),
-                cpu_max=max(cpu),
+                cpu_load=100.0 * mark_cpu.get(name, 0.0) / load,
+                cpu_mean=100.0 * self._cpu_total[name] / whole,
+                cpu_max=self._cpu_peak[name],
                 rss_max_mb=max(rss),
                 rss_last_mb=rss[-1],
                 cpu_seconds=self._cpu_total[name],
-                samples=len(cpu),
+                samples=len(rss),
             )
         return stats

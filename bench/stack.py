@@ -5,6 +5,8 @@ condition (open port, or a poller with the worker's PID on its task queue).
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import sysconfig
 from pathlib import Path
@@ -29,6 +31,7 @@ from bench.procs import (
 )
 
 OUR_TASK_QUEUE = "durable-mail"
+OUR_SEND_QUEUE = "durable-mail-send"
 SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 UVICORN_FLAGS = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
 
@@ -52,7 +55,9 @@ class DevServer:
         self.address = f"127.0.0.1:{port}"
 
     @classmethod
-    async def start(cls, log_dir: Path, db_file: Path) -> DevServer:
+    async def start(
+        cls, log_dir: Path, db_file: Path, extra_args: list[str] | None = None
+    ) -> DevServer:
         port = free_port()
         args = [temporal_binary(), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
         args += ["--port", str(port), "--http-port", str(free_port())]
@@ -60,32 +65,63 @@ class DevServer:
         args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         for name in SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{name}=Keyword"]
-        args += ["--log-level", "error"]
+        args += ["--log-level", "error", *(extra_args or [])]
         proc = spawn("temporal_server", args, log_dir=log_dir)
         await wait_port(proc, port, timeout=30)
         return cls(proc, port)
 
 
+WORKFLOW = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+ACTIVITY = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+
+
 async def wait_for_poller(
-    client: Client, task_queue: str, pid: int, proc: Proc, timeout: float = 30.0
+    client: Client,
+    queues: list[tuple[str, TaskQueueType.ValueType]],
+    proc: Proc,
+    timeout: float = 30.0,
 ) -> float:
-    """Wait until a worker with `pid` polls `task_queue` (SDK identity is `pid@host`)."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
+    """Wait until `proc` polls every one of `queues` (the SDK's identity is `pid@host`)."""
+    requests = [
+        DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
+        )
+        for name, kind in queues
+    ]
 
     async def polling() -> bool:
         if not proc.alive():
             raise BenchError(f"{proc.name} exited: {proc.log_tail()}")
-        response = await client.workflow_service.describe_task_queue(request)
-        return any(p.identity.startswith(f"{pid}@") for p in response.pollers)
+        for request in requests:
+            response = await client.workflow_service.describe_task_queue(request)
+            if not any(p.identity.startswith(f"{proc.pid}@") for p in response.pollers):
+                return False
+        return True
 
     return await wait_until(polling, timeout=timeout, what=f"{proc.name} polling", interval=0.1)
 
 
-def our_env(server: DevServer, fake_url: str, rate_limit: float, outbox: Path) -> dict[str, str]:
+async def backlog(client: Client, name: str, kind: TaskQueueType.ValueType) -> int:
+    """Tasks waiting on a task queue (the server's approximate count)."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=name),
+            task_queue_type=kind,
+            report_stats=True,
+        )
+    )
+    return int(response.stats.approximate_backlog_count)
+
+
+def new_codec_key() -> str:
+    """A PAYLOAD_CODEC_KEYS value; the API and every worker of a run must share it."""
+    return "bench-1:" + base64.b64encode(os.urandom(32)).decode()
+
+
+def our_env(
+    server: DevServer, fake_url: str, rate_limit: float, outbox: Path, codec_key: str
+) -> dict[str, str]:
     """The environment our API and worker read (see config.py), pointed at the fake."""
     return {
         "TEMPORAL_ADDRESS": server.address,
@@ -96,6 +132,8 @@ def our_env(server: DevServer, fake_url: str, rate_limit: float, outbox: Path) -
         "APP_BASE_URL": "http://localhost:8000",
         "RESEND_RATE_LIMIT_PER_SECOND": str(rate_limit),
         "API_KEYS": API_KEY,
+        # As `make dev` runs it: payloads encrypted in Temporal (costs CPU in API and worker).
+        "PAYLOAD_CODEC_KEYS": codec_key,
         "OUTBOX_DIR": str(outbox),
     }
 
@@ -104,7 +142,7 @@ async def start_our_worker(
     client: Client, log_dir: Path, env: dict[str, str], name: str = "worker"
 ) -> Proc:
     proc = spawn(name, [PYTHON, str(ROOT / "worker.py")], log_dir=log_dir, env=env)
-    await wait_for_poller(client, OUR_TASK_QUEUE, proc.pid, proc)
+    await wait_for_poller(client, [(OUR_TASK_QUEUE, WORKFLOW), (OUR_SEND_QUEUE, ACTIVITY)], proc)
     return proc
 
 
@@ -122,5 +160,5 @@ async def start_uvicorn(
 async def start_minimal_worker(client: Client, server: DevServer, log_dir: Path) -> Proc:
     args = [PYTHON, "-m", "bench.temporal_probe", "worker", "--address", server.address]
     proc = spawn("minimal_worker", args, log_dir=log_dir)
-    await wait_for_poller(client, MINIMAL_TASK_QUEUE, proc.pid, proc)
+    await wait_for_poller(client, [(MINIMAL_TASK_QUEUE, WORKFLOW)], proc)
     return proc

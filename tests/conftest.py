@@ -6,6 +6,7 @@ gets fresh task queues, its own fake Resend on a free port and its own worker.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import sysconfig
@@ -37,6 +38,7 @@ CODEC_KEYS = (
     "test-2:8J7mJ4yq9mTQw3pC0x0m9vGd8pYl6nq4rS2aV1bXc0E=,"
     "test-1:QmFzZTY0LWVuY29kZWQtMzItYnl0ZS10ZXN0LWtleSE="
 )
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-mail-test-webhook-secret").decode()
 
 
 def temporal_binary() -> str:
@@ -94,6 +96,7 @@ def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> I
         app_base_url="https://app.example.test",
         api_keys=SecretStr(f"{API_KEY},{API_KEY_PREVIOUS}"),
         payload_codec_keys=SecretStr(CODEC_KEYS),
+        resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
     )
     yield test_settings
     get_settings.cache_clear()

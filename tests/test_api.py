@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from api.main import create_app
 from config import Settings, get_settings
-from tests.conftest import FAKE_KEY
+from tests.conftest import API_KEY, FAKE_KEY
 from tests.fake_resend import FakeResendServer
 from tests.helpers import INVITE, wait_for_status
 from workflows.client import API_RETRY, connect
@@ -119,7 +119,9 @@ async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncC
     app.state.temporal = await connect(down, lazy=True, retry_config=API_RETRY)
     app.dependency_overrides[get_settings] = lambda: down
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api.test"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api.test",
+        headers={"Authorization": f"Bearer {API_KEY}"},
     ) as http:
         yield http
 
@@ -166,7 +168,9 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
         workflows,
         sends,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://api.test"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api.test",
+            headers={"Authorization": f"Bearer {API_KEY}"},
         ) as api,
     ):
         body = (await api.post("/v1/invites", json=INVITE)).json()

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.deps import get_client
+from api.main import create_app
 from api.schemas import MAX_CONTENT_BYTES, MAX_RECIPIENTS
-from config import Settings
+from config import Settings, get_settings
 from tests.conftest import API_KEY, API_KEY_PREVIOUS
 from tests.helpers import INVITE
 
@@ -243,3 +244,11 @@ async def test_largest_accepted_email_is_accepted(api: httpx.AsyncClient, spy: S
     response = await api.post("/v1/emails", json=body)
     assert response.status_code == 202, response.text
     assert len(spy.started) == 1
+
+
+async def test_api_refuses_to_start_without_api_keys(settings: Settings) -> None:
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"api_keys": None})
+    with pytest.raises(RuntimeError, match="API_KEYS"):
+        async with app.router.lifespan_context(app):
+            pass

@@ -4,10 +4,21 @@ Temporal's own activity retries keep only the last failure in history. To put ev
 attempt on the record, each attempt is its own single-try activity and the workflow owns
 the retry schedule: each failed attempt is an `ActivityTaskFailed` event in history and an
 `AttemptRecord` in the status.
+
+A 200 from the provider means accepted, not delivered: after the send the workflow waits
+(one timer, bounded) for the provider's delivery events, which the webhook route signals.
+A `send_at` in the future is a durable timer before the first attempt; a `cancel` update
+stops a send that has not gone out.
+
+Compatibility: everything that adds commands (the `send_at` timer, search-attribute
+upserts, the post-send wait) runs only when `workflow.patched(TRACKING_PATCH)` is true, so
+executions started by older code replay unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +31,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
     from activities.types import DeliverEmailInput, EmailMessage
     from workflows.shared import (
+        DELIVERY_EVENT_STATUS,
+        EMAIL_STATUS,
+        FINAL_DELIVERY_STATUSES,
+        PROVIDER_MESSAGE_ID,
+        STATUS_CANCELLED,
+        STATUS_FAILED,
+        STATUS_QUEUED,
+        STATUS_SCHEDULED,
+        STATUS_SENT,
         AttemptRecord,
+        CancelResult,
+        DeliveryEventInput,
+        DeliveryEventRecord,
         DeliveryPolicy,
         EmailError,
         EmailStatusResult,
@@ -31,21 +54,153 @@ SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # A daily quota resets within 24 h; probe again hourly while the window lasts.
 DAILY_QUOTA_RETRY = timedelta(hours=1)
 DELIVERY_FAILED = "EmailDeliveryFailed"
+CANCEL_REJECTED = "EmailNotCancellable"
+TRACKING_PATCH = "delivery-tracking-v1"
+# Webhooks are delivered at least once: remember this many event ids to drop repeats.
+MAX_SEEN_EVENTS = 100
+# Nothing has gone out yet in these states (`retrying`: the provider refused the last try).
+CANCELLABLE = frozenset({STATUS_SCHEDULED, STATUS_QUEUED, "retrying"})
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+async def _wait_until(condition: Callable[[], bool], timeout: timedelta) -> bool:
+    """True once `condition` holds, False when the (single, durable) timer fires first."""
+    try:
+        await workflow.wait_condition(condition, timeout=timeout)
+    except asyncio.TimeoutError:  # noqa: UP041 (the name TimeoutError is temporalio's here)
+        return False
+    return True
+
+
 class Delivery:
     """State and retry loop of one email; lives inside a workflow instance."""
 
-    def __init__(self, email_id: str, kind: str, policy: DeliveryPolicy) -> None:
+    def __init__(
+        self,
+        email_id: str,
+        kind: str,
+        policy: DeliveryPolicy,
+        *,
+        tenant_id: str | None = None,
+        send_at: str | None = None,
+    ) -> None:
         now = _iso(workflow.now())
         self.policy = policy
         self.state = EmailStatusResult(
-            id=email_id, kind=kind, status="queued", created_at=now, updated_at=now
+            id=email_id,
+            kind=kind,
+            status=STATUS_SCHEDULED if send_at else STATUS_QUEUED,
+            created_at=now,
+            updated_at=now,
+            send_at=send_at,
+            tenant_id=tenant_id,
         )
+        self.tracking = False
+        self.cancelled = False
+        self._sent = False
+        self._seen_events: list[str] = []
+        self._pending_events: list[DeliveryEventRecord] = []
+        self._metrics = workflow.metric_meter()
+
+    def begin(self) -> None:
+        """Decide once, at the start of the run, whether this execution uses tracking."""
+        self.tracking = workflow.patched(TRACKING_PATCH)
+
+    def _upsert_status(self, *, provider_message_id: str | None = None) -> None:
+        # Only real status changes reach visibility: each upsert is a command and an event.
+        if not self.tracking:
+            return
+        updates = [EMAIL_STATUS.value_set(self.state.status)]
+        if provider_message_id:
+            updates.append(PROVIDER_MESSAGE_ID.value_set(provider_message_id))
+        workflow.upsert_search_attributes(updates)
+
+    def _count_send(self, outcome: str) -> None:
+        self._metrics.create_counter("email_sends", "Emails by final send outcome", "{email}").add(
+            1, {"outcome": outcome, "kind": self.state.kind}
+        )
+
+    async def wait_until_due(self) -> bool:
+        """Wait on a durable timer until `send_at`; False if cancelled meanwhile."""
+        if self.tracking and self.state.send_at and not self.cancelled:
+            due = datetime.fromisoformat(self.state.send_at)
+            delay = due - workflow.now()
+            if delay > timedelta(0):
+                await _wait_until(lambda: self.cancelled, delay)
+            if not self.cancelled:
+                self.set_status(STATUS_QUEUED)
+                self._upsert_status()
+        return not self.cancelled
+
+    def check_cancellable(self) -> None:
+        """Validator of the `cancel` update: reject once an attempt may have gone out."""
+        if self.state.status not in CANCELLABLE:
+            raise ApplicationError(
+                f"email is {self.state.status}; only a send that has not gone out can be cancelled",
+                type=CANCEL_REJECTED,
+            )
+
+    def cancel(self) -> CancelResult:
+        self.cancelled = True
+        self.state.cancelled_at = _iso(workflow.now())
+        self.set_status(STATUS_CANCELLED)
+        self._upsert_status()
+        self._count_send(STATUS_CANCELLED)
+        workflow.logger.info("email %s cancelled", self.state.id)
+        return CancelResult(status=STATUS_CANCELLED)
+
+    def on_delivery_event(self, event: DeliveryEventInput) -> None:
+        """Record a provider event; before the send is recorded it waits in a buffer."""
+        if event.event_id in self._seen_events or event.type not in DELIVERY_EVENT_STATUS:
+            workflow.logger.info("ignored repeated or unknown event %s", event.type)
+            return
+        self._seen_events.append(event.event_id)
+        del self._seen_events[:-MAX_SEEN_EVENTS]
+        record = DeliveryEventRecord(
+            event_id=event.event_id,
+            type=event.type,
+            received_at=_iso(workflow.now()),
+            occurred_at=event.occurred_at,
+            detail=event.detail,
+        )
+        self.state.delivery_events.append(record)
+        self._metrics.create_counter(
+            "email_delivery_events", "Provider delivery events by type", "{event}"
+        ).add(1, {"type": event.type})
+        if self._sent:
+            if self._apply_event(record):
+                self._upsert_status()
+        else:
+            # A webhook can overtake the activity's completion: apply it after the send.
+            self._pending_events.append(record)
+
+    def _apply_event(self, record: DeliveryEventRecord) -> bool:
+        status = DELIVERY_EVENT_STATUS[record.type]
+        if self.state.status in FINAL_DELIVERY_STATUSES and status not in FINAL_DELIVERY_STATUSES:
+            return False  # a late `delivery_delayed` does not undo `delivered`
+        if status == self.state.status:
+            return False
+        self.set_status(status)
+        return True
+
+    async def track_delivery(self) -> None:
+        """After the send: apply early events, then wait (one timer) for a final one."""
+        self._sent = True
+        for record in self._pending_events:
+            self._apply_event(record)
+        self._pending_events.clear()
+        self._upsert_status(provider_message_id=self.state.provider_message_id)
+        if self.state.status in FINAL_DELIVERY_STATUSES:
+            return
+        final = await _wait_until(
+            lambda: self.state.status in FINAL_DELIVERY_STATUSES,
+            timedelta(seconds=self.policy.delivery_wait_seconds),
+        )
+        if not final:
+            workflow.logger.info("no final delivery event for %s; status stays", self.state.id)
 
     def set_status(self, status: str) -> None:
         self.state.status = status
@@ -63,6 +218,8 @@ class Delivery:
         backoff = timedelta(seconds=policy.initial_backoff_seconds)
         attempt = 0
         while True:
+            if self.cancelled:
+                return self.state
             attempt += 1
             self.set_status("sending")
             scheduled = workflow.now()
@@ -88,7 +245,9 @@ class Delivery:
                 if permanent or workflow.now() + delay >= deadline:
                     if not permanent:
                         error.message += " (send window exhausted)"
-                    self.set_status("failed")
+                    self.set_status(STATUS_FAILED)
+                    self._upsert_status()
+                    self._count_send(STATUS_FAILED)
                     workflow.logger.warning("email %s failed: %s", self.state.id, record.error_type)
                     raise ApplicationError(
                         f"email not delivered: {error.message}",
@@ -98,7 +257,11 @@ class Delivery:
                     ) from None
                 record.retry_in_seconds = delay.total_seconds()
                 self.set_status("retrying")
-                await workflow.sleep(delay)
+                if self.tracking:
+                    # Same timer as `sleep`, but a `cancel` update ends the wait early.
+                    await _wait_until(lambda: self.cancelled, delay)
+                else:
+                    await workflow.sleep(delay)
                 backoff = min(backoff * 2, timedelta(seconds=policy.max_backoff_seconds))
                 continue
             now = _iso(workflow.now())
@@ -117,8 +280,19 @@ class Delivery:
             self.state.transport = result.transport
             self.state.sent_at = now
             self.state.last_error = None
-            self.set_status("sent")
+            self.set_status(STATUS_SENT)
+            self._count_send(STATUS_SENT)
+            workflow.logger.info("email %s accepted after %d attempt(s)", self.state.id, attempt)
             return self.state
+
+    async def send_and_track(
+        self, message: EmailMessage, idempotency_key: str
+    ) -> EmailStatusResult:
+        """Send, then (tracked executions) wait for the provider's delivery outcome."""
+        await self.send(message, idempotency_key)
+        if self.tracking and self.state.status == STATUS_SENT:
+            await self.track_delivery()
+        return self.state
 
     def _failed_attempt(
         self, attempt: int, scheduled: datetime, err: ActivityError

@@ -11,7 +11,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.templates import render_invite
     from activities.types import RenderInviteInput
     from workflows.delivery import Delivery
-    from workflows.shared import KIND_INVITE, EmailStatusResult, SendInviteEmailInput
+    from workflows.shared import (
+        CANCEL_UPDATE,
+        DELIVERY_EVENT_SIGNAL,
+        KIND_INVITE,
+        CancelInput,
+        CancelResult,
+        DeliveryEventInput,
+        EmailStatusResult,
+        SendInviteEmailInput,
+    )
 
 RENDER_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
 
@@ -23,10 +32,15 @@ class SendInviteEmail:
 
     @workflow.init
     def __init__(self, data: SendInviteEmailInput) -> None:
-        self._delivery = Delivery(data.invite_id, KIND_INVITE, data.policy)
+        self._delivery = Delivery(
+            data.invite_id, KIND_INVITE, data.policy, tenant_id=data.tenant_id, send_at=data.send_at
+        )
 
     @workflow.run
     async def run(self, data: SendInviteEmailInput) -> EmailStatusResult:
+        self._delivery.begin()
+        if not await self._delivery.wait_until_due():
+            return self._delivery.state
         rendered = await workflow.execute_local_activity(
             render_invite,
             RenderInviteInput(
@@ -43,9 +57,23 @@ class SendInviteEmail:
         )
         # Stable across retries, resets and continue-as-new, unlike the run id.
         key = f"{workflow.info().workflow_id}/send"
-        return await self._delivery.send(rendered.message, key)
+        return await self._delivery.send_and_track(rendered.message, key)
 
     @workflow.query(name="status")
     def status(self) -> EmailStatusResult:
         """Where this invitation stands, with every attempt so far."""
         return self._delivery.state
+
+    @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
+    def delivery_event(self, event: DeliveryEventInput) -> None:
+        """A provider webhook event (delivered, bounced, ...), deduplicated by its id."""
+        self._delivery.on_delivery_event(event)
+
+    @workflow.update(name=CANCEL_UPDATE)
+    def cancel(self, data: CancelInput) -> CancelResult:
+        """Cancel a send that has not gone out (rejected once an attempt may have)."""
+        return self._delivery.cancel()
+
+    @cancel.validator
+    def validate_cancel(self, data: CancelInput) -> None:
+        self._delivery.check_cancellable()

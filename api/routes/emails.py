@@ -1,17 +1,51 @@
-"""`POST /v1/emails` (a caller-composed email) and `GET /v1/emails/{id}` (any send's status)."""
+"""`/v1/emails`: send a caller-composed email; list, read, trace and cancel any send."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import asdict
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from temporalio.client import WorkflowExecution
 
 from activities.types import EmailMessage, EmailTag
 from api.deps import CallerDep, ClientDep, IdempotencyKey, SettingsDep
-from api.schemas import ERRORS, EmailAccepted, EmailCreate, EmailStatus
-from api.temporal import new_key, read_status, request_hash, start_once
+from api.schemas import (
+    ERRORS,
+    CancelAccepted,
+    EmailAccepted,
+    EmailCreate,
+    EmailPage,
+    EmailStatus,
+    EmailSummary,
+    EmailTimeline,
+    TenantId,
+)
+from api.temporal import (
+    cancel_send,
+    initial_search_attributes,
+    list_page,
+    new_key,
+    read_status,
+    request_hash,
+    start_once,
+)
+from api.timeline import timeline
 from workflows.send_email import SendEmail
-from workflows.shared import EMAIL_ID_PREFIX, KIND_EMAIL, SendEmailInput, workflow_id_for
+from workflows.shared import (
+    EMAIL_ID_PREFIX,
+    EMAIL_KIND,
+    EMAIL_STATUS,
+    KIND_EMAIL,
+    PROVIDER_MESSAGE_ID,
+    STATUSES,
+    TENANT_ID,
+    SendEmailInput,
+    public_id_for,
+    workflow_id_for,
+)
 
 from .policy import delivery_policy
 
@@ -57,22 +91,105 @@ async def create_email(
             message=message,
             tenant_id=body.tenant_id,
             policy=delivery_policy(settings),
+            send_at=body.send_at.isoformat() if body.send_at else None,
         ),
         workflow_id=workflow_id,
         fingerprint=request_hash(body, idempotency_key),
         task_queue=settings.task_queue,
+        search_attributes=initial_search_attributes(
+            KIND_EMAIL, body.tenant_id, scheduled=body.send_at is not None
+        ),
     )
     if not started:
         response.headers["Idempotent-Replayed"] = "true"
     return EmailAccepted(id=email_id, workflow_id=workflow_id, status_url=f"/v1/emails/{email_id}")
 
 
-@router.get("/{email_id}", response_model=EmailStatus, responses=ERRORS)
-async def get_email(email_id: str, client: ClientDep) -> EmailStatus:
-    """Status of an email or invite: every attempt, the last error and the provider id."""
+EmailStatusFilter = Literal[STATUSES]  # type: ignore[valid-type]
+# Both workflow types; the filters below are validated enums and ids, never raw text.
+BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
+
+
+def _summary(execution: WorkflowExecution) -> EmailSummary:
+    attributes = execution.typed_search_attributes
+    return EmailSummary(
+        id=public_id_for(execution.id) or execution.id,
+        workflow_id=execution.id,
+        kind=attributes.get(EMAIL_KIND),
+        status=attributes.get(EMAIL_STATUS),
+        tenant_id=attributes.get(TENANT_ID),
+        provider_message_id=attributes.get(PROVIDER_MESSAGE_ID),
+        started_at=execution.start_time.isoformat() if execution.start_time else None,
+        closed_at=execution.close_time.isoformat() if execution.close_time else None,
+    )
+
+
+def _decode_token(page_token: str | None) -> bytes | None:
+    if not page_token:
+        return None
+    try:
+        return base64.urlsafe_b64decode(page_token.encode() + b"=" * (-len(page_token) % 4))
+    except (binascii.Error, ValueError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid page_token") from None
+
+
+@router.get("", response_model=EmailPage, responses=ERRORS)
+async def list_emails(
+    client: ClientDep,
+    caller: CallerDep,
+    email_status: Annotated[EmailStatusFilter | None, Query(alias="status")] = None,
+    kind: Literal["invite", "email"] | None = None,
+    tenant_id: TenantId | None = None,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> EmailPage:
+    """List sends, newest first, filtered by status, kind or tenant (eventually consistent)."""
+    clauses = [BASE_QUERY]
+    if email_status is not None:
+        clauses.append(f'EmailStatus = "{email_status}"')
+    if kind is not None:
+        clauses.append(f'EmailKind = "{kind}"')
+    if tenant_id is not None:
+        clauses.append(f'TenantId = "{tenant_id}"')
+    executions, next_token = await list_page(
+        client, " AND ".join(clauses), limit, _decode_token(page_token)
+    )
+    return EmailPage(
+        items=[_summary(e) for e in executions],
+        next_page_token=base64.urlsafe_b64encode(next_token).decode().rstrip("=")
+        if next_token
+        else None,
+    )
+
+
+def _workflow_id(email_id: str) -> str:
     workflow_id = workflow_id_for(email_id)
     if workflow_id is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no email with this id")
+    return workflow_id
+
+
+@router.get("/{email_id}/events", response_model=EmailTimeline, responses=ERRORS)
+async def get_email_events(email_id: str, client: ClientDep, caller: CallerDep) -> EmailTimeline:
+    """Timeline of one send: accepted, each attempt, sent, each delivery event, with times."""
+    workflow_id = _workflow_id(email_id)
+    state = await read_status(client, workflow_id)
+    return EmailTimeline(
+        id=email_id, workflow_id=workflow_id, status=state.status, events=timeline(state)
+    )
+
+
+@router.delete("/{email_id}", response_model=CancelAccepted, responses=ERRORS)
+async def cancel_email(email_id: str, client: ClientDep, caller: CallerDep) -> CancelAccepted:
+    """Cancel a send that has not gone out (scheduled or waiting); 409 once it has."""
+    result = await cancel_send(client, _workflow_id(email_id))
+    return CancelAccepted(id=email_id, status=result.status)
+
+
+@router.get("/{email_id}", response_model=EmailStatus, responses=ERRORS)
+async def get_email(email_id: str, client: ClientDep) -> EmailStatus:
+    """Status of an email or invite: every attempt, the last error and the provider id."""
+    workflow_id = _workflow_id(email_id)
     state = await read_status(client, workflow_id)
     return EmailStatus.model_validate(
         {**asdict(state), "workflow_id": workflow_id, "attempt_count": len(state.attempts)}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import CallerDep, ClientDep, IdempotencyKey, SettingsDep
 from api.schemas import ERRORS, InviteAccepted, InviteCreate
-from api.temporal import new_key, request_hash, start_once
+from api.temporal import initial_search_attributes, new_key, request_hash, start_once
 from workflows.send_invite_email import SendInviteEmail
 from workflows.shared import INVITE_ID_PREFIX, KIND_INVITE, SendInviteEmailInput
 
@@ -51,10 +51,14 @@ async def create_invite(
             role=body.role,
             tenant_id=body.tenant_id,
             policy=delivery_policy(settings),
+            send_at=body.send_at.isoformat() if body.send_at else None,
         ),
         workflow_id=workflow_id,
         fingerprint=request_hash(body, idempotency_key),
         task_queue=settings.task_queue,
+        search_attributes=initial_search_attributes(
+            KIND_INVITE, body.tenant_id, scheduled=body.send_at is not None
+        ),
     )
     if not started:
         response.headers["Idempotent-Replayed"] = "true"

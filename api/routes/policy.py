@@ -13,4 +13,5 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         window_seconds=settings.send_window_seconds,
         attempt_timeout_seconds=settings.send_attempt_timeout_seconds,
         send_task_queue=settings.send_task_queue,
+        delivery_wait_seconds=settings.delivery_wait_seconds,
     )

@@ -8,7 +8,7 @@ import asyncio
 
 from fastapi import FastAPI, status
 
-from bench.baselines.common import InviteRequest, send_invite_email_async
+from bench.baselines.common import InviteRequest, send_and_log_async
 
 app = FastAPI()
 _pending: set[asyncio.Task[None]] = set()
@@ -17,7 +17,7 @@ _pending: set[asyncio.Task[None]] = set()
 @app.post("/v1/invites", status_code=status.HTTP_202_ACCEPTED)
 async def create_invite(invite: InviteRequest) -> dict[str, str]:
     """Schedule the send on the event loop, and answer."""
-    task = asyncio.create_task(send_invite_email_async(invite))
+    task = asyncio.create_task(send_and_log_async(invite))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
     return {"status": "queued"}

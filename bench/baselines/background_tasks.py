@@ -6,7 +6,7 @@ once, sends queue in process memory, and a crash or restart loses whatever is qu
 
 from fastapi import BackgroundTasks, FastAPI, status
 
-from bench.baselines.common import InviteRequest, send_invite_email
+from bench.baselines.common import InviteRequest, send_and_log
 
 app = FastAPI()
 
@@ -14,5 +14,5 @@ app = FastAPI()
 @app.post("/v1/invites", status_code=status.HTTP_202_ACCEPTED)
 async def create_invite(invite: InviteRequest, background_tasks: BackgroundTasks) -> dict[str, str]:
     """Answer 202 and send after the response."""
-    background_tasks.add_task(send_invite_email, invite)
+    background_tasks.add_task(send_and_log, invite)
     return {"status": "queued"}

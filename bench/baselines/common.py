@@ -38,16 +38,23 @@ def invite_params(invite: InviteRequest) -> resend.Emails.SendParams:
 
 
 def send_invite_email(invite: InviteRequest) -> None:
-    """Blocking send with the sync SDK (requests, one connection per call), errors logged."""
+    """Blocking send with the sync SDK (requests, one connection per call); raises on failure.
+
+    In a handler that sends before answering, a failure becomes a 500 the caller sees.
+    """
+    resend.Emails.send(invite_params(invite))
+
+
+def send_and_log(invite: InviteRequest) -> None:
+    """Fire-and-forget send: the seeds "catch and log", so a failed email is just gone."""
     try:
-        resend.Emails.send(invite_params(invite))
+        send_invite_email(invite)
     except Exception:
-        # The seeds "catch and log" failures: the email is gone, only a log line remains.
         log.exception("send failed")
 
 
-async def send_invite_email_async(invite: InviteRequest) -> None:
-    """Non-blocking send with the SDK's async client (httpx), errors logged."""
+async def send_and_log_async(invite: InviteRequest) -> None:
+    """Fire-and-forget send with the SDK's async client (httpx, a new client per call)."""
     try:
         await resend.Emails.send_async(invite_params(invite))
     except Exception:

@@ -8,7 +8,7 @@ import threading
 
 from fastapi import FastAPI, status
 
-from bench.baselines.common import InviteRequest, send_invite_email
+from bench.baselines.common import InviteRequest, send_and_log
 
 app = FastAPI()
 
@@ -16,5 +16,5 @@ app = FastAPI()
 @app.post("/v1/invites", status_code=status.HTTP_202_ACCEPTED)
 async def create_invite(invite: InviteRequest) -> dict[str, str]:
     """Start a thread that sends the invite, and answer."""
-    threading.Thread(target=send_invite_email, args=(invite,), daemon=True).start()
+    threading.Thread(target=send_and_log, args=(invite,), daemon=True).start()
     return {"status": "queued"}

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import FAKE_KEY
+from tests.conftest import CODEC_KEYS, FAKE_KEY
 from tests.fake_resend import FakeResendServer
 from tests.procs import (
     Proc,
@@ -82,8 +82,9 @@ def chaos_env(
         "SEND_MAX_BACKOFF_SECONDS": "2",
         "OUTBOX_DIR": str(outbox),
         "APP_BASE_URL": "https://app.chaos.example",
-        # Harmless before API-key auth lands; required after.
         "API_KEYS": API_KEY,
+        # Chaos runs encrypted, as production does.
+        "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
         "LOG_LEVEL": "INFO",
     }
 

@@ -1,0 +1,62 @@
+"""The story of one send, oldest first, built from the workflow's recorded state.
+
+The workflow records every attempt and every provider event with its time (see
+`workflows/delivery.py`), so the timeline costs one query (or one result read) and tells
+the same story as the workflow's history in the Web UI.
+"""
+
+from __future__ import annotations
+
+from workflows.shared import STATUS_CANCELLED, STATUS_FAILED, EmailStatusResult
+
+from .schemas import TimelineEvent
+
+
+def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
+    """accepted, scheduled, each attempt, sent, each delivery event, failed/cancelled."""
+    events = [TimelineEvent(at=state.created_at, type="accepted")]
+    if state.send_at:
+        events.append(TimelineEvent(at=state.created_at, type="scheduled", detail=state.send_at))
+    for attempt in state.attempts:
+        events.append(
+            TimelineEvent(
+                at=attempt.finished_at,
+                type="attempt",
+                attempt=attempt.attempt,
+                outcome=attempt.outcome,
+                http_status=attempt.http_status,
+                error_type=attempt.error_type,
+                detail=attempt.error_message,
+                provider_message_id=attempt.provider_message_id,
+            )
+        )
+    if state.sent_at:
+        events.append(
+            TimelineEvent(
+                at=state.sent_at, type="sent", provider_message_id=state.provider_message_id
+            )
+        )
+    for event in state.delivery_events:
+        events.append(
+            TimelineEvent(
+                at=event.received_at,
+                type="delivery",
+                event_type=event.type,
+                event_id=event.event_id,
+                detail=event.detail,
+            )
+        )
+    if state.status == STATUS_FAILED and state.last_error and not state.sent_at:
+        events.append(
+            TimelineEvent(
+                at=state.updated_at,
+                type="failed",
+                error_type=state.last_error.type,
+                detail=state.last_error.message,
+            )
+        )
+    if state.status == STATUS_CANCELLED:
+        events.append(TimelineEvent(at=state.cancelled_at, type="cancelled"))
+    # Stable sort: an event received before the send was recorded still shows after `sent`
+    # only if its time says so.
+    return sorted(events, key=lambda e: e.at or "")
