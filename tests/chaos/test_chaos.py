@@ -28,6 +28,7 @@ from tests.procs import start_worker, wait_for
 from .conftest import ChaosReport, Figures, Stack, StackFactory
 from .load import HEADERS, Answer, LoadClient
 
+# Hard cap per scenario; a healthy one takes 15-30 s on 2 cores.
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
 INVITES = 300
@@ -120,7 +121,6 @@ def assert_exactly_once(figures: Figures, load: LoadClient) -> None:
     assert figures.delivered == figures.accepted
 
 
-@pytest.mark.timeout(240)
 async def test_burst_survives_worker_killed_and_restarted(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -188,14 +188,13 @@ def assert_refused_while_down(outage: Outage, load: LoadClient) -> float:
     """Every invite answered during the outage got 503, promptly; returns the slowest."""
     assert outage.probes == [503] * len(outage.probes)
     answered = outage.answers_while_down(load)
-    assert len(answered) >= 10, "too few requests were answered while the server was down"
+    assert len(answered) >= len(outage.probes)
     assert Counter(a.status for a in answered) == {503: len(answered)}
     slowest = max(a.answered_at - a.sent_at for a in answered)
     assert slowest < MAX_503_SECONDS, f"a 503 took {slowest:.1f}s"
     return slowest
 
 
-@pytest.mark.timeout(240)
 async def test_burst_survives_temporal_killed_and_restarted_on_same_db(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -213,10 +212,10 @@ async def test_burst_survives_temporal_killed_and_restarted_on_same_db(
     slowest = assert_refused_while_down(outages[0], load)
     figures.notes["slowest_503_s"] = round(slowest, 2)
     chaos_report.save()
+    assert figures.api_503 >= 30  # the load itself met the outage, not only the probes
     assert_exactly_once(figures, load)
 
 
-@pytest.mark.timeout(240)
 async def test_burst_survives_provider_500_on_half_the_requests_for_10s(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -234,7 +233,6 @@ async def test_burst_survives_provider_500_on_half_the_requests_for_10s(
     assert_exactly_once(figures, load)
 
 
-@pytest.mark.timeout(240)
 async def test_burst_survives_provider_holding_requests_past_attempt_timeout(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -274,7 +272,6 @@ async def attempts_of(stack: Stack, idempotency_keys: list[str | None]) -> list[
     return outcomes
 
 
-@pytest.mark.timeout(240)
 async def test_burst_survives_provider_429_with_retry_after(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -293,7 +290,6 @@ async def test_burst_survives_provider_429_with_retry_after(
     assert_exactly_once(figures, load)
 
 
-@pytest.mark.timeout(240)
 async def test_two_workers_and_two_apis_deliver_everything_once(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -315,7 +311,6 @@ async def test_two_workers_and_two_apis_deliver_everything_once(
     chaos_report.save()
 
 
-@pytest.mark.timeout(240)
 async def test_everything_at_once_delivers_every_invite_once(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
@@ -332,12 +327,12 @@ async def test_everything_at_once_delivers_every_invite_once(
         await worker.kill()
         accepted_at_kill = len(load.result.accepted)
         await wait_for(
-            lambda: len(load.result.accepted) >= accepted_at_kill + 50,
+            lambda: len(load.result.accepted) >= accepted_at_kill + 30,
             timeout=30,
-            what="50 more accepted with one worker dead",
+            what="30 more accepted with one worker dead",
         )
         await start_worker(worker)
-        await wait_for(lambda: len(load.result.accepted) >= 200, timeout=60, what="200 accepted")
+        await wait_for(lambda: len(load.result.accepted) >= 180, timeout=60, what="180 accepted")
         outages.append(await temporal_outage(stack, load, seconds=OUTAGE_SECONDS))
         fake.configure(error_rate=0.0)
         return {"down_s": round(outages[0].down_until - outages[0].down_from, 1)}
