@@ -261,8 +261,13 @@ class EmailActivities:
             permanent = failure.error_type in errors.PERMANENT_ERRORS
             duration_ms = (time.monotonic() - started) * 1000
             self._record_attempt(failure.error_type, duration_ms)
+            # The provider's message can quote a recipient: it goes only into the
+            # (encrypted) history, the log line keeps the type and status.
             activity.logger.warning(
-                "send attempt %d failed: %s (%s)", data.attempt, failure.error_type, failure.message
+                "send attempt %d failed: %s (HTTP %s)",
+                data.attempt,
+                failure.error_type,
+                failure.http_status or "-",
             )
             raise ApplicationError(
                 failure.message,
