@@ -69,20 +69,17 @@ def invite_input(policy: DeliveryPolicy, send_at: str | None = None) -> SendInvi
     )
 
 
-async def run_invite(client: Client, policy: DeliveryPolicy) -> str:
+async def start_invite(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
     data = invite_input(policy)
-    workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
-    handle = await client.start_workflow(
-        SendInviteEmail.run, data, id=workflow_id, task_queue="record"
+    return await client.start_workflow(
+        SendInviteEmail.run,
+        data,
+        id="invite-" + data.invite_id.removeprefix("inv_"),
+        task_queue="record",
     )
-    try:
-        await handle.result()
-    except WorkflowFailureError:
-        pass
-    return workflow_id
 
 
-async def run_email(client: Client, policy: DeliveryPolicy) -> str:
+async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
     email_id = f"em_{uuid.uuid4().hex}"
     message = EmailMessage(
         sender="durable-mail <onboarding@resend.dev>",
@@ -92,15 +89,33 @@ async def run_email(client: Client, policy: DeliveryPolicy) -> str:
         html="<p>Hello</p>",
         tags=[EmailTag("kind", "email"), EmailTag("email_id", email_id)],
     )
-    workflow_id = "email-" + email_id.removeprefix("em_")
-    handle = await client.start_workflow(
+    return await client.start_workflow(
         SendEmail.run,
         SendEmailInput(email_id=email_id, message=message, policy=policy),
-        id=workflow_id,
+        id="email-" + email_id.removeprefix("em_"),
         task_queue="record",
     )
-    await handle.result()
-    return workflow_id
+
+
+Starter = Callable[[Client, DeliveryPolicy], Awaitable[WorkflowHandle[Any, Any]]]
+
+
+def to_the_end(start: Starter) -> Scenario:
+    """Run one send to its end, whatever the outcome."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        handle = await start(client, policy)
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            pass
+        return handle.id
+
+    return scenario
+
+
+run_invite = to_the_end(start_invite)
+run_email = to_the_end(start_email)
 
 
 async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
@@ -112,22 +127,18 @@ async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
     raise RuntimeError(f"{handle.id} was not sent")
 
 
-def with_events(*event_types: str, early: bool = False) -> Scenario:
-    """An invite whose provider events arrive as the webhook route signals them."""
+def with_events(*event_types: str, early: bool = False, start: Starter = start_invite) -> Scenario:
+    """A send whose provider events arrive as the webhook route signals them."""
 
     async def scenario(client: Client, policy: DeliveryPolicy) -> str:
-        data = invite_input(policy)
-        workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
-        handle = await client.start_workflow(
-            SendInviteEmail.run, data, id=workflow_id, task_queue="record"
-        )
+        handle = await start(client, policy)
         if not early:
             await wait_sent(handle)
         for n, event_type in enumerate(event_types):
-            event = DeliveryEventInput(f"msg_{workflow_id}_{n}", event_type, None, None)
+            event = DeliveryEventInput(f"msg_{handle.id}_{n}", event_type, None, None)
             await handle.signal(DELIVERY_EVENT_SIGNAL, event)
         await handle.result()
-        return workflow_id
+        return handle.id
 
     return scenario
 
@@ -168,6 +179,9 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_cancelled": ([], scheduled(cancel=True)),
     "invite_sent_tracked": ([], run_invite),
     "invite_failed_tracked": ([Fault(status=422, name="validation_error")], run_invite),
+    "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
+    "email_bounced": ([], with_events("email.bounced", start=start_email)),
+    "email_failed_tracked": ([Fault(status=403, name="invalid_api_key")], run_email),
 }
 
 
