@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from config import Settings
 from tests.conftest import temporal_binary
-from tests.fake_resend import FakeResendServer
+from tests.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, eventually, wait_for_status
 from tests.webhooks import WEBHOOK_URL, event_body, post_event, svix_headers
 from workflows.shared import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
@@ -218,6 +218,25 @@ async def test_cancel_after_the_send_is_a_conflict(api: httpx.AsyncClient, worke
     assert response.status_code == 409
     assert "sent" in response.json()["detail"]
     assert (await api.delete("/v1/emails/inv_nothere")).status_code in (404, 409)
+
+
+async def test_retrying_send_is_cancellable_only_while_provably_unsent(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    # A 429 proves the provider did not take the email: cancelling is safe.
+    fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=30)])
+    limited = (await api.post("/v1/invites", json=INVITE)).json()["invite_id"]
+    await wait_for_status(api, limited, "retrying")
+    assert (await api.delete(f"/v1/emails/{limited}")).status_code == 200
+    await wait_for_status(api, limited, "cancelled")
+
+    # After a 500 the outcome is unknown (it may have gone out): no cancel.
+    fake_resend.fake.enqueue_faults([Fault(status=500, retry_after=30)])
+    unknown = (await api.post("/v1/invites", json=INVITE)).json()["invite_id"]
+    await wait_for_status(api, unknown, "retrying")
+    refused = await api.delete(f"/v1/emails/{unknown}")
+    assert refused.status_code == 409, refused.text
+    assert fake_resend.fake.delivered_count == 0
 
 
 async def test_list_pages_with_a_token(api: httpx.AsyncClient, worker: None) -> None:

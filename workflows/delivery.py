@@ -58,8 +58,11 @@ CANCEL_REJECTED = "EmailNotCancellable"
 TRACKING_PATCH = "delivery-tracking-v1"
 # Webhooks are delivered at least once: remember this many event ids to drop repeats.
 MAX_SEEN_EVENTS = 100
-# Nothing has gone out yet in these states (`retrying`: the provider refused the last try).
+# Nothing has gone out yet in these states (`retrying` only after definite refusals, below).
 CANCELLABLE = frozenset({STATUS_SCHEDULED, STATUS_QUEUED, "retrying"})
+# Refusals that prove the provider did not accept the email. After a timeout, a network
+# error or a 5xx the outcome is unknown: it may have gone out, so it can't be cancelled.
+DEFINITELY_NOT_SENT = frozenset({errors.RATE_LIMITED, errors.DAILY_QUOTA_EXCEEDED})
 
 
 def _iso(moment: datetime) -> str:
@@ -137,7 +140,8 @@ class Delivery:
 
     def check_cancellable(self) -> None:
         """Validator of the `cancel` update: reject once an attempt may have gone out."""
-        if self.state.status not in CANCELLABLE:
+        maybe_sent = any(a.error_type not in DEFINITELY_NOT_SENT for a in self.state.attempts)
+        if self.state.status not in CANCELLABLE or maybe_sent:
             raise ApplicationError(
                 f"email is {self.state.status}; only a send that has not gone out can be cancelled",
                 type=CANCEL_REJECTED,
