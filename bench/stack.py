@@ -141,6 +141,8 @@ def our_env(
 async def start_our_worker(
     client: Client, log_dir: Path, env: dict[str, str], name: str = "worker"
 ) -> Proc:
+    # Its Prometheus endpoint on a free port: the default (9464) may be taken on this host.
+    env = {**env, "WORKER_METRICS_HOST": "127.0.0.1", "WORKER_METRICS_PORT": str(free_port())}
     proc = spawn(name, [PYTHON, str(ROOT / "worker.py")], log_dir=log_dir, env=env)
     await wait_for_poller(client, [(OUR_TASK_QUEUE, WORKFLOW), (OUR_SEND_QUEUE, ACTIVITY)], proc)
     return proc
