@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
 from tests.conftest import temporal_binary
@@ -88,18 +88,24 @@ async def test_delivered_invite_shows_in_status_timeline_attributes_and_list(
     assert timeline["events"][-1]["event_type"] == "email.delivered"
     assert all(e["at"] for e in timeline["events"])
 
-    handle = client.get_workflow_handle(body["workflow_id"])
-    await handle.result()  # a final delivery event ends the wait
-    attributes = (await handle.describe()).typed_search_attributes
-    assert attributes.get(EMAIL_STATUS) == "delivered"
-    assert attributes.get(EMAIL_KIND) == "invite"
-    assert attributes.get(TENANT_ID) == tenant_id
-    assert attributes.get(PROVIDER_MESSAGE_ID) == fake_resend.fake.deliveries[0].id
-
     item = await eventually(
         lambda: listed(api, f"status=delivered&tenant_id={tenant_id}", invite_id)
     )
     assert item["kind"] == "invite" and item["provider_message_id"] == status["provider_message_id"]
+
+    # Delivered is not the end: the recipient can still mark it as spam.
+    handle = client.get_workflow_handle(body["workflow_id"])
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    complained = await post_event(api, "email.complained", email_id=invite_id, msg_id="msg_c1")
+    assert complained.json() == {"status": "accepted"}
+    await handle.result()  # an ending event (complaint, bounce, ...) ends the wait
+    status = await wait_for_status(api, invite_id, "complained")
+    assert [e["event_id"] for e in status["delivery_events"]][-1] == "msg_c1"
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(EMAIL_STATUS) == "complained"
+    assert attributes.get(EMAIL_KIND) == "invite"
+    assert attributes.get(TENANT_ID) == tenant_id
+    assert attributes.get(PROVIDER_MESSAGE_ID) == fake_resend.fake.deliveries[0].id
 
 
 async def test_bounce_found_by_provider_id_is_listed_by_the_temporal_cli(

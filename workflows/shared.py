@@ -58,10 +58,13 @@ DELIVERY_EVENT_STATUS = {
     "email.failed": STATUS_FAILED,
     "email.suppressed": "suppressed",
 }
-# After one of these the provider has nothing more to tell about the send.
+# Outcomes of a send; a later `delivery_delayed` does not undo one.
 FINAL_DELIVERY_STATUSES = frozenset(
     {"delivered", "bounced", "complained", STATUS_FAILED, "suppressed"}
 )
+# After one of these the provider has nothing more to tell. `delivered` is not among them:
+# a recipient can still mark the email as spam (`email.complained`) after delivery.
+ENDING_DELIVERY_STATUSES = FINAL_DELIVERY_STATUSES - {"delivered"}
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
