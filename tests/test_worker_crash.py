@@ -36,7 +36,7 @@ async def test_worker_killed_mid_send_delivers_exactly_once(
 ) -> None:
     fake = fake_resend.fake
     fake.enqueue_faults([Fault(hold=HOLD)])
-    env = worker_env(settings)
+    env = {**worker_env(settings), "WORKER_METRICS_PORT": "0"}  # no fixed port to collide on
     first = worker_proc(env, tmp_path, "worker-1")
     second = worker_proc(env, tmp_path, "worker-2")
     try:

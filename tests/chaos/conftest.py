@@ -86,6 +86,8 @@ def chaos_env(
         # Chaos runs encrypted, as production does.
         "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
         "LOG_LEVEL": "INFO",
+        # Several workers on one machine: no fixed Prometheus port to collide on.
+        "WORKER_METRICS_PORT": "0",
     }
 
 
