@@ -67,7 +67,12 @@ def build_runtime(settings: Settings) -> Runtime | None:
     if not settings.worker_metrics_port:
         return None
     bind = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    except ValueError as err:
+        # A second worker on the same host must still run: it just exports no metrics.
+        log.warning("metrics disabled: %s (set WORKER_METRICS_PORT to a free port)", err)
+        return None
 
 
 async def run(settings: Settings) -> None:

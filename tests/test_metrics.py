@@ -63,3 +63,14 @@ async def test_worker_metrics_move_when_an_email_is_sent(
     )
     assert sample(after, "email_provider_latency_count") >= 1
     assert "temporal_workflow_completed" in after or "temporal_request" in after
+
+
+def test_second_worker_on_a_busy_metrics_port_runs_without_metrics(settings: Settings) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = settings.model_copy(
+            update={"worker_metrics_host": "127.0.0.1", "worker_metrics_port": port}
+        )
+        assert build_runtime(taken) is None
