@@ -19,6 +19,12 @@ from observability import configure_logging
 from workflows.client import API_RETRY, connect
 
 log = logging.getLogger("durable_mail.api")
+# Honest about the one case we cannot rule out: a start that timed out may have been
+# recorded. A retry with the same Idempotency-Key is safe either way; one without is not.
+UNAVAILABLE_DETAIL = (
+    "email service temporarily unavailable: not accepted. Retry with the same "
+    "Idempotency-Key (a timed-out request may have been recorded; the key makes the retry safe)"
+)
 
 
 @asynccontextmanager
@@ -57,7 +63,7 @@ def create_app() -> FastAPI:
     async def temporal_unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:
         log.warning("temporal unavailable on %s %s", request.method, request.url.path)
         return JSONResponse(
-            {"detail": "email service temporarily unavailable; nothing was accepted, retry"},
+            {"detail": UNAVAILABLE_DETAIL},
             status_code=503,
             headers={"Retry-After": "1"},
         )
@@ -66,7 +72,7 @@ def create_app() -> FastAPI:
     async def temporal_error(request: Request, exc: RPCError) -> JSONResponse:
         log.error("temporal error on %s %s: %s", request.method, request.url.path, exc.status)
         return JSONResponse(
-            {"detail": "email service error; nothing was accepted, retry"},
+            {"detail": UNAVAILABLE_DETAIL},
             status_code=503,
             headers={"Retry-After": "1"},
         )

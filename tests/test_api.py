@@ -132,7 +132,8 @@ async def test_temporal_unreachable_is_503_never_202(
     for path, payload in (("/v1/invites", INVITE), ("/v1/emails", EMAIL)):
         response = await api_without_temporal.post(path, json=payload)
         assert response.status_code == 503
-        assert "nothing was accepted" in response.json()["detail"]
+        assert "not accepted" in response.json()["detail"]
+        assert "Idempotency-Key" in response.json()["detail"]
         assert response.headers["Retry-After"] == "1"
     status = await api_without_temporal.get("/v1/emails/inv_0123456789abcdef")
     assert status.status_code == 503
