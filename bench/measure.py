@@ -169,7 +169,7 @@ async def run_scenario(
     deliveries = await fake.deliveries() if system.delivers else []
     stats = await fake.stats()
     procs = await sampler.stop()
-    return summarize(
+    run = summarize(
         system,
         scenario,
         result,
@@ -180,6 +180,10 @@ async def run_scenario(
         procs=procs,
         crashed=crashed,
     )
+    if crash_at is not None or fake_config:
+        # A crash or injected faults: "sustained" is not the question there.
+        run.sustainable = None
+    return run
 
 
 def summarize(

@@ -146,15 +146,16 @@ def chart(runs: list[RunResult], path: Path, title: str) -> None:
     ax = axes[0][1]
     width = 0.4
     accepted = [r.accepted_per_s for r in closed]
+    delivered = [r.delivered_per_s or 0.0 for r in closed]
     ax.bar([x - width / 2 for x in xs], accepted, width, label="accepted/s")
-    ax.bar(
-        [x + width / 2 for x in xs],
-        [r.delivered_per_s or 0.0 for r in closed],
-        width,
-        label="delivered/s (end to end)",
-    )
+    ax.bar([x + width / 2 for x in xs], delivered, width, label="delivered/s (end to end)")
+    for x, a, d in zip(xs, accepted, delivered, strict=True):
+        ax.annotate(f"{a:.0f}", (x - width / 2, a), ha="center", va="bottom", fontsize=8)
+        if d:
+            ax.annotate(f"{d:.0f}", (x + width / 2, d), ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
     ax.set_xticks(list(xs), systems, rotation=20, ha="right")
-    ax.set_ylabel("per second")
+    ax.set_ylabel("per second (log)")
     ax.set_title("throughput, same closed loop")
     ax.legend()
 

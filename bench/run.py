@@ -69,29 +69,27 @@ class Plan:
     closed_count: int = 2000
     closed_concurrency: int = 50
     closed_max_s: float = 12.0
-    baseline_rates: list[float] = field(default_factory=lambda: [25, 50, 100, 200, 400])
-    baseline_open_s: float = 6.0
+    baseline_rates: list[float] = field(default_factory=lambda: [25, 100, 400])
+    baseline_open_s: float = 5.0
     crash_rate: float = 25.0
-    crash_s: float = 8.0
-    crash_at: float = 4.0
+    crash_s: float = 6.0
+    crash_at: float = 3.0
     baseline_drain: Drain = field(default_factory=lambda: Drain(cap_s=15.0, stall_s=4.0))
     low_rate: float = 5.0
     low_s: float = 6.0
     steady_rate: float = 20.0
     steady_s: float = 15.0
     our_rates: list[float] = field(default_factory=lambda: [25, 40, 60, 80, 120])
-    our_open_s: float = 8.0
+    our_open_s: float = 6.0
+    our_bisect_steps: int = 2
     ours_closed_max_s: float = 60.0
     our_drain: Drain = field(default_factory=lambda: Drain(cap_s=120.0, stall_s=20.0))
     burst_count: int = 600
     probe_count: int = 600
-    our_crash_rate: float = 20.0
-    our_crash_s: float = 10.0
-    our_crash_at: float = 5.0
     # A send whose worker died is retried after its attempt timeout (30 s by default).
     our_crash_drain: Drain = field(default_factory=lambda: Drain(cap_s=90.0, stall_s=45.0))
     flaky_error_rate: float = 0.1
-    ratelimit_count: int = 40
+    ratelimit_count: int = 30
     ratelimit: float = 2.0
     scheduled_count: int = 10_000
     our_extra_env: dict[str, str] = field(default_factory=dict)
@@ -111,12 +109,11 @@ QUICK = Plan(
     steady_s=5.0,
     our_rates=[25, 50],
     our_open_s=4.0,
+    our_bisect_steps=0,
     ours_closed_max_s=20.0,
     our_drain=Drain(cap_s=30.0, stall_s=10.0),
     burst_count=200,
     probe_count=200,
-    our_crash_s=5.0,
-    our_crash_at=2.5,
     our_crash_drain=Drain(cap_s=25.0, stall_s=15.0),
     ratelimit_count=10,
     scheduled_count=300,
@@ -418,12 +415,23 @@ class Bench:
             seconds=plan.steady_s,
             drain=plan.our_drain,
         )
+        # Step up until a rate is not sustained, then bisect between the last two.
+        good, bad = 0.0, None
         for rate in plan.our_rates:
-            run = await self.scenario(
-                system, f"open {rate:g}/s", rate=rate, seconds=plan.our_open_s, drain=plan.our_drain
-            )
-            if not run.sustainable:
+            if await self.our_open(system, rate):
+                good = rate
+            else:
+                bad = rate
                 break
+        for _ in range(plan.our_bisect_steps if bad is not None and good else 0):
+            assert bad is not None
+            middle = round((good + bad) / 2)
+            if middle in (good, bad):
+                break
+            if await self.our_open(system, middle):
+                good = middle
+            else:
+                bad = middle
         await self.scenario(
             system,
             f"closed {plan.closed_count}@c{plan.closed_concurrency}",
@@ -440,10 +448,16 @@ class Bench:
             max_s=plan.ours_closed_max_s,
             drain=plan.our_drain,
         )
-        await self.crash(
-            system, plan.our_crash_rate, plan.our_crash_s, plan.our_crash_at, plan.our_crash_drain
+        # The same crash and flaky loads as the fire-and-forget baselines get.
+        await self.crash(system, plan.crash_rate, plan.crash_s, plan.crash_at, plan.our_crash_drain)
+        await self.flaky(system, plan.crash_rate, plan.crash_s, plan.our_crash_drain)
+
+    async def our_open(self, system: System, rate: float) -> bool:
+        plan = self.plan
+        run = await self.scenario(
+            system, f"open {rate:g}/s", rate=rate, seconds=plan.our_open_s, drain=plan.our_drain
         )
-        await self.flaky(system, plan.our_crash_rate, plan.our_crash_s, plan.our_crash_drain)
+        return bool(run.sustainable)
 
     async def rate_limited(self, client: Client, server: DevServer, system: System) -> None:
         """Our worker and the fake both at the provider's limit: rate held, and no 429."""
@@ -505,8 +519,12 @@ class Bench:
             )
             accepted += len(result.accepted)
             accept_seconds += result.duration_s
-            await self.workflow_queue_drained(client)
+            waited = await self.workflow_queue_drained(client)
             points.append((accepted, worker.ps.memory_info().rss / 1e6))
+            log(
+                f"scheduled {accepted}: accepted in {result.duration_s:.0f}s, worker caught up "
+                f"{waited:.0f}s later, RSS {points[-1][1]:.0f} MB"
+            )
         stats = await sampler.stop()
         (n1, rss1), (n2, rss2) = points
         per_send_kb = (rss2 - rss1) * 1000 / max(n2 - n1, 1)
@@ -526,7 +544,7 @@ class Bench:
             f"{accepted / accept_seconds:.0f}/s"
         )
 
-    async def workflow_queue_drained(self, client: Client) -> None:
+    async def workflow_queue_drained(self, client: Client) -> float:
         """Wait until the worker has taken every workflow task (backlog 0 twice, 1 s apart)."""
         zeros = 0
 
@@ -535,7 +553,7 @@ class Bench:
             zeros = zeros + 1 if await backlog(client, OUR_TASK_QUEUE, WORKFLOW) == 0 else 0
             return zeros >= 2
 
-        await wait_until(drained, timeout=180, what="workflow tasks taken", interval=1.0)
+        return await wait_until(drained, timeout=180, what="workflow tasks taken", interval=1.0)
 
     # -- ceilings of the server itself ------------------------------------------------------
 
