@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "0.0.0.0"
 
     worker_max_concurrent_activities: int = Field(default=200, gt=0)
-    worker_max_cached_workflows: int = Field(default=10_000, ge=0)
+    # Each cached workflow costs ~90 kB in the worker (measured); evicted ones replay on demand.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
     # Bearer keys of the API, comma-separated: several at once so they can be rotated.
     # The API refuses to start without one (`make dev` generates `.dev/api_key`).

@@ -99,16 +99,40 @@ def _parse_seconds(value: str | None) -> float | None:
     return max(seconds, 0.0)
 
 
+class Pacer:
+    """Spaces this process's provider calls at least `1 / rate` seconds apart.
+
+    The task queue's server-side limit holds the fleet to the rate on average, but hands
+    tasks out in bursts; a provider that counts per second (Resend) answers a burst with
+    429s. Pacing the burst out keeps every call under the provider's limit.
+    """
+
+    def __init__(self, rate_per_second: float) -> None:
+        self._interval = 1.0 / rate_per_second
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        # Reserve the slot before sleeping: no await between the read and the write.
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class ResendTransport:
     """Resend's HTTP API through one shared `httpx.AsyncClient` (async, never blocks)."""
 
     name = "resend"
 
-    def __init__(self, client: httpx.AsyncClient, api_key: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, api_key: str, pacer: Pacer | None = None) -> None:
         self._client = client
         self._api_key = api_key
+        self._pacer = pacer
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        if self._pacer is not None:
+            await self._pacer.wait()
         headers = {
             "Authorization": f"Bearer {self._api_key}",
             "Idempotency-Key": idempotency_key,

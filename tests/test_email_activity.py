@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import errors
-from activities.email import EmailActivities, OutboxTransport, ResendTransport
+from activities.email import EmailActivities, OutboxTransport, Pacer, ResendTransport
 from activities.types import DeliverEmailInput, DeliverEmailResult, EmailMessage
 from tests.conftest import FAKE_KEY
 from tests.fake_resend import FakeResendServer, Fault
@@ -133,3 +135,16 @@ async def test_outbox_writes_readable_files_once_per_key(tmp_path: Path) -> None
     [html] = list(tmp_path.glob("*.html"))
     assert "Subject: Hi" in eml.read_text() and "NOT SENT" in eml.read_text()
     assert "<b>Hi</b>" in html.read_text() and "NOT sent" in html.read_text()
+
+
+async def test_pacer_spaces_calls_at_the_rate() -> None:
+    pacer = Pacer(20.0)
+    starts: list[float] = []
+
+    async def call() -> None:
+        await pacer.wait()
+        starts.append(time.monotonic())
+
+    await asyncio.gather(*(call() for _ in range(6)))
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 0.045 for gap in gaps), gaps
