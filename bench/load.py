@@ -160,6 +160,7 @@ async def open_loop(
     max_in_flight: int = 2000,
     on_tick: Callable[[float], None] | None = None,
     first_index: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> LoadResult:
     """Invites arriving every `1/rate` seconds for `seconds`, each timed from its due time.
 
@@ -179,7 +180,8 @@ async def open_loop(
             if delay > 0:
                 await asyncio.sleep(delay)
             result.max_send_lag_s = max(result.max_send_lag_s, time.perf_counter() - due)
-            tasks.append(asyncio.create_task(_post(session, url, tag, first_index + i, due)))
+            post = _post(session, url, tag, first_index + i, due, extra)
+            tasks.append(asyncio.create_task(post))
             if on_tick is not None:
                 on_tick(time.perf_counter() - result.started)
         result.records = list(await asyncio.gather(*tasks))

@@ -88,6 +88,8 @@ class RunResult:
     max_send_lag_ms: float
     provider_statuses: dict[str, int]
     procs: dict[str, ProcStats]
+    # Answers the client got that were not 2xx: HTTP status, "timeout" or "conn_error".
+    client_errors: dict[str, int] = field(default_factory=dict)
     crashed: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -276,7 +278,14 @@ def summarize(
         provider_statuses=statuses,
         procs=procs,
         crashed=crashed,
+        client_errors=_client_errors(records),
     )
+
+
+def _client_errors(records: list[Any]) -> dict[str, int]:
+    names = {0: "timeout", -1: "conn_error"}
+    counts = Counter(names.get(r.status, str(r.status)) for r in records if not r.accepted)
+    return dict(counts.most_common())
 
 
 def _second_half_ratio(
@@ -292,7 +301,3 @@ def _second_half_ratio(
     accepted_in = sum(1 for r in accepted if lo <= r.sent_wall < hi)
     delivered_in = sum(1 for d in first.values() if lo <= d.received_wall < hi)
     return delivered_in / accepted_in if accepted_in else None
-
-
-def count_statuses(result: LoadResult) -> Counter[int]:
-    return Counter(r.status for r in result.records)

@@ -45,6 +45,14 @@ def _procs(run: RunResult) -> str:
     )
 
 
+def _errors(run: RunResult) -> str:
+    """`0`, or e.g. `61 (429)`, `95 (timeout)`."""
+    if run.sent == run.accepted:
+        return "0"
+    kinds = ", ".join(f"{n}×{kind}" for kind, n in run.client_errors.items())
+    return f"{run.sent - run.accepted} ({kinds})" if kinds else str(run.sent - run.accepted)
+
+
 RUN_HEADER = (
     "| system | scenario | sent | 2xx | errors | p50 | p90 | p99 | max | accepted/s "
     "| delivered | lost | dup | delivered/s | a→s p50 | a→s p99 | flat | CPU % / RSS MB |\n"
@@ -53,14 +61,13 @@ RUN_HEADER = (
 
 
 def run_row(run: RunResult) -> str:
-    errors = run.sent - run.accepted
     flat = {True: "yes", False: "no", None: ""}[run.sustainable]
     cells = [
         run.system,
         run.scenario + (" 💥" if run.crashed else ""),
         str(run.sent),
         str(run.accepted),
-        str(errors) if errors else "0",
+        _errors(run),
         _num(run.api_p50_ms, 1),
         _num(run.api_p90_ms, 1),
         _num(run.api_p99_ms, 1),

@@ -2,7 +2,12 @@
 
     python -m bench.temporal_probe worker --address HOST:PORT
     python -m bench.temporal_probe starts --address HOST:PORT --count 600 --concurrency 50
+    python -m bench.temporal_probe starts_like_api --address HOST:PORT --count 600
     python -m bench.temporal_probe throughput --address HOST:PORT --count 600 --concurrency 50
+
+`starts_like_api` adds what our API's start carries (a memo, two keyword search attributes,
+REJECT_DUPLICATE/FAIL id policies): the gap between `starts` and it is the server's cost of
+those, the gap between it and the HTTP burst is the API's.
 
 `starts` and `throughput` print one JSON line. Every mode ends with `os._exit` after a clean
 shutdown: short-lived Temporal clients can crash on interpreter exit (sdk-python#300).
@@ -21,9 +26,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.worker import Worker
 
 from bench.minimal_workflow import TASK_QUEUE, BenchOneActivity, NoopInput, bench_noop
+
+# Registered on the dev server by the benchmark, as our API uses them.
+EMAIL_KIND = SearchAttributeKey.for_keyword("EmailKind")
+EMAIL_STATUS = SearchAttributeKey.for_keyword("EmailStatus")
 
 
 async def run_worker(client: Client) -> None:
@@ -71,14 +87,32 @@ async def measure(client: Client, mode: str, count: int, concurrency: int) -> di
             BenchOneActivity.run, NoopInput(f"{i}"), id=f"{prefix}-{i}", task_queue=TASK_QUEUE
         )
 
+    async def start_like_api(i: int) -> None:
+        await client.start_workflow(
+            BenchOneActivity.run,
+            NoopInput(f"{i}"),
+            id=f"{prefix}-{i}",
+            task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            memo={"request_sha256": "0" * 64},
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(EMAIL_KIND, "invite"),
+                    SearchAttributePair(EMAIL_STATUS, "queued"),
+                ]
+            ),
+        )
+
     async def execute(i: int) -> None:
         await client.execute_workflow(
             BenchOneActivity.run, NoopInput(f"{i}"), id=f"{prefix}-{i}", task_queue=TASK_QUEUE
         )
 
+    call = {"starts": start, "starts_like_api": start_like_api, "throughput": execute}[mode]
     # One call first so connection setup is not counted.
-    await (start if mode == "starts" else execute)(-1)
-    latencies, seconds = await fan_out(count, concurrency, start if mode == "starts" else execute)
+    await call(-1)
+    latencies, seconds = await fan_out(count, concurrency, call)
     return {
         "mode": mode,
         "count": count,
@@ -91,7 +125,7 @@ async def measure(client: Client, mode: str, count: int, concurrency: int) -> di
 
 async def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["worker", "starts", "throughput"])
+    parser.add_argument("mode", choices=["worker", "starts", "starts_like_api", "throughput"])
     parser.add_argument("--address", required=True)
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=50)
