@@ -31,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
     from activities.types import DeliverEmailInput, EmailMessage
     from workflows.shared import (
+        CANCEL_UPDATE,
+        DELIVERY_EVENT_SIGNAL,
         DELIVERY_EVENT_STATUS,
         EMAIL_STATUS,
         ENDING_DELIVERY_STATUSES,
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         STATUS_SCHEDULED,
         STATUS_SENT,
         AttemptRecord,
+        CancelInput,
         CancelResult,
         DeliveryEventInput,
         DeliveryEventRecord,
@@ -341,3 +344,28 @@ class Delivery:
         elif record.error_type == errors.DAILY_QUOTA_EXCEEDED:
             retry_after = DAILY_QUOTA_RETRY
         return record, permanent, retry_after
+
+
+class DeliveryWorkflow:
+    """The handlers every email workflow shares; subclasses set `_delivery` in `__init__`."""
+
+    _delivery: Delivery
+
+    @workflow.query(name="status")
+    def status(self) -> EmailStatusResult:
+        """Where this email stands, with every attempt so far."""
+        return self._delivery.state
+
+    @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
+    def delivery_event(self, event: DeliveryEventInput) -> None:
+        """A provider webhook event (delivered, bounced, ...), deduplicated by its id."""
+        self._delivery.on_delivery_event(event)
+
+    @workflow.update(name=CANCEL_UPDATE)
+    def cancel(self, data: CancelInput) -> CancelResult:
+        """Cancel a send that has not gone out (rejected once an attempt may have)."""
+        return self._delivery.cancel()
+
+    @cancel.validator
+    def validate_cancel(self, data: CancelInput) -> None:
+        self._delivery.check_cancellable()

@@ -5,21 +5,16 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.delivery import Delivery
+    from workflows.delivery import Delivery, DeliveryWorkflow
     from workflows.shared import (
-        CANCEL_UPDATE,
-        DELIVERY_EVENT_SIGNAL,
         KIND_EMAIL,
-        CancelInput,
-        CancelResult,
-        DeliveryEventInput,
         EmailStatusResult,
         SendEmailInput,
     )
 
 
 @workflow.defn(name="SendEmail")
-class SendEmail:
+class SendEmail(DeliveryWorkflow):
     """Send the message from the input (already pinned by being recorded there)."""
 
     @workflow.init
@@ -35,22 +30,3 @@ class SendEmail:
             return self._delivery.state
         key = f"{workflow.info().workflow_id}/send"
         return await self._delivery.send_and_track(data.message, key)
-
-    @workflow.query(name="status")
-    def status(self) -> EmailStatusResult:
-        """Where this email stands, with every attempt so far."""
-        return self._delivery.state
-
-    @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
-    def delivery_event(self, event: DeliveryEventInput) -> None:
-        """A provider webhook event (delivered, bounced, ...), deduplicated by its id."""
-        self._delivery.on_delivery_event(event)
-
-    @workflow.update(name=CANCEL_UPDATE)
-    def cancel(self, data: CancelInput) -> CancelResult:
-        """Cancel a send that has not gone out (rejected once an attempt may have)."""
-        return self._delivery.cancel()
-
-    @cancel.validator
-    def validate_cancel(self, data: CancelInput) -> None:
-        self._delivery.check_cancellable()

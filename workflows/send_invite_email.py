@@ -10,14 +10,9 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.templates import render_invite
     from activities.types import RenderInviteInput
-    from workflows.delivery import Delivery
+    from workflows.delivery import Delivery, DeliveryWorkflow
     from workflows.shared import (
-        CANCEL_UPDATE,
-        DELIVERY_EVENT_SIGNAL,
         KIND_INVITE,
-        CancelInput,
-        CancelResult,
-        DeliveryEventInput,
         EmailStatusResult,
         SendInviteEmailInput,
     )
@@ -26,7 +21,7 @@ RENDER_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(millis
 
 
 @workflow.defn(name="SendInviteEmail")
-class SendInviteEmail:
+class SendInviteEmail(DeliveryWorkflow):
     """Render the invitation (a local activity whose recorded result pins the exact bytes),
     then send it through the shared delivery loop."""
 
@@ -58,22 +53,3 @@ class SendInviteEmail:
         # Stable across retries, resets and continue-as-new, unlike the run id.
         key = f"{workflow.info().workflow_id}/send"
         return await self._delivery.send_and_track(rendered.message, key)
-
-    @workflow.query(name="status")
-    def status(self) -> EmailStatusResult:
-        """Where this invitation stands, with every attempt so far."""
-        return self._delivery.state
-
-    @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
-    def delivery_event(self, event: DeliveryEventInput) -> None:
-        """A provider webhook event (delivered, bounced, ...), deduplicated by its id."""
-        self._delivery.on_delivery_event(event)
-
-    @workflow.update(name=CANCEL_UPDATE)
-    def cancel(self, data: CancelInput) -> CancelResult:
-        """Cancel a send that has not gone out (rejected once an attempt may have)."""
-        return self._delivery.cancel()
-
-    @cancel.validator
-    def validate_cancel(self, data: CancelInput) -> None:
-        self._delivery.check_cancellable()
