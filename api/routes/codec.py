@@ -22,7 +22,7 @@ from workflows.codec import CodecKeyError, EncryptionCodec
 router = APIRouter(prefix="/codec", tags=["codec"], include_in_schema=False)
 
 
-def get_codec(settings: SettingsDep) -> EncryptionCodec:
+async def get_codec(settings: SettingsDep) -> EncryptionCodec:
     codec = payload_codec(settings)
     if codec is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "payload encryption is not configured")
