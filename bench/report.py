@@ -157,9 +157,10 @@ def chart(runs: list[RunResult], path: Path, title: str) -> None:
     ax.bar([x - width / 2 for x in xs], accepted, width, label="accepted/s")
     ax.bar([x + width / 2 for x in xs], delivered, width, label="delivered/s (end to end)")
     for x, a, d in zip(xs, accepted, delivered, strict=True):
-        ax.annotate(f"{a:.0f}", (x - width / 2, a), ha="center", va="bottom", fontsize=8)
-        if d:
-            ax.annotate(f"{d:.0f}", (x + width / 2, d), ha="center", va="bottom", fontsize=8)
+        for value, dx in ((a, -width / 2), (d, width / 2)):
+            if value:
+                label = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+                ax.annotate(label, (x + dx, value), ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_xticks(list(xs), systems, rotation=20, ha="right")
     ax.set_ylabel("per second (log)")
