@@ -179,7 +179,7 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_cancelled": ([], scheduled(cancel=True)),
     "invite_sent_tracked": ([], run_invite),
     "invite_failed_tracked": ([Fault(status=422, name="validation_error")], run_invite),
-    # Complaints after delivery (workflow.patched "complaints-after-delivery-v1").
+    # A complaint after delivery (tracking keeps listening after `delivered`).
     "invite_delivered_then_complained": ([], with_events("email.delivered", "email.complained")),
     "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
     "email_bounced": ([], with_events("email.bounced", start=start_email)),

@@ -60,8 +60,6 @@ DAILY_QUOTA_RETRY = timedelta(hours=1)
 DELIVERY_FAILED = "EmailDeliveryFailed"
 CANCEL_REJECTED = "EmailNotCancellable"
 TRACKING_PATCH = "delivery-tracking-v1"
-# Keep listening after `delivered`, for a complaint, until the tracking window ends.
-COMPLAINTS_PATCH = "complaints-after-delivery-v1"
 # Webhooks are delivered at least once: remember this many event ids to drop repeats.
 MAX_SEEN_EVENTS = 100
 # Nothing has gone out yet in these states (`retrying` only after definite refusals, below).
@@ -203,15 +201,11 @@ class Delivery:
             self._apply_event(record)
         self._pending_events.clear()
         self._upsert_status(provider_message_id=self.state.provider_message_id)
-        ending = (
-            ENDING_DELIVERY_STATUSES
-            if workflow.patched(COMPLAINTS_PATCH)
-            else FINAL_DELIVERY_STATUSES
-        )
-        if self.state.status in ending:
+        # `delivered` is not an ending: a complaint can still follow it.
+        if self.state.status in ENDING_DELIVERY_STATUSES:
             return
         final = await _wait_until(
-            lambda: self.state.status in ending,
+            lambda: self.state.status in ENDING_DELIVERY_STATUSES,
             timedelta(seconds=self.policy.delivery_wait_seconds),
         )
         if not final:
