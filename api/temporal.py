@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Response, status
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
@@ -29,6 +29,7 @@ from temporalio.converter import value_to_type
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.schemas import EmailCreate, InviteCreate
 from workflows.shared import (
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
@@ -132,6 +133,34 @@ def initial_search_attributes(
     if tenant_id:
         pairs.append(SearchAttributePair(TENANT_ID, tenant_id))
     return TypedSearchAttributes(pairs)
+
+
+async def accept_send(
+    client: Client,
+    run: Callable[..., Awaitable[Any]],
+    arg: Any,
+    *,
+    kind: str,
+    workflow_id: str,
+    body: InviteCreate | EmailCreate,
+    idempotency_key: str | None,
+    task_queue: str,
+    response: Response,
+) -> None:
+    """Start a send for a validated request (once per idempotency key); mark a replay."""
+    started = await start_once(
+        client,
+        run,
+        arg,
+        workflow_id=workflow_id,
+        fingerprint=request_hash(body, idempotency_key),
+        task_queue=task_queue,
+        search_attributes=initial_search_attributes(
+            kind, body.tenant_id, scheduled=body.send_at is not None
+        ),
+    )
+    if not started:
+        response.headers["Idempotent-Replayed"] = "true"
 
 
 async def signal_delivery_event(

@@ -25,13 +25,11 @@ from api.schemas import (
     TenantId,
 )
 from api.temporal import (
+    accept_send,
     cancel_send,
-    initial_search_attributes,
     list_page,
     new_key,
     read_status,
-    request_hash,
-    start_once,
 )
 from api.timeline import timeline
 from workflows.send_email import SendEmail
@@ -85,7 +83,7 @@ async def create_email(
         reply_to=_as_list(body.reply_to),
         tags=[*tags, EmailTag("kind", KIND_EMAIL), EmailTag("email_id", email_id)],
     )
-    started = await start_once(
+    await accept_send(
         client,
         SendEmail.run,
         SendEmailInput(
@@ -95,15 +93,13 @@ async def create_email(
             policy=delivery_policy(settings),
             send_at=body.send_at.isoformat() if body.send_at else None,
         ),
+        kind=KIND_EMAIL,
         workflow_id=workflow_id,
-        fingerprint=request_hash(body, idempotency_key),
+        body=body,
+        idempotency_key=idempotency_key,
         task_queue=settings.task_queue,
-        search_attributes=initial_search_attributes(
-            KIND_EMAIL, body.tenant_id, scheduled=body.send_at is not None
-        ),
+        response=response,
     )
-    if not started:
-        response.headers["Idempotent-Replayed"] = "true"
     return EmailAccepted(id=email_id, workflow_id=workflow_id, status_url=f"/v1/emails/{email_id}")
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import CallerDep, ClientDep, IdempotencyKey, SettingsDep
 from api.schemas import ERRORS, InviteAccepted, InviteCreate
-from api.temporal import initial_search_attributes, new_key, request_hash, start_once
+from api.temporal import accept_send, new_key
 from workflows.send_invite_email import SendInviteEmail
 from workflows.shared import INVITE_ID_PREFIX, KIND_INVITE, SendInviteEmailInput
 
@@ -38,7 +38,7 @@ async def create_invite(
     accept_url = f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
         {"invite": invite_id, "token": token}
     )
-    started = await start_once(
+    await accept_send(
         client,
         SendInviteEmail.run,
         SendInviteEmailInput(
@@ -53,15 +53,13 @@ async def create_invite(
             policy=delivery_policy(settings),
             send_at=body.send_at.isoformat() if body.send_at else None,
         ),
+        kind=KIND_INVITE,
         workflow_id=workflow_id,
-        fingerprint=request_hash(body, idempotency_key),
+        body=body,
+        idempotency_key=idempotency_key,
         task_queue=settings.task_queue,
-        search_attributes=initial_search_attributes(
-            KIND_INVITE, body.tenant_id, scheduled=body.send_at is not None
-        ),
+        response=response,
     )
-    if not started:
-        response.headers["Idempotent-Replayed"] = "true"
     return InviteAccepted(
         invite_id=invite_id, workflow_id=workflow_id, status_url=f"/v1/emails/{invite_id}"
     )
