@@ -40,7 +40,7 @@ bench-quick: $(STAMP)
 # make replay ID=invite-<hex>       one workflow, fetched from TEMPORAL_ADDRESS
 # make replay DIR=path/to/histories a folder of `temporal workflow show -o json` files
 replay: $(STAMP)
-	$(PY) -m workflows.replay $(or $(ID),$(DIR),tests/histories)
+	$(PY) -m infra.replay $(or $(ID),$(DIR),tests/histories)
 
 clean:
 	rm -rf .dev

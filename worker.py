@@ -27,8 +27,8 @@ from activities.email import (
 )
 from activities.templates import render_invite
 from config import Settings, get_settings
+from infra.temporal_client import connect
 from observability import configure_logging
-from workflows.client import connect
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 

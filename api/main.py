@@ -15,8 +15,8 @@ from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from api.temporal import TemporalUnavailable
+from infra.temporal_client import API_RETRY, connect
 from observability import configure_logging
-from workflows.client import API_RETRY, connect
 
 log = logging.getLogger("durable_mail.api")
 # Honest about the one case we cannot rule out: a start that timed out may have been

@@ -30,14 +30,11 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.schemas import EmailCreate, InviteCreate
-from workflows.shared import (
+from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, TENANT_ID
+from workflows.status import STATUS_QUEUED, STATUS_SCHEDULED
+from workflows.types import (
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
-    EMAIL_KIND,
-    EMAIL_STATUS,
-    STATUS_QUEUED,
-    STATUS_SCHEDULED,
-    TENANT_ID,
     CancelInput,
     CancelResult,
     DeliveryEventInput,

@@ -7,7 +7,8 @@ the same story as the workflow's history in the Web UI.
 
 from __future__ import annotations
 
-from workflows.shared import STATUS_CANCELLED, STATUS_FAILED, EmailStatusResult
+from workflows.status import STATUS_CANCELLED, STATUS_FAILED
+from workflows.types import EmailStatusResult
 
 from .schemas import TimelineEvent
 

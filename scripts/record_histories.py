@@ -36,7 +36,7 @@ from tests.fake_resend import FakeResendServer, Fault  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
-from workflows.shared import (  # noqa: E402
+from workflows.types import (
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
     CancelInput,

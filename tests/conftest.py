@@ -24,9 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from config import Settings, get_settings
+from infra.temporal_client import data_converter
 from tests.fake_resend import FakeResendServer
 from worker import build_transport, build_workers
-from workflows.client import data_converter
 
 SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 FAKE_KEY = "re_test_key"

@@ -13,10 +13,10 @@ from temporalio.client import Client
 
 from api.main import create_app
 from config import Settings, get_settings
+from infra.temporal_client import API_RETRY, connect
 from tests.conftest import API_KEY, FAKE_KEY
 from tests.fake_resend import FakeResendServer
 from tests.helpers import INVITE, wait_for_status
-from workflows.client import API_RETRY, connect
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello", "html": "<p>Hi</p>"}
 

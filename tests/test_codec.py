@@ -19,11 +19,11 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from config import Settings
+from infra.codec import CodecKeyError, EncryptionCodec, new_codec_key, parse_codec_keys
+from infra.temporal_client import data_converter
 from tests.conftest import API_KEY, CODEC_KEYS, FAKE_KEY, temporal_binary
 from tests.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, wait_for_status
-from workflows.client import data_converter
-from workflows.codec import CodecKeyError, EncryptionCodec, new_codec_key, parse_codec_keys
 
 UI_ORIGIN = "http://localhost:8233"
 

@@ -10,10 +10,10 @@ import pytest
 from temporalio.client import Client
 
 from config import Settings
+from infra.temporal_client import connect
 from tests.fake_resend import FakeResendServer
 from tests.helpers import INVITE, eventually, wait_for_status
 from worker import build_runtime, build_transport, build_workers
-from workflows.client import connect
 
 
 def free_port() -> int:

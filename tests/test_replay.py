@@ -16,7 +16,7 @@ from temporalio.workflow import NondeterminismError
 
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
-from workflows.shared import EmailStatusResult, SendInviteEmailInput
+from workflows.types import EmailStatusResult, SendInviteEmailInput
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

@@ -1,4 +1,4 @@
-"""`make replay` / `python -m workflows.replay`: every recorded history, and the failure mode."""
+"""`make replay` / `python -m infra.replay`: every recorded history, and the failure mode."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from infra.replay import replay_from_server, replay_paths
 from tests.helpers import INVITE, wait_for_status
-from workflows.replay import replay_from_server, replay_paths
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -58,7 +58,7 @@ async def test_nondeterministic_change_is_reported_with_workflow_and_event(
 async def test_cli_exits_non_zero_on_a_nondeterministic_history(tmp_path: Path) -> None:
     broken_copy(tmp_path)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workflows.replay", str(tmp_path), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "infra.replay", str(tmp_path), stdout=asyncio.subprocess.PIPE
     )
     out, _ = await proc.communicate()
     assert proc.returncode == 1

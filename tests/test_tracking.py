@@ -16,7 +16,7 @@ from tests.conftest import temporal_binary
 from tests.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, eventually, wait_for_status
 from tests.webhooks import WEBHOOK_URL, event_body, post_event, svix_headers
-from workflows.shared import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
+from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 
 
 def tenant() -> str:

@@ -30,19 +30,20 @@ with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.email import EmailActivities
     from activities.types import DeliverEmailInput, EmailMessage
-    from workflows.shared import (
-        CANCEL_UPDATE,
-        DELIVERY_EVENT_SIGNAL,
+    from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
+    from workflows.status import (
         DELIVERY_EVENT_STATUS,
-        EMAIL_STATUS,
         ENDING_DELIVERY_STATUSES,
         FINAL_DELIVERY_STATUSES,
-        PROVIDER_MESSAGE_ID,
         STATUS_CANCELLED,
         STATUS_FAILED,
         STATUS_QUEUED,
         STATUS_SCHEDULED,
         STATUS_SENT,
+    )
+    from workflows.types import (
+        CANCEL_UPDATE,
+        DELIVERY_EVENT_SIGNAL,
         AttemptRecord,
         CancelInput,
         CancelResult,

@@ -6,11 +6,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.delivery import Delivery, DeliveryWorkflow
-    from workflows.shared import (
-        KIND_EMAIL,
-        EmailStatusResult,
-        SendEmailInput,
-    )
+    from workflows.ids import KIND_EMAIL
+    from workflows.types import EmailStatusResult, SendEmailInput
 
 
 @workflow.defn(name="SendEmail")

@@ -11,11 +11,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.templates import render_invite
     from activities.types import RenderInviteInput
     from workflows.delivery import Delivery, DeliveryWorkflow
-    from workflows.shared import (
-        KIND_INVITE,
-        EmailStatusResult,
-        SendInviteEmailInput,
-    )
+    from workflows.ids import KIND_INVITE
+    from workflows.types import EmailStatusResult, SendInviteEmailInput
 
 RENDER_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
 

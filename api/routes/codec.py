@@ -16,8 +16,8 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from api.deps import CallerDep, SettingsDep
-from workflows.client import payload_codec
-from workflows.codec import CodecKeyError, EncryptionCodec
+from infra.codec import CodecKeyError, EncryptionCodec
+from infra.temporal_client import payload_codec
 
 router = APIRouter(prefix="/codec", tags=["codec"], include_in_schema=False)
 

@@ -32,19 +32,11 @@ from api.temporal import (
     read_status,
 )
 from api.timeline import timeline
+from workflows.ids import EMAIL_ID_PREFIX, KIND_EMAIL, public_id_for, workflow_id_for
+from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_email import SendEmail
-from workflows.shared import (
-    EMAIL_ID_PREFIX,
-    EMAIL_KIND,
-    EMAIL_STATUS,
-    KIND_EMAIL,
-    PROVIDER_MESSAGE_ID,
-    STATUSES,
-    TENANT_ID,
-    SendEmailInput,
-    public_id_for,
-    workflow_id_for,
-)
+from workflows.status import STATUSES
+from workflows.types import SendEmailInput
 
 from .policy import delivery_policy
 

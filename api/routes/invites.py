@@ -10,8 +10,9 @@ from fastapi import APIRouter, Response, status
 from api.deps import CallerDep, ClientDep, IdempotencyKey, SettingsDep
 from api.schemas import ERRORS, InviteAccepted, InviteCreate
 from api.temporal import accept_send, new_key
+from workflows.ids import INVITE_ID_PREFIX, KIND_INVITE
 from workflows.send_invite_email import SendInviteEmail
-from workflows.shared import INVITE_ID_PREFIX, KIND_INVITE, SendInviteEmailInput
+from workflows.types import SendInviteEmailInput
 
 from .policy import delivery_policy
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import Settings
-from workflows.shared import DeliveryPolicy
+from workflows.types import DeliveryPolicy
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:

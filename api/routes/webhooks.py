@@ -21,7 +21,9 @@ from api.metrics import WEBHOOK_EVENTS
 from api.schemas import WebhookAck
 from api.svix import InvalidSignature, verify
 from api.temporal import find_by_provider_id, signal_delivery_event
-from workflows.shared import DELIVERY_EVENT_STATUS, DeliveryEventInput, workflow_id_for
+from workflows.ids import workflow_id_for
+from workflows.status import DELIVERY_EVENT_STATUS
+from workflows.types import DeliveryEventInput
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 log = logging.getLogger("durable_mail.webhooks")

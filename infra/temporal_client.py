@@ -17,7 +17,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from config import Settings
-from workflows.codec import EncryptionCodec
+from infra.codec import EncryptionCodec
 
 log = logging.getLogger("durable_mail.codec")
 

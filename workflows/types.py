@@ -1,90 +1,18 @@
-"""Workflow inputs and results, task queues and workflow-id prefixes.
+"""Workflow inputs and results, signal/update names and payload shapes (wire types).
 
-Workflow ids are business keys (`invite-<hex>`, `email-<hex>`), never an address: ids are
-stored in plain text. Public ids carry a type prefix (`inv_`, `em_`) so one status route
-serves both kinds.
+Fields are only ever added at the end, with defaults: recorded histories must still decode.
 """
 
 from dataclasses import dataclass, field
-
-from temporalio.common import SearchAttributeKey
 
 from activities.types import EmailMessage
 
 # Default queue of provider calls (settings can name another); it is rate-limited queue-wide.
 SEND_TASK_QUEUE = "durable-mail-send"
 
-INVITE_ID_PREFIX = "inv_"
-EMAIL_ID_PREFIX = "em_"
-_WORKFLOW_PREFIX = {INVITE_ID_PREFIX: "invite-", EMAIL_ID_PREFIX: "email-"}
-
-KIND_INVITE = "invite"
-KIND_EMAIL = "email"
-_PUBLIC_PREFIX = {wf: public for public, wf in _WORKFLOW_PREFIX.items()}
-
-# Search attributes (registered by `make dev`, the tests and docker-compose). Values are
-# plain text in Temporal: statuses, kinds and ids only, never an address.
-EMAIL_STATUS = SearchAttributeKey.for_keyword("EmailStatus")
-EMAIL_KIND = SearchAttributeKey.for_keyword("EmailKind")
-TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
-PROVIDER_MESSAGE_ID = SearchAttributeKey.for_keyword("ProviderMessageId")
-
-# Statuses of a send. `sending` and `retrying` are transient and never reach visibility.
-STATUS_SCHEDULED = "scheduled"
-STATUS_QUEUED = "queued"
-STATUS_SENT = "sent"
-STATUS_FAILED = "failed"
-STATUS_CANCELLED = "cancelled"
-STATUSES = (
-    STATUS_SCHEDULED,
-    STATUS_QUEUED,
-    "sending",
-    "retrying",
-    STATUS_SENT,
-    STATUS_FAILED,
-    STATUS_CANCELLED,
-    "delivery_delayed",
-    "delivered",
-    "bounced",
-    "complained",
-    "suppressed",
-)
-# Resend webhook event -> the status it gives the email.
-DELIVERY_EVENT_STATUS = {
-    "email.delivered": "delivered",
-    "email.delivery_delayed": "delivery_delayed",
-    "email.bounced": "bounced",
-    "email.complained": "complained",
-    "email.failed": STATUS_FAILED,
-    "email.suppressed": "suppressed",
-}
-# Outcomes of a send; a later `delivery_delayed` does not undo one.
-FINAL_DELIVERY_STATUSES = frozenset(
-    {"delivered", "bounced", "complained", STATUS_FAILED, "suppressed"}
-)
-# After one of these the provider has nothing more to tell. `delivered` is not among them:
-# a recipient can still mark the email as spam (`email.complained`) after delivery.
-ENDING_DELIVERY_STATUSES = FINAL_DELIVERY_STATUSES - {"delivered"}
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
-
-
-def workflow_id_for(public_id: str) -> str | None:
-    """`inv_abc` -> `invite-abc`; None for an id that is not ours."""
-    for id_prefix, wf_prefix in _WORKFLOW_PREFIX.items():
-        rest = public_id.removeprefix(id_prefix)
-        if rest != public_id and rest.isalnum() and len(rest) <= 64:
-            return wf_prefix + rest
-    return None
-
-
-def public_id_for(workflow_id: str) -> str | None:
-    """`invite-abc` -> `inv_abc`; None for a workflow id that is not ours."""
-    for wf_prefix, id_prefix in _PUBLIC_PREFIX.items():
-        if workflow_id.startswith(wf_prefix):
-            return id_prefix + workflow_id.removeprefix(wf_prefix)
-    return None
 
 
 @dataclass

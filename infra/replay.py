@@ -1,8 +1,8 @@
 """Replay workflow histories against today's workflow code (`make replay`).
 
-    python -m workflows.replay tests/histories        # every *.json in a folder
-    python -m workflows.replay history.json           # one `temporal workflow show -o json`
-    python -m workflows.replay invite-<hex>           # fetched from the server (TEMPORAL_*)
+    python -m infra.replay tests/histories        # every *.json in a folder
+    python -m infra.replay history.json           # one `temporal workflow show -o json`
+    python -m infra.replay invite-<hex>           # fetched from the server (TEMPORAL_*)
 
 Exits 1 if any history does not replay, naming the workflow and the event where the new
 code diverged: the change would break the sends in flight (use `workflow.patched`).
@@ -24,7 +24,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from config import get_settings
-from workflows.client import connect, data_converter
+from infra.temporal_client import connect, data_converter
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 
