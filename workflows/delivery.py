@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -93,28 +94,31 @@ def _failure_details(cause: ApplicationError) -> AttemptFailureDetails | None:
     return details
 
 
+class SendOptions(Protocol):
+    """What every email workflow's input carries for the delivery loop."""
+
+    @property
+    def policy(self) -> DeliveryPolicy: ...
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def send_at(self) -> str | None: ...
+
+
 class Delivery:
     """State and retry loop of one email; lives inside a workflow instance."""
 
-    def __init__(
-        self,
-        email_id: str,
-        kind: SendKind,
-        policy: DeliveryPolicy,
-        *,
-        tenant_id: str | None = None,
-        send_at: str | None = None,
-    ) -> None:
+    def __init__(self, email_id: str, kind: SendKind, options: SendOptions) -> None:
         now = _iso(workflow.now())
-        self.policy = policy
+        self.policy = options.policy
         self.state = EmailStatusResult(
             id=email_id,
             kind=kind,
-            status=SendStatus.SCHEDULED if send_at else SendStatus.QUEUED,
+            status=SendStatus.SCHEDULED if options.send_at else SendStatus.QUEUED,
             created_at=now,
             updated_at=now,
-            send_at=send_at,
-            tenant_id=tenant_id,
+            send_at=options.send_at,
+            tenant_id=options.tenant_id,
         )
         self.tracking = False
         self.cancelled = False
@@ -123,9 +127,11 @@ class Delivery:
         self._pending_events: list[DeliveryEventRecord] = []
         self._metrics = workflow.metric_meter()
 
-    def begin(self) -> None:
-        """Decide once, at the start of the run, whether this execution uses tracking."""
+    async def begin(self) -> bool:
+        """Start of the run: decide once whether this execution uses tracking, then wait
+        until `send_at` if there is one. False if cancelled meanwhile (nothing to send)."""
         self.tracking = workflow.patched(TRACKING_PATCH)
+        return await self._wait_until_due()
 
     def _upsert_status(self, *, provider_message_id: str | None = None) -> None:
         # Only real status changes reach visibility: each upsert is a command and an event.
@@ -141,7 +147,7 @@ class Delivery:
             1, {"outcome": outcome.value, "kind": self.state.kind.value}
         )
 
-    async def wait_until_due(self) -> bool:
+    async def _wait_until_due(self) -> bool:
         """Wait on a durable timer until `send_at`; False if cancelled meanwhile."""
         if self.tracking and self.state.send_at and not self.cancelled:
             due = datetime.fromisoformat(self.state.send_at)

@@ -16,17 +16,10 @@ class SendEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendEmailInput) -> None:
-        self._delivery = Delivery(
-            data.email_id,
-            SendKind.EMAIL,
-            data.policy,
-            tenant_id=data.tenant_id,
-            send_at=data.send_at,
-        )
+        self._delivery = Delivery(data.email_id, SendKind.EMAIL, data)
 
     @workflow.run
     async def run(self, data: SendEmailInput) -> EmailStatusResult:
-        self._delivery.begin()
-        if not await self._delivery.wait_until_due():
+        if not await self._delivery.begin():
             return self._delivery.state
         return await self._delivery.send_and_track(data.message)

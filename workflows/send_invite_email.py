@@ -23,18 +23,11 @@ class SendInviteEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendInviteEmailInput) -> None:
-        self._delivery = Delivery(
-            data.invite_id,
-            SendKind.INVITE,
-            data.policy,
-            tenant_id=data.tenant_id,
-            send_at=data.send_at,
-        )
+        self._delivery = Delivery(data.invite_id, SendKind.INVITE, data)
 
     @workflow.run
     async def run(self, data: SendInviteEmailInput) -> EmailStatusResult:
-        self._delivery.begin()
-        if not await self._delivery.wait_until_due():
+        if not await self._delivery.begin():
             return self._delivery.state
         rendered = await workflow.execute_local_activity(
             render_invite,
