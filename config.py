@@ -14,6 +14,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RESEND_DEFAULT_URL = "https://api.resend.com"
+# Default queue names, one home: the workflows' DeliveryPolicy defaults to SEND_TASK_QUEUE too.
+TASK_QUEUE = "durable-mail"
+SEND_TASK_QUEUE = "durable-mail-send"
 
 
 class Settings(BaseSettings):
@@ -27,8 +30,8 @@ class Settings(BaseSettings):
     temporal_tls: bool = False
 
     # Queue names: one for workflows, one for provider calls (rate-limited queue-wide).
-    task_queue: str = "durable-mail"
-    send_task_queue: str = "durable-mail-send"
+    task_queue: str = TASK_QUEUE
+    send_task_queue: str = SEND_TASK_QUEUE
 
     # With no key, the worker writes every email to `outbox_dir` instead of sending it.
     resend_api_key: SecretStr | None = None

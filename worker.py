@@ -18,14 +18,12 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.email import (
-    EmailActivities,
-    EmailTransport,
-    OutboxTransport,
-    Pacer,
-    ResendTransport,
-)
-from activities.templates import render_invite
+from activities.render import render_invite
+from activities.send import SendActivities
+from activities.transports.base import EmailTransport
+from activities.transports.outbox import OutboxTransport
+from activities.transports.pacer import Pacer
+from activities.transports.resend import ResendTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect
 from observability import configure_logging
@@ -37,13 +35,15 @@ DISPATCH_HEADROOM = 1.25
 
 
 def build_transport(settings: Settings, http: httpx.AsyncClient | None) -> EmailTransport:
-    """Resend when a key is configured, else the local outbox (development)."""
-    if settings.outbox_mode or http is None:
+    """Resend when a key is configured (through `http`), else the local outbox (development)."""
+    key = settings.resend_api_key
+    if settings.outbox_mode or key is None:
         return OutboxTransport(settings.outbox_dir)
-    assert settings.resend_api_key is not None
+    if http is None:
+        raise ValueError("RESEND_API_KEY is set: the Resend transport needs an HTTP client")
     return ResendTransport(
         http,
-        settings.resend_api_key.get_secret_value(),
+        key.get_secret_value(),
         Pacer(settings.resend_rate_limit_per_second),
     )
 
@@ -62,7 +62,7 @@ def build_workers(
     sends = Worker(
         client,
         task_queue=settings.send_task_queue,
-        activities=[EmailActivities(transport).deliver_email],
+        activities=[SendActivities(transport).send_email],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not
         # multiply the provider load (the per-worker limit would). The server's limiter

@@ -46,7 +46,7 @@ class RenderInviteResult:
 
 
 @dataclass
-class DeliverEmailInput:
+class SendAttemptInput:
     """One send attempt. `idempotency_key` is the same on every attempt of one email."""
 
     message: EmailMessage
@@ -55,7 +55,9 @@ class DeliverEmailInput:
 
 
 @dataclass
-class DeliverEmailResult:
+class SendAttemptResult:
+    """The provider accepted the email (accepted, not yet delivered: webhooks tell that)."""
+
     provider_message_id: str
     http_status: int
     transport: str

@@ -6,35 +6,29 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, Security, status
 from fastapi.security import HTTPBearer
-from starlette.applications import Starlette
 from temporalio.client import Client
 
 from api.security import Caller
-from config import Settings, get_settings
+from config import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its
 # threadpool, a thread hop per dependency per request (profiled: ~12 per accept).
 
 
-async def get_client(request: Request) -> Client:
-    """The Temporal client the lifespan connected (lazily: reachable or not)."""
-    client: Client = request.app.state.temporal
+async def get_temporal_client(request: Request) -> Client:
+    """The app's Temporal client: the one given to `create_app`, or the lifespan's (lazy)."""
+    client: Client = request.app.state.temporal_client
     return client
 
 
-def app_settings(app: Starlette) -> Settings:
-    """The settings the routes see (tests override `get_settings` on the app)."""
-    provider = getattr(app, "dependency_overrides", {}).get(get_settings, get_settings)
-    settings: Settings = provider()
+async def current_settings(request: Request) -> Settings:
+    """The settings `create_app` was built with."""
+    settings: Settings = request.app.state.settings
     return settings
 
 
-async def current_settings(request: Request) -> Settings:
-    return app_settings(request.app)
-
-
 SettingsDep = Annotated[Settings, Depends(current_settings)]
-ClientDep = Annotated[Client, Depends(get_client)]
+TemporalClientDep = Annotated[Client, Depends(get_temporal_client)]
 
 
 async def get_caller(request: Request) -> Caller:

@@ -17,6 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from activities.delivery_contract import RESERVED_TAG_NAMES, SendKind
+from workflows.status import SendStatus
+
 # Resend's own cap on recipients per email.
 MAX_RECIPIENTS = 50
 MAX_BODY_CHARS = 256_000
@@ -132,7 +135,7 @@ class EmailCreate(StrictModel):
         size = sum(len(part.encode()) for part in (self.html, self.text) if part is not None)
         if size > MAX_CONTENT_BYTES:
             raise ValueError(f"html and text together must be at most {MAX_CONTENT_BYTES} bytes")
-        if self.tags and any(t.name in ("kind", "email_id") for t in self.tags):
+        if self.tags and any(t.name in RESERVED_TAG_NAMES for t in self.tags):
             raise ValueError("tag names 'kind' and 'email_id' are reserved")
         return self
 
@@ -177,9 +180,9 @@ class DeliveryEvent(BaseModel):
 
 class EmailStatus(BaseModel):
     id: str
-    kind: str
+    kind: SendKind
     workflow_id: str
-    status: str
+    status: SendStatus
     attempt_count: int
     attempts: list[Attempt]
     last_error: ErrorInfo | None
@@ -199,8 +202,8 @@ class EmailSummary(BaseModel):
 
     id: str
     workflow_id: str
-    kind: str | None
-    status: str | None
+    kind: SendKind | None
+    status: SendStatus | None
     tenant_id: str | None
     provider_message_id: str | None
     started_at: str | None
@@ -230,13 +233,13 @@ class TimelineEvent(BaseModel):
 class EmailTimeline(BaseModel):
     id: str
     workflow_id: str
-    status: str
+    status: SendStatus
     events: list[TimelineEvent]
 
 
 class CancelAccepted(BaseModel):
     id: str
-    status: str
+    status: SendStatus
 
 
 class WebhookAck(BaseModel):

@@ -11,7 +11,6 @@ import hmac
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,7 +70,7 @@ class TokenBucket:
 class RequestGuard:
     """Authenticates /v1 (except webhooks) and /codec, rate-limits /v1, bounds bodies."""
 
-    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
         self.limiter = TokenBucket()
@@ -80,7 +79,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = self.settings()
+        settings = self.settings
         path: str = scope["path"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         codec = path == CODEC_PREFIX or path.startswith(CODEC_PREFIX + "/")

@@ -7,10 +7,9 @@ the same story as the workflow's history in the Web UI.
 
 from __future__ import annotations
 
-from workflows.status import STATUS_CANCELLED, STATUS_FAILED
+from api.schemas import TimelineEvent
+from workflows.status import SendStatus
 from workflows.types import EmailStatusResult
-
-from .schemas import TimelineEvent
 
 
 def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
@@ -47,7 +46,7 @@ def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
                 detail=event.detail,
             )
         )
-    if state.status == STATUS_FAILED and state.last_error and not state.sent_at:
+    if state.status == SendStatus.FAILED and state.last_error and not state.sent_at:
         events.append(
             TimelineEvent(
                 at=state.updated_at,
@@ -56,7 +55,7 @@ def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
                 detail=state.last_error.message,
             )
         )
-    if state.status == STATUS_CANCELLED:
+    if state.status == SendStatus.CANCELLED:
         events.append(TimelineEvent(at=state.cancelled_at, type="cancelled"))
     # Stable sort: an event received before the send was recorded still shows after `sent`
     # only if its time says so.

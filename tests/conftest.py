@@ -116,10 +116,7 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
 @pytest.fixture
 def app(client: Client, settings: Settings) -> FastAPI:
     """The FastAPI app, on the session's Temporal client and this test's settings."""
-    application = create_app()
-    application.state.temporal = client
-    application.dependency_overrides[get_settings] = lambda: settings
-    return application
+    return create_app(settings, temporal_client=client)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from google.protobuf.json_format import MessageToJson
 from temporalio.client import Client
 
 from api.main import create_app
-from config import Settings, get_settings
+from config import Settings
 from infra.temporal_client import API_RETRY, connect
 from tests.conftest import API_KEY, FAKE_KEY
 from tests.fake_resend import FakeResendServer
@@ -115,9 +115,7 @@ async def test_health_and_readiness_with_temporal_up(api: httpx.AsyncClient) -> 
 async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API wired to a Temporal address where nothing listens."""
     down = settings.model_copy(update={"temporal_address": "127.0.0.1:9"})
-    app = create_app()
-    app.state.temporal = await connect(down, lazy=True, retry_config=API_RETRY)
-    app.dependency_overrides[get_settings] = lambda: down
+    app = create_app(down, temporal_client=await connect(down, lazy=True, retry_config=API_RETRY))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://api.test",
@@ -161,9 +159,7 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
     from worker import build_transport, build_workers
 
     dev = settings.model_copy(update={"resend_api_key": None})
-    app = create_app()
-    app.state.temporal = client
-    app.dependency_overrides[get_settings] = lambda: dev
+    app = create_app(dev, temporal_client=client)
     workflows, sends = build_workers(client, dev, build_transport(dev, None))
     async with (
         workflows,

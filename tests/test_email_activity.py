@@ -13,8 +13,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import errors
-from activities.email import EmailActivities, OutboxTransport, Pacer, ResendTransport
-from activities.types import DeliverEmailInput, DeliverEmailResult, EmailMessage
+from activities.send import SendActivities
+from activities.transports.outbox import OutboxTransport
+from activities.transports.pacer import Pacer
+from activities.transports.resend import ResendTransport
+from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
 from tests.conftest import FAKE_KEY
 from tests.fake_resend import FakeResendServer, Fault
 
@@ -31,10 +34,10 @@ async def http(fake_resend: FakeResendServer) -> AsyncIterator[httpx.AsyncClient
 
 async def deliver(
     http: httpx.AsyncClient, key: str = "email-1/send", api_key: str = FAKE_KEY
-) -> DeliverEmailResult:
-    activities = EmailActivities(ResendTransport(http, api_key))
-    result: DeliverEmailResult = await ActivityEnvironment().run(
-        activities.deliver_email, DeliverEmailInput(MESSAGE, key, 1)
+) -> SendAttemptResult:
+    activities = SendActivities(ResendTransport(http, api_key))
+    result: SendAttemptResult = await ActivityEnvironment().run(
+        activities.send_email, SendAttemptInput(MESSAGE, key, 1)
     )
     return result
 
@@ -122,13 +125,13 @@ async def test_unreachable_provider_is_a_transient_network_error() -> None:
 
 
 async def test_outbox_writes_readable_files_once_per_key(tmp_path: Path) -> None:
-    activities = EmailActivities(OutboxTransport(tmp_path))
+    activities = SendActivities(OutboxTransport(tmp_path))
     run = ActivityEnvironment().run
     message = EmailMessage(
         sender="a@b.test", to=["ann@example.com"], subject="Hi", text="Hello", html="<b>Hi</b>"
     )
-    first = await run(activities.deliver_email, DeliverEmailInput(message, "invite-x/send", 1))
-    second = await run(activities.deliver_email, DeliverEmailInput(message, "invite-x/send", 2))
+    first = await run(activities.send_email, SendAttemptInput(message, "invite-x/send", 1))
+    second = await run(activities.send_email, SendAttemptInput(message, "invite-x/send", 2))
     assert first.provider_message_id == second.provider_message_id
     assert first.transport == "outbox"
     [eml] = list(tmp_path.glob("*.eml"))

@@ -13,10 +13,10 @@ import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from api.deps import get_client
+from api.deps import get_temporal_client
 from api.main import create_app
 from api.schemas import MAX_CONTENT_BYTES, MAX_RECIPIENTS
-from config import Settings, get_settings
+from config import Settings
 from tests.conftest import API_KEY, API_KEY_PREVIOUS
 from tests.helpers import INVITE
 
@@ -41,7 +41,7 @@ class SpyClient:
 @pytest.fixture
 def spy(app: FastAPI, client: Client) -> SpyClient:
     spy_client = SpyClient(client)
-    app.dependency_overrides[get_client] = lambda: spy_client
+    app.dependency_overrides[get_temporal_client] = lambda: spy_client
     return spy_client
 
 
@@ -250,8 +250,7 @@ async def test_largest_accepted_email_is_accepted(api: httpx.AsyncClient, spy: S
 
 
 async def test_api_refuses_to_start_without_api_keys(settings: Settings) -> None:
-    app = create_app()
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"api_keys": None})
+    app = create_app(settings.model_copy(update={"api_keys": None}))
     with pytest.raises(RuntimeError, match="API_KEYS"):
         async with app.router.lifespan_context(app):
             pass

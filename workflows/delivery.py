@@ -20,26 +20,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.converter import value_to_type
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
-    from activities.email import EmailActivities
-    from activities.types import DeliverEmailInput, EmailMessage
+    from activities.delivery_contract import SendKind, provider_idempotency_key
+    from activities.send import SendActivities
+    from activities.types import AttemptFailureDetails, EmailMessage, SendAttemptInput
     from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
     from workflows.status import (
         DELIVERY_EVENT_STATUS,
         ENDING_DELIVERY_STATUSES,
         FINAL_DELIVERY_STATUSES,
-        STATUS_CANCELLED,
-        STATUS_FAILED,
-        STATUS_QUEUED,
-        STATUS_SCHEDULED,
-        STATUS_SENT,
+        SendStatus,
     )
     from workflows.types import (
         CANCEL_UPDATE,
@@ -58,13 +56,14 @@ with workflow.unsafe.imports_passed_through():
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # A daily quota resets within 24 h; probe again hourly while the window lasts.
 DAILY_QUOTA_RETRY = timedelta(hours=1)
-DELIVERY_FAILED = "EmailDeliveryFailed"
+# Failure types (recorded in histories: the strings stay).
+SEND_FAILED = "EmailDeliveryFailed"
 CANCEL_REJECTED = "EmailNotCancellable"
 TRACKING_PATCH = "delivery-tracking-v1"
 # Webhooks are delivered at least once: remember this many event ids to drop repeats.
 MAX_SEEN_EVENTS = 100
 # Nothing has gone out yet in these states (`retrying` only after definite refusals, below).
-CANCELLABLE = frozenset({STATUS_SCHEDULED, STATUS_QUEUED, "retrying"})
+CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 # Refusals that prove the provider did not accept the email. After a timeout, a network
 # error or a 5xx the outcome is unknown: it may have gone out, so it can't be cancelled.
 DEFINITELY_NOT_SENT = frozenset({errors.RATE_LIMITED, errors.DAILY_QUOTA_EXCEEDED})
@@ -83,28 +82,43 @@ async def _wait_until(condition: Callable[[], bool], timeout: timedelta) -> bool
     return True
 
 
+def _failure_details(cause: ApplicationError) -> AttemptFailureDetails | None:
+    """The typed details the send activity attached to its failure (None if it attached none).
+
+    The failure converter decodes details without a type hint (a dict); the payload
+    converter's own rules turn it back into the dataclass, defaults included.
+    """
+    if not cause.details:
+        return None
+    details: AttemptFailureDetails = value_to_type(AttemptFailureDetails, cause.details[0], [])
+    return details
+
+
+class SendOptions(Protocol):
+    """What every email workflow's input carries for the delivery loop."""
+
+    @property
+    def policy(self) -> DeliveryPolicy: ...
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def send_at(self) -> str | None: ...
+
+
 class Delivery:
     """State and retry loop of one email; lives inside a workflow instance."""
 
-    def __init__(
-        self,
-        email_id: str,
-        kind: str,
-        policy: DeliveryPolicy,
-        *,
-        tenant_id: str | None = None,
-        send_at: str | None = None,
-    ) -> None:
+    def __init__(self, email_id: str, kind: SendKind, options: SendOptions) -> None:
         now = _iso(workflow.now())
-        self.policy = policy
+        self.policy = options.policy
         self.state = EmailStatusResult(
             id=email_id,
             kind=kind,
-            status=STATUS_SCHEDULED if send_at else STATUS_QUEUED,
+            status=SendStatus.SCHEDULED if options.send_at else SendStatus.QUEUED,
             created_at=now,
             updated_at=now,
-            send_at=send_at,
-            tenant_id=tenant_id,
+            send_at=options.send_at,
+            tenant_id=options.tenant_id,
         )
         self.tracking = False
         self.cancelled = False
@@ -113,9 +127,11 @@ class Delivery:
         self._pending_events: list[DeliveryEventRecord] = []
         self._metrics = workflow.metric_meter()
 
-    def begin(self) -> None:
-        """Decide once, at the start of the run, whether this execution uses tracking."""
+    async def begin(self) -> bool:
+        """Start of the run: decide once whether this execution uses tracking, then wait
+        until `send_at` if there is one. False if cancelled meanwhile (nothing to send)."""
         self.tracking = workflow.patched(TRACKING_PATCH)
+        return await self._wait_until_due()
 
     def _upsert_status(self, *, provider_message_id: str | None = None) -> None:
         # Only real status changes reach visibility: each upsert is a command and an event.
@@ -126,12 +142,12 @@ class Delivery:
             updates.append(PROVIDER_MESSAGE_ID.value_set(provider_message_id))
         workflow.upsert_search_attributes(updates)
 
-    def _count_send(self, outcome: str) -> None:
+    def _count_send(self, outcome: SendStatus) -> None:
         self._metrics.create_counter("email_sends", "Emails by final send outcome", "{email}").add(
-            1, {"outcome": outcome, "kind": self.state.kind}
+            1, {"outcome": outcome.value, "kind": self.state.kind.value}
         )
 
-    async def wait_until_due(self) -> bool:
+    async def _wait_until_due(self) -> bool:
         """Wait on a durable timer until `send_at`; False if cancelled meanwhile."""
         if self.tracking and self.state.send_at and not self.cancelled:
             due = datetime.fromisoformat(self.state.send_at)
@@ -139,7 +155,7 @@ class Delivery:
             if delay > timedelta(0):
                 await _wait_until(lambda: self.cancelled, delay)
             if not self.cancelled:
-                self.set_status(STATUS_QUEUED)
+                self.set_status(SendStatus.QUEUED)
                 self._upsert_status()
         return not self.cancelled
 
@@ -155,11 +171,11 @@ class Delivery:
     def cancel(self) -> CancelResult:
         self.cancelled = True
         self.state.cancelled_at = _iso(workflow.now())
-        self.set_status(STATUS_CANCELLED)
+        self.set_status(SendStatus.CANCELLED)
         self._upsert_status()
-        self._count_send(STATUS_CANCELLED)
+        self._count_send(SendStatus.CANCELLED)
         workflow.logger.info("email %s cancelled", self.state.id)
-        return CancelResult(status=STATUS_CANCELLED)
+        return CancelResult(status=SendStatus.CANCELLED)
 
     def on_delivery_event(self, event: DeliveryEventInput) -> None:
         """Record a provider event; before the send is recorded it waits in a buffer."""
@@ -212,7 +228,7 @@ class Delivery:
         if not final:
             workflow.logger.info("no final delivery event for %s; status stays", self.state.id)
 
-    def set_status(self, status: str) -> None:
+    def set_status(self, status: SendStatus) -> None:
         self.state.status = status
         self.state.updated_at = _iso(workflow.now())
         last = self.state.attempts[-1] if self.state.attempts else None
@@ -221,9 +237,10 @@ class Delivery:
             summary += f"; last error `{last.error_type}`: {last.error_message}"
         workflow.set_current_details(summary)
 
-    async def send(self, message: EmailMessage, idempotency_key: str) -> EmailStatusResult:
+    async def send(self, message: EmailMessage) -> EmailStatusResult:
         """Send until accepted, a permanent error, or the end of the send window."""
         policy = self.policy
+        idempotency_key = provider_idempotency_key(workflow.info().workflow_id)
         deadline = workflow.now() + timedelta(seconds=policy.window_seconds)
         backoff = timedelta(seconds=policy.initial_backoff_seconds)
         attempt = 0
@@ -231,12 +248,12 @@ class Delivery:
             if self.cancelled:
                 return self.state
             attempt += 1
-            self.set_status("sending")
+            self.set_status(SendStatus.SENDING)
             scheduled = workflow.now()
             try:
                 result = await workflow.execute_activity_method(
-                    EmailActivities.deliver_email,
-                    DeliverEmailInput(
+                    SendActivities.send_email,
+                    SendAttemptInput(
                         message=message, idempotency_key=idempotency_key, attempt=attempt
                     ),
                     task_queue=policy.send_task_queue,
@@ -255,18 +272,18 @@ class Delivery:
                 if permanent or workflow.now() + delay >= deadline:
                     if not permanent:
                         error.message += " (send window exhausted)"
-                    self.set_status(STATUS_FAILED)
+                    self.set_status(SendStatus.FAILED)
                     self._upsert_status()
-                    self._count_send(STATUS_FAILED)
+                    self._count_send(SendStatus.FAILED)
                     workflow.logger.warning("email %s failed: %s", self.state.id, record.error_type)
                     raise ApplicationError(
                         f"email not delivered: {error.message}",
                         self.state,
-                        type=DELIVERY_FAILED,
+                        type=SEND_FAILED,
                         non_retryable=True,
                     ) from None
                 record.retry_in_seconds = delay.total_seconds()
-                self.set_status("retrying")
+                self.set_status(SendStatus.RETRYING)
                 if self.tracking:
                     # Same timer as `sleep`, but a `cancel` update ends the wait early.
                     await _wait_until(lambda: self.cancelled, delay)
@@ -290,17 +307,15 @@ class Delivery:
             self.state.transport = result.transport
             self.state.sent_at = now
             self.state.last_error = None
-            self.set_status(STATUS_SENT)
-            self._count_send(STATUS_SENT)
+            self.set_status(SendStatus.SENT)
+            self._count_send(SendStatus.SENT)
             workflow.logger.info("email %s accepted after %d attempt(s)", self.state.id, attempt)
             return self.state
 
-    async def send_and_track(
-        self, message: EmailMessage, idempotency_key: str
-    ) -> EmailStatusResult:
+    async def send_and_track(self, message: EmailMessage) -> EmailStatusResult:
         """Send, then (tracked executions) wait for the provider's delivery outcome."""
-        await self.send(message, idempotency_key)
-        if self.tracking and self.state.status == STATUS_SENT:
+        await self.send(message)
+        if self.tracking and self.state.status == SendStatus.SENT:
             await self.track_delivery()
         return self.state
 
@@ -326,23 +341,24 @@ class Delivery:
             record.error_type = type(cause).__name__ if cause else "ActivityError"
             record.error_message = str(cause or err)
             return record, False, None
-        details: dict[str, Any] = cause.details[0] if cause.details else {}
+        details = _failure_details(cause)
         record.error_type = cause.type or "ApplicationError"
         record.error_message = cause.message
-        record.http_status = details.get("http_status")
-        record.started_at = details.get("started_at")
+        record.http_status = details.http_status if details else None
+        record.started_at = details.started_at if details else None
         permanent = cause.non_retryable or record.error_type in errors.PERMANENT_ERRORS
         record.outcome = "permanent_error" if permanent else "transient_error"
         retry_after: timedelta | None = None
-        if details.get("retry_after_seconds") is not None:
-            retry_after = timedelta(seconds=max(float(details["retry_after_seconds"]), 1.0))
+        if details is not None and details.retry_after_seconds is not None:
+            retry_after = timedelta(seconds=max(details.retry_after_seconds, 1.0))
         elif record.error_type == errors.DAILY_QUOTA_EXCEEDED:
             retry_after = DAILY_QUOTA_RETRY
         return record, permanent, retry_after
 
 
-class DeliveryWorkflow:
-    """The handlers every email workflow shares; subclasses set `_delivery` in `__init__`."""
+class EmailHandlers:
+    """Mixin of the handlers every email workflow shares (status query, delivery-event
+    signal, cancel update); the workflow class sets `_delivery` in its `__init__`."""
 
     _delivery: Delivery
 

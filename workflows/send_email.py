@@ -1,29 +1,25 @@
-"""`SendEmail`: deliver one caller-composed email exactly once."""
+"""`SendEmail`: send one caller-composed email exactly once, then track its delivery."""
 
 from __future__ import annotations
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.delivery import Delivery, DeliveryWorkflow
-    from workflows.ids import KIND_EMAIL
+    from activities.delivery_contract import SendKind
+    from workflows.delivery import Delivery, EmailHandlers
     from workflows.types import EmailStatusResult, SendEmailInput
 
 
 @workflow.defn(name="SendEmail")
-class SendEmail(DeliveryWorkflow):
+class SendEmail(EmailHandlers):
     """Send the message from the input (already pinned by being recorded there)."""
 
     @workflow.init
     def __init__(self, data: SendEmailInput) -> None:
-        self._delivery = Delivery(
-            data.email_id, KIND_EMAIL, data.policy, tenant_id=data.tenant_id, send_at=data.send_at
-        )
+        self._delivery = Delivery(data.email_id, SendKind.EMAIL, data)
 
     @workflow.run
     async def run(self, data: SendEmailInput) -> EmailStatusResult:
-        self._delivery.begin()
-        if not await self._delivery.wait_until_due():
+        if not await self._delivery.begin():
             return self._delivery.state
-        key = f"{workflow.info().workflow_id}/send"
-        return await self._delivery.send_and_track(data.message, key)
+        return await self._delivery.send_and_track(data.message)

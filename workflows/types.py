@@ -3,12 +3,12 @@
 Fields are only ever added at the end, with defaults: recorded histories must still decode.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from activities.types import EmailMessage
-
-# Default queue of provider calls (settings can name another); it is rate-limited queue-wide.
-SEND_TASK_QUEUE = "durable-mail-send"
+from activities.delivery_contract import SendKind
+from activities.types import EmailMessage, RenderInviteInput
+from config import SEND_TASK_QUEUE
+from workflows.status import SendStatus
 
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
@@ -23,24 +23,29 @@ class DeliveryPolicy:
     max_backoff_seconds: float = 300.0
     window_seconds: float = 23 * 3600.0
     attempt_timeout_seconds: float = 30.0
+    # The queue of provider calls (rate-limited queue-wide); settings can name another.
     send_task_queue: str = SEND_TASK_QUEUE
     # How long to wait for the provider's delivery outcome (webhooks) after the send.
     delivery_wait_seconds: float = 72 * 3600.0
 
 
 @dataclass
-class SendInviteEmailInput:
-    invite_id: str
-    to: str
-    sender: str
-    tenant_name: str
-    inviter_name: str
-    accept_url: str
-    role: str | None = None
+class SendInviteEmailInput(RenderInviteInput):
+    """The template's fields (declared once, in `RenderInviteInput`), then the send's own.
+
+    The JSON shape is unchanged: inherited fields come first, in their order.
+    """
+
     tenant_id: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # ISO 8601 UTC; the workflow waits on a durable timer until then.
     send_at: str | None = None
+
+    def render_input(self) -> RenderInviteInput:
+        """The template's fields alone: the render activity's input keeps its own shape."""
+        return RenderInviteInput(
+            **{f.name: getattr(self, f.name) for f in fields(RenderInviteInput)}
+        )
 
 
 @dataclass
@@ -57,7 +62,7 @@ class DeliveryEventInput:
     """One provider webhook event (signal `delivery_event`); `event_id` is the svix-id."""
 
     event_id: str
-    type: str  # email.delivered | email.bounced | ... (see DELIVERY_EVENT_STATUS)
+    type: str  # a ProviderEvent (others are ignored)
     occurred_at: str | None = None
     detail: str | None = None
 
@@ -80,7 +85,7 @@ class CancelInput:
 
 @dataclass
 class CancelResult:
-    status: str
+    status: SendStatus
 
 
 @dataclass
@@ -110,8 +115,8 @@ class EmailStatusResult:
     """The answer of the `status` query and each workflow's result."""
 
     id: str
-    kind: str
-    status: str  # one of STATUSES
+    kind: SendKind
+    status: SendStatus
     created_at: str
     updated_at: str
     attempts: list[AttemptRecord] = field(default_factory=list)

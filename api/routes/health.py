@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response, status
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
-from api.deps import ClientDep
+from api.deps import TemporalClientDep
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(client: ClientDep, response: Response) -> dict[str, str]:
+async def readyz(client: TemporalClientDep, response: Response) -> dict[str, str]:
     """Ready to accept email: Temporal answers."""
     try:
         await client.workflow_service.get_system_info(

@@ -7,14 +7,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import CallerDep, ClientDep, IdempotencyKey, SettingsDep
+from activities.delivery_contract import SendKind
+from api import sends
+from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemporalClientDep
+from api.idempotency import request_fingerprint, send_key
+from api.policy import delivery_policy
 from api.schemas import ERRORS, InviteAccepted, InviteCreate
-from api.temporal import accept_send, new_key
-from workflows.ids import INVITE_ID_PREFIX, KIND_INVITE
-from workflows.send_invite_email import SendInviteEmail
+from workflows.ids import send_ids
 from workflows.types import SendInviteEmailInput
-
-from .policy import delivery_policy
 
 router = APIRouter(prefix="/v1/invites", tags=["invites"])
 
@@ -25,42 +25,43 @@ router = APIRouter(prefix="/v1/invites", tags=["invites"])
 async def create_invite(
     body: InviteCreate,
     response: Response,
-    client: ClientDep,
+    client: TemporalClientDep,
     settings: SettingsDep,
     caller: CallerDep,
     idempotency_key: IdempotencyKey = None,
 ) -> InviteAccepted:
     """Create an invitation and queue its email durably; answers before any send."""
-    key = new_key(caller.scope, KIND_INVITE, idempotency_key)
-    invite_id = INVITE_ID_PREFIX + key
-    workflow_id = f"invite-{key}"
+    invite_id, workflow_id = send_ids(
+        SendKind.INVITE, send_key(caller.scope, SendKind.INVITE, idempotency_key)
+    )
     # The token is the only secret of the invite: unguessable, and never the workflow id.
     token = secrets.token_urlsafe(32)
     accept_url = f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
         {"invite": invite_id, "token": token}
     )
-    await accept_send(
-        client,
-        SendInviteEmail.run,
-        SendInviteEmailInput(
-            invite_id=invite_id,
-            to=str(body.email),
-            sender=settings.email_from,
-            tenant_name=body.tenant_name,
-            inviter_name=body.inviter_name,
-            accept_url=accept_url,
-            role=body.role,
-            tenant_id=body.tenant_id,
-            policy=delivery_policy(settings),
-            send_at=body.send_at.isoformat() if body.send_at else None,
-        ),
-        kind=KIND_INVITE,
-        workflow_id=workflow_id,
-        body=body,
-        idempotency_key=idempotency_key,
-        task_queue=settings.task_queue,
-        response=response,
+    data = SendInviteEmailInput(
+        invite_id=invite_id,
+        to=str(body.email),
+        sender=settings.email_from,
+        tenant_name=body.tenant_name,
+        inviter_name=body.inviter_name,
+        accept_url=accept_url,
+        role=body.role,
+        tenant_id=body.tenant_id,
+        policy=delivery_policy(settings),
+        send_at=body.send_at.isoformat() if body.send_at else None,
     )
+    started = await sends.start_send(
+        client,
+        data,
+        workflow_id=workflow_id,
+        fingerprint=request_fingerprint(
+            body.model_dump(mode="json", by_alias=True), idempotency_key
+        ),
+        task_queue=settings.task_queue,
+    )
+    if started.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return InviteAccepted(
         invite_id=invite_id, workflow_id=workflow_id, status_url=f"/v1/emails/{invite_id}"
     )

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from api.deps import ClientDep, SettingsDep
+from activities.delivery_contract import EMAIL_ID_TAG
+from api import sends
+from api.deps import SettingsDep, TemporalClientDep
 from api.metrics import WEBHOOK_EVENTS
 from api.schemas import WebhookAck
 from api.svix import InvalidSignature, verify
-from api.temporal import find_by_provider_id, signal_delivery_event
-from workflows.ids import workflow_id_for
 from workflows.status import DELIVERY_EVENT_STATUS
 from workflows.types import DeliveryEventInput
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 log = logging.getLogger("durable_mail.webhooks")
 
-_PROVIDER_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 MAX_DETAIL = 200
 
 
@@ -51,18 +49,10 @@ def _detail(data: dict[str, Any]) -> str | None:
     return None
 
 
-async def _workflow_of(client: ClientDep, data: dict[str, Any]) -> str | None:
-    email_id = _tags(data).get("email_id")
-    if email_id and (workflow_id := workflow_id_for(email_id)):
-        return workflow_id
-    provider_id = data.get("email_id")
-    if isinstance(provider_id, str) and _PROVIDER_ID.match(provider_id):
-        return await find_by_provider_id(client, provider_id)
-    return None
-
-
 @router.post("/resend", response_model=WebhookAck)
-async def resend_webhook(request: Request, client: ClientDep, settings: SettingsDep) -> WebhookAck:
+async def resend_webhook(
+    request: Request, client: TemporalClientDep, settings: SettingsDep
+) -> WebhookAck:
     """Receive a Resend (Svix-signed) webhook and signal the email's workflow."""
     secret = settings.resend_webhook_secret
     if secret is None or not secret.get_secret_value():
@@ -84,8 +74,14 @@ async def resend_webhook(request: Request, client: ClientDep, settings: Settings
     if event_type not in DELIVERY_EVENT_STATUS:
         WEBHOOK_EVENTS.labels(event_type[:40], "ignored").inc()
         return WebhookAck(status="ignored")
-    workflow_id = await _workflow_of(client, data)
-    delivered = workflow_id is not None and await signal_delivery_event(
+    # Our id from the tags we sent, else Resend's own id (`data.email_id`) to look up.
+    provider_id = data.get("email_id")
+    workflow_id = await sends.find_send(
+        client,
+        email_id=_tags(data).get(EMAIL_ID_TAG),
+        provider_message_id=provider_id if isinstance(provider_id, str) else None,
+    )
+    signalled = workflow_id is not None and await sends.signal_delivery_event(
         client,
         workflow_id,
         DeliveryEventInput(
@@ -95,7 +91,7 @@ async def resend_webhook(request: Request, client: ClientDep, settings: Settings
             detail=_detail(data),
         ),
     )
-    if not delivered:
+    if not signalled:
         # Not ours, or its workflow is closed (e.g. after the delivery wait): retrying
         # would not help, so acknowledge.
         log.warning(

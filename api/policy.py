@@ -7,6 +7,7 @@ from workflows.types import DeliveryPolicy
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """The send's retry schedule and queue, from this deployment's settings."""
     return DeliveryPolicy(
         initial_backoff_seconds=settings.send_initial_backoff_seconds,
         max_backoff_seconds=settings.send_max_backoff_seconds,

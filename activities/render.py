@@ -10,7 +10,8 @@ from html import escape
 
 from temporalio import activity
 
-from activities.types import EmailMessage, EmailTag, RenderInviteInput, RenderInviteResult
+from activities.delivery_contract import SendKind, correlation_tags
+from activities.types import EmailMessage, RenderInviteInput, RenderInviteResult
 
 INVITE_TEXT = """\
 Hi,
@@ -56,6 +57,6 @@ async def render_invite(data: RenderInviteInput) -> RenderInviteResult:
             role_line=escape(role_text),
             url=escape(data.accept_url, quote=True),
         ),
-        tags=[EmailTag("kind", "invite"), EmailTag("email_id", data.invite_id)],
+        tags=correlation_tags(SendKind.INVITE, data.invite_id),
     )
     return RenderInviteResult(message=message)

@@ -1,0 +1,40 @@
+"""What every send tells the provider, whichever workflow makes it.
+
+- The idempotency key: the same on every attempt of one send, derived from the workflow id
+  (a business key, stable across retries, resets and continue-as-new, unlike the run id),
+  so Resend deduplicates a retry after a timeout or a crash instead of sending twice.
+- The correlation tags (`kind`, `email_id`): Resend echoes them in its webhooks, which is
+  how a delivery event finds its send without a lookup.
+
+They live beside the activities because the invite renderer (an activity) writes the tags
+into the message it records, and activities never import workflows.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from activities.types import EmailTag
+
+
+class SendKind(StrEnum):
+    """What kind of send: a caller-composed email or a rendered invitation."""
+
+    INVITE = "invite"
+    EMAIL = "email"
+
+
+KIND_TAG = "kind"
+EMAIL_ID_TAG = "email_id"
+# A caller's own tags may not use these names: the webhook route trusts them.
+RESERVED_TAG_NAMES = frozenset({KIND_TAG, EMAIL_ID_TAG})
+
+
+def provider_idempotency_key(workflow_id: str) -> str:
+    """`invite-abc` -> `invite-abc/send`: the `Idempotency-Key` of every attempt."""
+    return f"{workflow_id}/send"
+
+
+def correlation_tags(kind: SendKind, email_id: str) -> list[EmailTag]:
+    """The tags that bring the provider's webhooks back to this send (`email_id`: public id)."""
+    return [EmailTag(KIND_TAG, kind.value), EmailTag(EMAIL_ID_TAG, email_id)]

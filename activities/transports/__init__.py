@@ -1,0 +1,1 @@
+"""Where an email goes: one provider per module (`resend`, `outbox`), one contract (`base`)."""

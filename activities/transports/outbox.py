@@ -1,0 +1,62 @@
+"""Development transport: each email becomes .eml and .html files a person can open.
+
+Used when no RESEND_API_KEY is set. Idempotent like Resend: the same key writes once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.message
+import email.utils
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from activities.transports.base import SentEmail
+from activities.types import EmailMessage
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class OutboxTransport:
+    """Writes each email into `directory` instead of sending it (nothing leaves the machine)."""
+
+    name = "outbox"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        return await asyncio.to_thread(self._write, message, idempotency_key)
+
+    def _write(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+        marker = self.directory / ".sent" / f"{digest}.json"
+        if marker.exists():
+            return SentEmail(json.loads(marker.read_text())["id"], 200)
+        message_id = f"outbox-{digest}"
+        stem = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{_UNSAFE.sub('_', idempotency_key)[:80]}"
+        mime = email.message.EmailMessage()
+        mime["From"] = message.sender
+        mime["To"] = ", ".join(message.to)
+        mime["Subject"] = message.subject
+        mime["Date"] = email.utils.formatdate(localtime=False)
+        mime["Message-ID"] = f"<{message_id}@outbox.durable-mail.local>"
+        mime["X-Durable-Mail-Outbox"] = "NOT SENT: written to the local outbox (no RESEND_API_KEY)"
+        if message.reply_to:
+            mime["Reply-To"] = ", ".join(message.reply_to)
+        mime.set_content(message.text or "")
+        if message.html is not None:
+            mime.add_alternative(message.html, subtype="html")
+            banner = (
+                '<div style="background:#fde68a;padding:8px;font-family:sans-serif">'
+                "durable-mail dev outbox: this email was NOT sent (no RESEND_API_KEY).</div>"
+            )
+            (self.directory / f"{stem}.html").write_text(banner + message.html)
+        (self.directory / f"{stem}.eml").write_bytes(bytes(mime))
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(json.dumps({"id": message_id, "file": f"{stem}.eml"}))
+        return SentEmail(message_id, 200)

@@ -1,0 +1,137 @@
+"""Resend's HTTP API (`POST /emails`) as a transport: one pooled client, answers classified.
+
+The `Idempotency-Key` header carries the send's key on every attempt, so Resend returns the
+first answer to a retry instead of sending twice (within its 24 h window).
+"""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from activities import errors
+from activities.transports.base import ProviderFailure, SentEmail
+from activities.transports.pacer import Pacer
+from activities.types import EmailMessage
+
+MAX_ERROR_MESSAGE = 300
+
+
+def resend_payload(message: EmailMessage) -> dict[str, Any]:
+    """The JSON body of `POST /emails` for a message (same message -> same bytes)."""
+    body: dict[str, Any] = {"from": message.sender, "to": message.to, "subject": message.subject}
+    if message.html is not None:
+        body["html"] = message.html
+    if message.text is not None:
+        body["text"] = message.text
+    if message.reply_to:
+        body["reply_to"] = message.reply_to
+    if message.tags:
+        body["tags"] = [{"name": t.name, "value": t.value} for t in message.tags]
+    return body
+
+
+def _parse_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(seconds, 0.0)
+
+
+class ResendTransport:
+    """Resend's HTTP API through one shared `httpx.AsyncClient` (async, never blocks)."""
+
+    name = "resend"
+
+    def __init__(self, client: httpx.AsyncClient, api_key: str, pacer: Pacer | None = None) -> None:
+        self._client = client
+        self._api_key = api_key
+        self._pacer = pacer
+
+    async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        if self._pacer is not None:
+            await self._pacer.wait()
+        headers = {
+            "Authorization": f"Bearer {self._api_key}",
+            "Idempotency-Key": idempotency_key,
+            "User-Agent": "durable-mail/0.1",
+        }
+        try:
+            response = await self._client.post(
+                "/emails", json=resend_payload(message), headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            # Outcome unknown: Resend may have accepted it. The retry reuses the key.
+            raise ProviderFailure(
+                errors.NETWORK_ERROR, f"timed out talking to Resend ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProviderFailure(
+                errors.NETWORK_ERROR, f"could not reach Resend ({type(exc).__name__})"
+            ) from None
+        if 200 <= response.status_code < 300:
+            message_id = _json_field(response, "id")
+            if message_id:
+                return SentEmail(provider_message_id=message_id, http_status=response.status_code)
+            raise ProviderFailure(
+                errors.PROVIDER_UNAVAILABLE,
+                "Resend answered success without an email id",
+                http_status=response.status_code,
+            )
+        raise self._classify(response)
+
+    def _classify(self, response: httpx.Response) -> ProviderFailure:
+        status = response.status_code
+        name = _json_field(response, "name") or ""
+        detail = _json_field(response, "message") or response.reason_phrase
+        text = self._redact(f"HTTP {status} {name or 'error'}: {detail}")[:MAX_ERROR_MESSAGE]
+        retry_after = _parse_seconds(response.headers.get("retry-after")) or _parse_seconds(
+            response.headers.get("ratelimit-reset")
+        )
+
+        def failure(error_type: str) -> ProviderFailure:
+            return ProviderFailure(
+                error_type,
+                text,
+                http_status=status,
+                provider_error=name or None,
+                retry_after_seconds=retry_after,
+            )
+
+        if status == 429:
+            if name == "monthly_quota_exceeded":
+                return failure(errors.MONTHLY_QUOTA_EXCEEDED)
+            if name == "daily_quota_exceeded":
+                return failure(errors.DAILY_QUOTA_EXCEEDED)
+            return failure(errors.RATE_LIMITED)
+        if status == 409:
+            if name == "concurrent_idempotent_requests":
+                return failure(errors.CONCURRENT_REQUEST)
+            return failure(errors.IDEMPOTENCY_CONFLICT)
+        if status in (401, 403) and name != "validation_error":
+            return failure(errors.AUTH_FAILED)
+        if status == 408 or status >= 500:
+            return failure(errors.PROVIDER_UNAVAILABLE)
+        return failure(errors.REJECTED)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+
+def _json_field(response: httpx.Response, key: str) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    value = body.get(key) if isinstance(body, dict) else None
+    return str(value) if value is not None else None

@@ -1,0 +1,48 @@
+"""The one place the send service's domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from api.errors import Conflict, InvalidRequest, NotFound, SendError, Unavailable
+
+log = logging.getLogger("durable_mail.api")
+
+STATUS_CODES: dict[type[SendError], int] = {
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    InvalidRequest: status.HTTP_400_BAD_REQUEST,
+}
+# Honest about the one case we cannot rule out: a start that timed out may have been
+# recorded. A retry with the same Idempotency-Key is safe either way; one without is not.
+UNAVAILABLE_DETAIL = (
+    "email service temporarily unavailable: not accepted. Retry with the same "
+    "Idempotency-Key (a timed-out request may have been recorded; the key makes the retry safe)"
+)
+
+
+async def send_error(request: Request, exc: Exception) -> JSONResponse:
+    """404, 409 or 400 with the error's own (caller-safe) message."""
+    assert isinstance(exc, SendError)
+    code = next(STATUS_CODES[c] for c in type(exc).__mro__ if c in STATUS_CODES)
+    return JSONResponse({"detail": exc.detail}, status_code=code)
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
+    log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": UNAVAILABLE_DETAIL},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
+
+
+def register(app: FastAPI) -> None:
+    """Answer every domain error of the service (Starlette picks the most specific class)."""
+    app.add_exception_handler(Unavailable, unavailable)
+    for error in STATUS_CODES:
+        app.add_exception_handler(error, send_error)

@@ -1,0 +1,34 @@
+"""What the send service refuses, in domain words; `api.error_handlers` answers them in HTTP.
+
+Each error's message is safe to show the caller (no address, body or secret).
+"""
+
+from __future__ import annotations
+
+
+class SendError(Exception):
+    """Base of the service's refusals."""
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
+class NotFound(SendError):
+    """No send with this id (unknown id, or no such workflow)."""
+
+
+class Conflict(SendError):
+    """The request contradicts what is recorded (an idempotency key reused for another body)."""
+
+
+class NotCancellable(Conflict):
+    """The send may have gone out already, or has ended: it can no longer be cancelled."""
+
+
+class InvalidRequest(SendError):
+    """A value the caller passed is malformed (an idempotency key, a page token)."""
+
+
+class Unavailable(SendError):
+    """Temporal could not durably record or answer: nothing was accepted, retry later."""

@@ -1,0 +1,352 @@
+"""The send service: what the API asks of Temporal, in domain words.
+
+Start a send once, read its status, list sends, cancel one, route a provider event to it.
+Temporal's errors become the domain errors of `api.errors` here; nothing in this module
+knows about HTTP (`api.error_handlers` answers them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.converter import value_to_type
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.delivery_contract import SendKind
+from api.errors import Conflict, InvalidRequest, NotCancellable, NotFound, Unavailable
+from workflows.ids import public_id_for, workflow_id_for
+from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
+from workflows.send_email import SendEmail
+from workflows.send_invite_email import SendInviteEmail
+from workflows.status import SendStatus
+from workflows.types import (
+    CANCEL_UPDATE,
+    DELIVERY_EVENT_SIGNAL,
+    CancelInput,
+    CancelResult,
+    DeliveryEventInput,
+    EmailStatusResult,
+    SendEmailInput,
+    SendInviteEmailInput,
+)
+
+log = logging.getLogger("durable_mail.api")
+
+RPC_TIMEOUT = timedelta(seconds=5)
+REQUEST_HASH_MEMO = "request_sha256"
+TOKEN_CHECK_BYTES = 8
+UNAVAILABLE_CODES = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.UNKNOWN,
+}
+NO_SUCH_EMAIL = "no email with this id"
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
+# Both workflow types; the filters below are validated enums and ids, never raw text.
+BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
+
+SendInput = SendEmailInput | SendInviteEmailInput
+
+
+@dataclass(frozen=True)
+class StartedSend:
+    workflow_id: str
+    # True when this request repeats one already accepted (same key, same body).
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """A send's status and the workflow that holds it."""
+
+    workflow_id: str
+    state: EmailStatusResult
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """One send as the visibility store knows it (eventually consistent)."""
+
+    id: str
+    workflow_id: str
+    kind: SendKind | None
+    status: SendStatus | None
+    tenant_id: str | None
+    provider_message_id: str | None
+    started_at: str | None
+    closed_at: str | None
+
+
+@dataclass(frozen=True)
+class SendPage:
+    items: list[SendSummary]
+    next_page_token: str | None
+
+
+def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKind]:
+    if isinstance(data, SendInviteEmailInput):
+        return SendInviteEmail.run, SendKind.INVITE
+    return SendEmail.run, SendKind.EMAIL
+
+
+async def start_send(
+    client: Client, data: SendInput, *, workflow_id: str, fingerprint: str, task_queue: str
+) -> StartedSend:
+    """Start the send's workflow unless this exact request already started it.
+
+    REJECT_DUPLICATE keeps a finished send from being started again under the same id
+    (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`.
+    """
+    run, kind = _workflow_of(data)
+    with temporal_errors():
+        try:
+            await client.start_workflow(
+                run,
+                data,
+                id=workflow_id,
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo={REQUEST_HASH_MEMO: fingerprint},
+                search_attributes=_initial_search_attributes(kind, data),
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return StartedSend(workflow_id, replayed=False)
+        except WorkflowAlreadyStartedError:
+            pass
+        description = await client.get_workflow_handle(workflow_id).describe(
+            rpc_timeout=RPC_TIMEOUT
+        )
+        previous = await description.memo_value(REQUEST_HASH_MEMO, None)
+    if previous != fingerprint:
+        raise Conflict("Idempotency-Key was already used with a different request body")
+    return StartedSend(workflow_id, replayed=True)
+
+
+def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:
+    """Visibility fields set with the start itself: no extra upsert in the first task."""
+    status = SendStatus.SCHEDULED if data.send_at else SendStatus.QUEUED
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(EMAIL_KIND, kind.value),
+        SearchAttributePair(EMAIL_STATUS, status.value),
+    ]
+    if data.tenant_id:
+        pairs.append(SearchAttributePair(TENANT_ID, data.tenant_id))
+    return TypedSearchAttributes(pairs)
+
+
+def _workflow_id(email_id: str) -> str:
+    workflow_id = workflow_id_for(email_id)
+    if workflow_id is None:
+        raise NotFound(NO_SUCH_EMAIL)
+    return workflow_id
+
+
+async def read_send(client: Client, email_id: str) -> SendRecord:
+    """A send's status: from the result once closed, else from the `status` query."""
+    workflow_id = _workflow_id(email_id)
+    return SendRecord(workflow_id, await _read_status(client, workflow_id))
+
+
+async def _read_status(client: Client, workflow_id: str) -> EmailStatusResult:
+    handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
+    with temporal_errors():
+        description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
+            return result
+        if description.status == WorkflowExecutionStatus.FAILED:
+            return await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT))
+        state: EmailStatusResult = await handle.query(
+            "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
+        )
+        return state
+
+
+async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
+    # A failed send's workflow fails with its status as the failure's details.
+    try:
+        await result
+    except WorkflowFailureError as failure:
+        cause = failure.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            state: EmailStatusResult = value_to_type(EmailStatusResult, cause.details[0], [])
+            return state
+    raise Unavailable("failed workflow without a recorded status")
+
+
+async def cancel_send(client: Client, email_id: str) -> CancelResult:
+    """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have."""
+    workflow_id = _workflow_id(email_id)
+    handle = client.get_workflow_handle(workflow_id)
+    with temporal_errors():
+        try:
+            result: CancelResult = await handle.execute_update(
+                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else "cannot cancel"
+            raise NotCancellable(detail) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    # Not found (NotFound from the read), or already closed: the status read tells which.
+    state = await _read_status(client, workflow_id)
+    raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
+
+
+async def list_sends(
+    client: Client,
+    *,
+    status: SendStatus | None = None,
+    kind: SendKind | None = None,
+    tenant_id: str | None = None,
+    page_token: str | None = None,
+    limit: int = 50,
+) -> SendPage:
+    """One page of sends, newest first, filtered by status, kind or tenant."""
+    clauses = [BASE_QUERY]
+    if status is not None:
+        clauses.append(f'EmailStatus = "{status.value}"')
+    if kind is not None:
+        clauses.append(f'EmailKind = "{kind.value}"')
+    if tenant_id is not None:
+        clauses.append(f'TenantId = "{tenant_id}"')
+    executions, next_token = await _list(
+        client, " AND ".join(clauses), limit, _decode_token(page_token)
+    )
+    return SendPage(
+        items=[_summary(e) for e in executions],
+        next_page_token=_encode_token(next_token) if next_token else None,
+    )
+
+
+def _summary(execution: WorkflowExecution) -> SendSummary:
+    attributes = execution.typed_search_attributes
+    kind = attributes.get(EMAIL_KIND)
+    status = attributes.get(EMAIL_STATUS)
+    return SendSummary(
+        id=public_id_for(execution.id) or execution.id,
+        workflow_id=execution.id,
+        kind=SendKind(kind) if kind else None,
+        status=SendStatus(status) if status else None,
+        tenant_id=attributes.get(TENANT_ID),
+        provider_message_id=attributes.get(PROVIDER_MESSAGE_ID),
+        started_at=execution.start_time.isoformat() if execution.start_time else None,
+        closed_at=execution.close_time.isoformat() if execution.close_time else None,
+    )
+
+
+async def _list(
+    client: Client, query: str, limit: int, page_token: bytes | None
+) -> tuple[list[WorkflowExecution], bytes | None]:
+    """One page of the visibility query, and the token of the next one."""
+    pages = client.list_workflows(
+        query, page_size=limit, next_page_token=page_token, rpc_timeout=RPC_TIMEOUT
+    )
+    with temporal_errors():
+        try:
+            await pages.fetch_next_page()
+        except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise InvalidRequest("invalid page_token") from None
+            raise
+    return list(pages.current_page or []), pages.next_page_token
+
+
+def _encode_token(token: bytes) -> str:
+    # A checksum in front, so a mangled token is refused here instead of confusing Temporal.
+    checked = hashlib.sha256(token).digest()[:TOKEN_CHECK_BYTES] + token
+    return base64.urlsafe_b64encode(checked).decode().rstrip("=")
+
+
+def _decode_token(page_token: str | None) -> bytes | None:
+    if not page_token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(page_token.encode() + b"=" * (-len(page_token) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    check, token = raw[:TOKEN_CHECK_BYTES], raw[TOKEN_CHECK_BYTES:]
+    if not token or hashlib.sha256(token).digest()[:TOKEN_CHECK_BYTES] != check:
+        raise InvalidRequest("invalid page_token")
+    return token
+
+
+async def find_send(
+    client: Client, *, email_id: str | None, provider_message_id: str | None
+) -> str | None:
+    """The workflow id of a send, by our id (its webhook tag) or else the provider's id.
+
+    The provider id goes through visibility (eventually consistent); None if not found.
+    """
+    if email_id and (workflow_id := workflow_id_for(email_id)):
+        return workflow_id
+    # Only a well-formed id reaches the query text.
+    if provider_message_id is None or not _PROVIDER_ID.fullmatch(provider_message_id):
+        return None
+    query = f'ProviderMessageId = "{provider_message_id}"'
+    executions, _ = await _list(client, query, 1, None)
+    return executions[0].id if executions else None
+
+
+async def signal_delivery_event(
+    client: Client, workflow_id: str, event: DeliveryEventInput
+) -> bool:
+    """Signal a provider event to its send's workflow; False if no such open workflow."""
+    with temporal_errors():
+        try:
+            await client.get_workflow_handle(workflow_id).signal(
+                DELIVERY_EVENT_SIGNAL, event, rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+    return True
+
+
+@contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Temporal client failures as domain errors: unknown workflow, or Temporal unavailable."""
+    try:
+        yield
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound(NO_SUCH_EMAIL) from None
+        if err.status not in UNAVAILABLE_CODES:
+            # Unexpected (e.g. permission denied): nothing was accepted either.
+            log.error("temporal error: %s", err.status)
+        raise Unavailable(err.message) from None
+    except RuntimeError as err:
+        # A lazy client that has never reached the server fails its first call this way.
+        if "client connect" in str(err):
+            raise Unavailable("cannot connect to Temporal") from None
+        raise
