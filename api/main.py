@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from api.deps import API_KEY_SCHEME, app_settings
+from api.docs import install_offline_docs
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
@@ -46,7 +47,10 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Accept transactional email in milliseconds; deliver it exactly once.",
         lifespan=lifespan,
+        docs_url=None,  # served without a CDN by install_offline_docs
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
