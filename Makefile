@@ -39,8 +39,10 @@ bench-quick: $(STAMP)
 # make replay                      every recorded history under tests/histories
 # make replay ID=invite-<hex>       one workflow, fetched from TEMPORAL_ADDRESS
 # make replay DIR=path/to/histories a folder of `temporal workflow show -o json` files
+# make replay FILE=invite.json      one such file
+# Keys: PAYLOAD_CODEC_KEYS, else .dev/codec_keys (the ones `make dev` made).
 replay: $(STAMP)
-	$(PY) -m infra.replay $(or $(ID),$(DIR),tests/histories)
+	$(PY) -m infra.replay $(or $(ID),$(DIR),$(FILE),tests/histories)
 
 clean:
 	rm -rf .dev
