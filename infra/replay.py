@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -60,7 +60,6 @@ class ReplayOutcome:
     error: str | None = None
     event_id: int | None = None
     detail: str = ""
-    logs: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         where = f"  ({self.source})" if self.source else ""
@@ -223,10 +222,10 @@ async def replay_from_server(client: Client, workflow_id: str) -> ReplayOutcome:
 
 
 class _Collect(logging.Handler):
-    """Keeps the SDK's log records of a run, to print them after the summary lines."""
+    """Keeps the log records of a run (the SDK's, the client's) to print after the summary."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(logging.INFO)
         self.lines: list[str] = []
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
@@ -234,7 +233,8 @@ class _Collect(logging.Handler):
         self.lines.append(self.format(record))
 
 
-async def run(targets: Sequence[str]) -> int:
+async def run(targets: Sequence[str], logs: _Collect | None = None) -> int:
+    """Replay files, folders and workflow ids; print the report; 0 if every one replayed."""
     settings, origin = replay_settings()
     out = sys.stdout
     try:
@@ -242,39 +242,35 @@ async def run(targets: Sequence[str]) -> int:
     except CodecKeyError as err:
         out.write(f"unusable payload codec keys (from {origin}): {err}\n")
         return 2
-    sdk_logs = _Collect()
-    temporal_logger = logging.getLogger("temporalio")
-    temporal_logger.addHandler(sdk_logs)
-    temporal_logger.propagate = False
-    try:
-        paths = [Path(t) for t in targets if Path(t).exists()]
-        outcomes = await replay_paths(paths) if paths else []
-        ids = [t for t in targets if not Path(t).exists()]
-        if ids:
-            try:
-                client = await connect(settings)
-            except RuntimeError as err:  # the SDK's "Failed client connect"
-                summary = f"cannot connect to {settings.temporal_address}: {err}"
-                outcomes += [ReplayOutcome(i, "", summary, detail=summary) for i in ids]
-            else:
-                outcomes += [await replay_from_server(client, i) for i in ids]
-    finally:
-        temporal_logger.removeHandler(sdk_logs)
-        temporal_logger.propagate = True
+    paths = [Path(t) for t in targets if Path(t).exists()]
+    outcomes = await replay_paths(paths) if paths else []
+    ids = [t for t in targets if not Path(t).exists()]
+    if ids:
+        try:
+            client = await connect(settings)
+        except RuntimeError as err:  # the SDK's "Failed client connect: ..."
+            summary = f"cannot connect to {settings.temporal_address}: {err}"
+            outcomes += [ReplayOutcome(i, "", summary, detail=summary) for i in ids]
+        else:
+            outcomes += [await replay_from_server(client, i) for i in ids]
     for outcome in outcomes:
         out.write(outcome.line() + "\n")
     failed = [o for o in outcomes if o.error is not None]
     out.write(f"{len(outcomes) - len(failed)} replayed, {len(failed)} failed\n")
     for outcome in failed:
-        out.write(f"\n--- {outcome.workflow_id} {outcome.source}\n{outcome.detail}\n")
-    if failed and sdk_logs.lines:
-        out.write("\n--- Temporal SDK log\n" + "\n".join(sdk_logs.lines) + "\n")
+        where = f" ({outcome.source})" if outcome.source else ""
+        out.write(f"\n--- {outcome.workflow_id}{where}\n{outcome.detail}\n")
+    if failed and logs is not None and logs.lines:
+        out.write("\n--- log\n" + "\n".join(logs.lines) + "\n")
     return 1 if failed or not outcomes else 0
 
 
 def main() -> None:
     targets = sys.argv[1:] or ["tests/histories"]
-    code = asyncio.run(run(targets))
+    # Logs (SDK tracebacks, client warnings) are kept for the end: the report comes first.
+    logs = _Collect()
+    logging.basicConfig(handlers=[logs], level=logging.INFO, force=True)
+    code = asyncio.run(run(targets, logs))
     sys.stdout.flush()
     # The SDK's runtime can crash the interpreter at exit (sdk-python#300).
     os._exit(code)
