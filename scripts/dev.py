@@ -154,7 +154,7 @@ def main() -> None:
             "       -d '{\"email\": \"ann@example.com\", \"tenant_name\": \"Acme\", \"inviter_name\": \"Bob\"}'\n"  # noqa: E501
             "  curl -s -H \"Authorization: Bearer $KEY\" http://localhost:%d/v1/emails/<invite_id>\n"  # noqa: E501
             "  .venv/bin/temporal workflow show -w invite-<id> --address 127.0.0.1:%d \\\n"
-            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\"\n\n"
+            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\" --detailed\n\n"
             "  Ctrl-C stops everything.\n",
             mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint, api_key,
             API_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint,
