@@ -15,6 +15,7 @@ sends in flight (use `workflow.patched`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ DEV_CODEC_KEYS = Path(".dev/codec_keys")
 _EVENT = re.compile(r"(?:HistoryEvent\(id: |event[ _]id[:= ]+)(\d+)")
 _CORE_MESSAGE = re.compile(r'message: "([^"]*Nondeterminism[^"]*)"')
 _QUOTED = re.compile(r"'([^']+)'")
+_FAILURE_TYPE = re.compile(r'r#type: "(\w+)"')
 _NO_KEY_HINT = (
     "set PAYLOAD_CODEC_KEYS, or run from the folder where `make dev` keeps .dev/codec_keys"
 )
@@ -109,13 +111,16 @@ async def replay(
         return ReplayOutcome(history.workflow_id, source)
     message = str(result.replay_failure)
     core = _CORE_MESSAGE.search(message)
-    first = core[1] if core else message.splitlines()[0]
-    event_id = _event_of(history, first)
-    kind = "nondeterminism" if core else "replay failed"
+    if core is None:
+        # Any other failed workflow task: its message is an encoded failure, its type is not.
+        failure_type = _FAILURE_TYPE.search(message)
+        summary = f"workflow task failed: {failure_type[1] if failure_type else message[:200]}"
+        detail = f"{message}\n(the exception and its traceback are in the log below)"
+        return ReplayOutcome(history.workflow_id, source, summary, detail=detail)
+    event_id = _event_of(history, core[1])
     where = f" at event {event_id}" if event_id is not None else ""
-    return ReplayOutcome(
-        history.workflow_id, source, f"{kind}{where}: {first[:300]}", event_id, detail=message
-    )
+    summary = f"nondeterminism{where}: {core[1][:300]}"
+    return ReplayOutcome(history.workflow_id, source, summary, event_id, detail=message)
 
 
 async def decode_problem(history: WorkflowHistory, codec: PayloadCodec | None) -> str | None:
@@ -174,15 +179,10 @@ def _event_of(history: WorkflowHistory, message: str) -> int | None:
     return None
 
 
-_runtime: Runtime | None = None
-
-
+@functools.cache
 def _quiet_runtime() -> Runtime:
     """A runtime without the SDK core's console logs: failures are reported by us, in order."""
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime(telemetry=TelemetryConfig(logging=None))
-    return _runtime
+    return Runtime(telemetry=TelemetryConfig(logging=None))
 
 
 def load_file(path: Path) -> WorkflowHistory:

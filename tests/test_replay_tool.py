@@ -19,6 +19,7 @@ from infra.replay import load_file, replay, replay_from_server, replay_paths
 from infra.temporal_client import data_converter
 from tests.conftest import CODEC_KEYS
 from tests.helpers import INVITE, wait_for_status
+from workflows.send_email import SendEmail
 
 HISTORIES = Path(__file__).parent / "histories"
 SCENARIOS = (
@@ -169,3 +170,8 @@ async def test_history_fetched_from_the_server_replays(
     await wait_for_status(api, body["invite_id"], "sent")
     outcome = await replay_from_server(client, body["workflow_id"])
     assert outcome.error is None, outcome.line()
+
+
+async def test_history_of_an_unregistered_workflow_type_fails_with_its_error_type() -> None:
+    [outcome] = await replay_paths([HISTORIES / "invite_sent.json"], workflows=[SendEmail])
+    assert outcome.error == "workflow task failed: NotFoundError"
