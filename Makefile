@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test chaos lint install bench bench-quick replay clean
+.PHONY: dev test chaos lint install bench bench-quick replay screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -39,8 +39,17 @@ bench-quick: $(STAMP)
 # make replay                      every recorded history under tests/histories
 # make replay ID=invite-<hex>       one workflow, fetched from TEMPORAL_ADDRESS
 # make replay DIR=path/to/histories a folder of `temporal workflow show -o json` files
+# make replay FILE=invite.json      one such file
+# Keys: PAYLOAD_CODEC_KEYS, else .dev/codec_keys (the ones `make dev` made).
 replay: $(STAMP)
-	$(PY) -m infra.replay $(or $(ID),$(DIR),tests/histories)
+	$(PY) -m infra.replay $(or $(ID),$(DIR),$(FILE),tests/histories)
+
+# With `make dev` running: sends one invite, then saves its Web UI page and the outbox page
+# to docs/screenshots/. Other sends: make screenshots ARGS="--no-send retried-429=invite-<hex>"
+# (headless Chromium from the distribution, installed here if missing).
+screenshots: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) scripts/screenshots.py $(ARGS)
 
 clean:
 	rm -rf .dev

@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from api import error_handlers
 from api.deps import API_KEY_SCHEME
+from api.docs import install_offline_docs
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
@@ -45,9 +46,12 @@ def create_app(
         version="0.1.0",
         description="Accept transactional email in milliseconds; deliver it exactly once.",
         lifespan=lifespan,
+        docs_url=None,  # served without a CDN by install_offline_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.temporal_client = temporal_client
+    install_offline_docs(app)
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)

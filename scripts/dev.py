@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / ".dev"
@@ -50,17 +51,30 @@ def port_open(port: int) -> bool:
 
 
 def wait_until(
-    what: str, check: object, timeout: float, procs: list[subprocess.Popen[bytes]]
+    what: str, check: Callable[[], bool], timeout: float, procs: dict[str, subprocess.Popen[bytes]]
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(check) and check():
+        if check():
             return
-        for proc in procs:
+        for name, proc in procs.items():
             if proc.poll() is not None:
-                raise SystemExit(f"{proc.args[0]} exited with {proc.returncode} before {what}")
+                raise SystemExit(
+                    f"{name} exited with {proc.returncode} before {what}; the end of "
+                    f"{DEV / name}.log:\n{log_tail(DEV / f'{name}.log')}"
+                )
         time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
+    raise SystemExit(f"timed out waiting for {what} (logs in {DEV}/*.log)")
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def spawn(name: str, args: list[str], log_dir: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a child whose output (its logs: stdout and stderr) goes to `<log_dir>/<name>.log`."""
+    with open(log_dir / f"{name}.log", "ab") as log_file:
+        return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, **popen)
 
 
 def api_ready() -> bool:
@@ -107,20 +121,16 @@ def main() -> None:
     ]  # fmt: skip
     for name in SEARCH_ATTRIBUTES:
         server_args += ["--search-attribute", f"{name}=Keyword"]
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = {name: open(DEV / f"{name}.log", "ab") for name in ("temporal", "worker", "api")}  # noqa: SIM115
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        procs.append(
-            subprocess.Popen(server_args, stdout=logs["temporal"], stderr=subprocess.STDOUT)
-        )
+        procs["temporal"] = spawn("temporal", server_args, DEV)
         wait_until("the Temporal server", lambda: port_open(TEMPORAL_PORT), 30, procs)
-        procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env))
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                 "--port", str(API_PORT), "--no-access-log"],
-                cwd=ROOT, env=env,
-            )
+        procs["worker"] = spawn("worker", [sys.executable, "worker.py"], DEV, cwd=ROOT, env=env)
+        procs["api"] = spawn(
+            "api",
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+             "--port", str(API_PORT), "--no-access-log"],
+            DEV, cwd=ROOT, env=env,
         )  # fmt: skip
         wait_until("the API", api_ready, 30, procs)
         mode = (
@@ -133,7 +143,8 @@ def main() -> None:
             "  API        http://localhost:%d  (docs: /docs)\n"
             "  Web UI     http://localhost:%d  (Temporal: every send and attempt)\n"
             "  Outbox     http://localhost:%d/dev/outbox\n"
-            "  Temporal   127.0.0.1:%d  (logs in .dev/*.log)\n"
+            "  Temporal   127.0.0.1:%d\n"
+            "  Logs       tail -f .dev/worker.log .dev/api.log  (and .dev/temporal.log)\n"
             "  Codec      %s  (payloads are encrypted; the Web UI decodes here)\n"
             "  API key    %s  (.dev/api_key)\n\n"
             "  Try:\n"
@@ -143,7 +154,7 @@ def main() -> None:
             "       -d '{\"email\": \"ann@example.com\", \"tenant_name\": \"Acme\", \"inviter_name\": \"Bob\"}'\n"  # noqa: E501
             "  curl -s -H \"Authorization: Bearer $KEY\" http://localhost:%d/v1/emails/<invite_id>\n"  # noqa: E501
             "  .venv/bin/temporal workflow show -w invite-<id> --address 127.0.0.1:%d \\\n"
-            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\"\n\n"
+            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\" --detailed\n\n"
             "  Ctrl-C stops everything.\n",
             mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint, api_key,
             API_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint,
@@ -156,19 +167,20 @@ def main() -> None:
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        while not stopped and all(p.poll() is None for p in procs):
+        while not stopped and all(p.poll() is None for p in procs.values()):
             time.sleep(0.2)
+        for name, proc in procs.items():
+            if proc.returncode is not None:
+                log.error("%s exited with %s; see %s/%s.log", name, proc.returncode, DEV, name)
     finally:
-        for proc in reversed(procs):
+        for proc in reversed(procs.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
+        for proc in reversed(procs.values()):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for handle in logs.values():
-            handle.close()
         log.info("stopped")
 
 
