@@ -14,7 +14,7 @@ import aiohttp
 from bench.procs import PYTHON, BenchError, Proc, read_line, spawn
 
 FAKE_API_KEY = "re_test_key"
-FAKE_MODULE = os.environ.get("BENCH_FAKE_MODULE", "tests.fake_resend")
+FAKE_MODULE = os.environ.get("BENCH_FAKE_MODULE", "testkit.fake_resend")
 
 
 @dataclass

@@ -15,8 +15,8 @@ from temporalio.testing import ActivityEnvironment
 from activities import errors
 from activities.email import EmailActivities, OutboxTransport, Pacer, ResendTransport
 from activities.types import DeliverEmailInput, DeliverEmailResult, EmailMessage
-from tests.conftest import FAKE_KEY
-from tests.fake_resend import FakeResendServer, Fault
+from testkit.fake_resend import FakeResendServer, Fault
+from testkit.keys import FAKE_KEY
 
 MESSAGE = EmailMessage(
     sender="Acme <team@acme.test>", to=["ann@example.com"], subject="Hi", text="Hello"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
@@ -19,20 +18,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import CODEC_KEYS, FAKE_KEY
-from tests.fake_resend import FakeResendServer
-from tests.procs import (
-    Proc,
-    api_proc,
-    free_port,
-    start_api,
-    start_temporal,
-    start_worker,
-    temporal_proc,
-    worker_proc,
-)
-
-from .load import API_KEY
+from testkit.dev_server import DevServer
+from testkit.fake_resend import FakeResendServer
+from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
+from testkit.procs import Proc, free_port
+from testkit.stack import api_proc, start_api, start_worker, worker_proc
 
 log = logging.getLogger("tests.chaos")
 
@@ -41,36 +31,30 @@ log = logging.getLogger("tests.chaos")
 class Stack:
     """One scenario's processes; everything a scenario kills, it can restart."""
 
-    temporal: Proc
-    temporal_port: int
+    temporal: DevServer
     workers: list[Proc]
     apis: list[Proc]
     api_urls: list[str]
     fake_server: FakeResendServer
     env: dict[str, str]
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.temporal_port}"
-
     async def restart_temporal(self) -> None:
-        await start_temporal(self.temporal, self.temporal_port)
+        await self.temporal.start()
 
     async def client(self) -> Client:
-        return await Client.connect(self.address)
+        return await self.temporal.client()
 
     async def stop(self) -> None:
-        for proc in [*self.apis, *self.workers, self.temporal]:
+        for proc in [*self.apis, *self.workers, self.temporal.proc]:
             await proc.stop()
 
 
 def chaos_env(
-    temporal_port: int, fake_url: str, outbox: Path, *, resend_timeout: float
+    temporal_address: str, fake_url: str, outbox: Path, *, resend_timeout: float
 ) -> dict[str, str]:
     """Environment of the workers and APIs: fast retries, short attempts, a high limit."""
     return {
-        **os.environ,
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "TEMPORAL_ADDRESS": temporal_address,
         "TASK_QUEUE": "chaos",
         "SEND_TASK_QUEUE": "chaos-send",
         "RESEND_API_KEY": FAKE_KEY,
@@ -106,15 +90,16 @@ class StackFactory:
         fake_server = FakeResendServer()
         await fake_server.__aenter__()
         self.fakes.append(fake_server)
-        port = free_port()
-        temporal = temporal_proc(self.tmp_path / "temporal.db", port, logs)
+        temporal = DevServer.create(self.tmp_path / "temporal.db", logs)
         env = chaos_env(
-            port, fake_server.url, self.tmp_path / "outbox", resend_timeout=resend_timeout
+            temporal.address,
+            fake_server.url,
+            self.tmp_path / "outbox",
+            resend_timeout=resend_timeout,
         )
         api_ports = [free_port() for _ in range(apis)]
         stack = Stack(
             temporal=temporal,
-            temporal_port=port,
             workers=[worker_proc(env, logs, f"worker-{i + 1}") for i in range(workers)],
             apis=[api_proc(env, logs, p, f"api-{i + 1}") for i, p in enumerate(api_ports)],
             api_urls=[f"http://127.0.0.1:{p}" for p in api_ports],
@@ -122,14 +107,14 @@ class StackFactory:
             env=env,
         )
         self.stacks.append(stack)
-        await start_temporal(temporal, port)
+        await temporal.start()
         for worker in stack.workers:
             await start_worker(worker)
         for api, url in zip(stack.apis, stack.api_urls, strict=True):
             await start_api(api, url)
         log.info(
             "stack up: temporal %s, APIs %s, fake %s",
-            stack.address,
+            temporal.address,
             stack.api_urls,
             fake_server.url,
         )
