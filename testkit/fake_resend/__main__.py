@@ -12,9 +12,10 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import fields
 from types import FrameType
 
-from testkit.fake_resend.faults import DEFAULT_API_KEY
+from testkit.fake_resend.faults import DEFAULT_API_KEY, FakeConfig
 from testkit.fake_resend.server import FakeResendServer
 from testkit.fake_resend.store import FakeResend
 
@@ -22,6 +23,7 @@ logger = logging.getLogger("testkit.fake_resend")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    # Each setting's `dest` is its `FakeConfig` field.
     parser = argparse.ArgumentParser(
         prog="python -m testkit.fake_resend", description="Run a fake Resend API."
     )
@@ -29,7 +31,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per POST /emails")
-    parser.add_argument("--rate-limit", type=float, default=None, help="requests per second")
+    parser.add_argument(
+        "--rate-limit",
+        dest="rate_limit_per_second",
+        type=float,
+        default=None,
+        help="requests per second",
+    )
     parser.add_argument("--error-rate", type=float, default=0.0, help="0..1")
     parser.add_argument("--error-status", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
@@ -41,14 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    fake = FakeResend(
-        api_key=args.api_key,
-        latency=args.latency,
-        error_rate=args.error_rate,
-        error_status=args.error_status,
-        rate_limit_per_second=args.rate_limit,
-        seed=args.seed,
-    )
+    config = FakeConfig(**{f.name: getattr(args, f.name) for f in fields(FakeConfig)})
+    fake = FakeResend(config, seed=args.seed)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -18,7 +18,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from testkit.fake_resend.errors import ApiError, RateLimited
-from testkit.fake_resend.faults import DEFAULT_API_KEY, FakeConfig, Fault, TokenBucket
+from testkit.fake_resend.faults import FakeConfig, Fault, TokenBucket
 from testkit.fake_resend.validation import as_list
 from testkit.polling import eventually
 
@@ -87,25 +87,14 @@ class _IdempotencyEntry:
 
 
 class FakeResend:
-    """The fake's state: configuration, scripted faults, deliveries and counters."""
+    """The fake's state: configuration, scripted faults, deliveries and counters.
 
-    def __init__(
-        self,
-        *,
-        api_key: str = DEFAULT_API_KEY,
-        latency: float = 0.0,
-        error_rate: float = 0.0,
-        error_status: int = 500,
-        rate_limit_per_second: float | None = None,
-        seed: int = 0,
-    ) -> None:
-        self._initial_config = FakeConfig(
-            api_key=api_key,
-            latency=latency,
-            error_rate=error_rate,
-            error_status=error_status,
-            rate_limit_per_second=rate_limit_per_second,
-        )
+    `config` is what it starts with and what `reset` restores; `seed` makes its random
+    errors reproducible.
+    """
+
+    def __init__(self, config: FakeConfig | None = None, *, seed: int = 0) -> None:
+        self._initial_config = config or FakeConfig()
         self._seed = seed
         self._lock = threading.Lock()
         self._clear()
