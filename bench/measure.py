@@ -8,6 +8,7 @@ to the client's requests by recipient address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from typing import Any
 from bench.load import LoadResult
 from bench.sampler import ProcStats, Sampler
 from testkit.fake_resend import Delivery, FakeResendProcess
+from testkit.polling import ConditionTimeout, eventually
 from testkit.procs import Proc
 
 LoadFn = Callable[[Callable[[float], None] | None], Awaitable[LoadResult]]
@@ -106,16 +108,18 @@ async def _drain(fake: FakeResendProcess, expected: int, drain: Drain) -> float:
     """Wait for the fake to hold `expected` deliveries, a stall, or the cap; seconds waited."""
     start = time.perf_counter()
     last_count, last_change = -1, start
-    while True:
-        now = time.perf_counter()
-        count = await fake.client.delivered_count()
-        if count >= expected or now - start >= drain.cap_s:
-            return now - start
+
+    async def drained_or_stalled() -> bool:
+        nonlocal last_count, last_change
+        count, now = await fake.client.delivered_count(), time.perf_counter()
         if count != last_count:
             last_count, last_change = count, now
-        elif now - last_change >= drain.stall_s:
-            return now - start
-        await asyncio.sleep(0.25)
+            return count >= expected
+        return count >= expected or now - last_change >= drain.stall_s
+
+    with contextlib.suppress(ConditionTimeout):
+        await eventually(drained_or_stalled, timeout=drain.cap_s, interval=0.25, what="drain")
+    return time.perf_counter() - start
 
 
 async def run_scenario(

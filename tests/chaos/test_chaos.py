@@ -26,8 +26,9 @@ from testkit.fake_resend import FakeResend, Fault
 from testkit.polling import eventually
 from testkit.stack import start_worker
 
-from .conftest import ChaosReport, Figures, Stack, StackFactory
 from .load import HEADERS, Answer, LoadClient
+from .report import ChaosReport, Figures
+from .stack import Stack, StackFactory
 
 # Hard cap per scenario; a healthy one takes 15-30 s on 2 cores.
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
