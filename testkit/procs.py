@@ -55,8 +55,8 @@ class Proc:
     log_path: Path
     stdout_pipe: bool = False
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    _log_offset: int = field(default=0, repr=False)
-    _ps: psutil.Process | None = field(default=None, repr=False)
+    _log_offset: int = field(default=0, init=False, repr=False)
+    _ps: psutil.Process | None = field(default=None, init=False, repr=False)
 
     def start(self) -> None:
         assert not self.alive, f"{self.name} is already running"
