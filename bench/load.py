@@ -17,10 +17,11 @@ from typing import Any
 
 import aiohttp
 
+from testkit.keys import API_KEY
+
 STATUS_TIMEOUT = 0
 STATUS_CONN_ERROR = -1
 INVITE_PATH = "/v1/invites"
-API_KEY = "bench-key"
 
 
 def invite_email(tag: str, index: int) -> str:
@@ -34,6 +35,22 @@ def invite_body(tag: str, index: int, extra: dict[str, Any] | None = None) -> di
         "inviter_name": "Ann",
         **(extra or {}),
     }
+
+
+@dataclass(frozen=True)
+class Invites:
+    """What a load sends: invites to `{tag}-{n}@bench.example` from n = `first_index`, with
+    `extra` fields in every body (e.g. `send_at`), each answered within `timeout_s` or not."""
+
+    base_url: str
+    tag: str
+    timeout_s: float = 10.0
+    first_index: int = 0
+    extra: dict[str, Any] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.base_url + INVITE_PATH
 
 
 @dataclass
@@ -66,6 +83,10 @@ class LoadResult:
     concurrency: int | None = None
     max_send_lag_s: float = 0.0
 
+    def start(self) -> None:
+        self.started = time.perf_counter()
+        self.started_wall = time.time()
+
     @property
     def duration_s(self) -> float:
         return max(self.ended - self.started, 1e-9)
@@ -85,16 +106,13 @@ def make_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
 
 
 async def _post(
-    session: aiohttp.ClientSession,
-    url: str,
-    tag: str,
-    index: int,
-    due: float,
-    extra: dict[str, Any] | None = None,
+    session: aiohttp.ClientSession, invites: Invites, n: int, due: float
 ) -> RequestRecord:
+    index = invites.first_index + n
+    body = invite_body(invites.tag, index, invites.extra)
     sent_wall = time.time()
     try:
-        async with session.post(url, json=invite_body(tag, index, extra)) as response:
+        async with session.post(invites.url, json=body) as response:
             await response.read()
             status = response.status
     except TimeoutError:
@@ -103,7 +121,7 @@ async def _post(
         status = STATUS_CONN_ERROR
     return RequestRecord(
         index=index,
-        email=invite_email(tag, index),
+        email=invite_email(invites.tag, index),
         due=due,
         sent_wall=sent_wall,
         latency_s=time.perf_counter() - due,
@@ -112,28 +130,17 @@ async def _post(
 
 
 async def closed_loop(
-    base_url: str,
-    *,
-    tag: str,
-    count: int,
-    concurrency: int,
-    max_seconds: float,
-    timeout_s: float = 10.0,
-    first_index: int = 0,
-    extra: dict[str, Any] | None = None,
+    invites: Invites, *, count: int, concurrency: int, max_seconds: float
 ) -> LoadResult:
     """`count` invites from `concurrency` clients, each sending its next one when answered.
 
     Stops issuing after `max_seconds` (a blocked server would otherwise hold the run for
-    hours); requests already sent still get up to `timeout_s` to be answered. `extra`
-    fields are added to every body (e.g. `send_at`).
+    hours); requests already sent still get up to `invites.timeout_s` to be answered.
     """
-    url = base_url + INVITE_PATH
-    result = LoadResult(kind="closed", tag=tag, concurrency=concurrency)
+    result = LoadResult(kind="closed", tag=invites.tag, concurrency=concurrency)
     next_index = 0
-    async with make_session(concurrency, timeout_s) as session:
-        result.started = time.perf_counter()
-        result.started_wall = time.time()
+    async with make_session(concurrency, invites.timeout_s) as session:
+        result.start()
         stop_issuing = result.started + max_seconds
 
         async def client() -> None:
@@ -142,7 +149,7 @@ async def closed_loop(
                 index = next_index
                 next_index += 1
                 due = time.perf_counter()
-                record = await _post(session, url, tag, first_index + index, due, extra)
+                record = await _post(session, invites, index, due)
                 result.records.append(record)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -151,36 +158,30 @@ async def closed_loop(
 
 
 async def open_loop(
-    base_url: str,
+    invites: Invites,
     *,
-    tag: str,
     rate: float,
     seconds: float,
-    timeout_s: float = 10.0,
     max_in_flight: int = 2000,
     on_tick: Callable[[float], None] | None = None,
-    first_index: int = 0,
-    extra: dict[str, Any] | None = None,
 ) -> LoadResult:
     """Invites arriving every `1/rate` seconds for `seconds`, each timed from its due time.
 
     `on_tick(elapsed)` is called after each arrival is launched (the crash scenarios use it
     to kill a process mid-run without disturbing the schedule).
     """
-    url = base_url + INVITE_PATH
     count = max(int(rate * seconds), 1)
-    result = LoadResult(kind="open", tag=tag, offered_rate=rate)
+    result = LoadResult(kind="open", tag=invites.tag, offered_rate=rate)
     tasks: list[asyncio.Task[RequestRecord]] = []
-    async with make_session(max_in_flight, timeout_s) as session:
-        result.started = time.perf_counter()
-        result.started_wall = time.time()
+    async with make_session(max_in_flight, invites.timeout_s) as session:
+        result.start()
         for i in range(count):
             due = result.started + i / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             result.max_send_lag_s = max(result.max_send_lag_s, time.perf_counter() - due)
-            post = _post(session, url, tag, first_index + i, due, extra)
+            post = _post(session, invites, i, due)
             tasks.append(asyncio.create_task(post))
             if on_tick is not None:
                 on_tick(time.perf_counter() - result.started)

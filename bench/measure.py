@@ -8,16 +8,19 @@ to the client's requests by recipient address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.fake import Delivery, FakeResend
 from bench.load import LoadResult
-from bench.procs import Proc, ProcStats, Sampler
+from bench.sampler import ProcStats, Sampler
+from testkit.fake_resend import Delivery, FakeResendProcess
+from testkit.polling import ConditionTimeout, eventually
+from testkit.procs import Proc
 
 LoadFn = Callable[[Callable[[float], None] | None], Awaitable[LoadResult]]
 
@@ -42,7 +45,7 @@ class System:
     durable: bool = False
     # Role of the process the crash scenario kills, and how to bring a new one up.
     crash_role: str | None = None
-    restart: Callable[[], Awaitable[Proc]] | None = None
+    restart: Callable[[], Coroutine[Any, Any, Proc]] | None = None
     # Waits until the previous scenario's work is finished (our workflows completed).
     settle: Callable[[], Awaitable[None]] | None = None
 
@@ -101,20 +104,22 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 
 
-async def _drain(fake: FakeResend, expected: int, drain: Drain) -> float:
+async def _drain(fake: FakeResendProcess, expected: int, drain: Drain) -> float:
     """Wait for the fake to hold `expected` deliveries, a stall, or the cap; seconds waited."""
     start = time.perf_counter()
     last_count, last_change = -1, start
-    while True:
-        now = time.perf_counter()
-        count = await fake.delivered_count()
-        if count >= expected or now - start >= drain.cap_s:
-            return now - start
+
+    async def drained_or_stalled() -> bool:
+        nonlocal last_count, last_change
+        count, now = await fake.client.delivered_count(), time.perf_counter()
         if count != last_count:
             last_count, last_change = count, now
-        elif now - last_change >= drain.stall_s:
-            return now - start
-        await asyncio.sleep(0.25)
+            return count >= expected
+        return count >= expected or now - last_change >= drain.stall_s
+
+    with contextlib.suppress(ConditionTimeout):
+        await eventually(drained_or_stalled, timeout=drain.cap_s, interval=0.25, what="drain")
+    return time.perf_counter() - start
 
 
 async def run_scenario(
@@ -122,7 +127,7 @@ async def run_scenario(
     scenario: str,
     load: LoadFn,
     *,
-    fake: FakeResend,
+    fake: FakeResendProcess,
     drain: Drain,
     extra_procs: dict[str, Proc] | None = None,
     crash_at: float | None = None,
@@ -134,9 +139,9 @@ async def run_scenario(
     """
     if system.settle is not None:
         await system.settle()
-    await fake.reset()
+    await fake.client.reset()
     if fake_config:
-        await fake.configure(**fake_config)
+        await fake.client.configure(**fake_config)
     sampled: dict[str, Any] = {**system.procs, **(extra_procs or {}), "fake": fake.proc}
     sampled["loadgen"] = Sampler.self_process()
     sampled["others"] = Sampler.OTHERS
@@ -168,8 +173,8 @@ async def run_scenario(
     drain_s = 0.0
     if system.delivers and accepted:
         drain_s = await _drain(fake, len(accepted), drain)
-    deliveries = await fake.deliveries() if system.delivers else []
-    stats = await fake.stats()
+    deliveries = await fake.client.deliveries() if system.delivers else []
+    stats = await fake.client.stats()
     procs = await sampler.stop()
     run = summarize(
         system,
@@ -178,7 +183,7 @@ async def run_scenario(
         deliveries,
         load_end_wall=load_end_wall,
         drain_s=drain_s,
-        statuses={str(k): int(v) for k, v in (stats.get("by_status") or {}).items()},
+        statuses={str(status): n for status, n in sorted(stats.by_status.items())},
         procs=procs,
         crashed=crashed,
     )
@@ -206,35 +211,33 @@ def summarize(
     answered_at = [r.due + r.latency_s - result.started for r in accepted]
     accept_window = max(answered_at) if answered_at else result.duration_s
     ours = {r.email for r in records}
-    by_address: dict[str, list[Delivery]] = {}
-    for d in deliveries:
-        if d.to in ours:
-            by_address.setdefault(d.to, []).append(d)
+    # When the provider received each of our invites' addresses (twice: a duplicate).
+    received: dict[str, list[float]] = {}
+    for delivery in deliveries:
+        for to in delivery.to:
+            if to in ours:
+                received.setdefault(to, []).append(delivery.received_at_wall)
 
     delivered = lost = duplicates = None
     delivered_per_s = a2s_p50 = a2s_p99 = None
     during = due = None
     half_ratio: float | None = None
     if system.delivers:
-        first = {addr: min(ds, key=lambda d: d.received_wall) for addr, ds in by_address.items()}
+        first = {address: min(times) for address, times in received.items()}
         delivered_accepted = [r for r in accepted if r.email in first]
         delivered = len(delivered_accepted)
         lost = len(accepted) - delivered
-        duplicates = sum(len(ds) - 1 for ds in by_address.values())
+        duplicates = sum(len(times) - 1 for times in received.values())
         if first:
-            last_wall = max(d.received_wall for d in first.values())
+            last_wall = max(first.values())
             delivered_per_s = len(first) / max(last_wall - result.started_wall, 1e-9)
-        a2s = [first[r.email].received_wall - r.sent_wall for r in delivered_accepted]
+        a2s = [first[r.email] - r.sent_wall for r in delivered_accepted]
         a2s_p50, a2s_p99 = percentile(a2s, 50), percentile(a2s, 99)
         # "Delivered while load runs": invites accepted at least 1 s before the load ended
         # that the provider had received by the time it ended.
         due_list = [r for r in accepted if r.sent_wall <= load_end_wall - 1.0]
         due = len(due_list)
-        during = sum(
-            1
-            for r in due_list
-            if r.email in first and first[r.email].received_wall <= load_end_wall
-        )
+        during = sum(1 for r in due_list if r.email in first and first[r.email] <= load_end_wall)
         if result.kind == "open":
             half_ratio = _second_half_ratio(result, accepted, first)
 
@@ -289,7 +292,7 @@ def _client_errors(records: list[Any]) -> dict[str, int]:
 
 
 def _second_half_ratio(
-    result: LoadResult, accepted: list[Any], first: dict[str, Delivery]
+    result: LoadResult, accepted: list[Any], first: dict[str, float]
 ) -> float | None:
     """Deliveries per accepted invite over the second half of the arrival window.
 
@@ -299,5 +302,5 @@ def _second_half_ratio(
     span = len(result.records) / result.offered_rate
     lo, hi = result.started_wall + span / 2, result.started_wall + span
     accepted_in = sum(1 for r in accepted if lo <= r.sent_wall < hi)
-    delivered_in = sum(1 for d in first.values() if lo <= d.received_wall < hi)
+    delivered_in = sum(1 for received_wall in first.values() if lo <= received_wall < hi)
     return delivered_in / accepted_in if accepted_in else None

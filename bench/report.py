@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.measure import RunResult
-
-
-@dataclass
-class Target:
-    """One target of the issue: what was measured, the goal, and the ratio (>= 1 means met)."""
-
-    name: str
-    measured: str
-    goal: str
-    ratio: float | None
-    note: str = ""
-
-    @property
-    def met(self) -> str:
-        if self.ratio is None:
-            return "n/a"
-        return "yes" if self.ratio >= 1.0 else "no"
+from bench.targets import Target
 
 
 def _num(value: float | int | None, digits: int = 0) -> str:

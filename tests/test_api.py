@@ -14,8 +14,8 @@ from temporalio.client import Client
 from api.main import create_app
 from config import Settings
 from infra.temporal_client import API_RETRY, connect
-from tests.conftest import API_KEY, FAKE_KEY
-from tests.fake_resend import FakeResendServer
+from testkit.fake_resend import FakeResendServer
+from testkit.keys import API_KEY, FAKE_KEY
 from tests.helpers import INVITE, wait_for_status
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello", "html": "<p>Hi</p>"}
@@ -142,7 +142,7 @@ async def test_temporal_unreachable_is_503_never_202(
 async def test_resend_api_key_never_reaches_workflow_history(
     api: httpx.AsyncClient, worker: None, client: Client, fake_resend: FakeResendServer
 ) -> None:
-    from tests.fake_resend import Fault
+    from testkit.fake_resend import Fault
 
     fake_resend.fake.enqueue_faults([Fault(status=500)])
     body = (await api.post("/v1/invites", json=INVITE)).json()

@@ -21,15 +21,16 @@ from temporalio.converter import DataConverter
 from config import Settings
 from infra.codec import CodecKeyError, EncryptionCodec, new_codec_key, parse_codec_keys
 from infra.temporal_client import data_converter
-from tests.conftest import API_KEY, CODEC_KEYS, FAKE_KEY, temporal_binary
-from tests.fake_resend import FakeResendServer, Fault
+from testkit.dev_server import temporal_binary
+from testkit.fake_resend import FakeResendServer, Fault
+from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
 from tests.helpers import INVITE, wait_for_status
 
 UI_ORIGIN = "http://localhost:8233"
 
 
 def converter(keys: str) -> DataConverter:
-    return data_converter(Settings(_env_file=None, payload_codec_keys=keys))  # type: ignore[call-arg, arg-type]
+    return data_converter(Settings(_env_file=None, payload_codec_keys=keys))
 
 
 async def test_codec_round_trips_and_old_key_still_decrypts_after_rotation() -> None:

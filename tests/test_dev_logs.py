@@ -19,8 +19,8 @@ from types import ModuleType
 import httpx
 
 from config import Settings
-from tests.conftest import CODEC_KEYS
-from tests.helpers import eventually
+from testkit.keys import CODEC_KEYS
+from testkit.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from api.docs import install_offline_docs
 from api.main import create_app
-from config import Settings, get_settings
+from config import Settings
 
 # Any absolute URL written in the page, in an attribute or in the inline script.
 ABSOLUTE_URL = re.compile(r"""(?:https?:)?//[^\s"'<>)]+""")
@@ -42,9 +42,8 @@ def assets_of(html: str) -> list[str]:
 
 @pytest.fixture
 async def docs_client() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app()
-    settings = Settings(_env_file=None, api_keys=SecretStr("dm_docs_test"))  # type: ignore[call-arg]
-    app.dependency_overrides[get_settings] = lambda: settings
+    settings = Settings(_env_file=None, api_keys=SecretStr("dm_docs_test"))
+    app = create_app(settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api.test"
     ) as http:

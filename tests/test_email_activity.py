@@ -18,8 +18,8 @@ from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
 from activities.transports.resend import ResendTransport
 from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
-from tests.conftest import FAKE_KEY
-from tests.fake_resend import FakeResendServer, Fault
+from testkit.fake_resend import FakeResendServer, Fault
+from testkit.keys import FAKE_KEY
 
 MESSAGE = EmailMessage(
     sender="Acme <team@acme.test>", to=["ann@example.com"], subject="Hi", text="Hello"

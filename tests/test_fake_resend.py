@@ -14,7 +14,13 @@ import httpx
 import pytest
 import resend
 
-from tests.fake_resend import DEFAULT_API_KEY, FakeResend, FakeResendServer, Fault
+from testkit.fake_resend import (
+    DEFAULT_API_KEY,
+    FakeResend,
+    FakeResendProcess,
+    FakeResendServer,
+    Fault,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
@@ -403,7 +409,7 @@ async def test_resend_sdk_reads_the_fake_answers(
 async def test_cli_prints_its_url_and_serves_until_terminated() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "tests.fake_resend", "--port", "0", "--latency", "0.1", "--rate-limit", "50"),
+        *("-m", "testkit.fake_resend", "--port", "0", "--latency", "0.1", "--rate-limit", "50"),
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -426,6 +432,34 @@ async def test_cli_prints_its_url_and_serves_until_terminated() -> None:
             await process.wait()
             raise
     assert returncode == 0
+
+
+async def test_control_client_scripts_a_fake_in_another_process(tmp_path: Path) -> None:
+    fake = await FakeResendProcess.start(tmp_path, latency=0.0)
+    try:
+        control = fake.client
+        assert (await control.configure(error_status=503)).error_status == 503
+        with pytest.raises(ValueError, match="latency"):
+            await control.configure(latency=-1)
+        assert await control.enqueue_faults([Fault(status=503), Fault(hold=0.1)]) == 2
+        async with httpx.AsyncClient(base_url=fake.url, headers=AUTH) as client:
+            failed = await send(client, email(), "receipt/1")
+            sent = await send(client, email(), "receipt/1")
+        assert (failed.status_code, sent.status_code) == (503, 200)
+
+        [delivery] = await control.wait_for_deliveries(1, timeout=5)
+        assert delivery.id == sent.json()["id"]
+        assert delivery.idempotency_key == "receipt/1" and delivery.to == ["ada@example.com"]
+        stats = await control.stats()
+        assert stats.by_status == {503: 1, 200: 1}
+        assert (stats.deliveries, stats.pending_faults, stats.duplicates) == (1, 0, 0)
+
+        cleared = await control.reset()
+        assert (cleared.deliveries, cleared.requests) == (0, 0)
+        assert (await control.config()).error_status == 500
+    finally:
+        await fake.close()
+    assert not fake.proc.alive
 
 
 async def test_stopping_the_server_answers_held_requests_and_keeps_their_delivery() -> None:

@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 
 from config import Settings
-from tests.fake_resend import FakeResendServer, Fault
+from testkit.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, wait_for_status
 from worker import build_transport, build_workers
 

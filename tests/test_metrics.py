@@ -11,8 +11,9 @@ from temporalio.client import Client
 
 from config import Settings
 from infra.temporal_client import connect
-from tests.fake_resend import FakeResendServer
-from tests.helpers import INVITE, eventually, wait_for_status
+from testkit.fake_resend import FakeResendServer
+from testkit.polling import eventually
+from tests.helpers import INVITE, wait_for_status
 from worker import build_runtime, build_transport, build_workers
 
 

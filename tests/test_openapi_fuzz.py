@@ -17,7 +17,7 @@ from schemathesis.generation.case import Case
 
 from api.main import create_app
 from config import Settings
-from tests.conftest import API_KEY
+from testkit.keys import API_KEY
 
 SCHEMA = schemathesis.openapi.from_dict(create_app().openapi())
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]

@@ -17,7 +17,7 @@ from config import Settings
 from infra.codec import new_codec_key
 from infra.replay import load_file, replay, replay_from_server, replay_paths
 from infra.temporal_client import data_converter
-from tests.conftest import CODEC_KEYS
+from testkit.keys import CODEC_KEYS
 from tests.helpers import INVITE, wait_for_status
 from workflows.send_email import SendEmail
 
@@ -156,7 +156,7 @@ async def test_encrypted_history_with_another_key_names_the_problem(
     api: httpx.AsyncClient, worker: None, client: Client, tmp_path: Path, keys: str, problem: str
 ) -> None:
     history = load_file(await exported_history(api, client, tmp_path))
-    settings = Settings(_env_file=None, payload_codec_keys=SecretStr(keys))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, payload_codec_keys=SecretStr(keys))
 
     outcome = await replay(history, converter=data_converter(settings))
 

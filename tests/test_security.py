@@ -17,7 +17,7 @@ from api.deps import get_temporal_client
 from api.main import create_app
 from api.schemas import MAX_CONTENT_BYTES, MAX_RECIPIENTS
 from config import Settings
-from tests.conftest import API_KEY, API_KEY_PREVIOUS
+from testkit.keys import API_KEY, API_KEY_PREVIOUS
 from tests.helpers import INVITE
 
 EMAIL = {"to": "ann@example.com", "subject": "Welcome", "text": "Hello Ann"}

@@ -12,9 +12,10 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
-from tests.conftest import temporal_binary
-from tests.fake_resend import FakeResendServer, Fault
-from tests.helpers import INVITE, eventually, wait_for_status
+from testkit.dev_server import temporal_binary
+from testkit.fake_resend import FakeResendServer, Fault
+from testkit.polling import eventually
+from tests.helpers import INVITE, wait_for_status
 from tests.webhooks import WEBHOOK_URL, event_body, post_event, svix_headers
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from config import Settings
-from tests.conftest import worker_env
-from tests.fake_resend import FakeResendServer, Fault
+from testkit.fake_resend import FakeResendServer, Fault
+from testkit.polling import eventually
+from testkit.stack import start_worker, worker_env, worker_proc
 from tests.helpers import INVITE, wait_for_status
-from tests.procs import start_worker, wait_for, worker_proc
 
 ATTEMPT_TIMEOUT = 3.0
 # Long enough to kill the worker mid-request, short enough that the retry after the
@@ -45,7 +45,7 @@ async def test_worker_killed_mid_send_delivers_exactly_once(
         assert response.status_code == 202, response.text
         invite_id = response.json()["invite_id"]
 
-        await wait_for(lambda: fake.in_flight == 1, timeout=15, what="the held send")
+        await eventually(lambda: fake.in_flight == 1, timeout=15, what="the held send")
         await first.kill()
         assert fake.delivered_count == 1  # the provider already sent it; nobody knows yet
 

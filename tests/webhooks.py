@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import WEBHOOK_SECRET
+from testkit.keys import WEBHOOK_SECRET
 
 WEBHOOK_URL = "/v1/webhooks/resend"
 

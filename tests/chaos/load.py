@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-API_KEY = "chaos-key"
+from testkit.keys import API_KEY
+
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 REQUEST_TIMEOUT = 10.0
 RETRY_DELAYS = (0.2, 0.3, 0.5, 0.8, 1.0)

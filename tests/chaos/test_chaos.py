@@ -22,11 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fake_resend import FakeResend, Fault
-from tests.procs import start_worker, wait_for
+from testkit.fake_resend import FakeResend, Fault
+from testkit.polling import eventually
+from testkit.stack import start_worker
 
-from .conftest import ChaosReport, Figures, Stack, StackFactory
 from .load import HEADERS, Answer, LoadClient
+from .report import ChaosReport, Figures
+from .stack import Stack, StackFactory
 
 # Hard cap per scenario; a healthy one takes 15-30 s on 2 cores.
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -80,7 +82,7 @@ async def settle(stack: Stack, accepted: set[str]) -> None:
         return unsent.count == 0
 
     try:
-        await wait_for(done, timeout=SETTLE_TIMEOUT, what="all accepted invites", interval=0.5)
+        await eventually(done, timeout=SETTLE_TIMEOUT, what="all accepted invites", interval=0.5)
     except AssertionError as err:
         missing = sorted(accepted - {a for d in fake.deliveries for a in d.to})
         tails = "\n".join(f"--- {p.name}\n{p.log_tail(15)}" for p in [*stack.workers, *stack.apis])
@@ -134,13 +136,13 @@ async def test_burst_survives_worker_killed_and_restarted(
     [worker] = stack.workers
 
     async def kill_worker_mid_burst(load: LoadClient) -> dict[str, Any]:
-        await wait_for(lambda: fake.delivered_count >= 60, timeout=60, what="60 deliveries")
+        await eventually(lambda: fake.delivered_count >= 60, timeout=60, what="60 deliveries")
         in_flight = fake.in_flight
         delivered_at_kill = fake.delivered_count
         await worker.kill()
         assert in_flight > 0, "no send was in flight when the worker was killed"
         # The API keeps accepting with no worker at all: the invites wait in Temporal.
-        await wait_for(
+        await eventually(
             lambda: len(load.result.accepted) >= delivered_at_kill + 100,
             timeout=30,
             what="100 more accepted while the worker is dead",
@@ -206,7 +208,7 @@ async def test_burst_survives_temporal_killed_and_restarted_on_same_db(
     outages: list[Outage] = []
 
     async def kill_server_mid_burst(load: LoadClient) -> dict[str, Any]:
-        await wait_for(lambda: len(load.result.accepted) >= 100, timeout=60, what="100 accepted")
+        await eventually(lambda: len(load.result.accepted) >= 100, timeout=60, what="100 accepted")
         outages.append(await temporal_outage(stack, load, seconds=OUTAGE_SECONDS))
         return {"down_s": round(outages[0].down_until - outages[0].down_from, 1)}
 
@@ -246,9 +248,9 @@ async def test_burst_survives_provider_holding_requests_past_attempt_timeout(
     held = 20
 
     async def hold_some(load: LoadClient) -> dict[str, Any]:
-        await wait_for(lambda: fake.delivered_count >= 30, timeout=60, what="30 deliveries")
+        await eventually(lambda: fake.delivered_count >= 30, timeout=60, what="30 deliveries")
         fake.enqueue_faults([Fault(hold=5.0)] * held)
-        await wait_for(lambda: fake.pending_faults == 0, timeout=60, what="held faults consumed")
+        await eventually(lambda: fake.pending_faults == 0, timeout=60, what="held faults consumed")
         return {"held": held}
 
     figures, load = await run_scenario("provider holds 5s > 3s", stack, chaos_report, hold_some)
@@ -326,17 +328,17 @@ async def test_everything_at_once_delivers_every_invite_once(
     async def everything(load: LoadClient) -> dict[str, Any]:
         fake.configure(error_rate=0.5, error_status=500)
         fake.enqueue_faults([Fault(status=429, retry_after=2), Fault(hold=5.0)] * 15)
-        await wait_for(lambda: fake.delivered_count >= 40, timeout=60, what="40 deliveries")
+        await eventually(lambda: fake.delivered_count >= 40, timeout=60, what="40 deliveries")
         worker = stack.workers[0]
         await worker.kill()
         accepted_at_kill = len(load.result.accepted)
-        await wait_for(
+        await eventually(
             lambda: len(load.result.accepted) >= accepted_at_kill + 30,
             timeout=30,
             what="30 more accepted with one worker dead",
         )
         await start_worker(worker)
-        await wait_for(lambda: len(load.result.accepted) >= 180, timeout=60, what="180 accepted")
+        await eventually(lambda: len(load.result.accepted) >= 180, timeout=60, what="180 accepted")
         outages.append(await temporal_outage(stack, load, seconds=OUTAGE_SECONDS))
         fake.configure(error_rate=0.0)
         return {"down_s": round(outages[0].down_until - outages[0].down_from, 1)}

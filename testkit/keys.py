@@ -1,0 +1,18 @@
+"""The secrets of a test stack: made up here, once per process, and handed to the processes it
+starts through their environment. None of them works anywhere else."""
+
+from __future__ import annotations
+
+import base64
+from typing import Final
+
+from infra.codec import new_codec_key
+
+# The fake Resend's bearer key (unless told otherwise), the one our worker sends it.
+FAKE_KEY: Final = "re_test_key"
+# Bearer keys of the API under test: two at once, as during a rotation.
+API_KEY: Final = "dm_test_key_current"
+API_KEY_PREVIOUS: Final = "dm_test_key_previous"
+# The newest codec key first (encrypts); the older one still decrypts.
+CODEC_KEYS: Final = f"{new_codec_key('test-2')},{new_codec_key('test-1')}"
+WEBHOOK_SECRET: Final = "whsec_" + base64.b64encode(b"durable-mail-test-webhook-secret").decode()
