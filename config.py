@@ -42,7 +42,14 @@ class Settings(BaseSettings):
     outbox_dir: Path = Path(".dev/outbox")
 
     email_from: str = "durable-mail <onboarding@resend.dev>"
+    # The app's page that accepts invites (`{APP_BASE_URL}/invites/accept?invite=&token=`);
+    # its host is also where an app's own `accept_url` may point unless a tenant says more.
     app_base_url: str = "http://localhost:8000"
+    # Derives managed invite tokens (API and worker need the same one); unset: invites
+    # without an `accept_url` are refused with 503. Changing it voids unaccepted tokens.
+    invite_token_secret: SecretStr | None = Field(default=None, min_length=32)
+    # The operator's email templates, searched before the built-in `templates/`.
+    template_dir: Path | None = None
 
     # Retry schedule of a send, carried in each workflow's input so a workflow never
     # reads settings. The window stays below Resend's 24 h idempotency window.

@@ -15,8 +15,21 @@ class EmailTag:
 
 
 @dataclass
+class InviteToken:
+    """Where an invite's managed token goes: derived at send time from a server secret, so
+    it is never in history; `nonce` makes it differ from any invite that had this id."""
+
+    invite_id: str
+    nonce: str
+
+
+@dataclass
 class EmailMessage:
-    """One email exactly as it goes to the provider; recorded once, sent byte-identical."""
+    """One email exactly as it goes to the provider; recorded once, sent byte-identical.
+
+    With `invite_token` set, the text and HTML hold `activities.invite_tokens.PLACEHOLDER`
+    where the send puts the token (the same token on every attempt: same bytes).
+    """
 
     sender: str
     to: list[str]
@@ -25,6 +38,7 @@ class EmailMessage:
     text: str | None = None
     reply_to: list[str] = field(default_factory=list)
     tags: list[EmailTag] = field(default_factory=list)
+    invite_token: InviteToken | None = None
 
 
 @dataclass
@@ -74,3 +88,40 @@ class AttemptFailureDetails:
     started_at: str
     duration_ms: float
     retry_after_seconds: float | None = None
+
+
+@dataclass
+class Brand:
+    """A tenant's look in its emails (None: our default)."""
+
+    product_name: str | None = None
+    logo_url: str | None = None
+    accent_color: str | None = None
+    footer: str | None = None
+
+
+@dataclass
+class RenderInviteEmailsInput:
+    """The invitation (and its reminder, if one is planned) of one invite, rendered at once.
+
+    `accept_url` is the app's own link verbatim, or ours with the token's placeholder.
+    """
+
+    invite_id: str
+    to: str
+    sender: str
+    tenant_name: str
+    inviter_name: str
+    accept_url: str
+    role: str | None
+    locale: str
+    brand: Brand
+    expires_at: str
+    with_reminder: bool
+    invite_token: InviteToken | None = None
+
+
+@dataclass
+class RenderInviteEmailsResult:
+    invitation: EmailMessage
+    reminder: EmailMessage | None = None

@@ -7,7 +7,17 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from api.errors import Conflict, InvalidRequest, NotFound, SendError, Unavailable
+from api.errors import (
+    Conflict,
+    Gone,
+    InvalidField,
+    InvalidRequest,
+    NotConfigured,
+    NotFound,
+    SendError,
+    TooManyAttempts,
+    Unavailable,
+)
 
 log = logging.getLogger("durable_mail.api")
 
@@ -15,6 +25,9 @@ STATUS_CODES: dict[type[SendError], int] = {
     NotFound: status.HTTP_404_NOT_FOUND,
     Conflict: status.HTTP_409_CONFLICT,
     InvalidRequest: status.HTTP_400_BAD_REQUEST,
+    Gone: status.HTTP_410_GONE,
+    TooManyAttempts: status.HTTP_429_TOO_MANY_REQUESTS,
+    NotConfigured: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 # Honest about the one case we cannot rule out: a start that timed out may have been
 # recorded. A retry with the same Idempotency-Key is safe either way; one without is not.
@@ -31,6 +44,13 @@ async def send_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=code)
 
 
+async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
+    """422 shaped like FastAPI's validation errors, for checks that need runtime config."""
+    assert isinstance(exc, InvalidField)
+    error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
     log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -44,5 +64,6 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 def register(app: FastAPI) -> None:
     """Answer every domain error of the service (Starlette picks the most specific class)."""
     app.add_exception_handler(Unavailable, unavailable)
+    app.add_exception_handler(InvalidField, invalid_field)
     for error in STATUS_CODES:
         app.add_exception_handler(error, send_error)

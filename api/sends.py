@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.delivery_contract import SendKind
 from api.errors import Conflict, InvalidRequest, NotCancellable, NotFound, Unavailable
 from workflows.ids import public_id_for, workflow_id_for
+from workflows.invite import Invite
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
@@ -49,6 +50,8 @@ from workflows.types import (
     CancelResult,
     DeliveryEventInput,
     EmailStatusResult,
+    InviteInput,
+    InviteState,
     SendEmailInput,
     SendInviteEmailInput,
 )
@@ -67,10 +70,12 @@ UNAVAILABLE_CODES = {
 }
 NO_SUCH_EMAIL = "no email with this id"
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
-# Both workflow types; the filters below are validated enums and ids, never raw text.
-BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
+# Every email workflow type; the filters below are validated enums and ids, never raw text.
+BASE_QUERY = (
+    "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail' OR WorkflowType = 'Invite')"
+)
 
-SendInput = SendEmailInput | SendInviteEmailInput
+SendInput = SendEmailInput | SendInviteEmailInput | InviteInput
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class SendPage:
 
 
 def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKind]:
+    if isinstance(data, InviteInput):
+        return Invite.run, SendKind.INVITE
     if isinstance(data, SendInviteEmailInput):
         return SendInviteEmail.run, SendKind.INVITE
     return SendEmail.run, SendKind.EMAIL
@@ -178,6 +185,14 @@ async def _read_status(client: Client, workflow_id: str) -> EmailStatusResult:
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.status == WorkflowExecutionStatus.COMPLETED:
+            if description.workflow_type == "Invite":
+                # An invite's result is the invite; its invitation is the email.
+                invite: InviteState = await client.get_workflow_handle(
+                    workflow_id, result_type=InviteState
+                ).result(rpc_timeout=RPC_TIMEOUT)
+                if invite.invitation is None:
+                    raise Unavailable("invite without an invitation status")
+                return invite.invitation
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
             return result
         if description.status == WorkflowExecutionStatus.FAILED:

@@ -22,7 +22,14 @@ from config import Settings, get_settings
 from infra.temporal_client import data_converter
 from testkit.dev_server import start_local
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY, API_KEY_PREVIOUS, CODEC_KEYS, FAKE_KEY, WEBHOOK_SECRET
+from testkit.keys import (
+    API_KEY,
+    API_KEY_PREVIOUS,
+    CODEC_KEYS,
+    FAKE_KEY,
+    INVITE_TOKEN_SECRET,
+    WEBHOOK_SECRET,
+)
 from worker import build_transport, build_workers
 
 
@@ -67,6 +74,7 @@ def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> I
         api_keys=SecretStr(f"{API_KEY},{API_KEY_PREVIOUS}"),
         payload_codec_keys=SecretStr(CODEC_KEYS),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
+        invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
     )
     yield test_settings
     get_settings.cache_clear()

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
 from activities.delivery_contract import SendKind, correlation_tags
-from activities.types import EmailMessage, EmailTag
+from activities.templating import RenderedEmail, TemplateError, Templates
+from activities.types import Brand, EmailMessage, EmailTag
 from api import sends
-from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemporalClientDep
+from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemplatesDep, TemporalClientDep
+from api.errors import InvalidField
 from api.idempotency import request_fingerprint, send_key
 from api.policy import delivery_policy
 from api.schemas import (
     ERRORS,
+    MAX_CONTENT_BYTES,
     CancelAccepted,
     EmailAccepted,
     EmailCreate,
@@ -29,12 +33,39 @@ from workflows.status import SendStatus
 from workflows.types import SendEmailInput
 
 router = APIRouter(prefix="/v1/emails", tags=["emails"])
+# Added after emails were first accepted: out of the fingerprint unless given (see invites).
+ADDED_FIELDS = frozenset({"template", "variables", "locale"})
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
     return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _fingerprint_body(body: EmailCreate) -> dict[str, Any]:
+    left_out = {name for name in ADDED_FIELDS if name not in body.model_fields_set}
+    dumped: dict[str, Any] = body.model_dump(mode="json", by_alias=True, exclude=left_out)
+    return dumped
+
+
+async def _render(body: EmailCreate, templates: Templates) -> RenderedEmail:
+    """The named template in the asked locale; what cannot render is the caller's 422."""
+    assert body.template is not None
+    name = body.template
+
+    def render() -> RenderedEmail:
+        locale = templates.resolve_locale(name, body.locale)
+        return templates.render(name, locale, body.variables or {}, Brand())
+
+    try:
+        rendered = await asyncio.to_thread(render)
+    except TemplateError as err:
+        raise InvalidField("template", str(err)) from None
+    size = sum(len(part.encode()) for part in (rendered.html, rendered.text) if part is not None)
+    if size > MAX_CONTENT_BYTES:
+        raise InvalidField("variables", f"the rendered email exceeds {MAX_CONTENT_BYTES} bytes")
+    return rendered
 
 
 @router.post(
@@ -45,19 +76,25 @@ async def create_email(
     response: Response,
     client: TemporalClientDep,
     settings: SettingsDep,
+    templates: TemplatesDep,
     caller: CallerDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EmailAccepted:
-    """Queue one email durably and answer at once; the worker sends it exactly once."""
+    """Queue one email durably and answer at once; the worker sends it exactly once.
+
+    With `template`, the API renders it now (its bytes are then fixed in the workflow input).
+    """
     email_id, workflow_id = send_ids(
         SendKind.EMAIL, send_key(caller.scope, SendKind.EMAIL, idempotency_key)
     )
+    rendered = await _render(body, templates) if body.template else None
+    subject = body.subject or (rendered.subject if rendered else "")
     message = EmailMessage(
         sender=body.sender or settings.email_from,
         to=_as_list(body.to),
-        subject=body.subject,
-        html=body.html,
-        text=body.text,
+        subject=subject,
+        html=rendered.html if rendered else body.html,
+        text=rendered.text if rendered else body.text,
         reply_to=_as_list(body.reply_to),
         tags=[
             *(EmailTag(t.name, t.value) for t in body.tags or []),
@@ -75,9 +112,7 @@ async def create_email(
         client,
         data,
         workflow_id=workflow_id,
-        fingerprint=request_fingerprint(
-            body.model_dump(mode="json", by_alias=True), idempotency_key
-        ),
+        fingerprint=request_fingerprint(_fingerprint_body(body), idempotency_key),
         task_queue=settings.task_queue,
     )
     if started.replayed:

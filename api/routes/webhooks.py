@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from activities.delivery_contract import EMAIL_ID_TAG
+from activities.delivery_contract import EMAIL_ID_TAG, MESSAGE_TAG
 from api import sends
 from api.deps import SettingsDep, TemporalClientDep
 from api.metrics import WEBHOOK_EVENTS
@@ -76,9 +76,10 @@ async def resend_webhook(
         return WebhookAck(status="ignored")
     # Our id from the tags we sent, else Resend's own id (`data.email_id`) to look up.
     provider_id = data.get("email_id")
+    tags = _tags(data)
     workflow_id = await sends.find_send(
         client,
-        email_id=_tags(data).get(EMAIL_ID_TAG),
+        email_id=tags.get(EMAIL_ID_TAG),
         provider_message_id=provider_id if isinstance(provider_id, str) else None,
     )
     signalled = workflow_id is not None and await sends.signal_delivery_event(
@@ -89,6 +90,7 @@ async def resend_webhook(
             type=event_type,
             occurred_at=str(payload.get("created_at") or "") or None,
             detail=_detail(data),
+            message=tags.get(MESSAGE_TAG),
         ),
     )
     if not signalled:
