@@ -48,7 +48,7 @@ async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
     """422 shaped like FastAPI's validation errors, for checks that need runtime config."""
     assert isinstance(exc, InvalidField)
     error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
-    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse({"detail": [error]}, status_code=422)
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from infra.temporal_client import data_converter
 from testkit.dev_server import temporal_binary
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
-from tests.helpers import INVITE, wait_for_status
+from tests.helpers import INVITE, readable_text, wait_for_status
 
 UI_ORIGIN = "http://localhost:8233"
 
@@ -160,22 +159,6 @@ async def test_codec_server_needs_a_key_unless_the_local_ui_is_trusted(
         "/codec/decode", json=body, headers={"Origin": "https://evil.example"}
     )
     assert other_origin.status_code == 401
-
-
-def readable_text(node: Any) -> Iterator[str]:
-    """Every string in a history's JSON, plus the base64 ones decoded (payload data)."""
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from readable_text(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from readable_text(value)
-    elif isinstance(node, str):
-        yield node
-        try:
-            yield base64.b64decode(node, validate=True).decode("utf-8", errors="replace")
-        except (binascii.Error, ValueError):
-            pass
 
 
 async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(

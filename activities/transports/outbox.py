@@ -55,7 +55,7 @@ class OutboxTransport:
                 '<div style="background:#fde68a;padding:8px;font-family:sans-serif">'
                 "durable-mail dev outbox: this email was NOT sent (no RESEND_API_KEY).</div>"
             )
-            (self.directory / f"{stem}.html").write_text(banner + message.html)
+            (self.directory / f"{stem}.html").write_text(banner + message.html, encoding="utf-8")
         (self.directory / f"{stem}.eml").write_bytes(bytes(mime))
         marker.parent.mkdir(exist_ok=True)
         marker.write_text(json.dumps({"id": message_id, "file": f"{stem}.eml"}))
