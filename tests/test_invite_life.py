@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import html
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -20,17 +21,19 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.invite_tokens import PLACEHOLDER
+from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest
+from activities.types import InviteToken
 from api.main import create_app
 from config import Settings
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY
+from testkit.keys import API_KEY, INVITE_TOKEN_SECRET
 from testkit.polling import eventually
 from tests.helpers import INVITE, link_token, readable_text, wait_for_status
 from tests.webhooks import post_event
 from worker import build_transport, build_workers
 
 APP_LINK = "https://app.example.test/team/join?code=app-own-123&from=mail#welcome"
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("invite_life_*.json"))
 
 
 async def invite(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
@@ -471,3 +474,21 @@ async def test_invite_without_a_token_secret_is_503_unless_the_app_brings_its_li
     assert "INVITE_TOKEN_SECRET" in ours.json()["detail"]
     theirs = await api.post("/v1/invites/preview", json={**INVITE, "accept_url": APP_LINK})
     assert theirs.status_code == 200
+
+
+def test_recorded_invite_lives_hold_their_token_placeholder_but_never_the_token() -> None:
+    managed = 0
+    for path in HISTORIES:
+        raw = json.loads(path.read_text())
+        text = "\n".join(readable_text(raw))
+        started = raw["events"][0]["workflowExecutionStartedEventAttributes"]
+        [data] = [json.loads(t) for t in readable_text(started["input"]) if t.startswith("{")]
+        if data["invite_token"] is None:
+            continue
+        managed += 1
+        token = derive_token(INVITE_TOKEN_SECRET, InviteToken(**data["invite_token"]))
+        # The very token the email carried: its digest is the one the workflow checks.
+        assert token_digest(INVITE_TOKEN_SECRET, token) == data["token_digest"]
+        assert PLACEHOLDER in text, path.name
+        assert token not in text, path.name
+    assert managed >= 2
