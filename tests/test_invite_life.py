@@ -492,3 +492,22 @@ def test_recorded_invite_lives_hold_their_token_placeholder_but_never_the_token(
         assert PLACEHOLDER in text, path.name
         assert token not in text, path.name
     assert managed >= 2
+
+
+async def test_an_invite_still_takes_delivery_events_after_its_delivery_wait(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings
+) -> None:
+    settings.delivery_wait_seconds = 0.5
+    body = await invite(api)
+    await wait_for_status(api, body["invite_id"], "sent")
+    handle = client.get_workflow_handle(body["workflow_id"])
+
+    async def wait_over() -> bool:
+        history = await handle.fetch_history()
+        return any(e.HasField("timer_fired_event_attributes") for e in history.events)
+
+    await eventually(wait_over, what="the delivery wait's timer")
+    late = await post_event(api, "email.delivered", email_id=body["invite_id"])
+
+    assert late.json() == {"status": "accepted"}
+    await wait_for_status(api, body["invite_id"], "delivered")
