@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RESEND_DEFAULT_URL = "https://api.resend.com"
@@ -22,7 +22,8 @@ SEND_TASK_QUEUE = "durable-mail-send"
 class Settings(BaseSettings):
     """Everything the processes need; secrets are `SecretStr` and have no default."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors never echo a value: most of these are secrets.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -86,6 +87,12 @@ class Settings(BaseSettings):
     # Development only: a browser on this machine, from a CORS origin, may decode without
     # an API key (the local Web UI cannot send one). Never set where the API is exposed.
     codec_trust_local_ui: bool = False
+
+    @field_validator("invite_token_secret", "template_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes an unset variable on as "": that means not configured.
+        return None if value == "" else value
 
     @property
     def outbox_mode(self) -> bool:

@@ -97,6 +97,9 @@ def main() -> None:
         "PAYLOAD_CODEC_KEYS",
         dev_secret("codec_keys", lambda: new_codec_key("dev-1")),
     )
+    env.setdefault(
+        "INVITE_TOKEN_SECRET", dev_secret("invite_token_secret", lambda: secrets.token_urlsafe(32))
+    )
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
     # The local Web UI cannot send an API key: let it decode from this machine only.
     env.setdefault("CODEC_TRUST_LOCAL_UI", "true")
