@@ -28,7 +28,8 @@ RESERVED_VARIABLES = frozenset({"brand", "locale", "subject"})
 MAX_SUBJECT_CHARS = 998
 TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 LOCALE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,3}")
-_FILES = ("subject.txt", "body.txt", "body.html")
+HEX_COLOR = re.compile(r"#(?:[0-9A-Fa-f]{3}){1,2}")
+HTTPS_URL = re.compile(r"https://[^\s\"'<>\\]{1,2000}")
 
 
 class TemplateError(Exception):
@@ -54,9 +55,19 @@ class RenderedEmail:
     text: str | None
 
 
+def check_brand(brand: Brand) -> None:
+    """What goes into markup unescaped by nature (a CSS colour, an image URL) is checked here,
+    whoever configured it: a colour is `#rgb`/`#rrggbb`, a logo is an https URL."""
+    if brand.accent_color is not None and not HEX_COLOR.fullmatch(brand.accent_color):
+        raise RenderError("brand accent_color must be a colour such as #0a7cff")
+    if brand.logo_url is not None and not HTTPS_URL.fullmatch(brand.logo_url):
+        raise RenderError("brand logo_url must be an https:// URL")
+
+
 def with_defaults(brand: Brand | None) -> Brand:
     """The brand a template sees: the tenant's, with our defaults where it sets nothing."""
     brand = brand or Brand()
+    check_brand(brand)
     return replace(brand, accent_color=brand.accent_color or DEFAULT_ACCENT_COLOR)
 
 

@@ -511,3 +511,25 @@ async def test_an_invite_still_takes_delivery_events_after_its_delivery_wait(
 
     assert late.json() == {"status": "accepted"}
     await wait_for_status(api, body["invite_id"], "delivered")
+
+
+async def test_cancelling_the_invitation_email_revokes_the_invite(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = await invite(api, send_at=send_at)
+
+    cancelled = await api.delete(body["status_url"])
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    view = await eventually(
+        lambda: invite_status(api, body["invite_id"], "revoked"), what="revoked"
+    )
+    assert view["invitation"]["status"] == "cancelled"
+    assert fake_resend.fake.requests_total == 0
+
+
+async def invite_status(api: httpx.AsyncClient, invite_id: str, status: str) -> Any:
+    view = (await api.get(f"/v1/invites/{invite_id}")).json()
+    return view if view["status"] == status else None
