@@ -134,6 +134,7 @@ async def start_send(
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 memo={REQUEST_HASH_MEMO: fingerprint},
                 search_attributes=_initial_search_attributes(kind, data),
+                static_summary=start_summary(kind, data.tenant_id),
                 rpc_timeout=RPC_TIMEOUT,
             )
             return StartedSend(workflow_id, replayed=False)
@@ -146,6 +147,11 @@ async def start_send(
     if previous != fingerprint:
         raise Conflict("Idempotency-Key was already used with a different request body")
     return StartedSend(workflow_id, replayed=True)
+
+
+def start_summary(kind: SendKind, tenant_id: str | None) -> str:
+    """The workflow's summary in the Web UI: kind and tenant, never a recipient or subject."""
+    return f"{kind} for tenant {tenant_id or '-'}"
 
 
 def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -173,6 +174,10 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
         body = (await api.post("/v1/invites", json=INVITE)).json()
         status = await wait_for_status(api, body["invite_id"], "sent")
         assert status["transport"] == "outbox"
+        # Nothing reports on an outbox send: its workflow ends when the email is written.
+        handle = client.get_workflow_handle(body["workflow_id"])
+        result = await asyncio.wait_for(handle.result(), timeout=10)
+        assert result["status"] == "sent"
         listing = await api.get("/dev/outbox")
         assert listing.status_code == 200 and "not sent" in listing.text
         [html] = list(dev.outbox_dir.glob("*.html"))
