@@ -56,7 +56,8 @@ replay: $(STAMP)
 	$(PY) -m infra.replay $(or $(ID),$(DIR),$(FILE),tests/histories)
 
 # With `make dev` running: sends one invite, then saves its Web UI page and the outbox page
-# to docs/screenshots/. Other sends: make screenshots ARGS="--no-send retried-429=invite-<hex>"
+# to docs/screenshots/. With `make dev PROVIDER=fake`: make screenshots ARGS=--retries (sends
+# retried after 500s and a 429). Other sends: ARGS="--no-send --no-outbox NAME=invite-<hex>"
 # (headless Chromium from the distribution, installed here if missing).
 screenshots: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

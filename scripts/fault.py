@@ -46,6 +46,7 @@ async def inject(url: str, kind: str, count: int, retry_after: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="make fault", description=__doc__.splitlines()[0])
     parser.add_argument("kind", help="500, 429, timeout or another status 400..599")
     parser.add_argument("--count", type=int, default=1, help="how many next attempts fail")
