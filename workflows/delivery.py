@@ -289,7 +289,8 @@ class Delivery:
         if state.transport:
             details += f" · transport `{state.transport}`"
         if self._listening_until is not None:
-            details += f" · listening for delivery events until {_iso(self._listening_until)}"
+            until = self._listening_until.strftime("%Y-%m-%d %H:%M UTC")
+            details += f" · listening for delivery events until {until}"
         workflow.set_current_details(details)
 
     async def send(self, message: EmailMessage) -> EmailStatusResult:
