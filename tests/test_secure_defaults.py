@@ -79,10 +79,11 @@ async def test_plaintext_is_an_explicit_opt_out_warned_at_every_start(
         await start_worker(worker)
         await start_api(api, f"http://127.0.0.1:{port}")
         for proc in (worker, api):
-            await eventually(
-                lambda proc=proc: "in the clear" in proc.log_since_start(),  # type: ignore[misc]
-                what=f"{proc.name}'s plaintext warning",
-            )
+
+            def warned(proc: Proc = proc) -> bool:
+                return "in the clear" in proc.log_since_start()
+
+            await eventually(warned, what=f"{proc.name}'s plaintext warning")
     finally:
         await api.stop()
         await worker.stop()
