@@ -7,8 +7,9 @@ so every line of a send can be found by its workflow id.
 Nothing secret is logged: settings hold secrets as `SecretStr`, our own lines name types,
 statuses and ids only, and two filters cover what other code logs:
 - the Temporal SDK logs a failed activity (and, at DEBUG, a failed workflow) with its
-  exception, whose message is the provider's text and can quote a recipient: records of
-  the SDK's loggers keep the exception's type and frames, never its message;
+  exception, whose message is the provider's text and can quote a recipient; uvicorn logs
+  an API error the same way: records of those loggers keep the exception's type and
+  frames, never its message;
 - uvicorn's access log would show the Web UI's codec capability URL: its secret segment
   is replaced.
 """
@@ -26,7 +27,8 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 _IDENTITY_FIELDS = ("workflow_id", "run_id", "workflow_type", "activity_type", "attempt")
-SDK_LOGGER = "temporalio"
+# Loggers of other people's code that log exceptions they did not write the message of.
+WITHHELD_LOGGERS = frozenset({"temporalio", "uvicorn"})
 _CODEC_CAPABILITY = re.compile(r"/codec/[^/\s]+/(decode|encode)")
 
 
@@ -56,10 +58,10 @@ def _label(error: BaseException) -> str:
 
 
 class WithholdExceptionText(logging.Filter):
-    """On a handler: records of the Temporal SDK keep their exception's type and frames only."""
+    """Records of the SDK's and uvicorn's loggers keep their exception's type and frames only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.name.split(".")[0] == SDK_LOGGER:
+        if record.exc_info and record.name.split(".")[0] in WITHHELD_LOGGERS:
             error = record.exc_info[1]
             if error is not None:
                 record.exc_text = exception_without_text(error)
@@ -107,6 +109,11 @@ def configure_logging() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(WithholdExceptionText())
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler], force=True)
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactCodecCapability) for f in access.filters):
-        access.addFilter(RedactCodecCapability())
+    # uvicorn's loggers have handlers of their own (they do not reach ours): filter at them.
+    _add_filter(logging.getLogger("uvicorn.error"), WithholdExceptionText())
+    _add_filter(logging.getLogger("uvicorn.access"), RedactCodecCapability())
+
+
+def _add_filter(logger: logging.Logger, new: logging.Filter) -> None:
+    if not any(isinstance(f, type(new)) for f in logger.filters):
+        logger.addFilter(new)

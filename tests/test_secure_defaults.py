@@ -164,11 +164,11 @@ def test_sdk_records_keep_the_exception_type_and_frames_but_not_its_message() ->
     assert RECIPIENT not in text
     assert "ValueError" in text and "type=ResendRejected" in text and "test_secure" in text
 
-    record = logging.LogRecord(
-        "temporalio.activity", logging.WARNING, __file__, 1, "failed", None, exc_info
-    )
-    assert WithholdExceptionText().filter(record)
-    assert record.exc_info is None and RECIPIENT not in (record.exc_text or "")
+    for logger in ("temporalio.activity", "temporalio.worker._workflow_instance", "uvicorn.error"):
+        record = logging.LogRecord(logger, logging.WARNING, __file__, 1, "failed", None, exc_info)
+        assert WithholdExceptionText().filter(record)
+        assert record.exc_info is None and RECIPIENT not in (record.exc_text or "")
+        assert "type=ResendRejected" in (record.exc_text or "")
     ours = logging.LogRecord("durable_mail.api", logging.ERROR, __file__, 1, "x", None, exc_info)
     WithholdExceptionText().filter(ours)
     assert ours.exc_info is exc_info  # our own loggers keep theirs (they name no address)
