@@ -1,9 +1,10 @@
 """`make dev`: Temporal dev server (SQLite, Web UI), worker and API in one terminal.
 
 Ctrl-C stops all three. State persists in `.dev/temporal.db`, so accepted emails survive a
-restart of `make dev`. The dev API key (`.dev/api_key`) and payload encryption key
-(`.dev/codec_keys`) are generated once and reused, so that database stays readable; the Web
-UI decodes payloads through the API's codec server.
+restart of `make dev`. The dev API key (`.dev/api_key`, an operator key), the payload
+encryption key (`.dev/codec_keys`) and the Web UI's codec secret (`.dev/codec_ui_secret`)
+are generated once and reused, so that database stays readable; the Web UI decodes payloads
+through the API's codec server, at a capability URL that carries that secret.
 
 `make dev PROVIDER=fake` sends through the bundled fake Resend (testkit.fake_resend) instead
 of the outbox or Resend: nothing leaves the machine, and `make fault KIND=500|429|timeout`
@@ -140,16 +141,20 @@ def main() -> None:
         dev_secret("codec_keys", lambda: new_codec_key("dev-1")),
     )
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
-    # The local Web UI cannot send an API key: let it decode from this machine only.
-    env.setdefault("CODEC_TRUST_LOCAL_UI", "true")
+    # The Web UI cannot send an API key: it decodes at /codec/<secret>/..., a URL only the
+    # UI's settings hold (the secret never appears in the API's logs).
+    env.setdefault(
+        "CODEC_UI_SECRET", dev_secret("codec_ui_secret", lambda: secrets.token_urlsafe(32))
+    )
     api_key = env["API_KEYS"].split(",")[0].strip()
     codec_endpoint = f"http://localhost:{API_PORT}/codec"
+    ui_codec_endpoint = f"{codec_endpoint}/{env['CODEC_UI_SECRET']}"
     server_args = [
         temporal_binary(), "server", "start-dev",
         "--ip", "127.0.0.1", "--port", str(TEMPORAL_PORT), "--ui-port", str(UI_PORT),
         "--db-filename", str(DEV / "temporal.db"),
         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-        "--log-level", "warn", "--ui-codec-endpoint", codec_endpoint,
+        "--log-level", "warn", "--ui-codec-endpoint", ui_codec_endpoint,
     ]  # fmt: skip
     for name in SEARCH_ATTRIBUTES:
         server_args += ["--search-attribute", f"{name}=Keyword"]
@@ -185,7 +190,7 @@ def main() -> None:
             "  Outbox     http://localhost:%d/dev/outbox\n"
             "  Temporal   127.0.0.1:%d\n"
             "  Logs       tail -f .dev/worker.log .dev/api.log  (and .dev/temporal.log)\n"
-            "  Codec      %s  (payloads are encrypted; the Web UI decodes here)\n"
+            "  Codec      %s  (payloads are encrypted; decode with the API key)\n"
             "  API key    %s  (.dev/api_key)\n\n"
             "  Try:\n"
             "  KEY=$(cat .dev/api_key)\n"

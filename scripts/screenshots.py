@@ -294,7 +294,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     api_port = os.environ.get("DEV_API_PORT", "8000")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workflows", nargs="*", help="NAME=WORKFLOW_ID or WORKFLOW_ID")
-    # localhost, not 127.0.0.1: the codec server lets the Web UI's origin decode.
+    # localhost, not 127.0.0.1: the codec answers CORS for the Web UI at http://localhost:<port>.
     parser.add_argument("--ui", default=f"http://localhost:{ui_port}", help="Temporal Web UI")
     parser.add_argument("--api", default=f"http://localhost:{api_port}", help="durable-mail API")
     parser.add_argument("--api-key", help="an API key (default: .dev/api_key)")
