@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 
 from api.errors import (
     Conflict,
+    Forbidden,
     Gone,
     InvalidField,
     InvalidRequest,
     NotConfigured,
     NotFound,
+    SenderNotAllowed,
     SendError,
     TooManyAttempts,
     Unavailable,
@@ -23,6 +25,7 @@ log = logging.getLogger("durable_mail.api")
 
 STATUS_CODES: dict[type[SendError], int] = {
     NotFound: status.HTTP_404_NOT_FOUND,
+    Forbidden: status.HTTP_403_FORBIDDEN,
     Conflict: status.HTTP_409_CONFLICT,
     InvalidRequest: status.HTTP_400_BAD_REQUEST,
     Gone: status.HTTP_410_GONE,
@@ -48,7 +51,15 @@ async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
     """422 shaped like FastAPI's validation errors, for checks that need runtime config."""
     assert isinstance(exc, InvalidField)
     error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
-    return JSONResponse({"detail": [error]}, status_code=422)
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """422 shaped like every other validation error: the field, and what is allowed."""
+    assert isinstance(exc, SenderNotAllowed)
+    loc = ["body", exc.field] if exc.field else ["body"]
+    error = {"type": "sender_not_allowed", "loc": loc, "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -65,5 +76,6 @@ def register(app: FastAPI) -> None:
     """Answer every domain error of the service (Starlette picks the most specific class)."""
     app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(InvalidField, invalid_field)
+    app.add_exception_handler(SenderNotAllowed, sender_not_allowed)
     for error in STATUS_CODES:
         app.add_exception_handler(error, send_error)

@@ -28,8 +28,10 @@ from api.errors import (
     Unavailable,
 )
 from api.sends import RPC_TIMEOUT, temporal_errors
+from api.tenants import Caller, app_base_url
 from config import Settings
 from workflows.ids import workflow_id_for
+from workflows.search_attributes import TENANT_ID
 from workflows.status import InviteStatus
 from workflows.types import (
     ACCEPT_UPDATE,
@@ -55,12 +57,6 @@ NO_SUCH_INVITE = "no invite with this id"
 WRONG_TOKEN = "no invite with this id and token"
 
 
-def default_url_hosts(settings: Settings) -> list[str]:
-    """Where an app's `accept_url` may point unless its tenant says: APP_BASE_URL's host."""
-    host = urlsplit(settings.app_base_url).hostname
-    return [host] if host else []
-
-
 def check_accept_url(url: str, allowed_hosts: Iterable[str]) -> None:
     """The app's link must point at a host its tenant allows (its shape is checked earlier)."""
     host = (urlsplit(url).hostname or "").lower()
@@ -70,10 +66,12 @@ def check_accept_url(url: str, allowed_hosts: Iterable[str]) -> None:
         raise InvalidField("accept_url", f"host {host!r} is not allowed (allowed: {shown})")
 
 
-def managed_link(settings: Settings, invite_id: str) -> str:
-    """Our accept link, holding the placeholder the send replaces with the token."""
+def managed_link(settings: Settings, tenant_id: str | None, invite_id: str) -> str:
+    """Our accept link (on the tenant's app page), holding the placeholder the send
+    replaces with the token."""
     query = urlencode({"invite": invite_id})
-    return f"{settings.app_base_url.rstrip('/')}{ACCEPT_PATH}?{query}&token={PLACEHOLDER}"
+    base = app_base_url(settings, tenant_id).rstrip("/")
+    return f"{base}{ACCEPT_PATH}?{query}&token={PLACEHOLDER}"
 
 
 def _secret(settings: Settings) -> str:
@@ -100,6 +98,15 @@ def presented_digest(settings: Settings, token: str | None) -> str | None:
     return token_digest(_secret(settings), token) if token is not None else None
 
 
+def _scope(caller: Caller) -> str | None:
+    """The tenant the workflow must hold the invite for (None: an operator, any)."""
+    if caller.operator:
+        return None
+    if caller.tenant_id is None:
+        raise NotFound(NO_SUCH_INVITE)
+    return caller.tenant_id
+
+
 def _workflow_id(invite_id: str) -> str:
     workflow_id = workflow_id_for(invite_id)
     if workflow_id is None or not invite_id.startswith("inv_"):
@@ -107,16 +114,17 @@ def _workflow_id(invite_id: str) -> str:
     return workflow_id
 
 
-async def read_invite(client: Client, invite_id: str, tenant_id: str | None) -> InviteState:
+async def read_invite(client: Client, invite_id: str, caller: Caller) -> InviteState:
     """The invite: from its `invite` query while it lives, from its result once ended.
 
-    `tenant_id`: the caller's tenant (None: the operator, any); another tenant's is NotFound.
+    Another tenant's invite is `NotFound`, as one that does not exist.
     """
     handle = client.get_workflow_handle(_workflow_id(invite_id), result_type=InviteState)
     try:
         with temporal_errors():
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-            if description.workflow_type != INVITE_WORKFLOW:
+            tenant_id = description.typed_search_attributes.get(TENANT_ID)
+            if description.workflow_type != INVITE_WORKFLOW or not caller.sees(tenant_id):
                 # An invite of the older `SendInviteEmail`: an email, read at /v1/emails.
                 raise NotFound(NO_SUCH_INVITE)
             state: InviteState
@@ -131,13 +139,11 @@ async def read_invite(client: Client, invite_id: str, tenant_id: str | None) -> 
                 raise Gone(f"the invite's workflow ended abnormally ({ended})")
     except NotFound:
         raise NotFound(NO_SUCH_INVITE) from None
-    if tenant_id is not None and state.tenant_id != tenant_id:
-        raise NotFound(NO_SUCH_INVITE)
     return state
 
 
 async def accept_invite(
-    client: Client, invite_id: str, digest: str | None, tenant_id: str | None
+    client: Client, invite_id: str, digest: str | None, caller: Caller
 ) -> InviteState:
     """Accept once: the accepted invite; `Conflict` once accepted, `Gone` once expired or
     revoked, `NotFound` for a wrong token (counted), `TooManyAttempts` once locked."""
@@ -146,20 +152,18 @@ async def accept_invite(
         try:
             result: AcceptResult = await handle.execute_update(
                 ACCEPT_UPDATE,
-                AcceptInput(token_digest=digest, tenant_id=tenant_id),
+                AcceptInput(token_digest=digest, tenant_id=_scope(caller)),
                 result_type=AcceptResult,
                 rpc_timeout=RPC_TIMEOUT,
             )
         except (WorkflowUpdateFailedError, RPCError) as err:
-            raise _as_error(await _why_refused(client, invite_id, tenant_id, err)) from None
+            raise _as_error(await _why_refused(client, invite_id, caller, err)) from None
     if not result.accepted:
         raise NotFound(WRONG_TOKEN)
     return result.invite
 
 
-async def revoke_invite(
-    client: Client, invite_id: str, tenant_id: str | None
-) -> tuple[InviteState, bool]:
+async def revoke_invite(client: Client, invite_id: str, caller: Caller) -> tuple[InviteState, bool]:
     """Revoke (again: the same answer); the invite and whether an email was cancelled.
     `Conflict` once accepted, `Gone` once expired."""
     handle = client.get_workflow_handle(_workflow_id(invite_id))
@@ -167,20 +171,20 @@ async def revoke_invite(
         try:
             result: RevokeResult = await handle.execute_update(
                 REVOKE_UPDATE,
-                RevokeInput(tenant_id=tenant_id),
+                RevokeInput(tenant_id=_scope(caller)),
                 result_type=RevokeResult,
                 rpc_timeout=RPC_TIMEOUT,
             )
             return result.invite, result.email_cancelled
         except (WorkflowUpdateFailedError, RPCError) as err:
-            why = await _why_refused(client, invite_id, tenant_id, err)
+            why = await _why_refused(client, invite_id, caller, err)
     if why == InviteStatus.REVOKED:
-        return await read_invite(client, invite_id, tenant_id), False
+        return await read_invite(client, invite_id, caller), False
     raise _as_error(why)
 
 
 async def _why_refused(
-    client: Client, invite_id: str, tenant_id: str | None, err: Exception
+    client: Client, invite_id: str, caller: Caller, err: Exception
 ) -> InviteStatus | SendError:
     """Why the workflow did not take an update: the status that ended the invite (from its
     validator's failure type, or its final state once closed), or a refusal of its own."""
@@ -201,7 +205,7 @@ async def _why_refused(
     if kind in refused:
         return refused[kind]
     # Closed (NOT_FOUND), an older invite type without this update, or it ended meanwhile.
-    return (await read_invite(client, invite_id, tenant_id)).status
+    return (await read_invite(client, invite_id, caller)).status
 
 
 def _as_error(why: InviteStatus | SendError) -> SendError:

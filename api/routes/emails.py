@@ -1,10 +1,10 @@
-"""`/v1/emails`: send a caller-composed email; list, read, trace and cancel any send."""
+"""`/v1/emails`: send a caller-composed email; list, read, trace and cancel the caller's sends."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -12,9 +12,16 @@ from activities.delivery_contract import SendKind, correlation_tags
 from activities.templating import RenderedEmail, TemplateError, Templates
 from activities.types import Brand, EmailMessage, EmailTag
 from api import sends
-from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemplatesDep, TemporalClientDep
+from api.deps import (
+    CallerDep,
+    FingerprintKeysDep,
+    IdempotencyKey,
+    SettingsDep,
+    TemplatesDep,
+    TemporalClientDep,
+)
 from api.errors import InvalidField
-from api.idempotency import request_fingerprint, send_key
+from api.idempotency import send_key
 from api.policy import delivery_policy
 from api.schemas import (
     ERRORS,
@@ -27,14 +34,13 @@ from api.schemas import (
     EmailTimeline,
     TenantId,
 )
+from api.tenants import allowed_sender_domains, check_sender, default_sender, tenant_brand
 from api.timeline import timeline
 from workflows.ids import send_ids
 from workflows.status import SendStatus
 from workflows.types import SendEmailInput
 
 router = APIRouter(prefix="/v1/emails", tags=["emails"])
-# Added after emails were first accepted: out of the fingerprint unless given (see invites).
-ADDED_FIELDS = frozenset({"template", "variables", "locale"})
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:
@@ -43,20 +49,14 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
 
-def _fingerprint_body(body: EmailCreate) -> dict[str, Any]:
-    left_out = {name for name in ADDED_FIELDS if name not in body.model_fields_set}
-    dumped: dict[str, Any] = body.model_dump(mode="json", by_alias=True, exclude=left_out)
-    return dumped
-
-
-async def _render(body: EmailCreate, templates: Templates) -> RenderedEmail:
+async def _render(body: EmailCreate, templates: Templates, brand: Brand) -> RenderedEmail:
     """The named template in the asked locale; what cannot render is the caller's 422."""
     assert body.template is not None
     name = body.template
 
     def render() -> RenderedEmail:
         locale = templates.resolve_locale(name, body.locale)
-        return templates.render(name, locale, body.variables or {}, Brand())
+        return templates.render(name, locale, body.variables or {}, brand)
 
     try:
         rendered = await asyncio.to_thread(render)
@@ -78,19 +78,26 @@ async def create_email(
     settings: SettingsDep,
     templates: TemplatesDep,
     caller: CallerDep,
+    fingerprints: FingerprintKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EmailAccepted:
     """Queue one email durably and answer at once; the worker sends it exactly once.
 
     With `template`, the API renders it now (its bytes are then fixed in the workflow input).
     """
-    email_id, workflow_id = send_ids(
-        SendKind.EMAIL, send_key(caller.scope, SendKind.EMAIL, idempotency_key)
+    tenant_id = caller.tenant_for(body.tenant_id)
+    sender = body.sender or default_sender(settings, caller)
+    check_sender(
+        sender, allowed_sender_domains(settings, caller), field="from" if body.sender else None
     )
-    rendered = await _render(body, templates) if body.template else None
+    email_id, workflow_id = send_ids(
+        SendKind.EMAIL, send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id)
+    )
+    brand = tenant_brand(settings, tenant_id)
+    rendered = await _render(body, templates, brand) if body.template else None
     subject = body.subject or (rendered.subject if rendered else "")
     message = EmailMessage(
-        sender=body.sender or settings.email_from,
+        sender=sender,
         to=_as_list(body.to),
         subject=subject,
         html=rendered.html if rendered else body.html,
@@ -104,7 +111,7 @@ async def create_email(
     data = SendEmailInput(
         email_id=email_id,
         message=message,
-        tenant_id=body.tenant_id,
+        tenant_id=tenant_id,
         policy=delivery_policy(settings),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
@@ -112,7 +119,12 @@ async def create_email(
         client,
         data,
         workflow_id=workflow_id,
-        fingerprint=request_fingerprint(_fingerprint_body(body), idempotency_key),
+        # The tenant as resolved: the same request under a tenant's key and under an
+        # operator's naming that tenant is the same request.
+        fingerprint=fingerprints.fingerprint(
+            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
+            idempotency_key,
+        ),
         task_queue=settings.task_queue,
     )
     if started.replayed:
@@ -130,9 +142,10 @@ async def list_emails(
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> EmailPage:
-    """List sends, newest first, filtered by status, kind or tenant (eventually consistent)."""
+    """List the caller's sends, newest first, by status, kind or tenant (eventually consistent)."""
     page = await sends.list_sends(
         client,
+        caller,
         status=email_status,
         kind=kind,
         tenant_id=tenant_id,
@@ -152,7 +165,7 @@ async def get_email_events(
     email_id: str, client: TemporalClientDep, caller: CallerDep
 ) -> EmailTimeline:
     """Timeline of one send: accepted, each attempt, sent, each delivery event, with times."""
-    send = await sends.read_send(client, email_id)
+    send = await sends.read_send(client, email_id, caller)
     return EmailTimeline(
         id=email_id,
         workflow_id=send.workflow_id,
@@ -166,14 +179,14 @@ async def cancel_email(
     email_id: str, client: TemporalClientDep, caller: CallerDep
 ) -> CancelAccepted:
     """Cancel a send that has not gone out (scheduled or waiting); 409 once it has."""
-    result = await sends.cancel_send(client, email_id)
+    result = await sends.cancel_send(client, email_id, caller)
     return CancelAccepted(id=email_id, status=result.status)
 
 
 @router.get("/{email_id}", response_model=EmailStatus, responses=ERRORS)
-async def get_email(email_id: str, client: TemporalClientDep) -> EmailStatus:
+async def get_email(email_id: str, client: TemporalClientDep, caller: CallerDep) -> EmailStatus:
     """Status of an email or invite: every attempt, the last error and the provider id."""
-    send = await sends.read_send(client, email_id)
+    send = await sends.read_send(client, email_id, caller)
     return EmailStatus.model_validate(
         {
             **asdict(send.state),

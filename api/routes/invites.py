@@ -19,11 +19,18 @@ from activities.delivery_contract import SendKind
 from activities.invite_tokens import PLACEHOLDER
 from activities.render import INVITE_TEMPLATE, render_invite_emails
 from activities.templating import TemplateError, Templates
-from activities.types import Brand, EmailMessage
+from activities.types import EmailMessage
 from api import invites, sends
-from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemplatesDep, TemporalClientDep
+from api.deps import (
+    CallerDep,
+    FingerprintKeysDep,
+    IdempotencyKey,
+    SettingsDep,
+    TemplatesDep,
+    TemporalClientDep,
+)
 from api.errors import InvalidField, NotConfigured
-from api.idempotency import request_fingerprint, send_key
+from api.idempotency import send_key
 from api.policy import delivery_policy
 from api.schemas import (
     ERRORS,
@@ -38,35 +45,20 @@ from api.schemas import (
     InviteView,
     RenderedMessage,
 )
-from api.security import Caller
+from api.tenants import (
+    Caller,
+    allowed_sender_domains,
+    check_sender,
+    default_sender,
+    invite_url_hosts,
+    tenant_brand,
+)
 from config import Settings
 from workflows.ids import send_ids
 from workflows.types import EmailStatusResult, InviteInput, InviteState
 
 router = APIRouter(prefix="/v1/invites", tags=["invites"])
-# Fields added to the body after invites were first accepted: left out of the fingerprint
-# unless given, so a request retried across the upgrade still matches its first answer.
-ADDED_FIELDS = frozenset({"accept_url", "locale", "expires_in_days", "remind_after_days"})
 DAY = 86400.0
-
-
-def _tenant_scope(caller: Caller) -> str | None:
-    """The tenant the caller's reads and changes are limited to (None: any).
-
-    Every API key sees every invite until tenants exist (issue 9); then a tenant's key
-    sees its own only.
-    """
-    return None
-
-
-def _url_hosts(settings: Settings, caller: Caller) -> list[str]:
-    """Hosts the caller's own `accept_url` may point at (its tenant's, else the operator's)."""
-    return invites.default_url_hosts(settings)
-
-
-def _brand(settings: Settings, caller: Caller) -> Brand:
-    """The caller's tenant's look in emails (our default until it sets one)."""
-    return Brand()
 
 
 async def _locale(templates: Templates, requested: str | None) -> str:
@@ -85,39 +77,37 @@ async def _invite_input(
     *,
     issue_token: bool,
 ) -> InviteInput:
-    """The workflow input of this request: its link (the app's, or ours with a token)."""
+    """The workflow input of this request: its link (the app's, on a host its tenant allows,
+    or ours with a token), its sender, locale and brand."""
+    tenant_id = caller.tenant_for(body.tenant_id)
+    sender = default_sender(settings, caller)
+    check_sender(sender, allowed_sender_domains(settings, caller), field=None)
     token, digest = None, None
     if body.accept_url is not None:
-        invites.check_accept_url(body.accept_url, _url_hosts(settings, caller))
+        invites.check_accept_url(body.accept_url, invite_url_hosts(settings, tenant_id))
         accept_url = body.accept_url
     else:
-        accept_url = invites.managed_link(settings, invite_id)
+        accept_url = invites.managed_link(settings, tenant_id, invite_id)
         if issue_token:
             token, digest = invites.issue_token(settings, invite_id)
     return InviteInput(
         invite_id=invite_id,
         to=str(body.email),
-        sender=settings.email_from,
+        sender=sender,
         tenant_name=body.tenant_name,
         inviter_name=body.inviter_name,
         accept_url=accept_url,
         role=body.role,
-        tenant_id=body.tenant_id,
+        tenant_id=tenant_id,
         policy=delivery_policy(settings),
         send_at=body.send_at.isoformat() if body.send_at else None,
         locale=await _locale(templates, body.locale),
-        brand=_brand(settings, caller),
+        brand=tenant_brand(settings, tenant_id),
         expires_in_seconds=body.expires_in_days * DAY,
         remind_after_seconds=body.remind_after_days * DAY if body.remind_after_days else None,
         invite_token=token,
         token_digest=digest,
     )
-
-
-def _fingerprint_body(body: InviteCreate) -> dict[str, Any]:
-    left_out = {name for name in ADDED_FIELDS if name not in body.model_fields_set}
-    dumped: dict[str, Any] = body.model_dump(mode="json", by_alias=True, exclude=left_out)
-    return dumped
 
 
 @router.post(
@@ -130,18 +120,25 @@ async def create_invite(
     settings: SettingsDep,
     templates: TemplatesDep,
     caller: CallerDep,
+    fingerprints: FingerprintKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> InviteAccepted:
     """Create an invite and queue its email durably; answers before any send."""
+    tenant_id = caller.tenant_for(body.tenant_id)
     invite_id, workflow_id = send_ids(
-        SendKind.INVITE, send_key(caller.scope, SendKind.INVITE, idempotency_key)
+        SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
     )
     data = await _invite_input(body, invite_id, settings, templates, caller, issue_token=True)
     started = await sends.start_send(
         client,
         data,
         workflow_id=workflow_id,
-        fingerprint=request_fingerprint(_fingerprint_body(body), idempotency_key),
+        # The tenant as resolved: the same request under a tenant's key and under an
+        # operator's naming that tenant is the same request.
+        fingerprint=fingerprints.fingerprint(
+            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
+            idempotency_key,
+        ),
         task_queue=settings.task_queue,
     )
     if started.replayed:
@@ -176,8 +173,9 @@ async def preview_invite(
 
     The same `Idempotency-Key` as the create gives the same invite id (so the same link).
     """
+    tenant_id = caller.tenant_for(body.tenant_id)
     invite_id, _ = send_ids(
-        SendKind.INVITE, send_key(caller.scope, SendKind.INVITE, idempotency_key)
+        SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
     )
     data = await _invite_input(body, invite_id, settings, templates, caller, issue_token=False)
     expires_at = datetime.now(UTC) + timedelta(seconds=data.expires_in_seconds)
@@ -228,7 +226,7 @@ def _view(state: InviteState) -> dict[str, Any]:
 @router.get("/{invite_id}", response_model=InviteView, responses=INVITE_ERRORS)
 async def get_invite(invite_id: str, client: TemporalClientDep, caller: CallerDep) -> InviteView:
     """An invite: pending, accepted, expired or revoked, with its emails' delivery status."""
-    state = await invites.read_invite(client, invite_id, _tenant_scope(caller))
+    state = await invites.read_invite(client, invite_id, caller)
     return InviteView.model_validate(_view(state))
 
 
@@ -243,7 +241,7 @@ async def accept_invite(
     """Accept an invite with its link's token: 200 once, then 409; 410 if expired or
     revoked; 404 for a wrong token (429 after too many)."""
     digest = invites.presented_digest(settings, body.token)
-    state = await invites.accept_invite(client, invite_id, digest, _tenant_scope(caller))
+    state = await invites.accept_invite(client, invite_id, digest, caller)
     return InviteAcceptance(
         invite_id=state.invite_id,
         status=state.status,
@@ -260,5 +258,5 @@ async def revoke_invite(
 ) -> InviteRevoked:
     """Revoke an invite (its email is cancelled if it has not gone out); later accepts get
     410. Revoking again answers the same; 409 once accepted, 410 once expired."""
-    state, cancelled = await invites.revoke_invite(client, invite_id, _tenant_scope(caller))
+    state, cancelled = await invites.revoke_invite(client, invite_id, caller)
     return InviteRevoked.model_validate({**_view(state), "email_cancelled": cancelled})
