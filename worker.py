@@ -19,6 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.render import render_invite
+from activities.render_batch import render_invite_batch
 from activities.send import SendActivities
 from activities.transports.base import EmailTransport
 from activities.transports.outbox import OutboxTransport
@@ -27,6 +28,7 @@ from activities.transports.resend import ResendTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect
 from observability import configure_logging
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 
@@ -55,14 +57,15 @@ def build_workers(
     workflows = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[SendInviteEmail, SendEmail],
-        activities=[render_invite],
+        workflows=[SendInviteEmail, SendEmail, SendBatch],
+        activities=[render_invite, render_invite_batch],
         max_cached_workflows=settings.worker_max_cached_workflows,
     )
+    provider = SendActivities(transport)
     sends = Worker(
         client,
         task_queue=settings.send_task_queue,
-        activities=[SendActivities(transport).send_email],
+        activities=[provider.send_email, provider.send_batch],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not
         # multiply the provider load (the per-worker limit would). The server's limiter
