@@ -19,14 +19,22 @@ from api.errors import InvalidRequest
 MAX_IDEMPOTENCY_KEY = 256
 
 
-def send_key(scope: str, kind: SendKind, idempotency_key: str | None) -> str:
-    """A fresh hex id, or one derived from the caller's idempotency key (same key, same id)."""
+def send_key(scope: str, kind: str, idempotency_key: str | None) -> str:
+    """A fresh hex id, or one derived from the caller's idempotency key (same key, same id).
+
+    `kind` is what the key names: a `SendKind`, or `batch_kind(kind)` for a batch.
+    """
     if idempotency_key is None:
         return uuid.uuid4().hex
     if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
         raise InvalidRequest("Idempotency-Key must be 1-256 printable characters")
     material = f"{scope}\x00{kind}\x00{idempotency_key}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
+
+
+def batch_kind(kind: SendKind) -> str:
+    """The idempotency scope of a batch of `kind` (its key never names a single send)."""
+    return f"batch-{kind}"
 
 
 def request_fingerprint(body: Mapping[str, Any], idempotency_key: str | None) -> str:
