@@ -273,3 +273,25 @@ async def test_unknown_batches_and_items_are_404_and_items_are_not_cancellable(
 
     cancel = await api.delete(f"/v1/emails/{item_id}")
     assert cancel.status_code == 409 and "one by one" in cancel.json()["detail"]
+
+
+async def test_long_retry_series_of_a_large_batch_continues_as_new_and_sends_once(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer, client: Client
+) -> None:
+    # ~450 KB of messages, recorded again by every attempt: Temporal suggests continuing as
+    # new once the history passes a few MB.
+    big = emails(100, html="<p>" + "x" * 4400 + "</p>")
+    failures = 12
+    fake_resend.fake.enqueue_faults([Fault(status=500)] * failures)
+    accepted = (await api.post("/v1/emails/batch", json={"emails": big})).json()
+
+    batch = await wait_for_batch(api, accepted["id"], "sent", timeout=90)
+    assert [a["attempt"] for a in batch["attempts"]] == list(range(1, failures + 2))
+    assert [a["outcome"] for a in batch["attempts"]][-1] == "accepted"
+    assert len(fake_resend.fake.deliveries) == 100 and fake_resend.fake.duplicates() == []
+    key = f"{accepted['workflow_id']}/send/0"
+    assert {r.idempotency_key for r in fake_resend.fake.request_log} == {key}
+    # The run that sent is not the first: it continued from one that was retrying.
+    history = await client.get_workflow_handle(accepted["workflow_id"]).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id
