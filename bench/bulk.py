@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from bench.stack import start_dev_server, start_our_api, start_our_worker
 from testkit.dev_server import DYNAMIC_CONFIG, DevServer
 from testkit.fake_resend import Delivery
 from testkit.polling import ConditionTimeout, eventually
+from workflows.ids import public_id_for
 
 if TYPE_CHECKING:  # runners carries these programs out, and holds the run's `Bench`
     from bench.runners import Bench
@@ -216,7 +218,7 @@ async def fairness_run(bench: Bench, probe: FairnessProbe) -> dict[str, Any]:
         worker = await start_our_worker(client, bench.log_dir, env, f"worker_{suffix}")
         api, url = await start_our_api(bench.log_dir, env)
         try:
-            return await probe_tenants(bench, probe, url)
+            return await probe_tenants(bench, probe, url, client)
         finally:
             await api.stop()
             await worker.stop()
@@ -225,7 +227,9 @@ async def fairness_run(bench: Bench, probe: FairnessProbe) -> dict[str, Any]:
         shutil.rmtree(db_dir, ignore_errors=True)
 
 
-async def probe_tenants(bench: Bench, probe: FairnessProbe, url: str) -> dict[str, Any]:
+async def probe_tenants(
+    bench: Bench, probe: FairnessProbe, url: str, client: Client
+) -> dict[str, Any]:
     fake = bench.fake.client
     await fake.reset()
     await fake.configure(rate_limit_per_second=probe.limit)
@@ -262,9 +266,13 @@ async def probe_tenants(bench: Bench, probe: FairnessProbe, url: str) -> dict[st
     b_during = sum(1 for t in b_first.values() if start <= t <= window_end)
     span = max(window_end - start, 1e-9)
     stats = await fake.stats()
+    sent_at = {r.email: r.sent_wall for r in b_accepted}
+    phases = await where_time_goes(client, url, deliveries, "tenant-b", sent_at)
     result = {
         "scenario": probe.name,
         "fair": probe.fair,
+        "a_fill_errors": len(fill.records) - len(fill.accepted),
+        "b_phases_s": phases,
         "a_accepted": len(fill.accepted),
         "a_accept_per_s": len(fill.accepted) / fill.duration_s,
         "b_accepted": len(b_accepted),
@@ -289,6 +297,51 @@ async def probe_tenants(bench: Bench, probe: FairnessProbe, url: str) -> dict[st
         f"{probe.every_s:g} s); meanwhile A {result['a_per_s_during_probes']:.2f}/s and B "
         f"{result['b_per_s_during_probes']:.2f}/s to the provider (limit {probe.limit:g}/s, "
         f"{result['status_429']} × 429); A's {len(fill.accepted)} accepted at "
-        f"{result['a_accept_per_s']:.0f}/s"
+        f"{result['a_accept_per_s']:.0f}/s; B's time (p50/max s): "
+        + ", ".join(f"{name} {p50:.2f}/{top:.2f}" for name, (p50, top) in phases.items())
     )
     return result
+
+
+async def where_time_goes(
+    client: Client,
+    url: str,
+    deliveries: list[Delivery],
+    tenant_id: str,
+    sent_at: dict[str, float],
+) -> dict[str, tuple[float, float]]:
+    """Where a tenant's sends spent their time (p50 and max, seconds), from each send's
+    recorded first attempt: request sent -> provider call scheduled (the start and the
+    first workflow task), -> started (the send queue's dispatch), -> received by the
+    provider (waiting in the worker's Pacer, and the request)."""
+    received: dict[str, tuple[float, float]] = {}  # our id -> (request sent, received)
+    for delivery in deliveries:
+        tags = {t.get("name"): t.get("value") for t in delivery.payload.get("tags") or []}
+        email_id, to = tags.get("email_id"), delivery.to[0]
+        if email_id and to in sent_at:
+            received[str(email_id)] = (sent_at[to], delivery.received_at_wall)
+    ids = [e.id async for e in client.list_workflows(f"TenantId='{tenant_id}'")]
+    spans: dict[str, list[float]] = {"workflow": [], "queue": [], "worker": []}
+    async with load.make_session(4, 10.0) as session:
+        for workflow_id in ids:
+            public_id = public_id_for(workflow_id)
+            if public_id is None or public_id not in received:
+                continue
+            async with session.get(f"{url}/v1/emails/{public_id}") as response:
+                status = await response.json()
+            if not status.get("attempts"):
+                continue  # its call has not finished yet
+            attempt = status["attempts"][0]
+            scheduled, started = (
+                datetime.fromisoformat(attempt[t]).timestamp()
+                for t in ("scheduled_at", "started_at")
+            )
+            sent, provider = received[public_id]
+            spans["workflow"].append(scheduled - sent)
+            spans["queue"].append(started - scheduled)
+            spans["worker"].append(provider - started)
+    return {
+        name: (percentile(values, 50) or 0.0, max(values))
+        for name, values in spans.items()
+        if values
+    }
