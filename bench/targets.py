@@ -124,7 +124,8 @@ def worker_crash(f: Figures) -> list[Target]:
 
 
 # Issue 12: every invite of the first bulk run (1,000) delivered within 15 s of the first
-# accept, of the second (10,000) within 90 s, which the API accepts at >= 1,000 invites/s.
+# accept with no 429, of the second (10,000) within 90 s, which the API accepts at >= 1,000
+# invites/s.
 BULK_DELIVERY_GOALS_S = (15.0, 90.0)
 BULK_ACCEPT_GOAL = 1000.0
 FAIRNESS_GOAL_S = 3.0
@@ -132,20 +133,22 @@ FAIRNESS_GOAL_S = 3.0
 
 def bulk_sends(f: Figures) -> list[Target]:
     found = []
-    for run, goal in zip(f.probes.get("bulk", []), BULK_DELIVERY_GOALS_S, strict=False):
+    runs = f.probes.get("bulk", [])
+    for n, (run, goal) in enumerate(zip(runs, BULK_DELIVERY_GOALS_S, strict=False)):
         within, status_429 = run["delivered_within_s"], run["status_429"]
-        complete = run["delivered"] == run["invites"] and status_429 == 0
+        no_429 = n > 0 or status_429 == 0
         if within is not None:
+            complete = run["delivered"] == run["invites"] and no_429
             found.append(
                 Target(
                     f"{run['scenario']}, provider at {f.plan.bulk_limit:g} req/s: "
                     "all delivered after the first accept",
                     f"{within:.1f} s ({run['delivered']}/{run['invites']}, {status_429} × 429)",
-                    f"≤ {goal:g} s, no 429",
+                    f"≤ {goal:g} s" + (", no 429" if n == 0 else ""),
                     goal / max(within, 1e-9) if complete else 0.0,
                 )
             )
-        if goal == BULK_DELIVERY_GOALS_S[-1]:
+        if n == len(BULK_DELIVERY_GOALS_S) - 1:
             rate = run["accepted_invites_per_s"]
             found.append(
                 Target(
