@@ -24,6 +24,8 @@ class SendKind(StrEnum):
     EMAIL = "email"
 
 
+# Resend's cap on the emails of one `POST /emails/batch` call.
+MAX_BATCH_EMAILS = 100
 KIND_TAG = "kind"
 EMAIL_ID_TAG = "email_id"
 # Which of an invite's emails (invitation or reminder) a webhook is about: both carry the
@@ -43,6 +45,11 @@ def provider_idempotency_key(workflow_id: str) -> str:
 def reminder_idempotency_key(workflow_id: str) -> str:
     """`invite-abc` -> `invite-abc/reminder`: the reminder is another email, another key."""
     return f"{workflow_id}/reminder"
+
+
+def batch_idempotency_key(workflow_id: str, call: int) -> str:
+    """`batch-abc`, 0 -> `batch-abc/send/0`: the key of every attempt of one batch call."""
+    return f"{workflow_id}/send/{call}"
 
 
 def correlation_tags(kind: SendKind, email_id: str) -> list[EmailTag]:

@@ -20,7 +20,7 @@ import hmac
 from dataclasses import replace
 
 from activities import errors
-from activities.transports.base import EmailTransport, ProviderFailure, SentEmail
+from activities.transports.base import EmailTransport, ProviderFailure, SentBatch, SentEmail
 from activities.types import EmailMessage, InviteToken
 
 # URL- and HTML-safe, so it survives the link's query string and autoescaping unchanged.
@@ -68,12 +68,18 @@ class TokenFillingTransport:
         self.name = inner.name
         self._secret = secret
 
+    def _filled(self, message: EmailMessage) -> EmailMessage:
+        if message.invite_token is None:
+            return message
+        if not self._secret:
+            raise ProviderFailure(
+                errors.INVITE_TOKEN_UNAVAILABLE,
+                "INVITE_TOKEN_SECRET is not set on this worker: the invite link cannot be made",
+            )
+        return fill_token(message, self._secret)
+
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
-        if message.invite_token is not None:
-            if not self._secret:
-                raise ProviderFailure(
-                    errors.INVITE_TOKEN_UNAVAILABLE,
-                    "INVITE_TOKEN_SECRET is not set on this worker: the invite link cannot be made",
-                )
-            message = fill_token(message, self._secret)
-        return await self.inner.send(message, idempotency_key)
+        return await self.inner.send(self._filled(message), idempotency_key)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        return await self.inner.send_batch([self._filled(m) for m in messages], idempotency_key)

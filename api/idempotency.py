@@ -39,10 +39,11 @@ PLAINTEXT_KEY_ID = "plaintext"
 OPERATOR_SCOPE = "operator"
 
 
-def send_key(kind: SendKind, idempotency_key: str | None, *, tenant_id: str | None) -> str:
+def send_key(kind: str, idempotency_key: str | None, *, tenant_id: str | None) -> str:
     """A fresh hex id, or one derived from the tenant's idempotency key (same key, same id).
 
     Sends of no tenant (an operator's) share one scope, whichever operator key sent them.
+    `kind` is what the key names: a `SendKind`, or `batch_kind(kind)` for a batch.
     """
     if idempotency_key is None:
         return uuid.uuid4().hex
@@ -51,6 +52,11 @@ def send_key(kind: SendKind, idempotency_key: str | None, *, tenant_id: str | No
     scope = f"tenant:{tenant_id}" if tenant_id is not None else OPERATOR_SCOPE
     material = f"{scope}\x00{kind}\x00{idempotency_key}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
+
+
+def batch_kind(kind: SendKind) -> str:
+    """The idempotency scope of a batch of `kind` (its key never names a single send)."""
+    return f"batch-{kind}"
 
 
 class FingerprintKeys:

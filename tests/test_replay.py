@@ -15,6 +15,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from workflows.invite import Invite
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.types import EmailStatusResult, SendInviteEmailInput
@@ -33,12 +34,12 @@ def test_histories_cover_every_workflow_type() -> None:
         ]["name"]
         for p in HISTORIES
     }
-    assert {"SendInviteEmail", "SendEmail", "Invite"} <= types
+    assert {"SendInviteEmail", "SendEmail", "SendBatch", "Invite"} <= types
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays_with_current_code(path: Path) -> None:
-    replayer = Replayer(workflows=[Invite, SendInviteEmail, SendEmail])
+    replayer = Replayer(workflows=[Invite, SendInviteEmail, SendEmail, SendBatch])
     await replayer.replay_workflow(load(path))
 
 

@@ -22,7 +22,7 @@ from api.deps import (
 )
 from api.errors import InvalidField
 from api.idempotency import send_key
-from api.policy import delivery_policy
+from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
     MAX_CONTENT_BYTES,
@@ -47,6 +47,29 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
     return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def email_message(
+    body: EmailCreate, email_id: str, default_sender: str, rendered: RenderedEmail | None = None
+) -> EmailMessage:
+    """The message exactly as the provider gets it, with the tags its webhooks come back by.
+
+    `rendered`: the body's template, rendered (its subject unless the body gives one).
+    """
+    # The schema requires a subject without a template, and a template renders one.
+    subject = body.subject or (rendered.subject if rendered else "")
+    return EmailMessage(
+        sender=body.sender or default_sender,
+        to=_as_list(body.to),
+        subject=subject,
+        html=rendered.html if rendered else body.html,
+        text=rendered.text if rendered else body.text,
+        reply_to=_as_list(body.reply_to),
+        tags=[
+            *(EmailTag(t.name, t.value) for t in body.tags or []),
+            *correlation_tags(SendKind.EMAIL, email_id),
+        ],
+    )
 
 
 async def _render(body: EmailCreate, templates: Templates, brand: Brand) -> RenderedEmail:
@@ -95,24 +118,11 @@ async def create_email(
     )
     brand = tenant_brand(settings, tenant_id)
     rendered = await _render(body, templates, brand) if body.template else None
-    subject = body.subject or (rendered.subject if rendered else "")
-    message = EmailMessage(
-        sender=sender,
-        to=_as_list(body.to),
-        subject=subject,
-        html=rendered.html if rendered else body.html,
-        text=rendered.text if rendered else body.text,
-        reply_to=_as_list(body.reply_to),
-        tags=[
-            *(EmailTag(t.name, t.value) for t in body.tags or []),
-            *correlation_tags(SendKind.EMAIL, email_id),
-        ],
-    )
     data = SendEmailInput(
         email_id=email_id,
-        message=message,
+        message=email_message(body, email_id, sender, rendered),
         tenant_id=tenant_id,
-        policy=delivery_policy(settings),
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
     started = await sends.start_send(

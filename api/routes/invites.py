@@ -9,9 +9,11 @@ revoked; 404 for a wrong token.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Response, status
 
@@ -31,7 +33,7 @@ from api.deps import (
 )
 from api.errors import InvalidField, NotConfigured
 from api.idempotency import send_key
-from api.policy import delivery_policy
+from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
     INVITE_ERRORS,
@@ -61,6 +63,16 @@ router = APIRouter(prefix="/v1/invites", tags=["invites"])
 DAY = 86400.0
 
 
+def accept_url(settings: Settings, invite_id: str) -> str:
+    """A batch invitation's accept link (`SendInviteEmail`'s, as before `Invite`): a fresh
+    random token that nothing records, so nothing can check it; single invites have
+    `Invite`'s verifiable token or the app's own link instead."""
+    token = secrets.token_urlsafe(32)
+    return f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
+        {"invite": invite_id, "token": token}
+    )
+
+
 async def _locale(templates: Templates, requested: str | None) -> str:
     try:
         return await asyncio.to_thread(templates.resolve_locale, INVITE_TEMPLATE, requested)
@@ -85,9 +97,9 @@ async def _invite_input(
     token, digest = None, None
     if body.accept_url is not None:
         invites.check_accept_url(body.accept_url, invite_url_hosts(settings, tenant_id))
-        accept_url = body.accept_url
+        link = body.accept_url
     else:
-        accept_url = invites.managed_link(settings, tenant_id, invite_id)
+        link = invites.managed_link(settings, tenant_id, invite_id)
         if issue_token:
             token, digest = invites.issue_token(settings, invite_id)
     return InviteInput(
@@ -96,10 +108,10 @@ async def _invite_input(
         sender=sender,
         tenant_name=body.tenant_name,
         inviter_name=body.inviter_name,
-        accept_url=accept_url,
+        accept_url=link,
         role=body.role,
         tenant_id=tenant_id,
-        policy=delivery_policy(settings),
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
         send_at=body.send_at.isoformat() if body.send_at else None,
         locale=await _locale(templates, body.locale),
         brand=tenant_brand(settings, tenant_id),
