@@ -533,3 +533,15 @@ async def test_cancelling_the_invitation_email_revokes_the_invite(
 async def invite_status(api: httpx.AsyncClient, invite_id: str, status: str) -> Any:
     view = (await api.get(f"/v1/invites/{invite_id}")).json()
     return view if view["status"] == status else None
+
+
+async def test_batches_refuse_what_only_single_invites_and_emails_honour(
+    api: httpx.AsyncClient,
+) -> None:
+    invites = await api.post("/v1/invites/batch", json={"invites": [{**INVITE, "locale": "de"}]})
+    assert invites.status_code == 422
+    assert "only POST /v1/invites" in invites.text
+    template = {"to": "ann@example.com", "template": "invite", "variables": {}}
+    emails = await api.post("/v1/emails/batch", json={"emails": [template]})
+    assert emails.status_code == 422
+    assert "templates: POST /v1/emails" in emails.text
