@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from activities.delivery_contract import SendKind
-from api.errors import InvalidRequest
+from api.errors import InvalidIdempotencyKey
 
 MAX_IDEMPOTENCY_KEY = 256
 
@@ -24,7 +24,7 @@ def send_key(scope: str, kind: SendKind, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return uuid.uuid4().hex
     if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1-256 printable characters")
+        raise InvalidIdempotencyKey("Idempotency-Key must be 1-256 printable characters")
     material = f"{scope}\x00{kind}\x00{idempotency_key}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -36,7 +36,14 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery_contract import SendKind
-from api.errors import Conflict, InvalidRequest, NotCancellable, NotFound, Unavailable
+from api.errors import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotCancellable,
+    NotFound,
+    NotReschedulable,
+    Unavailable,
+)
 from workflows.ids import public_id_for, workflow_id_for
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_email import SendEmail
@@ -45,10 +52,13 @@ from workflows.status import SendStatus
 from workflows.types import (
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
+    RESCHEDULE_UPDATE,
     CancelInput,
     CancelResult,
     DeliveryEventInput,
     EmailStatusResult,
+    RescheduleInput,
+    RescheduleResult,
     SendEmailInput,
     SendInviteEmailInput,
 )
@@ -71,6 +81,11 @@ _PROVIDER_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
 BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
 
 SendInput = SendEmailInput | SendInviteEmailInput
+# The input type of each workflow type, to decode a send's recorded input.
+INPUT_TYPES: dict[str, type[SendInput]] = {
+    "SendEmail": SendEmailInput,
+    "SendInviteEmail": SendInviteEmailInput,
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,7 @@ async def start_send(
         )
         previous = await description.memo_value(REQUEST_HASH_MEMO, None)
     if previous != fingerprint:
-        raise Conflict("Idempotency-Key was already used with a different request body")
+        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
     return StartedSend(workflow_id, replayed=True)
 
 
@@ -220,6 +235,51 @@ async def cancel_send(client: Client, email_id: str) -> CancelResult:
     # Not found (NotFound from the read), or already closed: the status read tells which.
     state = await _read_status(client, workflow_id)
     raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
+
+
+async def read_input(client: Client, email_id: str) -> SendInput:
+    """The input a send was started with (its message, for a caller-composed email).
+
+    Read from the first event of its history, so no worker needs to answer.
+    """
+    workflow_id = _workflow_id(email_id)
+    events = client.get_workflow_handle(workflow_id).fetch_history_events(
+        page_size=1, rpc_timeout=RPC_TIMEOUT
+    )
+    with temporal_errors():
+        async for event in events:
+            started = event.workflow_execution_started_event_attributes
+            input_type = INPUT_TYPES.get(started.workflow_type.name)
+            if input_type is None:
+                break
+            [data] = await client.data_converter.decode(started.input.payloads, [input_type])
+            return data  # type: ignore[no-any-return]
+    raise NotFound(NO_SUCH_EMAIL)
+
+
+async def reschedule_send(client: Client, email_id: str, send_at: datetime) -> RescheduleResult:
+    """Move a scheduled send to `send_at`; `NotReschedulable` once it is due, sent or cancelled."""
+    workflow_id = _workflow_id(email_id)
+    handle = client.get_workflow_handle(workflow_id)
+    with temporal_errors():
+        try:
+            result: RescheduleResult = await handle.execute_update(
+                RESCHEDULE_UPDATE,
+                RescheduleInput(send_at=send_at.isoformat()),
+                result_type=RescheduleResult,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else "cannot reschedule"
+            raise NotReschedulable(detail) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    # Not found (NotFound from the read), or already closed: the status read tells which.
+    state = await _read_status(client, workflow_id)
+    raise NotReschedulable(f"email is {state.status}; it can no longer be rescheduled")
 
 
 async def list_sends(

@@ -1,0 +1,400 @@
+"""The Resend-compatible API, driven by Resend's own Python SDK (`resend`) as an app drives it.
+
+One real stack for the module: the Temporal dev server, a worker, our API under uvicorn on a
+free port (`resend.api_url` points at it) and the fake Resend behind the worker, which
+counts what really goes out. The SDK is synchronous (requests): calls run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import resend
+import resend.exceptions
+from fastapi import FastAPI
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from api.resend_compat.mapping import LAST_EVENT
+from api.resend_compat.routes import TAG
+from api.resend_compat.schemas import MAX_ATTACHMENT_BYTES
+from config import Settings
+from infra.temporal_client import API_RETRY, connect
+from testkit.fake_resend import Delivery, FakeResend, FakeResendServer
+from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
+from testkit.polling import eventually
+from testkit.procs import free_port
+from testkit.stack import api_proc, start_api, worker_env
+from worker import build_transport, build_workers
+from workflows.search_attributes import EMAIL_KIND
+from workflows.status import SendStatus
+
+T = TypeVar("T")
+SENDER = "Acme <invites@acme.example>"
+
+
+@dataclass
+class Stack:
+    url: str
+    fake: FakeResend
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    client = temporal_env.client
+    log_dir = tmp_path_factory.mktemp("resend-compat")
+    suffix = uuid.uuid4().hex[:12]
+    with FakeResendServer() as fake:
+        settings = Settings(
+            _env_file=None,
+            temporal_address=client.service_client.config.target_host,
+            task_queue=f"wf-{suffix}",
+            send_task_queue=f"send-{suffix}",
+            resend_api_key=SecretStr(FAKE_KEY),
+            resend_api_url=fake.url,
+            resend_timeout_seconds=5.0,
+            resend_rate_limit_per_second=50.0,
+            outbox_dir=log_dir / "outbox",
+            api_keys=SecretStr(API_KEY),
+            payload_codec_keys=SecretStr(CODEC_KEYS),
+        )
+        async with httpx.AsyncClient(base_url=fake.url, timeout=5.0) as http:
+            workflows, sends = build_workers(client, settings, build_transport(settings, http))
+            async with workflows, sends:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                api = api_proc(worker_env(settings), log_dir, port)
+                await start_api(api, url)
+                try:
+                    yield Stack(url, fake.fake, settings)
+                finally:
+                    await api.stop()
+
+
+@pytest.fixture
+def sdk(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The Resend SDK pointed at our API: the one change an app makes."""
+    monkeypatch.setattr(resend, "api_url", stack.url)
+    monkeypatch.setattr(resend, "api_key", API_KEY)
+    yield stack
+
+
+async def call(fn: Callable[..., T], *args: Any) -> T:
+    """A blocking SDK call, off the event loop the worker runs on."""
+    return await asyncio.to_thread(fn, *args)
+
+
+def email(**fields: Any) -> dict[str, Any]:
+    """A Resend send body; each test's own recipient and subject."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "from": SENDER,
+        "to": [f"ann-{tag}@example.com"],
+        "subject": f"Welcome {tag}",
+        "html": "<p>Welcome</p>",
+        **fields,
+    }
+
+
+def deliveries_of(fake: FakeResend, email_id: str) -> list[Delivery]:
+    """What the provider received for one of our ids (the correlation tag carries it)."""
+    tag = {"name": "email_id", "value": email_id}
+    return [d for d in fake.deliveries if tag in d.payload.get("tags", [])]
+
+
+async def wait_last_event(email_id: str, *events: str) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        found: dict[str, Any] = dict(await call(resend.Emails.get, email_id))
+        return found if found["last_event"] in events else None
+
+    result: dict[str, Any] = await eventually(reached, timeout=20, what=f"{email_id} {events}")
+    return result
+
+
+def in_future(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+async def test_sdk_send_is_recorded_then_delivered_once_with_every_field(
+    sdk: Stack, client: Client
+) -> None:
+    pdf = b"%PDF-1.4 tiny"
+    params = email(
+        to="Ann <ann@example.com>",
+        cc=["carl@example.com"],
+        bcc="dora@example.com",
+        reply_to=["support@acme.example"],
+        text="Welcome",
+        headers={"X-Entity-Ref-ID": "invite-42"},
+        tags=[{"name": "category", "value": "invite"}],
+        attachments=[
+            {"filename": "terms.pdf", "content": list(pdf)},
+            {"filename": "notes.txt", "content": base64.b64encode(b"hi").decode()},
+            {"filename": "logo.png", "path": "https://cdn.acme.example/logo.png"},
+        ],
+    )
+    sent = await call(resend.Emails.send, params)
+    email_id = sent["id"]
+    assert email_id.startswith("em_")
+
+    await wait_last_event(email_id, "sent")
+    [delivery] = deliveries_of(sdk.fake, email_id)
+    payload = delivery.payload
+    assert payload["to"] == ["Ann <ann@example.com>"]
+    assert payload["cc"] == ["carl@example.com"] and payload["bcc"] == ["dora@example.com"]
+    assert payload["reply_to"] == ["support@acme.example"]
+    assert payload["headers"] == {"X-Entity-Ref-ID": "invite-42"}
+    assert {"name": "category", "value": "invite"} in payload["tags"]
+    assert payload["attachments"] == [
+        {"filename": "terms.pdf", "content": base64.b64encode(pdf).decode()},
+        {"filename": "notes.txt", "content": base64.b64encode(b"hi").decode()},
+        {"filename": "logo.png", "path": "https://cdn.acme.example/logo.png"},
+    ]
+    assert sdk.fake.duplicates() == []
+
+    # The same send, under the same id, in /v1 and in Temporal's visibility.
+    async with httpx.AsyncClient(
+        base_url=sdk.url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as api:
+        v1 = (await api.get(f"/v1/emails/{email_id}")).json()
+    assert v1["id"] == email_id and v1["kind"] == "email" and v1["status"] == "sent"
+    described = await client.get_workflow_handle(v1["workflow_id"]).describe()
+    assert described.typed_search_attributes.get(EMAIL_KIND) == "email"
+
+
+async def test_sdk_idempotency_key_twice_sends_once_and_answers_the_same_id(sdk: Stack) -> None:
+    params = email()
+    key = f"welcome-user/{uuid.uuid4().hex}"
+    first = await call(resend.Emails.send, params, {"idempotency_key": key})
+    second = await call(resend.Emails.send, params, {"idempotency_key": key})
+    assert second["id"] == first["id"]
+    assert second["http_headers"].get("idempotent-replayed") == "true"
+
+    await wait_last_event(first["id"], "sent")
+    assert len(deliveries_of(sdk.fake, first["id"])) == 1
+    third = await call(resend.Emails.send, params, {"idempotency_key": key})
+    assert third["id"] == first["id"]
+    assert len(deliveries_of(sdk.fake, first["id"])) == 1
+
+
+async def test_sdk_same_key_with_another_body_raises_invalid_idempotent_request(
+    sdk: Stack,
+) -> None:
+    key = f"welcome-user/{uuid.uuid4().hex}"
+    first = await call(resend.Emails.send, email(), {"idempotency_key": key})
+    with pytest.raises(resend.exceptions.ResendError) as raised:
+        await call(resend.Emails.send, email(), {"idempotency_key": key})
+    assert raised.value.code == 409
+    assert raised.value.error_type == "invalid_idempotent_request"
+    await wait_last_event(first["id"], "sent")
+    assert len(deliveries_of(sdk.fake, first["id"])) == 1
+
+
+async def test_sdk_malformed_idempotency_key_raises_invalid_idempotency_key(sdk: Stack) -> None:
+    before = sdk.fake.delivered_count
+    with pytest.raises(resend.exceptions.ResendError) as raised:
+        await call(resend.Emails.send, email(), {"idempotency_key": "k" * 257})
+    assert (raised.value.code, raised.value.error_type) == (400, "invalid_idempotency_key")
+    assert sdk.fake.delivered_count == before
+
+
+async def test_sdk_get_answers_resends_email_object(sdk: Stack) -> None:
+    params = email(cc="carl@example.com", text="Welcome")
+    email_id = (await call(resend.Emails.send, params))["id"]
+    got = await wait_last_event(email_id, "sent")
+    assert got["object"] == "email" and got["id"] == email_id
+    assert got["from"] == SENDER and got["to"] == params["to"] and got["cc"] == [params["cc"]]
+    assert got["subject"] == params["subject"]
+    assert got["html"] == params["html"] and got["text"] == "Welcome"
+    assert got["bcc"] is None and got["scheduled_at"] is None
+    assert datetime.fromisoformat(got["created_at"]).tzinfo is not None
+
+
+async def test_sdk_schedule_then_cancel_sends_nothing(sdk: Stack) -> None:
+    at = in_future(hours=1)
+    email_id = (await call(resend.Emails.send, email(scheduled_at=at)))["id"]
+    got: dict[str, Any] = dict(await call(resend.Emails.get, email_id))
+    assert got["last_event"] == "scheduled"
+    assert datetime.fromisoformat(got["scheduled_at"]) == datetime.fromisoformat(at)
+
+    canceled = await call(resend.Emails.cancel, email_id)
+    assert (canceled["object"], canceled["id"]) == ("email", email_id)
+    assert (await call(resend.Emails.get, email_id))["last_event"] == "canceled"
+    with pytest.raises(resend.exceptions.ValidationError) as raised:
+        await call(resend.Emails.update, {"id": email_id, "scheduled_at": in_future(hours=2)})
+    assert "cancelled" in raised.value.message
+    assert deliveries_of(sdk.fake, email_id) == []
+
+
+async def test_sdk_reschedule_sends_once_at_the_new_time(sdk: Stack) -> None:
+    email_id = (await call(resend.Emails.send, email(scheduled_at=in_future(hours=1))))["id"]
+    new_time = datetime.now(UTC) + timedelta(seconds=2)
+    updated = await call(
+        resend.Emails.update, {"id": email_id, "scheduled_at": new_time.isoformat()}
+    )
+    assert (updated["object"], updated["id"]) == ("email", email_id)
+    assert (await call(resend.Emails.get, email_id))["last_event"] == "scheduled"
+
+    await wait_last_event(email_id, "sent")
+    [delivery] = deliveries_of(sdk.fake, email_id)
+    assert delivery.received_at_wall >= new_time.timestamp()
+    # Once it went out, the time can no longer change, nor can it be cancelled.
+    with pytest.raises(resend.exceptions.ValidationError):
+        await call(resend.Emails.update, {"id": email_id, "scheduled_at": in_future(hours=1)})
+    with pytest.raises(resend.exceptions.ValidationError):
+        await call(resend.Emails.cancel, email_id)
+
+
+@pytest.mark.parametrize(
+    ("fields", "exception", "name", "words"),
+    [
+        ({"to": ["not-an-address"]}, resend.exceptions.ValidationError, "validation_error", "`to`"),
+        ({"subject": None}, resend.exceptions.MissingRequiredFieldsError,
+         "missing_required_field", "Missing `subject`"),
+        ({"scheduled_at": "in 1 min"}, resend.exceptions.ValidationError, "validation_error",
+         "natural language"),
+        ({"template": {"id": "welcome"}}, resend.exceptions.ValidationError, "validation_error",
+         "`template` is not supported"),
+        ({"html": None}, resend.exceptions.ValidationError, "validation_error", "html"),
+        ({"headers": {"X-Evil": "a\r\nBcc: x@evil.example"}}, resend.exceptions.ValidationError,
+         "validation_error", "`headers`"),
+        ({"attachments": [{"filename": "big.bin", "content": "A" * (MAX_ATTACHMENT_BYTES + 4)}]},
+         resend.exceptions.ResendError, "invalid_attachment", f"at most {MAX_ATTACHMENT_BYTES}"),
+    ],
+)  # fmt: skip
+async def test_sdk_invalid_email_raises_the_sdks_exception_and_sends_nothing(
+    sdk: Stack,
+    fields: dict[str, Any],
+    exception: type[resend.exceptions.ResendError],
+    name: str,
+    words: str,
+) -> None:
+    params = {k: v for k, v in email(**fields).items() if v is not None}
+    before = sdk.fake.delivered_count
+    with pytest.raises(exception) as raised:
+        await call(resend.Emails.send, params)
+    assert (raised.value.code, raised.value.error_type) == (422, name)
+    assert words in raised.value.message
+    assert "ann-" not in raised.value.message  # the recipient is never echoed
+    assert sdk.fake.delivered_count == before
+
+
+async def test_sdk_without_key_or_with_a_wrong_one_raises_the_sdks_auth_errors(
+    sdk: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = sdk.fake.delivered_count
+    monkeypatch.setattr(resend, "api_key", "")
+    with pytest.raises(resend.exceptions.MissingApiKeyError) as missing:
+        await call(resend.Emails.send, email())
+    assert (missing.value.code, missing.value.error_type) == (401, "missing_api_key")
+    monkeypatch.setattr(resend, "api_key", "re_not_ours")
+    with pytest.raises(resend.exceptions.InvalidApiKeyError) as invalid:
+        await call(resend.Emails.send, email())
+    assert (invalid.value.code, invalid.value.error_type) == (403, "invalid_api_key")
+    assert sdk.fake.delivered_count == before
+
+
+@pytest.mark.parametrize("email_id", ["em_0123456789abcdef0123456789abcdef", "4ef9a417-02e9"])
+async def test_sdk_unknown_email_raises_not_found(sdk: Stack, email_id: str) -> None:
+    with pytest.raises(resend.exceptions.ResendError) as raised:
+        await call(resend.Emails.get, email_id)
+    assert (raised.value.code, raised.value.error_type) == (404, "not_found")
+
+
+# -- in-process: outages and the guard's refusals, in Resend's format -------------------------
+
+
+@pytest.fixture
+async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    down = settings.model_copy(update={"temporal_address": "127.0.0.1:9"})
+    app = create_app(down, temporal_client=await connect(down, lazy=True, retry_config=API_RETRY))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api.test",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as http:
+        yield http
+
+
+async def test_temporal_unreachable_is_503_in_resends_format_never_an_id(
+    api_without_temporal: httpx.AsyncClient,
+) -> None:
+    response = await api_without_temporal.post("/emails", json=email())
+    assert response.status_code == 503
+    body = response.json()
+    assert set(body) == {"statusCode", "name", "message"} and body["statusCode"] == 503
+    assert "not accepted" in body["message"] and "id" not in body
+    assert response.headers["retry-after"] == "1"
+    assert (await api_without_temporal.get("/emails/em_0123456789abcdef")).status_code == 503
+
+
+async def test_rate_limit_and_body_limit_answer_in_resends_format(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    tight = settings.model_copy(
+        update={
+            "api_rate_limit_burst": 1,
+            "api_rate_limit_per_second": 0.01,
+            "max_request_bytes": 64,
+        }
+    )
+    app: FastAPI = create_app(tight, temporal_client=client)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api.test",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as api:
+        large = await api.post("/emails", json=email(html="x" * 100))
+        limited = await api.post("/emails", json=email())
+    assert large.status_code == 413
+    assert large.json()["name"] == "validation_error" and "64 bytes" in large.json()["message"]
+    assert limited.status_code == 429
+    assert limited.json() == {
+        "statusCode": 429,
+        "name": "rate_limit_exceeded",
+        "message": limited.json()["message"],
+    }
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_v1_keeps_its_own_error_format(api: httpx.AsyncClient) -> None:
+    unknown = await api.get("/v1/emails/em_0123456789abcdef")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "no email with this id"}
+    no_key = await api.post("/v1/emails", json={}, headers={"Authorization": ""})
+    assert no_key.status_code == 401 and "detail" in no_key.json()
+
+
+def test_openapi_shows_the_resend_surface_under_its_own_tag(app: FastAPI) -> None:
+    spec = app.openapi()
+    tagged = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if TAG in operation.get("tags", [])
+    }
+    assert tagged == {
+        ("POST", "/emails"),
+        ("GET", "/emails/{email_id}"),
+        ("PATCH", "/emails/{email_id}"),
+        ("POST", "/emails/{email_id}/cancel"),
+    }
+    assert not any(path.startswith("/v1") for _, path in tagged)
+    assert TAG in {t["name"] for t in spec["tags"]}
+
+
+def test_every_status_has_a_resend_last_event() -> None:
+    assert set(LAST_EVENT) == set(SendStatus)
