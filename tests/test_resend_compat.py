@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
+import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -191,6 +195,20 @@ async def test_sdk_idempotency_key_twice_sends_once_and_answers_the_same_id(sdk:
     assert len(deliveries_of(sdk.fake, first["id"])) == 1
 
 
+async def test_sdk_concurrent_requests_under_one_key_get_one_id_and_one_email(
+    sdk: Stack,
+) -> None:
+    # Resend answers the later ones 409 concurrent_idempotent_requests while the first is in
+    # flight; here the start is atomic, so every one of them gets the recorded answer.
+    params, key = email(), f"welcome-user/{uuid.uuid4().hex}"
+    answers = await asyncio.gather(
+        *(call(resend.Emails.send, params, {"idempotency_key": key}) for _ in range(4))
+    )
+    [email_id] = {a["id"] for a in answers}
+    await wait_last_event(email_id, "sent")
+    assert len(deliveries_of(sdk.fake, email_id)) == 1
+
+
 async def test_sdk_same_key_with_another_body_raises_invalid_idempotent_request(
     sdk: Stack,
 ) -> None:
@@ -313,6 +331,55 @@ async def test_sdk_unknown_email_raises_not_found(sdk: Stack, email_id: str) -> 
     with pytest.raises(resend.exceptions.ResendError) as raised:
         await call(resend.Emails.get, email_id)
     assert (raised.value.code, raised.value.error_type) == (404, "not_found")
+
+
+async def test_sdk_send_answers_without_waiting_for_a_slow_provider(sdk: Stack) -> None:
+    latency = 3.0
+    sdk.fake.configure(latency=latency)
+    try:
+        started = time.perf_counter()
+        email_id = (await call(resend.Emails.send, email()))["id"]
+        answered = time.perf_counter() - started
+        await wait_last_event(email_id, "sent")
+    finally:
+        sdk.fake.configure(latency=0.0)
+    # The blocking call an app makes now waits for a durable record, not for the provider.
+    assert answered < latency / 2, answered
+    assert len(deliveries_of(sdk.fake, email_id)) == 1
+
+
+NODE_SDK = Path(__file__).resolve().parent.parent / ".dev" / "node" / "node_modules"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.skipif(
+    not (NODE_SDK / "resend").is_dir(),
+    reason="Resend's Node SDK: npm install --prefix .dev/node resend@6",
+)
+async def test_node_sdk_with_only_the_base_url_changed(sdk: Stack) -> None:
+    to = f"node-{uuid.uuid4().hex[:8]}@example.com"
+    env = {
+        **os.environ,
+        "NODE_PATH": str(NODE_SDK),
+        "RESEND_BASE_URL": sdk.url,
+        "RESEND_API_KEY": API_KEY,
+        "TO": to,
+    }
+    script = Path(__file__).parent / "node" / "drop_in.cjs"
+    node = await asyncio.create_subprocess_exec(
+        "node", str(script), env=env, stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(node.communicate(), timeout=60)
+    assert node.returncode == 0
+    answers = json.loads(stdout)
+    email_id = answers["first"]["data"]["id"]
+    assert email_id.startswith("em_") and answers["first"]["error"] is None
+    assert answers["again"]["data"]["id"] == email_id
+    assert answers["invalid"]["data"] is None
+    assert answers["invalid"]["error"]["name"] == "validation_error"
+    assert answers["got"]["data"]["id"] == email_id and answers["got"]["data"]["to"] == [to]
+    await wait_last_event(email_id, "sent")
+    assert len(deliveries_of(sdk.fake, email_id)) == 1
 
 
 # -- in-process: outages and the guard's refusals, in Resend's format -------------------------
