@@ -7,12 +7,21 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from api.errors import Conflict, InvalidRequest, NotFound, SendError, Unavailable
+from api.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    SenderNotAllowed,
+    SendError,
+    Unavailable,
+)
 
 log = logging.getLogger("durable_mail.api")
 
 STATUS_CODES: dict[type[SendError], int] = {
     NotFound: status.HTTP_404_NOT_FOUND,
+    Forbidden: status.HTTP_403_FORBIDDEN,
     Conflict: status.HTTP_409_CONFLICT,
     InvalidRequest: status.HTTP_400_BAD_REQUEST,
 }
@@ -31,6 +40,14 @@ async def send_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=code)
 
 
+async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """422 shaped like every other validation error: the field, and what is allowed."""
+    assert isinstance(exc, SenderNotAllowed)
+    loc = ["body", exc.field] if exc.field else ["body"]
+    error = {"type": "sender_not_allowed", "loc": loc, "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
     log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -44,5 +61,6 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 def register(app: FastAPI) -> None:
     """Answer every domain error of the service (Starlette picks the most specific class)."""
     app.add_exception_handler(Unavailable, unavailable)
+    app.add_exception_handler(SenderNotAllowed, sender_not_allowed)
     for error in STATUS_CODES:
         app.add_exception_handler(error, send_error)

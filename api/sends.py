@@ -3,6 +3,10 @@
 Start a send once, read its status, list sends, cancel one, route a provider event to it.
 Temporal's errors become the domain errors of `api.errors` here; nothing in this module
 knows about HTTP (`api.error_handlers` answers them).
+
+Every read, list and cancel is scoped to its `Caller`: a send of another tenant is
+`NotFound`, exactly like a send that does not exist (no existence oracle). A send's tenant
+is its `TenantId` search attribute, set with the start and never changed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
@@ -44,6 +49,8 @@ from api.errors import (
     NotReschedulable,
     Unavailable,
 )
+from api.idempotency import Fingerprint
+from api.tenants import Caller
 from workflows.ids import public_id_for, workflow_id_for
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_email import SendEmail
@@ -130,12 +137,19 @@ def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKi
 
 
 async def start_send(
-    client: Client, data: SendInput, *, workflow_id: str, fingerprint: str, task_queue: str
+    client: Client,
+    data: SendInput,
+    *,
+    workflow_id: str,
+    fingerprint: Fingerprint,
+    task_queue: str,
 ) -> StartedSend:
     """Start the send's workflow unless this exact request already started it.
 
     REJECT_DUPLICATE keeps a finished send from being started again under the same id
     (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`.
+    The workflow id derives from the tenant's idempotency key, so a repeat is always of
+    the same tenant as `data.tenant_id`.
     """
     run, kind = _workflow_of(data)
     with temporal_errors():
@@ -147,20 +161,42 @@ async def start_send(
                 task_queue=task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={REQUEST_HASH_MEMO: fingerprint},
+                memo={REQUEST_HASH_MEMO: fingerprint.recorded},
                 search_attributes=_initial_search_attributes(kind, data),
+                static_summary=start_summary(kind, data.tenant_id),
                 rpc_timeout=RPC_TIMEOUT,
             )
             return StartedSend(workflow_id, replayed=False)
         except WorkflowAlreadyStartedError:
             pass
-        description = await client.get_workflow_handle(workflow_id).describe(
-            rpc_timeout=RPC_TIMEOUT
-        )
-        previous = await description.memo_value(REQUEST_HASH_MEMO, None)
-    if previous != fingerprint:
-        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
+    if not await is_repeat(client, workflow_id, fingerprint):
+        raise NotFound(NO_SUCH_EMAIL)  # started, then gone (retention) between two calls
     return StartedSend(workflow_id, replayed=True)
+
+
+async def is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) -> bool:
+    """Whether `workflow_id` holds the send this exact request started (its repeat).
+
+    False if there is no such send; `IdempotencyKeyReused` if another body started it.
+    """
+    with temporal_errors():
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        previous = await description.memo_value(REQUEST_HASH_MEMO, None)
+    if not fingerprint.matches(previous):
+        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
+    return True
+
+
+def start_summary(kind: SendKind, tenant_id: str | None) -> str:
+    """The workflow's summary in the Web UI: kind and tenant, never a recipient or subject."""
+    return f"{kind} for tenant {tenant_id or '-'}"
 
 
 def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:
@@ -182,16 +218,23 @@ def _workflow_id(email_id: str) -> str:
     return workflow_id
 
 
-async def read_send(client: Client, email_id: str) -> SendRecord:
+async def read_send(client: Client, email_id: str, caller: Caller) -> SendRecord:
     """A send's status: from the result once closed, else from the `status` query."""
     workflow_id = _workflow_id(email_id)
-    return SendRecord(workflow_id, await _read_status(client, workflow_id))
+    return SendRecord(workflow_id, await _read_status(client, workflow_id, caller))
 
 
-async def _read_status(client: Client, workflow_id: str) -> EmailStatusResult:
+def _check_tenant(description: WorkflowExecutionDescription, caller: Caller) -> None:
+    """Another tenant's send is not found (the same answer as no send at all)."""
+    if not caller.sees(description.typed_search_attributes.get(TENANT_ID)):
+        raise NotFound(NO_SUCH_EMAIL)
+
+
+async def _read_status(client: Client, workflow_id: str, caller: Caller) -> EmailStatusResult:
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        _check_tenant(description, caller)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
             return result
@@ -215,11 +258,14 @@ async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
     raise Unavailable("failed workflow without a recorded status")
 
 
-async def cancel_send(client: Client, email_id: str) -> CancelResult:
+async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelResult:
     """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have."""
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
+        if not caller.operator:
+            # Before the update: another tenant's send must not change, nor reveal itself.
+            _check_tenant(await handle.describe(rpc_timeout=RPC_TIMEOUT), caller)
         try:
             result: CancelResult = await handle.execute_update(
                 CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
@@ -233,14 +279,15 @@ async def cancel_send(client: Client, email_id: str) -> CancelResult:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
     # Not found (NotFound from the read), or already closed: the status read tells which.
-    state = await _read_status(client, workflow_id)
+    state = await _read_status(client, workflow_id, caller)
     raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
 
 
-async def read_input(client: Client, email_id: str) -> SendInput:
+async def read_input(client: Client, email_id: str, caller: Caller) -> SendInput:
     """The input a send was started with (its message, for a caller-composed email).
 
-    Read from the first event of its history, so no worker needs to answer.
+    Read from the first event of its history, so no worker needs to answer. Another
+    tenant's send is `NotFound`: its input (the tenant it names) is decoded, never returned.
     """
     workflow_id = _workflow_id(email_id)
     events = client.get_workflow_handle(workflow_id).fetch_history_events(
@@ -253,15 +300,22 @@ async def read_input(client: Client, email_id: str) -> SendInput:
             if input_type is None:
                 break
             [data] = await client.data_converter.decode(started.input.payloads, [input_type])
+            if not caller.sees(data.tenant_id):
+                break
             return data  # type: ignore[no-any-return]
     raise NotFound(NO_SUCH_EMAIL)
 
 
-async def reschedule_send(client: Client, email_id: str, send_at: datetime) -> RescheduleResult:
+async def reschedule_send(
+    client: Client, email_id: str, send_at: datetime, caller: Caller
+) -> RescheduleResult:
     """Move a scheduled send to `send_at`; `NotReschedulable` once it is due, sent or cancelled."""
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
+        if not caller.operator:
+            # Before the update: another tenant's send must not change, nor reveal itself.
+            _check_tenant(await handle.describe(rpc_timeout=RPC_TIMEOUT), caller)
         try:
             result: RescheduleResult = await handle.execute_update(
                 RESCHEDULE_UPDATE,
@@ -278,12 +332,13 @@ async def reschedule_send(client: Client, email_id: str, send_at: datetime) -> R
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
     # Not found (NotFound from the read), or already closed: the status read tells which.
-    state = await _read_status(client, workflow_id)
+    state = await _read_status(client, workflow_id, caller)
     raise NotReschedulable(f"email is {state.status}; it can no longer be rescheduled")
 
 
 async def list_sends(
     client: Client,
+    caller: Caller,
     *,
     status: SendStatus | None = None,
     kind: SendKind | None = None,
@@ -291,7 +346,12 @@ async def list_sends(
     page_token: str | None = None,
     limit: int = 50,
 ) -> SendPage:
-    """One page of sends, newest first, filtered by status, kind or tenant."""
+    """One page of sends, newest first, filtered by status, kind or tenant.
+
+    A tenant's key lists its own tenant's sends only, whatever it asks for (naming another
+    tenant is `Forbidden`); an operator lists every tenant's unless it names one.
+    """
+    tenant_id = caller.tenant_for(tenant_id)
     clauses = [BASE_QUERY]
     if status is not None:
         clauses.append(f'EmailStatus = "{status.value}"')

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from activities.delivery_contract import SendKind  # noqa: E402
+from activities.transports.base import EmailTransport, SentEmail  # noqa: E402
+from activities.transports.outbox import OutboxTransport  # noqa: E402
 from activities.types import EmailAttachment, EmailMessage, EmailTag  # noqa: E402
+from api.sends import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
 from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
@@ -78,6 +83,7 @@ async def start_invite(client: Client, policy: DeliveryPolicy) -> WorkflowHandle
         data,
         id="invite-" + data.invite_id.removeprefix("inv_"),
         task_queue="record",
+        static_summary=start_summary(SendKind.INVITE, data.tenant_id),
     )
 
 
@@ -96,6 +102,7 @@ async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[
         SendEmailInput(email_id=email_id, message=message, policy=policy),
         id="email-" + email_id.removeprefix("em_"),
         task_queue="record",
+        static_summary=start_summary(SendKind.EMAIL, None),
     )
 
 
@@ -236,10 +243,38 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
     "email_bounced": ([], with_events("email.bounced", start=start_email)),
     "email_failed_tracked": ([Fault(status=403, name="invalid_api_key")], run_email),
+    # Web UI labels: each attempt's summary, the workflow's static summary (not commands).
+    "invite_retried_500_429_summarized": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        run_invite,
+    ),
+    "invite_timeout_then_sent_summarized": ([Fault(hold=3.0)], run_invite),
+    # Outbox sends end when written (workflow.patched "outbox-completes-v1").
+    "invite_sent_outbox": ([], run_invite),
+    "email_sent_outbox": ([], run_email),
     # Resend-compatible fields in the message, and a `reschedule` update while scheduled.
     "email_rescheduled": ([], email_rescheduled(while_waiting=False)),
     "email_rescheduled_while_waiting": ([], email_rescheduled(while_waiting=True)),
 }
+# Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
+OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})
+
+
+class ScenarioTransport:
+    """The fake Resend, or the outbox for the scenarios that need it (one pair of workers)."""
+
+    def __init__(self, resend: EmailTransport, outbox: EmailTransport) -> None:
+        self.resend = resend
+        self.outbox = outbox
+        self.current = resend
+        self.name = resend.name
+
+    def use_outbox(self, outbox: bool) -> None:
+        self.current = self.outbox if outbox else self.resend
+        self.name = self.current.name
+
+    async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        return await self.current.send(message, idempotency_key)
 
 
 def to_record(names: list[str]) -> list[str]:
@@ -287,10 +322,15 @@ async def main(names: list[str]) -> None:
                 delivery_wait_seconds=1.0,
             )
             async with httpx.AsyncClient(base_url=fake.url, timeout=2.0) as http:
-                workers = build_workers(env.client, settings, build_transport(settings, http))
+                outbox_dir = Path(tempfile.mkdtemp(prefix="record-outbox-"))
+                transport = ScenarioTransport(
+                    build_transport(settings, http), OutboxTransport(outbox_dir)
+                )
+                workers = build_workers(env.client, settings, transport)
                 async with workers[0], workers[1]:
                     for name in chosen:
                         faults, scenario = SCENARIOS[name]
+                        transport.use_outbox(name in OUTBOX_SCENARIOS)
                         fake.fake.enqueue_faults(faults)
                         workflow_id = await scenario(env.client, policy)
                         shown = subprocess.run(

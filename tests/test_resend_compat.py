@@ -36,12 +36,12 @@ from api.resend_compat.schemas import MAX_ATTACHMENT_BYTES
 from config import Settings
 from infra.temporal_client import API_RETRY, connect
 from testkit.fake_resend import Delivery, FakeResend, FakeResendServer
-from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
+from testkit.keys import ACME_KEY, API_KEY, CODEC_KEYS, FAKE_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from testkit.procs import free_port
 from testkit.stack import api_proc, start_api, worker_env
 from worker import build_transport, build_workers
-from workflows.search_attributes import EMAIL_KIND
+from workflows.search_attributes import EMAIL_KIND, TENANT_ID
 from workflows.status import SendStatus
 
 T = TypeVar("T")
@@ -53,6 +53,9 @@ class Stack:
     url: str
     fake: FakeResend
     settings: Settings
+    # Two tenants of this module (ids unique: the dev server is shared), by their keys.
+    acme: str
+    globex: str
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +79,26 @@ async def stack(
             api_keys=SecretStr(API_KEY),
             payload_codec_keys=SecretStr(CODEC_KEYS),
         )
+        acme, globex = f"acme-{suffix}", f"globex-{suffix}"
+        tenants = {
+            acme: {"api_keys": [ACME_KEY], "sender_domains": ["acme.example"]},
+            globex: {"api_keys": [GLOBEX_KEY], "sender_domains": ["globex.example"]},
+        }
+        # Operator keys send from acme.example too (the SENDER of most tests).
+        api_env = {
+            **worker_env(settings),
+            "TENANTS": json.dumps(tenants),
+            "SENDER_DOMAINS": "acme.example",
+        }
         async with httpx.AsyncClient(base_url=fake.url, timeout=5.0) as http:
             workflows, sends = build_workers(client, settings, build_transport(settings, http))
             async with workflows, sends:
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
-                api = api_proc(worker_env(settings), log_dir, port)
+                api = api_proc(api_env, log_dir, port)
                 await start_api(api, url)
                 try:
-                    yield Stack(url, fake.fake, settings)
+                    yield Stack(url, fake.fake, settings, acme, globex)
                 finally:
                     await api.stop()
 
@@ -348,6 +362,115 @@ async def test_sdk_send_answers_without_waiting_for_a_slow_provider(sdk: Stack) 
     assert len(deliveries_of(sdk.fake, email_id)) == 1
 
 
+# -- tenants: two tenants' keys through the SDK ------------------------------------------------
+
+
+def use_key(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """The SDK's key from now on (one app, one key: the SDK holds it globally)."""
+    monkeypatch.setattr(resend, "api_key", key)
+
+
+async def test_sdk_tenant_sends_for_its_tenant_and_another_tenant_cannot_see_or_touch_it(
+    sdk: Stack, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_key(monkeypatch, ACME_KEY)
+    email_id = (await call(resend.Emails.send, email(scheduled_at=in_future(hours=1))))["id"]
+    assert (await call(resend.Emails.get, email_id))["last_event"] == "scheduled"
+
+    use_key(monkeypatch, GLOBEX_KEY)
+    attempts: list[tuple[Callable[..., Any], Any]] = [
+        (resend.Emails.get, email_id),
+        (resend.Emails.cancel, email_id),
+        (resend.Emails.update, {"id": email_id, "scheduled_at": in_future(seconds=2)}),
+    ]
+    for fn, arg in attempts:
+        with pytest.raises(resend.exceptions.ResendError) as raised:
+            await call(fn, arg)
+        # The same answer as an id that does not exist: no oracle, nothing changed.
+        assert (raised.value.code, raised.value.error_type) == (404, "not_found"), fn
+        assert raised.value.message == "no email with this id"
+
+    use_key(monkeypatch, ACME_KEY)
+    got: dict[str, Any] = dict(await call(resend.Emails.get, email_id))
+    assert got["last_event"] == "scheduled"
+    assert datetime.fromisoformat(got["scheduled_at"]) > datetime.now(UTC) + timedelta(minutes=30)
+    # The send belongs to acme: its input and its search attribute say so.
+    async with httpx.AsyncClient(
+        base_url=sdk.url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as api:
+        v1 = (await api.get(f"/v1/emails/{email_id}")).json()
+    described = await client.get_workflow_handle(v1["workflow_id"]).describe()
+    assert described.typed_search_attributes.get(TENANT_ID) == sdk.acme
+    # The operator sees every tenant's email, and acme can cancel its own.
+    use_key(monkeypatch, API_KEY)
+    assert (await call(resend.Emails.get, email_id))["id"] == email_id
+    use_key(monkeypatch, ACME_KEY)
+    assert (await call(resend.Emails.cancel, email_id))["id"] == email_id
+    assert deliveries_of(sdk.fake, email_id) == []
+
+
+@pytest.mark.parametrize(
+    "sender", ["Globex <news@globex.example>", "ceo@acme.example.evil.io", "x@mail.acme.example"]
+)
+async def test_sdk_tenant_cannot_send_from_outside_its_sender_domains(
+    sdk: Stack, monkeypatch: pytest.MonkeyPatch, sender: str
+) -> None:
+    use_key(monkeypatch, ACME_KEY)
+    before = sdk.fake.delivered_count
+    with pytest.raises(resend.exceptions.ResendError) as raised:
+        await call(resend.Emails.send, email(**{"from": sender}))
+    # As Resend answers a `from` outside the account's verified domains.
+    assert (raised.value.code, raised.value.error_type) == (403, "validation_error")
+    assert "`from`" in raised.value.message and "acme.example" in raised.value.message
+    assert "globex" not in raised.value.message and "ann-" not in raised.value.message
+    assert sdk.fake.delivered_count == before
+
+
+async def test_sdk_idempotency_keys_are_scoped_by_tenant(
+    sdk: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"welcome-user/{uuid.uuid4().hex}"
+    use_key(monkeypatch, ACME_KEY)
+    acme = await call(resend.Emails.send, email(), {"idempotency_key": key})
+    use_key(monkeypatch, GLOBEX_KEY)
+    # The same key, another tenant: its own send (not a 409, not acme's id).
+    params = email(**{"from": "Globex <news@globex.example>"})
+    globex = await call(resend.Emails.send, params, {"idempotency_key": key})
+    again = await call(resend.Emails.send, params, {"idempotency_key": key})
+    assert globex["id"] != acme["id"] and again["id"] == globex["id"]
+    for email_id in (acme["id"], globex["id"]):
+        use_key(monkeypatch, API_KEY)
+        await wait_last_event(email_id, "sent")
+        assert len(deliveries_of(sdk.fake, email_id)) == 1
+
+
+async def test_sdk_retry_of_a_scheduled_send_after_its_time_replays_the_first_answer(
+    sdk: Stack,
+) -> None:
+    params, key = email(scheduled_at=in_future(seconds=2)), f"reminder/{uuid.uuid4().hex}"
+    first = await call(resend.Emails.send, params, {"idempotency_key": key})
+    await wait_last_event(first["id"], "sent")
+    assert datetime.fromisoformat(params["scheduled_at"]) < datetime.now(UTC)
+
+    # The app's retry, now that `scheduled_at` has passed: the first answer, nothing new.
+    again = await call(resend.Emails.send, params, {"idempotency_key": key})
+    assert again["id"] == first["id"]
+    assert again["http_headers"].get("idempotent-replayed") == "true"
+    assert len(deliveries_of(sdk.fake, first["id"])) == 1
+    # Another body under that key is still a 409; without a key, a past time is refused.
+    other = {**params, "subject": "Another"}
+    with pytest.raises(resend.exceptions.ResendError) as reused:
+        await call(resend.Emails.send, other, {"idempotency_key": key})
+    assert (reused.value.code, reused.value.error_type) == (409, "invalid_idempotent_request")
+    with pytest.raises(resend.exceptions.ValidationError) as past:
+        await call(resend.Emails.send, params)
+    assert past.value.code == 422 and "`scheduled_at`" in past.value.message
+    assert "future" in past.value.message
+    fresh_key = f"reminder/{uuid.uuid4().hex}"
+    with pytest.raises(resend.exceptions.ValidationError):
+        await call(resend.Emails.send, params, {"idempotency_key": fresh_key})
+
+
 NODE_SDK = Path(__file__).resolve().parent.parent / ".dev" / "node" / "node_modules"
 
 
@@ -387,7 +510,9 @@ async def test_node_sdk_with_only_the_base_url_changed(sdk: Stack) -> None:
 
 @pytest.fixture
 async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    down = settings.model_copy(update={"temporal_address": "127.0.0.1:9"})
+    down = settings.model_copy(
+        update={"temporal_address": "127.0.0.1:9", "sender_domains": "acme.example"}
+    )
     app = create_app(down, temporal_client=await connect(down, lazy=True, retry_config=API_RETRY))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),

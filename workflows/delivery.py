@@ -6,13 +6,15 @@ the retry schedule: each failed attempt is an `ActivityTaskFailed` event in hist
 `AttemptRecord` in the status.
 
 A 200 from the provider means accepted, not delivered: after the send the workflow waits
-(one timer, bounded) for the provider's delivery events, which the webhook route signals.
+(one timer, bounded) for the provider's delivery events, which the webhook route signals;
+an outbox send (development) ends when it is written, since nothing will report on it.
 A `send_at` in the future is a durable timer before the first attempt; a `cancel` update
 stops a send that has not gone out.
 
 Compatibility: everything that adds commands (the `send_at` timer, search-attribute
 upserts, the post-send wait) runs only when `workflow.patched(TRACKING_PATCH)` is true, so
-executions started by older code replay unchanged.
+executions started by older code replay unchanged; `OUTBOX_DONE_PATCH` likewise removes
+the wait from outbox sends. Attempt summaries and current details are not commands.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.delivery_contract import SendKind, provider_idempotency_key
     from activities.send import SendActivities
+    from activities.transports.outbox import OutboxTransport
     from activities.types import AttemptFailureDetails, EmailMessage, SendAttemptInput
     from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
     from workflows.status import (
@@ -64,6 +67,8 @@ SEND_FAILED = "EmailDeliveryFailed"
 CANCEL_REJECTED = "EmailNotCancellable"
 RESCHEDULE_REJECTED = "EmailNotReschedulable"
 TRACKING_PATCH = "delivery-tracking-v1"
+# Outbox sends end when written: no provider, so no delivery event can come (no wait timer).
+OUTBOX_DONE_PATCH = "outbox-completes-v1"
 # Webhooks are delivered at least once: remember this many event ids to drop repeats.
 MAX_SEEN_EVENTS = 100
 # Nothing has gone out yet in these states (`retrying` only after definite refusals, below).
@@ -75,6 +80,34 @@ DEFINITELY_NOT_SENT = frozenset({errors.RATE_LIMITED, errors.DAILY_QUOTA_EXCEEDE
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
+
+
+def _duration(delay: timedelta) -> str:
+    """`2 s`, `0.5 s`, `5 min`, `1 h`: short enough for the Web UI's one-line summaries."""
+    seconds = delay.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def attempt_summary(attempt: int, previous: AttemptRecord | None) -> str:
+    """The Web UI's label of one attempt: `attempt 3 · after HTTP 429, waited 2 s`.
+
+    Built from the error's type and HTTP status only: the provider's message can quote a
+    recipient, and summaries are shown to anyone who can open the workflow.
+    """
+    if previous is None:
+        return f"attempt {attempt}"
+    if previous.http_status:
+        cause = f"HTTP {previous.http_status}"
+    elif previous.outcome == "timeout":
+        cause = "a timeout"
+    else:
+        cause = previous.error_type or "an error"
+    waited = timedelta(seconds=previous.retry_in_seconds or 0)
+    return f"attempt {attempt} · after {cause}, waited {_duration(waited)}"
 
 
 async def _wait_until(condition: Callable[[], bool], timeout: timedelta) -> bool:
@@ -129,6 +162,7 @@ class Delivery:
         self._sent = False
         self._seen_events: list[str] = []
         self._pending_events: list[DeliveryEventRecord] = []
+        self._listening_until: datetime | None = None
         self._metrics = workflow.metric_meter()
 
     async def begin(self) -> bool:
@@ -244,31 +278,53 @@ class Delivery:
         self.set_status(status)
         return True
 
-    async def track_delivery(self) -> None:
-        """After the send: apply early events, then wait (one timer) for a final one."""
+    async def track_delivery(self, *, listen: bool = True) -> None:
+        """After the send: apply early events, then wait (one timer) for a final one
+        unless `listen` is False (an outbox send: nothing will report on it)."""
         self._sent = True
         for record in self._pending_events:
             self._apply_event(record)
         self._pending_events.clear()
         self._upsert_status(provider_message_id=self.state.provider_message_id)
         # `delivered` is not an ending: a complaint can still follow it.
-        if self.state.status in ENDING_DELIVERY_STATUSES:
+        if not listen or self.state.status in ENDING_DELIVERY_STATUSES:
             return
-        final = await _wait_until(
-            lambda: self.state.status in ENDING_DELIVERY_STATUSES,
-            timedelta(seconds=self.policy.delivery_wait_seconds),
-        )
+        wait = timedelta(seconds=self.policy.delivery_wait_seconds)
+        self._listening_until = workflow.now() + wait
+        self._show_details()
+        final = await _wait_until(lambda: self.state.status in ENDING_DELIVERY_STATUSES, wait)
+        self._listening_until = None
+        self._show_details()
         if not final:
             workflow.logger.info("no final delivery event for %s; status stays", self.state.id)
 
     def set_status(self, status: SendStatus) -> None:
         self.state.status = status
         self.state.updated_at = _iso(workflow.now())
-        last = self.state.attempts[-1] if self.state.attempts else None
-        summary = f"**{status}** after {len(self.state.attempts)} attempt(s)"
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """The workflow's current details in the Web UI (not a command: replay-safe).
+
+        Kind, tenant, status and the last error's type and HTTP status; never its message
+        (it can quote a recipient), a recipient, a token or a subject.
+        """
+        state = self.state
+        details = (
+            f"**{state.kind}** · tenant `{state.tenant_id or '-'}` · **{state.status}** "
+            f"after {len(state.attempts)} attempt(s)"
+        )
+        last = state.attempts[-1] if state.attempts else None
         if last and last.error_type:
-            summary += f"; last error `{last.error_type}`: {last.error_message}"
-        workflow.set_current_details(summary)
+            details += f"; last error `{last.error_type}`"
+            if last.http_status:
+                details += f" (HTTP {last.http_status})"
+        if state.transport:
+            details += f" · transport `{state.transport}`"
+        if self._listening_until is not None:
+            until = self._listening_until.strftime("%Y-%m-%d %H:%M UTC")
+            details += f" · listening for delivery events until {until}"
+        workflow.set_current_details(details)
 
     async def send(self, message: EmailMessage) -> EmailStatusResult:
         """Send until accepted, a permanent error, or the end of the send window."""
@@ -295,6 +351,9 @@ class Delivery:
                     # window could no longer deduplicate a late attempt.
                     schedule_to_close_timeout=deadline - scheduled,
                     retry_policy=SINGLE_ATTEMPT,
+                    summary=attempt_summary(
+                        attempt, self.state.attempts[-1] if self.state.attempts else None
+                    ),
                 )
             except ActivityError as err:
                 record, permanent, retry_after = self._failed_attempt(attempt, scheduled, err)
@@ -349,7 +408,10 @@ class Delivery:
         """Send, then (tracked executions) wait for the provider's delivery outcome."""
         await self.send(message)
         if self.tracking and self.state.status == SendStatus.SENT:
-            await self.track_delivery()
+            # `patched` only on outbox sends: the executions it changes are the only ones
+            # that get its marker (older outbox sends replay with their wait).
+            outbox = self.state.transport == OutboxTransport.name
+            await self.track_delivery(listen=not (outbox and workflow.patched(OUTBOX_DONE_PATCH)))
         return self.state
 
     def _failed_attempt(

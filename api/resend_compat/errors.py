@@ -27,6 +27,7 @@ from api.errors import (
     NotCancellable,
     NotFound,
     NotReschedulable,
+    SenderNotAllowed,
     SendError,
     Unavailable,
 )
@@ -44,6 +45,8 @@ DOMAIN_ERRORS: dict[type[SendError], tuple[int, str]] = {
     NotFound: (404, "not_found"),
     IdempotencyKeyReused: (409, "invalid_idempotent_request"),
     InvalidIdempotencyKey: (400, "invalid_idempotency_key"),
+    # Resend answers a `from` outside the account's verified domains this way.
+    SenderNotAllowed: (403, "validation_error"),
     NotCancellable: (422, "validation_error"),
     NotReschedulable: (422, "validation_error"),
     InvalidRequest: (400, "validation_error"),
@@ -69,6 +72,8 @@ def domain_error(exc: SendError) -> Answer:
     if isinstance(exc, Unavailable):
         log.warning("temporal unavailable (Resend-compatible API): %s", exc)
         return error(status, name, UNAVAILABLE_DETAIL, {"retry-after": "1"})
+    if isinstance(exc, SenderNotAllowed):
+        return error(status, name, f"Invalid `from` field: {exc.detail}.")
     return error(status, name, exc.detail)
 
 

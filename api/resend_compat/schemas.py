@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -28,6 +28,7 @@ from api.schemas import (
     MAX_BODY_CHARS,
     MAX_CONTENT_BYTES,
     MAX_RECIPIENTS,
+    MAX_SCHEDULE_AHEAD,
     NoLineBreaks,
     SendAt,
     Sender,
@@ -78,7 +79,35 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a timezone, e.g. 2030-01-01T09:00:00Z")
+    return value.astimezone(UTC)
+
+
+def schedule_problem(value: datetime) -> str | None:
+    """Why a send's `scheduled_at` cannot be honoured now (None: it can).
+
+    Checked by the route after a repeat has been answered: a retry of a scheduled send
+    made after its time has passed gets the first answer, as Resend's 24 h window promises.
+    """
+    now = datetime.now(UTC)
+    if value <= now:
+        return "must be in the future"
+    if value > now + MAX_SCHEDULE_AHEAD:
+        return "must be at most 30 days ahead"
+    return None
+
+
+# `PATCH /emails/{id}`: a new time, in the future and at most 30 days ahead.
 ScheduledAt = Annotated[SendAt, BeforeValidator(_iso_datetime)]
+# `POST /emails`: a time with a zone; whether it is still ahead is the route's question.
+RequestedAt = Annotated[
+    datetime,
+    BeforeValidator(_iso_datetime),
+    AfterValidator(_aware_utc),
+    Field(description="Send later (ISO 8601 with timezone, up to 30 days ahead)."),
+]
 TagPart = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_-]*$")]
 HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
 HeaderValue = Annotated[str, NoLineBreaks, Field(max_length=998)]
@@ -158,7 +187,7 @@ class ResendSendRequest(ResendModel):
         Annotated[list[ResendAttachment], AfterValidator(_within_attachment_limit)] | None
     ) = None
     tags: Annotated[list[ResendTag], Field(max_length=50)] | None = None
-    scheduled_at: ScheduledAt | None = None
+    scheduled_at: RequestedAt | None = None
 
     @model_validator(mode="after")
     def _within_limits(self) -> ResendSendRequest:
