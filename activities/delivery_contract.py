@@ -24,6 +24,8 @@ class SendKind(StrEnum):
     EMAIL = "email"
 
 
+# Resend's cap on the emails of one `POST /emails/batch` call.
+MAX_BATCH_EMAILS = 100
 KIND_TAG = "kind"
 EMAIL_ID_TAG = "email_id"
 # A caller's own tags may not use these names: the webhook route trusts them.
@@ -33,6 +35,11 @@ RESERVED_TAG_NAMES = frozenset({KIND_TAG, EMAIL_ID_TAG})
 def provider_idempotency_key(workflow_id: str) -> str:
     """`invite-abc` -> `invite-abc/send`: the `Idempotency-Key` of every attempt."""
     return f"{workflow_id}/send"
+
+
+def batch_idempotency_key(workflow_id: str, call: int) -> str:
+    """`batch-abc`, 0 -> `batch-abc/send/0`: the key of every attempt of one batch call."""
+    return f"{workflow_id}/send/{call}"
 
 
 def correlation_tags(kind: SendKind, email_id: str) -> list[EmailTag]:

@@ -65,6 +65,18 @@ class RenderInviteResult:
 
 
 @dataclass
+class RenderInviteBatchInput:
+    invites: list[RenderInviteInput]
+
+
+@dataclass
+class RenderInviteBatchResult:
+    """The rendered emails, in the order of the invitations."""
+
+    messages: list[EmailMessage]
+
+
+@dataclass
 class SendAttemptInput:
     """One send attempt. `idempotency_key` is the same on every attempt of one email."""
 
@@ -93,3 +105,35 @@ class AttemptFailureDetails:
     started_at: str
     duration_ms: float
     retry_after_seconds: float | None = None
+
+
+@dataclass
+class BatchAttemptInput:
+    """One attempt to hand up to 100 emails to the provider in one call.
+
+    `idempotency_key` is the same on every attempt of one call, and `messages` the same
+    bytes: a retry after a timeout is answered from the provider's first answer.
+    """
+
+    messages: list[EmailMessage]
+    idempotency_key: str
+    attempt: int = 1
+
+
+@dataclass
+class BatchItemOutcome:
+    """What the provider said of one email of a batch call: its id, or why it refused it."""
+
+    provider_message_id: str | None = None
+    refusal: str | None = None
+
+
+@dataclass
+class BatchAttemptResult:
+    """The provider took the call; `items` in request order (refused ones carry a reason)."""
+
+    items: list[BatchItemOutcome]
+    http_status: int
+    transport: str
+    started_at: str
+    duration_ms: float

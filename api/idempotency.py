@@ -40,13 +40,14 @@ OPERATOR_SCOPE = "operator"
 
 
 def send_key(
-    kind: SendKind, idempotency_key: str | None, *, tenant_id: str | None, surface: str = ""
+    kind: str, idempotency_key: str | None, *, tenant_id: str | None, surface: str = ""
 ) -> str:
     """A fresh hex id, or one derived from the tenant's idempotency key (same key, same id).
 
     Sends of no tenant (an operator's) share one scope, whichever operator key sent them.
-    Another `surface` (the Resend-compatible API) has keys apart from /v1's: the two
-    fingerprint different bodies, so a key shared between them could only ever answer 409.
+    `kind` is what the key names: a `SendKind`, or `batch_kind(kind)` for a batch. Another
+    `surface` (the Resend-compatible API) has keys apart from /v1's: the two fingerprint
+    different bodies, so a key shared between them could only ever answer 409.
     """
     if idempotency_key is None:
         return uuid.uuid4().hex
@@ -57,6 +58,11 @@ def send_key(
         scope += f"/{surface}"
     material = f"{scope}\x00{kind}\x00{idempotency_key}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
+
+
+def batch_kind(kind: SendKind) -> str:
+    """The idempotency scope of a batch of `kind` (its key never names a single send)."""
+    return f"batch-{kind}"
 
 
 class FingerprintKeys:

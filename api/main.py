@@ -19,7 +19,7 @@ from api.docs import install_offline_docs
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.resend_compat import errors as resend_errors
 from api.resend_compat import routes as resend_compat
-from api.routes import codec, emails, health, invites, outbox, webhooks
+from api.routes import batches, codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from config import Settings, get_settings
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
@@ -98,6 +98,7 @@ def create_app(
     install_offline_docs(app)
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
+    app.include_router(batches.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
     if settings.outbox_mode:
         app.include_router(outbox.router)

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from activities.delivery_contract import RESERVED_TAG_NAMES, SendKind
+from activities.delivery_contract import MAX_BATCH_EMAILS, RESERVED_TAG_NAMES, SendKind
 from workflows.status import SendStatus
 
 # Resend's own cap on recipients per email.
@@ -140,6 +140,80 @@ class EmailCreate(StrictModel):
         return self
 
 
+NO_SCHEDULING_IN_BATCH = (
+    "send_at is not supported in a batch (the batch goes out in one provider call at once): "
+    "schedule it with a single POST"
+)
+
+
+def _one_tenant(tenant_ids: list[str | None], field: str) -> None:
+    for index, tenant_id in enumerate(tenant_ids):
+        if tenant_id != tenant_ids[0]:
+            raise ValueError(
+                f"{field}[{index}]: tenant_id differs from {field}[0]'s; a batch "
+                "belongs to one tenant"
+            )
+
+
+class BatchInvite(InviteCreate):
+    """An invitation of a batch: as `POST /v1/invites` takes it, without `send_at`."""
+
+    @model_validator(mode="after")
+    def _not_scheduled(self) -> BatchInvite:
+        if self.send_at is not None:
+            raise ValueError(NO_SCHEDULING_IN_BATCH)
+        return self
+
+
+class BatchEmail(EmailCreate):
+    """An email of a batch: as `POST /v1/emails` takes it, without `send_at` (and, like
+    every email here, without attachments, which Resend's batch endpoint refuses)."""
+
+    @model_validator(mode="after")
+    def _not_scheduled(self) -> BatchEmail:
+        if self.send_at is not None:
+            raise ValueError(NO_SCHEDULING_IN_BATCH)
+        return self
+
+
+class InviteBatchCreate(StrictModel):
+    """1 to 100 invitations, validated together: one invalid item refuses the whole batch
+    (422 naming its index) and nothing is sent."""
+
+    invites: Annotated[list[BatchInvite], Field(min_length=1, max_length=MAX_BATCH_EMAILS)]
+
+    @model_validator(mode="after")
+    def _single_tenant(self) -> InviteBatchCreate:
+        _one_tenant([invite.tenant_id for invite in self.invites], "invites")
+        return self
+
+
+class EmailBatchCreate(StrictModel):
+    """1 to 100 emails, validated together: one invalid item refuses the whole batch (422
+    naming its index) and nothing is sent."""
+
+    emails: Annotated[list[BatchEmail], Field(min_length=1, max_length=MAX_BATCH_EMAILS)]
+
+    @model_validator(mode="after")
+    def _single_tenant(self) -> EmailBatchCreate:
+        _one_tenant([email.tenant_id for email in self.emails], "emails")
+        return self
+
+
+class BatchItemAccepted(BaseModel):
+    id: str
+    status_url: str
+
+
+class BatchAccepted(BaseModel):
+    """The batch's id and its items' ids, in request order."""
+
+    id: str
+    workflow_id: str
+    status_url: str
+    items: list[BatchItemAccepted]
+
+
 class InviteAccepted(BaseModel):
     invite_id: str
     workflow_id: str
@@ -235,6 +309,34 @@ class EmailTimeline(BaseModel):
     workflow_id: str
     status: SendStatus
     events: list[TimelineEvent]
+
+
+class BatchItemStatus(BaseModel):
+    id: str
+    status: SendStatus
+    provider_message_id: str | None
+    error: ErrorInfo | None
+    status_url: str
+
+
+class BatchStatus(BaseModel):
+    """A batch: its provider call (status, attempts) and where each item stands."""
+
+    id: str
+    workflow_id: str
+    kind: SendKind
+    status: SendStatus
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+    tenant_id: str | None
+    transport: str | None
+    total: int
+    counts: dict[str, int]
+    attempt_count: int
+    attempts: list[Attempt]
+    last_error: ErrorInfo | None
+    items: list[BatchItemStatus]
 
 
 class CancelAccepted(BaseModel):

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -51,8 +51,17 @@ from api.errors import (
 )
 from api.idempotency import Fingerprint
 from api.tenants import Caller
-from workflows.ids import public_id_for, workflow_id_for
+from workflows.batch_types import (
+    BATCH_STATUS_QUERY,
+    BatchItemInput,
+    BatchStatusResult,
+    SendBatchInput,
+    item_status,
+)
+from workflows.delivery import task_priority
+from workflows.ids import batch_item_of, batch_workflow_id_for, public_id_for, workflow_id_for
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.status import SendStatus
@@ -83,16 +92,21 @@ UNAVAILABLE_CODES = {
     RPCStatusCode.UNKNOWN,
 }
 NO_SUCH_EMAIL = "no email with this id"
+NO_SUCH_BATCH = "no batch with this id"
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
 # Both workflow types; the filters below are validated enums and ids, never raw text.
 BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
 
-SendInput = SendEmailInput | SendInviteEmailInput
+SendInput = SendEmailInput | SendInviteEmailInput | SendBatchInput
+StatusT = TypeVar("StatusT", EmailStatusResult, BatchStatusResult)
 # The input type of each workflow type, to decode a send's recorded input.
 INPUT_TYPES: dict[str, type[SendInput]] = {
     "SendEmail": SendEmailInput,
     "SendInviteEmail": SendInviteEmailInput,
+    "SendBatch": SendBatchInput,
 }
+# What a send was asked to send: a single send's input, or a batch item's.
+RecordedSend = SendEmailInput | SendInviteEmailInput | BatchItemInput
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,17 @@ class SendPage:
     next_page_token: str | None
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """A batch's status (its call and every item) and the workflow that holds it."""
+
+    workflow_id: str
+    state: BatchStatusResult
+
+
 def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKind]:
+    if isinstance(data, SendBatchInput):
+        return SendBatch.run, data.kind
     if isinstance(data, SendInviteEmailInput):
         return SendInviteEmail.run, SendKind.INVITE
     return SendEmail.run, SendKind.EMAIL
@@ -144,12 +168,15 @@ async def start_send(
     fingerprint: Fingerprint,
     task_queue: str,
 ) -> StartedSend:
-    """Start the send's workflow unless this exact request already started it.
+    """Start the send's workflow (one send, or one batch) unless this exact request already
+    started it.
 
     REJECT_DUPLICATE keeps a finished send from being started again under the same id
     (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`.
     The workflow id derives from the tenant's idempotency key, so a repeat is always of
-    the same tenant as `data.tenant_id`.
+    the same tenant as `data.tenant_id`. The policy's queue priority is the workflow's too:
+    its workflow tasks are ordered as its provider calls are (a tenant's backlog of new
+    sends cannot hold another's back).
     """
     run, kind = _workflow_of(data)
     with temporal_errors():
@@ -164,6 +191,7 @@ async def start_send(
                 memo={REQUEST_HASH_MEMO: fingerprint.recorded},
                 search_attributes=_initial_search_attributes(kind, data),
                 static_summary=start_summary(kind, data.tenant_id),
+                priority=task_priority(data.policy),
                 rpc_timeout=RPC_TIMEOUT,
             )
             return StartedSend(workflow_id, replayed=False)
@@ -201,7 +229,8 @@ def start_summary(kind: SendKind, tenant_id: str | None) -> str:
 
 def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:
     """Visibility fields set with the start itself: no extra upsert in the first task."""
-    status = SendStatus.SCHEDULED if data.send_at else SendStatus.QUEUED
+    scheduled = not isinstance(data, SendBatchInput) and data.send_at
+    status = SendStatus.SCHEDULED if scheduled else SendStatus.QUEUED
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(EMAIL_KIND, kind.value),
         SearchAttributePair(EMAIL_STATUS, status.value),
@@ -219,7 +248,14 @@ def _workflow_id(email_id: str) -> str:
 
 
 async def read_send(client: Client, email_id: str, caller: Caller) -> SendRecord:
-    """A send's status: from the result once closed, else from the `status` query."""
+    """A send's status: from the result once closed, else from the `status` query. A batch
+    item's comes from its batch's status."""
+    if (item := batch_item_of(email_id)) is not None:
+        workflow_id, kind, index = item
+        batch = await _read_batch(client, workflow_id, NO_SUCH_EMAIL, caller)
+        if batch.kind != kind or index >= len(batch.items):
+            raise NotFound(NO_SUCH_EMAIL)
+        return SendRecord(workflow_id, item_status(batch, index))
     workflow_id = _workflow_id(email_id)
     return SendRecord(workflow_id, await _read_status(client, workflow_id, caller))
 
@@ -228,6 +264,39 @@ def _check_tenant(description: WorkflowExecutionDescription, caller: Caller) -> 
     """Another tenant's send is not found (the same answer as no send at all)."""
     if not caller.sees(description.typed_search_attributes.get(TENANT_ID)):
         raise NotFound(NO_SUCH_EMAIL)
+
+
+async def read_batch(client: Client, batch_id: str, caller: Caller) -> BatchRecord:
+    """A batch's status: its provider call and every item."""
+    workflow_id = batch_workflow_id_for(batch_id)
+    if workflow_id is None:
+        raise NotFound(NO_SUCH_BATCH)
+    return BatchRecord(workflow_id, await _read_batch(client, workflow_id, NO_SUCH_BATCH, caller))
+
+
+async def _read_batch(
+    client: Client, workflow_id: str, not_found: str, caller: Caller
+) -> BatchStatusResult:
+    handle = client.get_workflow_handle(workflow_id, result_type=BatchStatusResult)
+    try:
+        with temporal_errors():
+            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+            if description.workflow_type != "SendBatch":
+                raise NotFound(not_found)
+            _check_tenant(description, caller)
+            if description.status == WorkflowExecutionStatus.COMPLETED:
+                result: BatchStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
+                return result
+            if description.status == WorkflowExecutionStatus.FAILED:
+                return await _failed_status(
+                    handle.result(rpc_timeout=RPC_TIMEOUT), BatchStatusResult
+                )
+            state: BatchStatusResult = await handle.query(
+                BATCH_STATUS_QUERY, result_type=BatchStatusResult, rpc_timeout=RPC_TIMEOUT
+            )
+            return state
+    except NotFound:
+        raise NotFound(not_found) from None
 
 
 async def _read_status(client: Client, workflow_id: str, caller: Caller) -> EmailStatusResult:
@@ -239,27 +308,33 @@ async def _read_status(client: Client, workflow_id: str, caller: Caller) -> Emai
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
             return result
         if description.status == WorkflowExecutionStatus.FAILED:
-            return await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT))
+            return await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT), EmailStatusResult)
         state: EmailStatusResult = await handle.query(
             "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
         )
         return state
 
 
-async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
+async def _failed_status(result: Awaitable[Any], status_type: type[StatusT]) -> StatusT:
     # A failed send's workflow fails with its status as the failure's details.
     try:
         await result
     except WorkflowFailureError as failure:
         cause = failure.cause
         if isinstance(cause, ApplicationError) and cause.details:
-            state: EmailStatusResult = value_to_type(EmailStatusResult, cause.details[0], [])
+            state: StatusT = value_to_type(status_type, cause.details[0], [])
             return state
     raise Unavailable("failed workflow without a recorded status")
 
 
 async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelResult:
     """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have."""
+    if batch_item_of(email_id) is not None:
+        send = await read_send(client, email_id, caller)  # NotFound for no such item
+        raise NotCancellable(
+            f"email is {send.state.status}; a batch's emails go out in one call and cannot "
+            "be cancelled one by one"
+        )
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
@@ -283,13 +358,15 @@ async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelRe
     raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
 
 
-async def read_input(client: Client, email_id: str, caller: Caller) -> SendInput:
-    """The input a send was started with (its message, for a caller-composed email).
+async def read_input(client: Client, email_id: str, caller: Caller) -> RecordedSend:
+    """What a send was asked to send: its input (its message, for a caller-composed email),
+    or a batch item's part of its batch's input.
 
     Read from the first event of its history, so no worker needs to answer. Another
     tenant's send is `NotFound`: its input (the tenant it names) is decoded, never returned.
     """
-    workflow_id = _workflow_id(email_id)
+    item = batch_item_of(email_id)
+    workflow_id = item[0] if item is not None else _workflow_id(email_id)
     events = client.get_workflow_handle(workflow_id).fetch_history_events(
         page_size=1, rpc_timeout=RPC_TIMEOUT
     )
@@ -300,9 +377,15 @@ async def read_input(client: Client, email_id: str, caller: Caller) -> SendInput
             if input_type is None:
                 break
             [data] = await client.data_converter.decode(started.input.payloads, [input_type])
-            if not caller.sees(data.tenant_id):
+            if not isinstance(data, input_type) or not caller.sees(data.tenant_id):
                 break
-            return data  # type: ignore[no-any-return]
+            if isinstance(data, SendBatchInput):
+                if item is None or data.kind != item[1] or item[2] >= len(data.items):
+                    break
+                return data.items[item[2]]
+            if item is not None:
+                break
+            return data
     raise NotFound(NO_SUCH_EMAIL)
 
 
@@ -310,6 +393,9 @@ async def reschedule_send(
     client: Client, email_id: str, send_at: datetime, caller: Caller
 ) -> RescheduleResult:
     """Move a scheduled send to `send_at`; `NotReschedulable` once it is due, sent or cancelled."""
+    if batch_item_of(email_id) is not None:
+        send = await read_send(client, email_id, caller)  # NotFound for no such item
+        raise NotReschedulable(f"email is {send.state.status}; a batch's emails are not scheduled")
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
@@ -429,6 +515,8 @@ async def find_send(
     """
     if email_id and (workflow_id := workflow_id_for(email_id)):
         return workflow_id
+    if email_id and (item := batch_item_of(email_id)):
+        return item[0]  # the batch routes the event to the item by its id
     # Only a well-formed id reaches the query text.
     if provider_message_id is None or not _PROVIDER_ID.fullmatch(provider_message_id):
         return None

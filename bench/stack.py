@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from bench.minimal_workflow import TASK_QUEUE as MINIMAL_TASK_QUEUE
 from config import Settings
-from testkit.dev_server import DevServer
+from testkit.dev_server import DYNAMIC_CONFIG, DevServer
 from testkit.keys import API_KEY, FAKE_KEY
 from testkit.polling import eventually
 from testkit.procs import Proc, free_port
@@ -44,8 +44,19 @@ def kill_all() -> None:
             proc.kill9()
 
 
-async def start_dev_server(log_dir: Path, db_file: Path, extra_args: list[str]) -> DevServer:
-    server = DevServer.create(db_file, log_dir, extra_args=extra_args, name="temporal_server")
+async def start_dev_server(
+    log_dir: Path,
+    db_file: Path,
+    extra_args: list[str],
+    *,
+    name: str = "temporal_server",
+    dynamic_config: dict[str, object] = DYNAMIC_CONFIG,
+) -> DevServer:
+    """The dev server as `make dev` runs it (`dynamic_config={}`: without priority and
+    fairness, the server's defaults)."""
+    server = DevServer.create(
+        db_file, log_dir, extra_args=extra_args, name=name, dynamic_config=dynamic_config
+    )
     STARTED.append(server.proc)
     await server.start()
     return server

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,9 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.delivery_contract import SendKind  # noqa: E402
-from activities.transports.base import EmailTransport, SentEmail  # noqa: E402
+from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
 from activities.transports.outbox import OutboxTransport  # noqa: E402
-from activities.types import EmailAttachment, EmailMessage, EmailTag  # noqa: E402
+from activities.types import EmailAttachment, EmailMessage, EmailTag, RenderInviteInput  # noqa: E402
 from api.sends import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
@@ -39,6 +40,13 @@ from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
 from testkit.keys import FAKE_KEY  # noqa: E402
 from testkit.polling import eventually  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
+from workflows.batch_types import (  # noqa: E402
+    BATCH_STATUS_QUERY,
+    BatchItemInput,
+    BatchStatusResult,
+    SendBatchInput,
+)
+from workflows.send_batch import SendBatch  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
 from workflows.types import (
@@ -49,6 +57,7 @@ from workflows.types import (
     DeliveryEventInput,
     DeliveryPolicy,
     EmailStatusResult,
+    QueuePriority,
     RescheduleInput,
     SendEmailInput,
     SendInviteEmailInput,
@@ -106,6 +115,60 @@ async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[
     )
 
 
+async def start_prioritised_invite(
+    client: Client, policy: DeliveryPolicy
+) -> WorkflowHandle[Any, Any]:
+    """A single invite as the API starts it since priorities: transactional, tenant's share."""
+    return await start_invite(
+        client, replace(policy, priority=QueuePriority(priority_key=2, fairness_key="acme"))
+    )
+
+
+async def start_batch(
+    client: Client, policy: DeliveryPolicy, kind: SendKind
+) -> WorkflowHandle[Any, Any]:
+    key = uuid.uuid4().hex
+    items = []
+    for index in range(3):
+        item_id = f"{'inv' if kind == SendKind.INVITE else 'em'}_{key}_{index}"
+        to = f"guest{index}@example.com"
+        if kind == SendKind.INVITE:
+            invite = RenderInviteInput(
+                invite_id=item_id,
+                to=to,
+                sender="durable-mail <onboarding@resend.dev>",
+                tenant_name="Acme",
+                inviter_name="Bob",
+                accept_url=f"https://app.example.test/invites/accept?invite={item_id}&token=rec",
+            )
+            items.append(BatchItemInput(email_id=item_id, invite=invite))
+        else:
+            message = EmailMessage(
+                sender="durable-mail <onboarding@resend.dev>",
+                to=[to],
+                subject="Your weekly digest",
+                text="Hello",
+                tags=[EmailTag("kind", "email"), EmailTag("email_id", item_id)],
+            )
+            items.append(BatchItemInput(email_id=item_id, message=message))
+    data = SendBatchInput(
+        batch_id=f"bat_{key}",
+        kind=kind,
+        items=items,
+        tenant_id="acme",
+        policy=replace(policy, priority=QueuePriority(priority_key=4, fairness_key="acme")),
+    )
+    return await client.start_workflow(SendBatch.run, data, id=f"batch-{key}", task_queue="record")
+
+
+async def start_invite_batch(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
+    return await start_batch(client, policy, SendKind.INVITE)
+
+
+async def start_email_batch(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
+    return await start_batch(client, policy, SendKind.EMAIL)
+
+
 Starter = Callable[[Client, DeliveryPolicy], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -129,6 +192,9 @@ run_email = to_the_end(start_email)
 
 async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
     async def sent() -> bool:
+        if handle.id.startswith("batch-"):
+            batch = await handle.query(BATCH_STATUS_QUERY, result_type=BatchStatusResult)
+            return bool(batch.status == "sent")
         state = await handle.query("status", result_type=EmailStatusResult)
         return bool(state.status == "sent")
 
@@ -146,6 +212,27 @@ def with_events(*event_types: str, early: bool = False, start: Starter = start_i
             event = DeliveryEventInput(f"msg_{handle.id}_{n}", event_type, None, None)
             await handle.signal(DELIVERY_EVENT_SIGNAL, event)
         await handle.result()
+        return handle.id
+
+    return scenario
+
+
+def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = False) -> Scenario:
+    """A batch whose items' provider events (item index, event type) arrive by item id."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        handle = await start(client, policy)
+        if not early:
+            await wait_sent(handle)
+        batch = await handle.query(BATCH_STATUS_QUERY, result_type=BatchStatusResult)
+        for n, (index, event_type) in enumerate(events):
+            item_id = batch.items[index].id
+            event = DeliveryEventInput(f"msg_{handle.id}_{n}", event_type, email_id=item_id)
+            await handle.signal(DELIVERY_EVENT_SIGNAL, event)
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            pass
         return handle.id
 
     return scenario
@@ -252,6 +339,31 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     # Outbox sends end when written (workflow.patched "outbox-completes-v1").
     "invite_sent_outbox": ([], run_invite),
     "email_sent_outbox": ([], run_email),
+    # Queue priority on the send activity (DeliveryPolicy.priority).
+    "invite_sent_with_priority": ([], to_the_end(start_prioritised_invite)),
+    # Batches (SendBatch): one provider call for every item, each item tracked.
+    "batch_invites_delivered": (
+        [],
+        batch_with_events(
+            start_invite_batch, (0, "email.delivered"), (1, "email.bounced"), (2, "email.delivered")
+        ),
+    ),
+    "batch_emails_retried_then_delivered": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        batch_with_events(start_email_batch, (1, "email.delivered"), (0, "email.delivered")),
+    ),
+    "batch_emails_one_refused": (
+        [Fault(invalid_items=(1,))],
+        batch_with_events(start_email_batch, (0, "email.delivered")),
+    ),
+    "batch_event_before_send": (
+        [Fault(hold=0.5)],
+        batch_with_events(start_invite_batch, (2, "email.bounced"), early=True),
+    ),
+    "batch_failed_403": (
+        [Fault(status=403, name="invalid_api_key")],
+        to_the_end(start_email_batch),
+    ),
     # Resend-compatible fields in the message, and a `reschedule` update while scheduled.
     "email_rescheduled": ([], email_rescheduled(while_waiting=False)),
     "email_rescheduled_while_waiting": ([], email_rescheduled(while_waiting=True)),
@@ -275,6 +387,9 @@ class ScenarioTransport:
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
         return await self.current.send(message, idempotency_key)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        return await self.current.send_batch(messages, idempotency_key)
 
 
 def to_record(names: list[str]) -> list[str]:

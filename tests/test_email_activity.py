@@ -19,7 +19,14 @@ from activities.send import SendActivities
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
 from activities.transports.resend import ResendTransport, resend_payload
-from activities.types import EmailAttachment, EmailMessage, SendAttemptInput, SendAttemptResult
+from activities.types import (
+    BatchAttemptInput,
+    BatchAttemptResult,
+    EmailAttachment,
+    EmailMessage,
+    SendAttemptInput,
+    SendAttemptResult,
+)
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import FAKE_KEY
 
@@ -196,3 +203,90 @@ async def test_pacer_spaces_calls_at_the_rate() -> None:
     await asyncio.gather(*(call() for _ in range(6)))
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert all(gap >= 0.045 for gap in gaps), gaps
+
+
+def batch_of(n: int) -> list[EmailMessage]:
+    return [
+        EmailMessage(
+            sender="Acme <team@acme.test>", to=[f"u{i}@example.com"], subject="Hi", text="x"
+        )
+        for i in range(n)
+    ]
+
+
+async def deliver_batch(
+    http: httpx.AsyncClient, messages: list[EmailMessage], key: str = "batch-1/send/0"
+) -> BatchAttemptResult:
+    activities = SendActivities(ResendTransport(http, FAKE_KEY))
+    result: BatchAttemptResult = await ActivityEnvironment().run(
+        activities.send_batch, BatchAttemptInput(messages, key, 1)
+    )
+    return result
+
+
+async def test_batch_is_one_permissive_request_whose_refusals_stay_in_their_items(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    fake_resend.fake.enqueue_faults([Fault(invalid_items=(1,))])
+    result = await deliver_batch(http, batch_of(3))
+    again = await deliver_batch(http, batch_of(3))
+
+    sent = fake_resend.fake.deliveries
+    assert [item.provider_message_id for item in result.items] == [sent[0].id, None, sent[1].id]
+    assert result.items[1].refusal and result.items[0].refusal is None
+    assert (result.http_status, result.transport) == (200, "resend")
+    assert again.items == result.items  # the same key replays the first answer
+    assert [r.path for r in fake_resend.fake.request_log] == ["/emails/batch"] * 2
+    assert {d.idempotency_key for d in sent} == {"batch-1/send/0"} and len(sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type", "permanent"),
+    [
+        (Fault(status=500), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(status=429, retry_after=3), errors.RATE_LIMITED, False),
+        (Fault(status=422, name="validation_error"), errors.REJECTED, True),
+    ],
+)
+async def test_failed_batch_call_is_classified_like_a_single_send(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    fault: Fault,
+    error_type: str,
+    permanent: bool,
+) -> None:
+    fake_resend.fake.enqueue_faults([fault])
+    with pytest.raises(ApplicationError) as caught:
+        await deliver_batch(http, batch_of(2))
+    assert caught.value.type == error_type
+    assert caught.value.non_retryable is permanent
+    assert fake_resend.fake.delivered_count == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"data": [{"id": "a"}]},  # one id for two emails, no errors
+        {"data": [{"id": "a"}], "errors": [{"index": 5, "message": "?"}]},
+        {"nothing": True},
+    ],
+)
+async def test_batch_answer_that_does_not_fit_is_an_unknown_outcome(answer: object) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=answer)
+
+    transport = httpx.MockTransport(handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://resend.test") as http:
+        with pytest.raises(ApplicationError) as caught:
+            await deliver_batch(http, batch_of(2))
+    assert caught.value.type == errors.PROVIDER_UNAVAILABLE and not caught.value.non_retryable
+
+
+async def test_outbox_writes_each_batch_email_once(tmp_path: Path) -> None:
+    activities = SendActivities(OutboxTransport(tmp_path))
+    run = ActivityEnvironment().run
+    first = await run(activities.send_batch, BatchAttemptInput(batch_of(3), "batch-x/send/0", 1))
+    second = await run(activities.send_batch, BatchAttemptInput(batch_of(3), "batch-x/send/0", 2))
+    assert first.items == second.items
+    assert len({item.provider_message_id for item in first.items}) == 3
+    assert len(list(tmp_path.glob("*.eml"))) == 3

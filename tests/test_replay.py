@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.types import EmailStatusResult, SendInviteEmailInput
@@ -32,12 +33,12 @@ def test_histories_cover_both_workflow_types() -> None:
         ]["name"]
         for p in HISTORIES
     }
-    assert {"SendInviteEmail", "SendEmail"} <= types
+    assert {"SendInviteEmail", "SendEmail", "SendBatch"} <= types
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays_with_current_code(path: Path) -> None:
-    replayer = Replayer(workflows=[SendInviteEmail, SendEmail])
+    replayer = Replayer(workflows=[SendInviteEmail, SendEmail, SendBatch])
     await replayer.replay_workflow(load(path))
 
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.converter import value_to_type
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
@@ -117,6 +117,18 @@ async def _wait_until(condition: Callable[[], bool], timeout: timedelta) -> bool
     except asyncio.TimeoutError:  # noqa: UP041 (the name TimeoutError is temporalio's here)
         return False
     return True
+
+
+def task_priority(policy: DeliveryPolicy) -> Priority:
+    """The send activity's place on the send queue; the default (the workflow's) if unset."""
+    wanted = policy.priority
+    if wanted is None:
+        return Priority.default
+    return Priority(
+        priority_key=wanted.priority_key,
+        fairness_key=wanted.fairness_key,
+        fairness_weight=wanted.fairness_weight,
+    )
 
 
 def _failure_details(cause: ApplicationError) -> AttemptFailureDetails | None:
@@ -354,9 +366,10 @@ class Delivery:
                     summary=attempt_summary(
                         attempt, self.state.attempts[-1] if self.state.attempts else None
                     ),
+                    priority=task_priority(policy),
                 )
             except ActivityError as err:
-                record, permanent, retry_after = self._failed_attempt(attempt, scheduled, err)
+                record, permanent, retry_after = self.failed_attempt(attempt, scheduled, err)
                 self.state.attempts.append(record)
                 error = EmailError(record.error_type or "", record.error_message or "")
                 self.state.last_error = error
@@ -414,9 +427,12 @@ class Delivery:
             await self.track_delivery(listen=not (outbox and workflow.patched(OUTBOX_DONE_PATCH)))
         return self.state
 
-    def _failed_attempt(
-        self, attempt: int, scheduled: datetime, err: ActivityError
+    @staticmethod
+    def failed_attempt(
+        attempt: int, scheduled: datetime, err: ActivityError
     ) -> tuple[AttemptRecord, bool, timedelta | None]:
+        """The record of a failed attempt, whether it is permanent, and the provider's
+        retry-after (shared by the single and the batch send loops)."""
         record = AttemptRecord(
             attempt=attempt,
             scheduled_at=_iso(scheduled),

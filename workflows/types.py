@@ -17,6 +17,20 @@ RESCHEDULE_UPDATE = "reschedule"
 
 
 @dataclass
+class QueuePriority:
+    """Where a send's tasks stand in the task queues (Temporal's task-queue priority).
+
+    `priority_key`: 1 (first) to 5, lower goes first: transactional sends ahead of bulk.
+    `fairness_key`: the tenant; backlogged tasks are dispatched across keys in proportion to
+    `fairness_weight`, so one tenant's backlog cannot starve another's sends.
+    """
+
+    priority_key: int | None = None
+    fairness_key: str | None = None
+    fairness_weight: float | None = None
+
+
+@dataclass
 class DeliveryPolicy:
     """How long and how often to retry; comes from settings via the API."""
 
@@ -28,6 +42,8 @@ class DeliveryPolicy:
     send_task_queue: str = SEND_TASK_QUEUE
     # How long to wait for the provider's delivery outcome (webhooks) after the send.
     delivery_wait_seconds: float = 72 * 3600.0
+    # The send activity's place on the send queue (None: the workflow's own, as before).
+    priority: QueuePriority | None = None
 
 
 @dataclass
@@ -66,6 +82,8 @@ class DeliveryEventInput:
     type: str  # a ProviderEvent (others are ignored)
     occurred_at: str | None = None
     detail: str | None = None
+    # Our public id of the email (its webhook tag): a batch routes the event to that item.
+    email_id: str | None = None
 
 
 @dataclass

@@ -15,8 +15,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activities.transports.base import SentEmail
-from activities.types import EmailAttachment, EmailMessage
+from activities.transports.base import SentBatch, SentEmail
+from activities.types import BatchItemOutcome, EmailAttachment, EmailMessage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -46,6 +46,15 @@ class OutboxTransport:
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
         return await asyncio.to_thread(self._write, message, idempotency_key)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        """Each email of the batch as its own files, under `<key>/<index>` (idempotent too)."""
+        return await asyncio.to_thread(self._write_batch, messages, idempotency_key)
+
+    def _write_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        sent = [self._write(m, f"{idempotency_key}/{i}") for i, m in enumerate(messages)]
+        items = [BatchItemOutcome(provider_message_id=s.provider_message_id) for s in sent]
+        return SentBatch(items, 200)
 
     def _write(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,9 @@ input and status become Resend's email object. Pure functions, no I/O."""
 from __future__ import annotations
 
 from activities.delivery_contract import SendKind, correlation_tags
-from activities.types import EmailAttachment, EmailMessage, EmailTag
+from activities.types import EmailAttachment, EmailMessage, EmailTag, RenderInviteInput
 from api.resend_compat.schemas import ResendEmail, ResendLastEvent, ResendSendRequest
+from workflows.batch_types import BatchItemInput
 from workflows.status import SendStatus
 from workflows.types import EmailStatusResult, SendEmailInput, SendInviteEmailInput
 
@@ -57,10 +58,11 @@ def message_of(body: ResendSendRequest, email_id: str) -> EmailMessage:
 
 
 def email_object(
-    data: SendEmailInput | SendInviteEmailInput, state: EmailStatusResult
+    data: SendEmailInput | SendInviteEmailInput | BatchItemInput, state: EmailStatusResult
 ) -> ResendEmail:
-    """Resend's email object of a send. An invite's subject and body are rendered by the
-    worker, not recorded in its input: they are null here (`GET /v1/emails/{id}` has its story).
+    """Resend's email object of a send (a batch's item too). An invite's subject and body are
+    rendered by the worker, not recorded in its input: they are null here (`GET
+    /v1/emails/{id}` has its story).
     """
     common = {
         "id": state.id,
@@ -68,12 +70,19 @@ def email_object(
         "scheduled_at": state.send_at,
         "last_event": LAST_EVENT[state.status],
     }
-    if isinstance(data, SendInviteEmailInput):
+    invite: SendInviteEmailInput | RenderInviteInput | None
+    if isinstance(data, BatchItemInput):
+        invite, message = data.invite, data.message
+    elif isinstance(data, SendInviteEmailInput):
+        invite, message = data, None
+    else:
+        invite, message = None, data.message
+    if invite is not None:
         return ResendEmail.model_validate(
             {
                 **common,
-                "from": data.sender,
-                "to": [data.to],
+                "from": invite.sender,
+                "to": [invite.to],
                 "subject": None,
                 "html": None,
                 "text": None,
@@ -82,7 +91,8 @@ def email_object(
                 "reply_to": None,
             }
         )
-    message = data.message
+    if message is None:  # a batch item is an email or an invitation, never neither
+        raise ValueError(f"send {state.id} has neither a message nor an invitation")
     return ResendEmail.model_validate(
         {
             **common,

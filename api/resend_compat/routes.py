@@ -24,7 +24,7 @@ from api.deps import (
 )
 from api.errors import InvalidRequest
 from api.idempotency import send_key
-from api.policy import delivery_policy
+from api.policy import delivery_policy, fairness_key, transactional
 from api.resend_compat.errors import RESPONSES, ResendRoute
 from api.resend_compat.mapping import email_object, message_of
 from api.resend_compat.schemas import (
@@ -80,7 +80,7 @@ async def send_email(
         email_id=email_id,
         message=message_of(body, email_id),
         tenant_id=tenant_id,
-        policy=delivery_policy(settings),
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
         send_at=body.scheduled_at.isoformat() if body.scheduled_at else None,
     )
     started = await sends.start_send(

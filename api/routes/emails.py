@@ -18,7 +18,7 @@ from api.deps import (
     TemporalClientDep,
 )
 from api.idempotency import send_key
-from api.policy import delivery_policy
+from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
     CancelAccepted,
@@ -44,6 +44,22 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
 
+def email_message(body: EmailCreate, email_id: str, default_sender: str) -> EmailMessage:
+    """The message exactly as the provider gets it, with the tags its webhooks come back by."""
+    return EmailMessage(
+        sender=body.sender or default_sender,
+        to=_as_list(body.to),
+        subject=body.subject,
+        html=body.html,
+        text=body.text,
+        reply_to=_as_list(body.reply_to),
+        tags=[
+            *(EmailTag(t.name, t.value) for t in body.tags or []),
+            *correlation_tags(SendKind.EMAIL, email_id),
+        ],
+    )
+
+
 @router.post(
     "", status_code=status.HTTP_202_ACCEPTED, response_model=EmailAccepted, responses=ERRORS
 )
@@ -65,23 +81,11 @@ async def create_email(
     email_id, workflow_id = send_ids(
         SendKind.EMAIL, send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id)
     )
-    message = EmailMessage(
-        sender=sender,
-        to=_as_list(body.to),
-        subject=body.subject,
-        html=body.html,
-        text=body.text,
-        reply_to=_as_list(body.reply_to),
-        tags=[
-            *(EmailTag(t.name, t.value) for t in body.tags or []),
-            *correlation_tags(SendKind.EMAIL, email_id),
-        ],
-    )
     data = SendEmailInput(
         email_id=email_id,
-        message=message,
+        message=email_message(body, email_id, sender),
         tenant_id=tenant_id,
-        policy=delivery_policy(settings),
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
     started = await sends.start_send(

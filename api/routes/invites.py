@@ -17,13 +17,23 @@ from api.deps import (
     TemporalClientDep,
 )
 from api.idempotency import send_key
-from api.policy import delivery_policy
+from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import ERRORS, InviteAccepted, InviteCreate
 from api.tenants import allowed_sender_domains, check_sender, default_sender
+from config import Settings
 from workflows.ids import send_ids
 from workflows.types import SendInviteEmailInput
 
 router = APIRouter(prefix="/v1/invites", tags=["invites"])
+
+
+def accept_url(settings: Settings, invite_id: str) -> str:
+    """The invitation's accept link, with a fresh token: the invite's only secret,
+    unguessable, and never in the workflow id."""
+    token = secrets.token_urlsafe(32)
+    return f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
+        {"invite": invite_id, "token": token}
+    )
 
 
 @router.post(
@@ -45,21 +55,16 @@ async def create_invite(
     invite_id, workflow_id = send_ids(
         SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
     )
-    # The token is the only secret of the invite: unguessable, and never the workflow id.
-    token = secrets.token_urlsafe(32)
-    accept_url = f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
-        {"invite": invite_id, "token": token}
-    )
     data = SendInviteEmailInput(
         invite_id=invite_id,
         to=str(body.email),
         sender=sender,
         tenant_name=body.tenant_name,
         inviter_name=body.inviter_name,
-        accept_url=accept_url,
+        accept_url=accept_url(settings, invite_id),
         role=body.role,
         tenant_id=tenant_id,
-        policy=delivery_policy(settings),
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
     started = await sends.start_send(
