@@ -471,6 +471,120 @@ async def test_sdk_retry_of_a_scheduled_send_after_its_time_replays_the_first_an
         await call(resend.Emails.send, params, {"idempotency_key": fresh_key})
 
 
+# -- POST /emails/batch: SendBatch, one provider call --------------------------------------------
+
+
+def batch_calls(fake: FakeResend, email_ids: list[str]) -> list[str | None]:
+    """The provider calls that carried these emails (by the batch's provider idempotency key)."""
+    keys = {d.idempotency_key for email_id in email_ids for d in deliveries_of(fake, email_id)}
+    return [r.idempotency_key for r in fake.request_log if r.idempotency_key in keys]
+
+
+async def test_sdk_batch_is_one_provider_call_with_one_delivery_per_email(
+    sdk: Stack, client: Client
+) -> None:
+    params = [
+        email(cc="carl@example.com", headers={"X-Entity-Ref-ID": "digest-1"}),
+        email(tags=[{"name": "category", "value": "digest"}]),
+        email(text="Plain"),
+    ]
+    sent = await call(resend.Batch.send, params)
+    ids = [item["id"] for item in sent["data"]]
+    assert len(ids) == 3 and len(set(ids)) == 3 and "errors" not in sent
+
+    for email_id, item in zip(ids, params, strict=True):
+        got = await wait_last_event(email_id, "sent")
+        assert got["to"] == item["to"] and got["subject"] == item["subject"]
+        [delivery] = deliveries_of(sdk.fake, email_id)
+        assert delivery.payload["subject"] == item["subject"]
+    first = deliveries_of(sdk.fake, ids[0])[0].payload
+    assert first["cc"] == ["carl@example.com"]
+    assert first["headers"] == {"X-Entity-Ref-ID": "digest-1"}
+    assert {"name": "category", "value": "digest"} in deliveries_of(sdk.fake, ids[1])[0].payload[
+        "tags"
+    ]
+    # One provider call for the three, under one key; each email once.
+    assert len(batch_calls(sdk.fake, ids)) == 1
+    assert sdk.fake.duplicates() == []
+    # The same emails in /v1 and in Temporal: one SendBatch workflow.
+    async with httpx.AsyncClient(
+        base_url=sdk.url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as api:
+        v1 = [(await api.get(f"/v1/emails/{email_id}")).json() for email_id in ids]
+    assert {item["workflow_id"] for item in v1} == {v1[0]["workflow_id"]}
+    described = await client.get_workflow_handle(v1[0]["workflow_id"]).describe()
+    assert described.workflow_type == "SendBatch"
+    # A batch's emails went out together: they cannot be cancelled or moved one by one.
+    with pytest.raises(resend.exceptions.ValidationError):
+        await call(resend.Emails.cancel, ids[0])
+    with pytest.raises(resend.exceptions.ValidationError):
+        await call(resend.Emails.update, {"id": ids[0], "scheduled_at": in_future(hours=1)})
+
+
+async def test_sdk_batch_idempotency_key_replays_the_ids_and_sends_once(sdk: Stack) -> None:
+    params, key = [email(), email()], f"digest/{uuid.uuid4().hex}"
+    first = await call(resend.Batch.send, params, {"idempotency_key": key})
+    again = await call(resend.Batch.send, params, {"idempotency_key": key})
+    ids = [item["id"] for item in first["data"]]
+    assert [item["id"] for item in again["data"]] == ids
+    assert again["http_headers"].get("idempotent-replayed") == "true"
+    with pytest.raises(resend.exceptions.ResendError) as reused:
+        await call(resend.Batch.send, [email(), email()], {"idempotency_key": key})
+    assert (reused.value.code, reused.value.error_type) == (409, "invalid_idempotent_request")
+    for email_id in ids:
+        await wait_last_event(email_id, "sent")
+        assert len(deliveries_of(sdk.fake, email_id)) == 1
+    assert len(batch_calls(sdk.fake, ids)) == 1
+
+
+async def test_sdk_batch_permissive_sends_the_valid_emails_and_lists_the_others(
+    sdk: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_key(monkeypatch, ACME_KEY)
+    params = [
+        email(),
+        email(to=["not-an-address"]),
+        email(**{"from": "Globex <news@globex.example>"}),
+        email(attachments=[{"filename": "a.txt", "content": "aGk="}]),
+        email(),
+    ]
+    sent = await call(resend.Batch.send, params, {"batch_validation": "permissive"})
+    ids = [item["id"] for item in sent["data"]]
+    assert len(ids) == 2
+    errors = {e["index"]: e["message"] for e in sent["errors"]}
+    assert set(errors) == {1, 2, 3}
+    assert "`to`" in errors[1] and "acme.example" in errors[2] and "attachments" in errors[3]
+    assert not any("ann-" in message for message in errors.values())
+    for email_id, item in zip(ids, [params[0], params[4]], strict=True):
+        got = await wait_last_event(email_id, "sent")
+        assert got["subject"] == item["subject"]
+        assert len(deliveries_of(sdk.fake, email_id)) == 1
+    # Another tenant does not see them.
+    use_key(monkeypatch, GLOBEX_KEY)
+    with pytest.raises(resend.exceptions.ResendError) as hidden:
+        await call(resend.Emails.get, ids[0])
+    assert (hidden.value.code, hidden.value.error_type) == (404, "not_found")
+
+
+async def test_sdk_batch_strict_refuses_the_batch_for_one_email_and_records_nothing(
+    sdk: Stack,
+) -> None:
+    key = f"digest/{uuid.uuid4().hex}"
+    bad = [email(), email(scheduled_at=in_future(hours=1)), email()]
+    with pytest.raises(resend.exceptions.ValidationError) as raised:
+        await call(resend.Batch.send, bad, {"idempotency_key": key})
+    assert raised.value.code == 422 and raised.value.message.startswith("emails[1]: ")
+    assert "`scheduled_at` is not supported in a batch" in raised.value.message
+    with pytest.raises(resend.exceptions.ValidationError) as too_many:
+        await call(resend.Batch.send, [email() for _ in range(101)])
+    assert "100" in too_many.value.message
+    # Nothing was recorded under the key: the corrected batch is a new one, not a 409.
+    fixed = await call(resend.Batch.send, [bad[0], bad[2]], {"idempotency_key": key})
+    assert fixed["http_headers"].get("idempotent-replayed") is None
+    for item in fixed["data"]:
+        await wait_last_event(item["id"], "sent")
+
+
 NODE_SDK = Path(__file__).resolve().parent.parent / ".dev" / "node" / "node_modules"
 
 
@@ -580,6 +694,7 @@ def test_openapi_shows_the_resend_surface_under_its_own_tag(app: FastAPI) -> Non
     }
     assert tagged == {
         ("POST", "/emails"),
+        ("POST", "/emails/batch"),
         ("GET", "/emails/{email_id}"),
         ("PATCH", "/emails/{email_id}"),
         ("POST", "/emails/{email_id}/cancel"),

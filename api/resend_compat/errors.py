@@ -117,6 +117,14 @@ def guard_refusal(refused: Refused) -> Answer:
 SURFACE = Surface(PREFIXES, guard_refusal)
 
 
+class Answered(Exception):
+    """An error answer of this surface already worded (a batch refused for one email)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.body.get("message", ""))
+        self.answer = answer
+
+
 class ResendRoute(APIRoute):
     """A route whose validation and domain errors are answered in Resend's format."""
 
@@ -130,6 +138,8 @@ class ResendRoute(APIRoute):
                 return _response(validation_error(exc.errors()))
             except SendError as exc:
                 return _response(domain_error(exc))
+            except Answered as exc:
+                return _response(exc.answer)
 
         return answer_like_resend
 

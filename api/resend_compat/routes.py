@@ -1,16 +1,19 @@
-"""Resend's email API at the API's root: `POST /emails`, `GET /emails/{id}`,
-`PATCH /emails/{id}` (reschedule) and `POST /emails/{id}/cancel`.
+"""Resend's email API at the API's root: `POST /emails`, `POST /emails/batch`,
+`GET /emails/{id}`, `PATCH /emails/{id}` (reschedule) and `POST /emails/{id}/cancel`.
 
-The same service and workflow as `POST /v1/emails` (`SendEmail`), so the ids answered here
-are our email ids, and the sends appear in `/v1/emails`, the Web UI and the webhooks. The
-same tenancy too: a tenant's key sends for its tenant from its sender domains only, and
-another tenant's email is not found.
+The same service and workflows as `POST /v1/emails` (`SendEmail`) and `POST
+/v1/emails/batch` (`SendBatch`), so the ids answered here are our email ids, and the sends
+appear in `/v1/emails`, the Web UI and the webhooks. The same tenancy too: a tenant's key
+sends for its tenant from its sender domains only, and another tenant's email is not found.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from activities.delivery_contract import SendKind
 from api import sends
@@ -22,12 +25,24 @@ from api.deps import (
     SettingsDep,
     TemporalClientDep,
 )
-from api.errors import InvalidRequest
-from api.idempotency import send_key
-from api.policy import delivery_policy, fairness_key, transactional
-from api.resend_compat.errors import RESPONSES, ResendRoute
+from api.errors import InvalidRequest, SenderNotAllowed
+from api.idempotency import batch_kind, send_key
+from api.policy import bulk, delivery_policy, fairness_key, transactional
+from api.resend_compat.errors import (
+    RESPONSES,
+    Answered,
+    ResendRoute,
+    domain_error,
+    error,
+    validation_error,
+)
 from api.resend_compat.mapping import email_object, message_of
 from api.resend_compat.schemas import (
+    BatchBody,
+    BatchValidation,
+    ResendBatchEmail,
+    ResendBatchError,
+    ResendBatchResponse,
     ResendEmail,
     ResendEmailRef,
     ResendSendRequest,
@@ -36,7 +51,8 @@ from api.resend_compat.schemas import (
     schedule_problem,
 )
 from api.tenants import allowed_sender_domains, check_sender
-from workflows.ids import send_ids
+from workflows.batch_types import BatchItemInput, SendBatchInput
+from workflows.ids import batch_ids, batch_item_id, send_ids
 from workflows.types import SendEmailInput
 
 TAG = "Resend-compatible"
@@ -47,6 +63,7 @@ router = APIRouter(
 
 # Idempotency keys of this surface are apart from /v1's (see `send_key`).
 SURFACE_SCOPE = "resend"
+BATCH_EMAIL: TypeAdapter[ResendBatchEmail] = TypeAdapter(ResendBatchEmail)
 
 
 @router.post("/emails", response_model=ResendSendResponse)
@@ -93,6 +110,95 @@ async def send_email(
     if started.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return ResendSendResponse(id=email_id)
+
+
+def _batch_email(raw: Any, allowed: list[str]) -> ResendBatchEmail:
+    """One email of a batch, validated as `POST /emails` validates one; `Answered` with
+    Resend's error for it otherwise."""
+    try:
+        email = raw if isinstance(raw, ResendBatchEmail) else BATCH_EMAIL.validate_python(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise Answered(validation_error(errors)) from None
+    try:
+        check_sender(email.sender, allowed, field="from")
+    except SenderNotAllowed as exc:
+        raise Answered(domain_error(exc)) from None
+    return email
+
+
+@router.post("/emails/batch", response_model=ResendBatchResponse, response_model_exclude_none=True)
+async def send_batch(
+    body: Annotated[BatchBody, Body()],
+    response: Response,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    fingerprints: FingerprintKeysDep,
+    idempotency_key: IdempotencyKey = None,
+    validation: Annotated[
+        BatchValidation, Header(alias="x-batch-validation")
+    ] = BatchValidation.STRICT,
+) -> ResendBatchResponse:
+    """Send up to 100 emails (Resend's `POST /emails/batch`): one durable start, one provider
+    call. `x-batch-validation: strict` refuses the batch for one invalid email; `permissive`
+    sends the valid ones and lists the others in `errors` by their index."""
+    tenant_id = caller.tenant_for(None)
+    allowed = allowed_sender_domains(settings, caller)
+    valid: list[ResendBatchEmail] = []
+    refused: list[ResendBatchError] = []
+    for index, raw in enumerate(body):
+        try:
+            valid.append(_batch_email(raw, allowed))
+        except Answered as exc:
+            message = str(exc.answer.body["message"])
+            if validation == BatchValidation.STRICT:
+                status, name = exc.answer.status, str(exc.answer.body["name"])
+                raise Answered(error(status, name, f"emails[{index}]: {message}")) from None
+            refused.append(ResendBatchError(index=index, message=message))
+    errors = refused if validation == BatchValidation.PERMISSIVE else None
+    if not valid:  # permissive, and every email refused: nothing to record
+        return ResendBatchResponse(data=[], errors=errors)
+    key = send_key(
+        batch_kind(SendKind.EMAIL), idempotency_key, tenant_id=tenant_id, surface=SURFACE_SCOPE
+    )
+    batch_id, workflow_id = batch_ids(key)
+    items = []
+    for position, email in enumerate(valid):
+        email_id = batch_item_id(SendKind.EMAIL, key, position)
+        items.append(BatchItemInput(email_id=email_id, message=message_of(email, email_id)))
+    data = SendBatchInput(
+        batch_id=batch_id,
+        kind=SendKind.EMAIL,
+        items=items,
+        tenant_id=tenant_id,
+        policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
+    )
+    started = await sends.start_send(
+        client,
+        data,
+        workflow_id=workflow_id,
+        # The request as sent (every email, valid or not) and how it asked to be validated.
+        fingerprint=fingerprints.fingerprint(
+            {
+                "emails": [
+                    e.model_dump(mode="json", by_alias=True)
+                    if isinstance(e, ResendBatchEmail)
+                    else e
+                    for e in body
+                ],
+                "validation": validation.value,
+                "tenant_id": tenant_id,
+            },
+            idempotency_key,
+        ),
+        task_queue=settings.task_queue,
+    )
+    if started.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ResendBatchResponse(
+        data=[ResendSendResponse(id=item.email_id) for item in items], errors=errors
+    )
 
 
 @router.get("/emails/{email_id}", response_model=ResendEmail)

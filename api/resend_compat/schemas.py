@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from activities.delivery_contract import RESERVED_TAG_NAMES
+from activities.delivery_contract import MAX_BATCH_EMAILS, RESERVED_TAG_NAMES
 from api.schemas import (
     MAX_BODY_CHARS,
     MAX_CONTENT_BYTES,
@@ -201,6 +201,33 @@ class ResendSendRequest(ResendModel):
         return self
 
 
+class ResendBatchEmail(ResendSendRequest):
+    """One email of `POST /emails/batch`: a send's body, without `attachments` or
+    `scheduled_at` (Resend's batch takes neither; send such an email on its own)."""
+
+    @model_validator(mode="after")
+    def _batchable(self) -> ResendBatchEmail:
+        for name in ("attachments", "scheduled_at"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"`{name}` is not supported in a batch; send this email alone")
+        return self
+
+
+class BatchValidation(StrEnum):
+    """`x-batch-validation`: refuse the whole batch for one invalid email, or only that one."""
+
+    STRICT = "strict"
+    PERMISSIVE = "permissive"
+
+
+# The body of `POST /emails/batch`: an email that does not validate stays as it was sent, so
+# that permissive mode can refuse it alone, by its index (the route validates it again).
+BatchBody = Annotated[
+    list[Annotated[ResendBatchEmail | Any, Field(union_mode="left_to_right")]],
+    Field(min_length=1, max_length=MAX_BATCH_EMAILS),
+]
+
+
 class ResendUpdateRequest(ResendModel):
     """`PATCH /emails/{id}`: the new `scheduled_at` (the SDK repeats the `id` in the body)."""
 
@@ -225,6 +252,20 @@ class ResendLastEvent(StrEnum):
 
 class ResendSendResponse(BaseModel):
     id: str
+
+
+class ResendBatchError(BaseModel):
+    """An email of a permissive batch that was refused, by its index in the request."""
+
+    index: int
+    message: str
+
+
+class ResendBatchResponse(BaseModel):
+    """The ids of the accepted emails, in request order; `errors` in permissive mode."""
+
+    data: list[ResendSendResponse]
+    errors: list[ResendBatchError] | None = None
 
 
 class ResendEmailRef(BaseModel):
