@@ -37,12 +37,24 @@ class Conflict(SendError):
     """The request contradicts what is recorded (an idempotency key reused for another body)."""
 
 
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key already accepted a different request body."""
+
+
 class NotCancellable(Conflict):
     """The send may have gone out already, or has ended: it can no longer be cancelled."""
 
 
+class NotReschedulable(Conflict):
+    """The send is no longer waiting for its `send_at`: it can no longer be rescheduled."""
+
+
 class InvalidRequest(SendError):
     """A value the caller passed is malformed (an idempotency key, a page token)."""
+
+
+class InvalidIdempotencyKey(InvalidRequest):
+    """The `Idempotency-Key` is not 1-256 printable characters."""
 
 
 class Unavailable(SendError):

@@ -13,6 +13,7 @@ from workflows.status import SendStatus
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
+RESCHEDULE_UPDATE = "reschedule"
 
 
 @dataclass
@@ -104,6 +105,19 @@ class CancelInput:
 @dataclass
 class CancelResult:
     status: SendStatus
+
+
+@dataclass
+class RescheduleInput:
+    """The new `send_at` of a scheduled send (ISO 8601 with a timezone)."""
+
+    send_at: str
+
+
+@dataclass
+class RescheduleResult:
+    status: SendStatus
+    send_at: str
 
 
 @dataclass
