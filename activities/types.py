@@ -24,9 +24,22 @@ class InviteToken:
 
 
 @dataclass
+class EmailAttachment:
+    """A file sent with an email: base64 `content`, or a `path` (URL) the provider fetches."""
+
+    filename: str | None = None
+    content: str | None = None
+    path: str | None = None
+    content_type: str | None = None
+    content_id: str | None = None
+
+
+@dataclass
 class EmailMessage:
     """One email exactly as it goes to the provider; recorded once, sent byte-identical.
 
+    `cc`, `bcc`, `headers` and `attachments` came later (the Resend-compatible API): empty,
+    they leave the provider payload of older messages unchanged.
     With `invite_token` set, the text and HTML hold `activities.invite_tokens.PLACEHOLDER`
     where the send puts the token (the same token on every attempt: same bytes).
     """
@@ -38,6 +51,10 @@ class EmailMessage:
     text: str | None = None
     reply_to: list[str] = field(default_factory=list)
     tags: list[EmailTag] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    attachments: list[EmailAttachment] = field(default_factory=list)
     invite_token: InviteToken | None = None
 
 

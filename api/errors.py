@@ -37,8 +37,16 @@ class Conflict(SendError):
     """The request contradicts what is recorded (an idempotency key reused for another body)."""
 
 
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key already accepted a different request body."""
+
+
 class NotCancellable(Conflict):
     """The send may have gone out already, or has ended: it can no longer be cancelled."""
+
+
+class NotReschedulable(Conflict):
+    """The send is no longer waiting for its `send_at`: it can no longer be rescheduled."""
 
 
 class InvalidRequest(SendError):
@@ -64,6 +72,10 @@ class TooManyAttempts(SendError):
 
 class NotConfigured(SendError):
     """The operator has not configured what this request needs (e.g. INVITE_TOKEN_SECRET)."""
+
+
+class InvalidIdempotencyKey(InvalidRequest):
+    """The `Idempotency-Key` is not 1-256 printable characters."""
 
 
 class Unavailable(SendError):

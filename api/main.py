@@ -18,11 +18,22 @@ from api import error_handlers
 from api.deps import API_KEY_SCHEME, get_operator
 from api.docs import install_offline_docs
 from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.resend_compat import errors as resend_errors
+from api.resend_compat import routes as resend_compat
 from api.routes import batches, codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from config import Settings, get_settings
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+
+OPENAPI_TAGS = [
+    {
+        "name": resend_compat.TAG,
+        "description": "Resend's email API at the root (`/emails`), in Resend's shapes and error "
+        "format: point a Resend SDK's base URL here and its sends become durable. "
+        "See docs/resend-drop-in.md.",
+    }
+]
 
 
 def startup_problem(settings: Settings) -> str | None:
@@ -81,6 +92,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served without a CDN by install_offline_docs
         redoc_url=None,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     app.state.temporal_client = temporal_client
@@ -94,11 +106,12 @@ def create_app(
         app.include_router(outbox.router)
     app.include_router(codec.router)
     app.include_router(webhooks.router)
+    app.include_router(resend_compat.router)
     app.add_api_route(
         "/metrics", metrics_endpoint, include_in_schema=False, dependencies=[Depends(get_operator)]
     )
     # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
-    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(RequestGuard, settings=settings, surfaces=[resend_errors.SURFACE])
     # Outside the guard, so refusals are counted too.
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RefuseUnsafeStartup, settings=settings)

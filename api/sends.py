@@ -19,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -41,10 +41,23 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery_contract import SendKind
-from api.errors import Conflict, InvalidRequest, NotCancellable, NotFound, Unavailable
+from api.errors import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotCancellable,
+    NotFound,
+    NotReschedulable,
+    Unavailable,
+)
 from api.idempotency import Fingerprint
 from api.tenants import Caller
-from workflows.batch_types import BATCH_STATUS_QUERY, BatchStatusResult, SendBatchInput, item_status
+from workflows.batch_types import (
+    BATCH_STATUS_QUERY,
+    BatchItemInput,
+    BatchStatusResult,
+    SendBatchInput,
+    item_status,
+)
 from workflows.delivery import task_priority
 from workflows.ids import batch_item_of, batch_workflow_id_for, public_id_for, workflow_id_for
 from workflows.invite import Invite
@@ -56,12 +69,15 @@ from workflows.status import SendStatus
 from workflows.types import (
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
+    RESCHEDULE_UPDATE,
     CancelInput,
     CancelResult,
     DeliveryEventInput,
     EmailStatusResult,
     InviteInput,
     InviteState,
+    RescheduleInput,
+    RescheduleResult,
     SendEmailInput,
     SendInviteEmailInput,
 )
@@ -88,6 +104,15 @@ BASE_QUERY = (
 
 SendInput = SendEmailInput | SendInviteEmailInput | InviteInput | SendBatchInput
 StatusT = TypeVar("StatusT", EmailStatusResult, BatchStatusResult)
+# The input type of each workflow type, to decode a send's recorded input.
+INPUT_TYPES: dict[str, type[SendInput]] = {
+    "SendEmail": SendEmailInput,
+    "SendInviteEmail": SendInviteEmailInput,
+    "Invite": InviteInput,
+    "SendBatch": SendBatchInput,
+}
+# What a send was asked to send: a single send's input, or a batch item's.
+RecordedSend = SendEmailInput | SendInviteEmailInput | InviteInput | BatchItemInput
 
 
 @dataclass(frozen=True)
@@ -180,13 +205,29 @@ async def start_send(
             return StartedSend(workflow_id, replayed=False)
         except WorkflowAlreadyStartedError:
             pass
-        description = await client.get_workflow_handle(workflow_id).describe(
-            rpc_timeout=RPC_TIMEOUT
-        )
+    if not await is_repeat(client, workflow_id, fingerprint):
+        raise NotFound(NO_SUCH_EMAIL)  # started, then gone (retention) between two calls
+    return StartedSend(workflow_id, replayed=True)
+
+
+async def is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) -> bool:
+    """Whether `workflow_id` holds the send this exact request started (its repeat).
+
+    False if there is no such send; `IdempotencyKeyReused` if another body started it.
+    """
+    with temporal_errors():
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
         previous = await description.memo_value(REQUEST_HASH_MEMO, None)
     if not fingerprint.matches(previous):
-        raise Conflict("Idempotency-Key was already used with a different request body")
-    return StartedSend(workflow_id, replayed=True)
+        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
+    return True
 
 
 def start_summary(kind: SendKind, tenant_id: str | None) -> str:
@@ -331,6 +372,70 @@ async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelRe
     # Not found (NotFound from the read), or already closed: the status read tells which.
     state = await _read_status(client, workflow_id, caller)
     raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
+
+
+async def read_input(client: Client, email_id: str, caller: Caller) -> RecordedSend:
+    """What a send was asked to send: its input (its message, for a caller-composed email),
+    or a batch item's part of its batch's input.
+
+    Read from the first event of its history, so no worker needs to answer. Another
+    tenant's send is `NotFound`: its input (the tenant it names) is decoded, never returned.
+    """
+    item = batch_item_of(email_id)
+    workflow_id = item[0] if item is not None else _workflow_id(email_id)
+    events = client.get_workflow_handle(workflow_id).fetch_history_events(
+        page_size=1, rpc_timeout=RPC_TIMEOUT
+    )
+    with temporal_errors():
+        async for event in events:
+            started = event.workflow_execution_started_event_attributes
+            input_type = INPUT_TYPES.get(started.workflow_type.name)
+            if input_type is None:
+                break
+            [data] = await client.data_converter.decode(started.input.payloads, [input_type])
+            if not isinstance(data, input_type) or not caller.sees(data.tenant_id):
+                break
+            if isinstance(data, SendBatchInput):
+                if item is None or data.kind != item[1] or item[2] >= len(data.items):
+                    break
+                return data.items[item[2]]
+            if item is not None:
+                break
+            return data
+    raise NotFound(NO_SUCH_EMAIL)
+
+
+async def reschedule_send(
+    client: Client, email_id: str, send_at: datetime, caller: Caller
+) -> RescheduleResult:
+    """Move a scheduled send to `send_at`; `NotReschedulable` once it is due, sent or cancelled."""
+    if batch_item_of(email_id) is not None:
+        send = await read_send(client, email_id, caller)  # NotFound for no such item
+        raise NotReschedulable(f"email is {send.state.status}; a batch's emails are not scheduled")
+    workflow_id = _workflow_id(email_id)
+    handle = client.get_workflow_handle(workflow_id)
+    with temporal_errors():
+        if not caller.operator:
+            # Before the update: another tenant's send must not change, nor reveal itself.
+            _check_tenant(await handle.describe(rpc_timeout=RPC_TIMEOUT), caller)
+        try:
+            result: RescheduleResult = await handle.execute_update(
+                RESCHEDULE_UPDATE,
+                RescheduleInput(send_at=send_at.isoformat()),
+                result_type=RescheduleResult,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else "cannot reschedule"
+            raise NotReschedulable(detail) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    # Not found (NotFound from the read), or already closed: the status read tells which.
+    state = await _read_status(client, workflow_id, caller)
+    raise NotReschedulable(f"email is {state.status}; it can no longer be rescheduled")
 
 
 async def list_sends(

@@ -33,7 +33,13 @@ from activities.delivery_contract import SendKind  # noqa: E402
 from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
 from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
 from activities.transports.outbox import OutboxTransport  # noqa: E402
-from activities.types import EmailMessage, EmailTag, InviteToken, RenderInviteInput  # noqa: E402
+from activities.types import (  # noqa: E402
+    EmailAttachment,
+    EmailMessage,
+    EmailTag,
+    InviteToken,
+    RenderInviteInput,
+)
 from api.sends import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
@@ -55,6 +61,7 @@ from workflows.types import (  # noqa: E402
     ACCEPT_UPDATE,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
+    RESCHEDULE_UPDATE,
     REVOKE_UPDATE,
     AcceptInput,
     AcceptResult,
@@ -64,6 +71,7 @@ from workflows.types import (  # noqa: E402
     EmailStatusResult,
     InviteInput,
     QueuePriority,
+    RescheduleInput,
     RevokeInput,
     SendEmailInput,
     SendInviteEmailInput,
@@ -265,6 +273,32 @@ def scheduled(*, cancel: bool) -> Scenario:
     return scenario
 
 
+async def timer_started(handle: WorkflowHandle[Any, Any]) -> None:
+    async def started() -> bool:
+        history = await handle.fetch_history()
+        return any(e.HasField("timer_started_event_attributes") for e in history.events)
+
+    await eventually(started, timeout=10, what=f"{handle.id} waiting on its timer")
+
+
+def email_rescheduled(*, while_waiting: bool) -> Scenario:
+    """An email with the fields of the Resend-compatible API (cc, bcc, headers, attachments),
+    scheduled an hour ahead, then moved (`reschedule` update) to a second from now: before
+    its first workflow task, or while its timer runs (that timer is cancelled, a new one
+    starts)."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        handle = await start_scheduled_email(client, policy)
+        if while_waiting:
+            await timer_started(handle)
+        soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        await handle.execute_update(RESCHEDULE_UPDATE, RescheduleInput(send_at=soon))
+        await handle.result()
+        return handle.id
+
+    return scenario
+
+
 def life_input(
     policy: DeliveryPolicy,
     *,
@@ -326,6 +360,31 @@ def life_accepted(*, app_link: bool) -> Scenario:
         return handle.id
 
     return scenario
+
+
+async def start_scheduled_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
+    email_id = f"em_{uuid.uuid4().hex}"
+    message = EmailMessage(
+        sender="Acme <invites@acme.example>",
+        to=["ann@example.com"],
+        subject="Your invoice",
+        html="<p>Attached</p>",
+        tags=[EmailTag("kind", "email"), EmailTag("email_id", email_id)],
+        cc=["carl@example.com"],
+        bcc=["dora@example.com"],
+        headers={"X-Entity-Ref-ID": "invoice-42"},
+        attachments=[
+            EmailAttachment(filename="invoice.txt", content="aW52b2ljZQ=="),
+            EmailAttachment(filename="logo.png", path="https://cdn.acme.example/logo.png"),
+        ],
+    )
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return await client.start_workflow(
+        SendEmail.run,
+        SendEmailInput(email_id=email_id, message=message, policy=policy, send_at=later),
+        id="email-" + email_id.removeprefix("em_"),
+        task_queue="record",
+    )
 
 
 async def life_reminded_then_expired(client: Client, policy: DeliveryPolicy) -> str:
@@ -417,6 +476,9 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
         [Fault(status=403, name="invalid_api_key")],
         to_the_end(start_email_batch),
     ),
+    # Resend-compatible fields in the message, and a `reschedule` update while scheduled.
+    "email_rescheduled": ([], email_rescheduled(while_waiting=False)),
+    "email_rescheduled_while_waiting": ([], email_rescheduled(while_waiting=True)),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,10 +18,11 @@ from activities import errors
 from activities.send import SendActivities
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
-from activities.transports.resend import ResendTransport
+from activities.transports.resend import ResendTransport, resend_payload
 from activities.types import (
     BatchAttemptInput,
     BatchAttemptResult,
+    EmailAttachment,
     EmailMessage,
     SendAttemptInput,
     SendAttemptResult,
@@ -144,6 +147,49 @@ async def test_outbox_writes_readable_files_once_per_key(tmp_path: Path) -> None
     [html] = list(tmp_path.glob("*.html"))
     assert "Subject: Hi" in eml.read_text() and "NOT SENT" in eml.read_text()
     assert "<b>Hi</b>" in html.read_text() and "NOT sent" in html.read_text()
+
+
+def test_older_messages_keep_the_exact_provider_payload() -> None:
+    # A retry after a deploy must send the same bytes under the same idempotency key, or
+    # Resend answers 409: fields added later stay out of the payload while empty.
+    assert resend_payload(MESSAGE) == {
+        "from": "Acme <team@acme.test>",
+        "to": ["ann@example.com"],
+        "subject": "Hi",
+        "text": "Hello",
+    }
+
+
+async def test_outbox_shows_cc_bcc_headers_and_attachments(tmp_path: Path) -> None:
+    message = EmailMessage(
+        sender="a@b.test",
+        to=["ann@example.com"],
+        subject="Invoice",
+        text="Attached",
+        cc=["carl@example.com"],
+        bcc=["dora@example.com"],
+        headers={"X-Entity-Ref-ID": "invoice-42", "Subject": "not this one"},
+        attachments=[
+            EmailAttachment(
+                filename="invoice.txt", content="aW52b2ljZQ==", content_type="text/plain"
+            ),
+            EmailAttachment(filename="logo.png", path="https://cdn.acme.example/logo.png"),
+        ],
+    )
+    await ActivityEnvironment().run(
+        SendActivities(OutboxTransport(tmp_path)).send_email,
+        SendAttemptInput(message, "email-x/send", 1),
+    )
+    [eml] = list(tmp_path.glob("*.eml"))
+    parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert parsed["Cc"] == "carl@example.com"
+    assert parsed["X-Durable-Mail-Bcc"] == "dora@example.com"
+    assert parsed["X-Entity-Ref-ID"] == "invoice-42" and parsed["Subject"] == "Invoice"
+    assert (
+        "logo.png: https://cdn.acme.example/logo.png" in parsed["X-Durable-Mail-Remote-Attachment"]
+    )
+    [part] = list(parsed.iter_attachments())
+    assert part.get_filename() == "invoice.txt" and part.get_content() == "invoice"
 
 
 async def test_pacer_spaces_calls_at_the_rate() -> None:

@@ -545,3 +545,28 @@ async def test_batches_refuse_what_only_single_invites_and_emails_honour(
     emails = await api.post("/v1/emails/batch", json={"emails": [template]})
     assert emails.status_code == 422
     assert "templates: POST /v1/emails" in emails.text
+
+
+async def test_a_scheduled_invitation_can_be_rescheduled_before_the_invite_expires(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = await invite(api, send_at=later, expires_in_days=2)
+    await wait_for_status(api, body["invite_id"], "scheduled")
+    resend = {"Authorization": api.headers["Authorization"]}
+
+    too_late = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    refused = await api.patch(
+        f"/emails/{body['invite_id']}", json={"scheduled_at": too_late}, headers=resend
+    )
+    assert refused.status_code in (400, 409, 422), refused.text
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    moved = await api.patch(
+        f"/emails/{body['invite_id']}", json={"scheduled_at": soon}, headers=resend
+    )
+    assert moved.status_code == 200, moved.text
+    await wait_for_status(api, body["invite_id"], "sent")
+    assert fake_resend.fake.delivered_count == 1
+    shown = await api.get(f"/emails/{body['invite_id']}", headers=resend)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["to"] == [INVITE["email"]]

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.types import (
         CANCEL_UPDATE,
         DELIVERY_EVENT_SIGNAL,
+        RESCHEDULE_UPDATE,
         AttemptRecord,
         CancelInput,
         CancelResult,
@@ -53,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         DeliveryPolicy,
         EmailError,
         EmailStatusResult,
+        RescheduleInput,
+        RescheduleResult,
     )
 
 # One try per activity: the workflow decides about the next one (see module docstring).
@@ -62,6 +65,7 @@ DAILY_QUOTA_RETRY = timedelta(hours=1)
 # Failure types (recorded in histories: the strings stay).
 SEND_FAILED = "EmailDeliveryFailed"
 CANCEL_REJECTED = "EmailNotCancellable"
+RESCHEDULE_REJECTED = "EmailNotReschedulable"
 TRACKING_PATCH = "delivery-tracking-v1"
 # Outbox sends end when written: no provider, so no delivery event can come (no wait timer).
 OUTBOX_DONE_PATCH = "outbox-completes-v1"
@@ -207,12 +211,19 @@ class Delivery:
         )
 
     async def _wait_until_due(self) -> bool:
-        """Wait on a durable timer until `send_at`; False if cancelled meanwhile."""
+        """Wait on a durable timer until `send_at`; False if cancelled meanwhile.
+
+        A `reschedule` ends the wait and the loop starts a timer for the new time. Without
+        one, the commands are those of the single timer of before (no patch needed).
+        """
         if self.tracking and self.state.send_at and not self.cancelled:
-            due = datetime.fromisoformat(self.state.send_at)
-            delay = due - workflow.now()
-            if delay > timedelta(0):
-                await _wait_until(lambda: self.cancelled, delay)
+            while (due := self.state.send_at) is not None:
+                delay = datetime.fromisoformat(due) - workflow.now()
+                if delay <= timedelta(0):
+                    break
+                await _wait_until(lambda: self.cancelled or self.state.send_at != due, delay)
+                if self.cancelled or self.state.send_at == due:
+                    break
             if not self.cancelled:
                 self.set_status(SendStatus.QUEUED)
                 self._upsert_status()
@@ -226,6 +237,28 @@ class Delivery:
                 f"email is {self.state.status}; only a send that has not gone out can be cancelled",
                 type=CANCEL_REJECTED,
             )
+
+    def check_reschedulable(self, send_at: str) -> None:
+        """Validator of the `reschedule` update: a send still waiting, and a time with a zone."""
+        try:
+            aware = datetime.fromisoformat(send_at).tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise ApplicationError(
+                "send_at must be ISO 8601 with a timezone", type=RESCHEDULE_REJECTED
+            )
+        if self.state.status != SendStatus.SCHEDULED or self.cancelled:
+            raise ApplicationError(
+                f"email is {self.state.status}; only a scheduled send can be rescheduled",
+                type=RESCHEDULE_REJECTED,
+            )
+
+    def reschedule(self, send_at: str) -> RescheduleResult:
+        self.state.send_at = send_at
+        self.state.updated_at = _iso(workflow.now())
+        workflow.logger.info("email %s rescheduled", self.state.id)
+        return RescheduleResult(status=self.state.status, send_at=send_at)
 
     def cancel(self) -> CancelResult:
         self.cancelled = True
@@ -473,3 +506,12 @@ class EmailHandlers:
     @cancel.validator
     def validate_cancel(self, data: CancelInput) -> None:
         self._delivery.check_cancellable()
+
+    @workflow.update(name=RESCHEDULE_UPDATE)
+    def reschedule(self, data: RescheduleInput) -> RescheduleResult:
+        """Move a scheduled send to another time (rejected once it is due or cancelled)."""
+        return self._delivery.reschedule(data.send_at)
+
+    @reschedule.validator
+    def validate_reschedule(self, data: RescheduleInput) -> None:
+        self._delivery.check_reschedulable(data.send_at)

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import REMINDER, SendKind, reminder_idempotency_key
     from activities.render import TEMPLATE_FAILED, RenderActivities
     from activities.types import EmailMessage
-    from workflows.delivery import Delivery
+    from workflows.delivery import RESCHEDULE_REJECTED, Delivery
     from workflows.status import InviteStatus, SendStatus
     from workflows.types import (
         ACCEPT_UPDATE,
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         INVITE_REVOKED,
         INVITE_TOKEN_NOT_EXPECTED,
         INVITE_TOKEN_REQUIRED,
+        RESCHEDULE_UPDATE,
         REVOKE_UPDATE,
         AcceptInput,
         AcceptResult,
@@ -61,6 +62,8 @@ with workflow.unsafe.imports_passed_through():
         EmailStatusResult,
         InviteInput,
         InviteState,
+        RescheduleInput,
+        RescheduleResult,
         RevokeInput,
         RevokeResult,
     )
@@ -321,3 +324,16 @@ class Invite:
     @cancel.validator
     def validate_cancel(self, data: CancelInput) -> None:
         self._email.check_cancellable()
+
+    @workflow.update(name=RESCHEDULE_UPDATE)
+    def reschedule(self, data: RescheduleInput) -> RescheduleResult:
+        """Move the invitation's `send_at` while it waits (Resend-compatible `PATCH`)."""
+        return self._email.reschedule(data.send_at)
+
+    @reschedule.validator
+    def validate_reschedule(self, data: RescheduleInput) -> None:
+        self._email.check_reschedulable(data.send_at)
+        if self._pending and datetime.fromisoformat(data.send_at) >= self._expires_at:
+            raise ApplicationError(
+                "send_at must come before the invite expires", type=RESCHEDULE_REJECTED
+            )

@@ -19,6 +19,7 @@ from workflows.status import InviteStatus, SendStatus
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
+RESCHEDULE_UPDATE = "reschedule"
 # Workflow `Invite`: its updates and its query (the invite, where `status` is its email's).
 ACCEPT_UPDATE = "accept"
 REVOKE_UPDATE = "revoke"
@@ -124,6 +125,19 @@ class CancelInput:
 @dataclass
 class CancelResult:
     status: SendStatus
+
+
+@dataclass
+class RescheduleInput:
+    """The new `send_at` of a scheduled send (ISO 8601 with a timezone)."""
+
+    send_at: str
+
+
+@dataclass
+class RescheduleResult:
+    status: SendStatus
+    send_at: str
 
 
 @dataclass

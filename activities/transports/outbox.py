@@ -6,6 +6,7 @@ Used when no RESEND_API_KEY is set. Idempotent like Resend: the same key writes 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.message
 import email.utils
 import hashlib
@@ -15,9 +16,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from activities.transports.base import SentBatch, SentEmail
-from activities.types import BatchItemOutcome, EmailMessage
+from activities.types import BatchItemOutcome, EmailAttachment, EmailMessage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _attach(mime: email.message.EmailMessage, attachment: EmailAttachment) -> None:
+    """Inline content becomes a MIME part; a `path` (a URL Resend would fetch) is noted."""
+    filename = attachment.filename or "attachment"
+    if attachment.content is None:
+        mime["X-Durable-Mail-Remote-Attachment"] = f"{filename}: {attachment.path}"
+        return
+    maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
+    mime.add_attachment(
+        base64.b64decode(attachment.content),
+        maintype=maintype,
+        subtype=subtype or "octet-stream",
+        filename=filename,
+    )
 
 
 class OutboxTransport:
@@ -57,6 +73,11 @@ class OutboxTransport:
         mime["X-Durable-Mail-Outbox"] = "NOT SENT: written to the local outbox (no RESEND_API_KEY)"
         if message.reply_to:
             mime["Reply-To"] = ", ".join(message.reply_to)
+        if message.cc:
+            mime["Cc"] = ", ".join(message.cc)
+        if message.bcc:
+            # Not a header of the email itself: shown here so the outbox tells who gets it.
+            mime["X-Durable-Mail-Bcc"] = ", ".join(message.bcc)
         mime.set_content(message.text or "")
         if message.html is not None:
             mime.add_alternative(message.html, subtype="html")
@@ -65,6 +86,11 @@ class OutboxTransport:
                 "durable-mail dev outbox: this email was NOT sent (no RESEND_API_KEY).</div>"
             )
             (self.directory / f"{stem}.html").write_text(banner + message.html, encoding="utf-8")
+        for attachment in message.attachments:
+            _attach(mime, attachment)
+        for name, value in message.headers.items():
+            if name not in mime:  # the caller's own headers never replace the structural ones
+                mime[name] = value
         (self.directory / f"{stem}.eml").write_bytes(bytes(mime))
         marker.parent.mkdir(exist_ok=True)
         marker.write_text(json.dumps({"id": message_id, "file": f"{stem}.eml"}))

@@ -12,6 +12,7 @@ email would refuse all of them.
 from __future__ import annotations
 
 import email.utils
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,17 @@ def resend_payload(message: EmailMessage) -> dict[str, Any]:
         body["reply_to"] = message.reply_to
     if message.tags:
         body["tags"] = [{"name": t.name, "value": t.value} for t in message.tags]
+    # Later fields: absent when empty, so older messages keep the exact same payload.
+    if message.cc:
+        body["cc"] = message.cc
+    if message.bcc:
+        body["bcc"] = message.bcc
+    if message.headers:
+        body["headers"] = message.headers
+    if message.attachments:
+        body["attachments"] = [
+            {k: v for k, v in asdict(a).items() if v is not None} for a in message.attachments
+        ]
     return body
 
 
