@@ -18,9 +18,11 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.render import render_invite
+from activities.invite_tokens import TokenFillingTransport
+from activities.render import RenderActivities, render_invite
 from activities.render_batch import render_invite_batch
 from activities.send import SendActivities
+from activities.templating import Templates
 from activities.transports.base import EmailTransport
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
@@ -28,6 +30,7 @@ from activities.transports.resend import ResendTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
@@ -36,7 +39,15 @@ log = logging.getLogger("durable_mail.worker")
 
 
 def build_transport(settings: Settings, http: httpx.AsyncClient | None) -> EmailTransport:
-    """Resend when a key is configured (through `http`), else the local outbox (development)."""
+    """Resend when a key is configured (through `http`), else the local outbox (development);
+    either way invite tokens are filled in just before the message leaves."""
+    secret = settings.invite_token_secret
+    return TokenFillingTransport(
+        _provider(settings, http), secret.get_secret_value() if secret else None
+    )
+
+
+def _provider(settings: Settings, http: httpx.AsyncClient | None) -> EmailTransport:
     key = settings.resend_api_key
     if settings.outbox_mode or key is None:
         return OutboxTransport(settings.outbox_dir)
@@ -56,8 +67,12 @@ def build_workers(
     workflows = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[SendInviteEmail, SendEmail, SendBatch],
-        activities=[render_invite, render_invite_batch],
+        workflows=[Invite, SendInviteEmail, SendEmail, SendBatch],
+        activities=[
+            render_invite,
+            render_invite_batch,
+            RenderActivities(Templates(settings.template_dir)).render_invite_emails,
+        ],
         max_cached_workflows=settings.worker_max_cached_workflows,
     )
     provider = SendActivities(transport)
@@ -111,6 +126,8 @@ async def run(settings: Settings) -> None:
                 )
             )
         transport = build_transport(settings, http)
+        if settings.invite_token_secret is None:
+            log.warning("INVITE_TOKEN_SECRET is not set: invites with our token cannot be sent")
         if transport.name == "outbox":
             log.warning(
                 "OUTBOX MODE: no RESEND_API_KEY; emails are written to %s, not sent",

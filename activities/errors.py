@@ -12,6 +12,8 @@ DAILY_QUOTA_EXCEEDED = "ResendDailyQuotaExceeded"
 CONCURRENT_REQUEST = "ResendConcurrentIdempotentRequest"
 PROVIDER_UNAVAILABLE = "ResendServerError"
 NETWORK_ERROR = "ResendNetworkError"
+# Nothing was sent: this worker lacks INVITE_TOKEN_SECRET; one that has it will send.
+INVITE_TOKEN_UNAVAILABLE = "InviteTokenUnavailable"
 
 # Permanent: retrying cannot help; the send fails at once.
 REJECTED = "ResendRejected"

@@ -15,6 +15,15 @@ class EmailTag:
 
 
 @dataclass
+class InviteToken:
+    """Where an invite's managed token goes: derived at send time from a server secret, so
+    it is never in history; `nonce` makes it differ from any invite that had this id."""
+
+    invite_id: str
+    nonce: str
+
+
+@dataclass
 class EmailAttachment:
     """A file sent with an email: base64 `content`, or a `path` (URL) the provider fetches."""
 
@@ -31,6 +40,8 @@ class EmailMessage:
 
     `cc`, `bcc`, `headers` and `attachments` came later (the Resend-compatible API): empty,
     they leave the provider payload of older messages unchanged.
+    With `invite_token` set, the text and HTML hold `activities.invite_tokens.PLACEHOLDER`
+    where the send puts the token (the same token on every attempt: same bytes).
     """
 
     sender: str
@@ -44,6 +55,7 @@ class EmailMessage:
     bcc: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     attachments: list[EmailAttachment] = field(default_factory=list)
+    invite_token: InviteToken | None = None
 
 
 @dataclass
@@ -105,6 +117,43 @@ class AttemptFailureDetails:
     started_at: str
     duration_ms: float
     retry_after_seconds: float | None = None
+
+
+@dataclass
+class Brand:
+    """A tenant's look in its emails (None: our default)."""
+
+    product_name: str | None = None
+    logo_url: str | None = None
+    accent_color: str | None = None
+    footer: str | None = None
+
+
+@dataclass
+class RenderInviteEmailsInput:
+    """The invitation (and its reminder, if one is planned) of one invite, rendered at once.
+
+    `accept_url` is the app's own link verbatim, or ours with the token's placeholder.
+    """
+
+    invite_id: str
+    to: str
+    sender: str
+    tenant_name: str
+    inviter_name: str
+    accept_url: str
+    role: str | None
+    locale: str
+    brand: Brand
+    expires_at: str
+    with_reminder: bool
+    invite_token: InviteToken | None = None
+
+
+@dataclass
+class RenderInviteEmailsResult:
+    invitation: EmailMessage
+    reminder: EmailMessage | None = None
 
 
 @dataclass

@@ -10,10 +10,14 @@ from fastapi.responses import JSONResponse
 from api.errors import (
     Conflict,
     Forbidden,
+    Gone,
+    InvalidField,
     InvalidRequest,
+    NotConfigured,
     NotFound,
     SenderNotAllowed,
     SendError,
+    TooManyAttempts,
     Unavailable,
 )
 
@@ -24,6 +28,9 @@ STATUS_CODES: dict[type[SendError], int] = {
     Forbidden: status.HTTP_403_FORBIDDEN,
     Conflict: status.HTTP_409_CONFLICT,
     InvalidRequest: status.HTTP_400_BAD_REQUEST,
+    Gone: status.HTTP_410_GONE,
+    TooManyAttempts: status.HTTP_429_TOO_MANY_REQUESTS,
+    NotConfigured: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 # Honest about the one case we cannot rule out: a start that timed out may have been
 # recorded. A retry with the same Idempotency-Key is safe either way; one without is not.
@@ -38,6 +45,13 @@ async def send_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SendError)
     code = next(STATUS_CODES[c] for c in type(exc).__mro__ if c in STATUS_CODES)
     return JSONResponse({"detail": exc.detail}, status_code=code)
+
+
+async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
+    """422 shaped like FastAPI's validation errors, for checks that need runtime config."""
+    assert isinstance(exc, InvalidField)
+    error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
@@ -61,6 +75,7 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 def register(app: FastAPI) -> None:
     """Answer every domain error of the service (Starlette picks the most specific class)."""
     app.add_exception_handler(Unavailable, unavailable)
+    app.add_exception_handler(InvalidField, invalid_field)
     app.add_exception_handler(SenderNotAllowed, sender_not_allowed)
     for error in STATUS_CODES:
         app.add_exception_handler(error, send_error)

@@ -53,6 +53,27 @@ class InvalidRequest(SendError):
     """A value the caller passed is malformed (an idempotency key, a page token)."""
 
 
+class InvalidField(SendError):
+    """A field of the body is well-formed but not acceptable here (a link to a host the
+    tenant does not allow, a locale no template has): answered like a validation error."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Gone(SendError):
+    """It existed and can no longer be used (an invite expired or revoked)."""
+
+
+class TooManyAttempts(SendError):
+    """Refused after too many failed tries (an invite's wrong tokens)."""
+
+
+class NotConfigured(SendError):
+    """The operator has not configured what this request needs (e.g. INVITE_TOKEN_SECRET)."""
+
+
 class InvalidIdempotencyKey(InvalidRequest):
     """The `Idempotency-Key` is not 1-256 printable characters."""
 

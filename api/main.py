@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
+from activities.templating import Templates
 from api import error_handlers
 from api.deps import API_KEY_SCHEME, get_operator
 from api.docs import install_offline_docs
@@ -95,6 +96,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.temporal_client = temporal_client
+    app.state.templates = Templates(settings.template_dir)
     install_offline_docs(app)
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])

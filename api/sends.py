@@ -60,6 +60,7 @@ from workflows.batch_types import (
 )
 from workflows.delivery import task_priority
 from workflows.ids import batch_item_of, batch_workflow_id_for, public_id_for, workflow_id_for
+from workflows.invite import Invite
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
@@ -73,6 +74,8 @@ from workflows.types import (
     CancelResult,
     DeliveryEventInput,
     EmailStatusResult,
+    InviteInput,
+    InviteState,
     RescheduleInput,
     RescheduleResult,
     SendEmailInput,
@@ -94,19 +97,22 @@ UNAVAILABLE_CODES = {
 NO_SUCH_EMAIL = "no email with this id"
 NO_SUCH_BATCH = "no batch with this id"
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
-# Both workflow types; the filters below are validated enums and ids, never raw text.
-BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
+# Every email workflow type; the filters below are validated enums and ids, never raw text.
+BASE_QUERY = (
+    "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail' OR WorkflowType = 'Invite')"
+)
 
-SendInput = SendEmailInput | SendInviteEmailInput | SendBatchInput
+SendInput = SendEmailInput | SendInviteEmailInput | InviteInput | SendBatchInput
 StatusT = TypeVar("StatusT", EmailStatusResult, BatchStatusResult)
 # The input type of each workflow type, to decode a send's recorded input.
 INPUT_TYPES: dict[str, type[SendInput]] = {
     "SendEmail": SendEmailInput,
     "SendInviteEmail": SendInviteEmailInput,
+    "Invite": InviteInput,
     "SendBatch": SendBatchInput,
 }
 # What a send was asked to send: a single send's input, or a batch item's.
-RecordedSend = SendEmailInput | SendInviteEmailInput | BatchItemInput
+RecordedSend = SendEmailInput | SendInviteEmailInput | InviteInput | BatchItemInput
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ class BatchRecord:
 
 
 def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKind]:
+    if isinstance(data, InviteInput):
+        return Invite.run, SendKind.INVITE
     if isinstance(data, SendBatchInput):
         return SendBatch.run, data.kind
     if isinstance(data, SendInviteEmailInput):
@@ -305,6 +313,14 @@ async def _read_status(client: Client, workflow_id: str, caller: Caller) -> Emai
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         _check_tenant(description, caller)
         if description.status == WorkflowExecutionStatus.COMPLETED:
+            if description.workflow_type == "Invite":
+                # An invite's result is the invite; its invitation is the email.
+                invite: InviteState = await client.get_workflow_handle(
+                    workflow_id, result_type=InviteState
+                ).result(rpc_timeout=RPC_TIMEOUT)
+                if invite.invitation is None:
+                    raise Unavailable("invite without an invitation status")
+                return invite.invitation
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
             return result
         if description.status == WorkflowExecutionStatus.FAILED:

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from bench.minimal_workflow import TASK_QUEUE as MINIMAL_TASK_QUEUE
 from config import Settings
 from testkit.dev_server import DYNAMIC_CONFIG, DevServer
-from testkit.keys import API_KEY, FAKE_KEY
+from testkit.keys import API_KEY, FAKE_KEY, INVITE_TOKEN_SECRET
 from testkit.polling import eventually
 from testkit.procs import Proc, free_port
 from testkit.stack import API_APP, uvicorn_proc, worker_proc
@@ -142,6 +142,7 @@ def our_env(
         "API_KEYS": API_KEY,
         # As `make dev` runs it: payloads encrypted in Temporal (costs CPU in API and worker).
         "PAYLOAD_CODEC_KEYS": codec_key,
+        "INVITE_TOKEN_SECRET": INVITE_TOKEN_SECRET,
         "OUTBOX_DIR": str(outbox),
     }
 

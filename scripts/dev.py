@@ -140,6 +140,9 @@ def main() -> None:
         "PAYLOAD_CODEC_KEYS",
         dev_secret("codec_keys", lambda: new_codec_key("dev-1")),
     )
+    env.setdefault(
+        "INVITE_TOKEN_SECRET", dev_secret("invite_token_secret", lambda: secrets.token_urlsafe(32))
+    )
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
     # The Web UI cannot send an API key: it decodes at /codec/<secret>/..., a URL only the
     # UI's settings hold (the secret never appears in the API's logs).

@@ -30,14 +30,21 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.delivery_contract import SendKind  # noqa: E402
+from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
 from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
 from activities.transports.outbox import OutboxTransport  # noqa: E402
-from activities.types import EmailAttachment, EmailMessage, EmailTag, RenderInviteInput  # noqa: E402
+from activities.types import (  # noqa: E402
+    EmailAttachment,
+    EmailMessage,
+    EmailTag,
+    InviteToken,
+    RenderInviteInput,
+)
 from api.sends import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
 from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
-from testkit.keys import FAKE_KEY  # noqa: E402
+from testkit.keys import FAKE_KEY, INVITE_TOKEN_SECRET  # noqa: E402
 from testkit.polling import eventually  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
 from workflows.batch_types import (  # noqa: E402
@@ -46,24 +53,34 @@ from workflows.batch_types import (  # noqa: E402
     BatchStatusResult,
     SendBatchInput,
 )
+from workflows.invite import Invite  # noqa: E402
 from workflows.send_batch import SendBatch  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
-from workflows.types import (
+from workflows.types import (  # noqa: E402
+    ACCEPT_UPDATE,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
     RESCHEDULE_UPDATE,
+    REVOKE_UPDATE,
+    AcceptInput,
+    AcceptResult,
     CancelInput,
     DeliveryEventInput,
     DeliveryPolicy,
     EmailStatusResult,
+    InviteInput,
     QueuePriority,
     RescheduleInput,
+    RevokeInput,
     SendEmailInput,
     SendInviteEmailInput,
 )
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
+# The tests' secret: tests/test_invite_life.py derives each recorded invite's token to show
+# that its history does not hold it.
+TOKEN_SECRET = INVITE_TOKEN_SECRET
 log = logging.getLogger("record")
 
 Scenario = Callable[[Client, DeliveryPolicy], Awaitable[str]]
@@ -282,6 +299,69 @@ def email_rescheduled(*, while_waiting: bool) -> Scenario:
     return scenario
 
 
+def life_input(
+    policy: DeliveryPolicy,
+    *,
+    app_link: bool = False,
+    send_at: str | None = None,
+    expires_in: float = 3600.0,
+    remind_after: float | None = None,
+) -> tuple[InviteInput, str | None]:
+    """An `Invite` input (seconds, not days: recorded in real time) and its token, if ours."""
+    invite = f"inv_{uuid.uuid4().hex}"
+    base = f"https://app.example.test/invites/accept?invite={invite}"
+    ref = None if app_link else InviteToken(invite, uuid.uuid4().hex)
+    token = derive_token(TOKEN_SECRET, ref) if ref else None
+    data = InviteInput(
+        invite_id=invite,
+        to="ann@example.com",
+        sender="durable-mail <onboarding@resend.dev>",
+        tenant_name="Acme",
+        inviter_name="Bob",
+        accept_url=f"{base}&code=app-own" if app_link else f"{base}&token={PLACEHOLDER}",
+        role="admin",
+        tenant_id="acme",
+        policy=policy,
+        send_at=send_at,
+        locale="de",
+        expires_in_seconds=expires_in,
+        remind_after_seconds=remind_after,
+        invite_token=ref,
+        token_digest=token_digest(TOKEN_SECRET, token) if token else None,
+    )
+    return data, token
+
+
+async def start_life(client: Client, data: InviteInput) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        Invite.run, data, id="invite-" + data.invite_id.removeprefix("inv_"), task_queue="record"
+    )
+
+
+async def signal_event(handle: WorkflowHandle[Any, Any], event_type: str, message: str) -> None:
+    event = DeliveryEventInput(f"msg_{uuid.uuid4().hex}", event_type, message=message)
+    await handle.signal(DELIVERY_EVENT_SIGNAL, event)
+
+
+def life_accepted(*, app_link: bool) -> Scenario:
+    """Sent, delivered, a wrong token (managed), then accepted."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        data, token = life_input(policy, app_link=app_link)
+        handle = await start_life(client, data)
+        await wait_sent(handle)
+        await signal_event(handle, "email.delivered", "invitation")
+        if token is not None:
+            wrong = AcceptInput(token_digest(TOKEN_SECRET, "wrong"))
+            await handle.execute_update(ACCEPT_UPDATE, wrong, result_type=AcceptResult)
+        digest = token_digest(TOKEN_SECRET, token) if token else None
+        await handle.execute_update(ACCEPT_UPDATE, AcceptInput(digest), result_type=AcceptResult)
+        await handle.result()
+        return handle.id
+
+    return scenario
+
+
 async def start_scheduled_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
     email_id = f"em_{uuid.uuid4().hex}"
     message = EmailMessage(
@@ -307,6 +387,33 @@ async def start_scheduled_email(client: Client, policy: DeliveryPolicy) -> Workf
     )
 
 
+async def life_reminded_then_expired(client: Client, policy: DeliveryPolicy) -> str:
+    data, _ = life_input(policy, expires_in=4.0, remind_after=1.5)
+    handle = await start_life(client, data)
+    await wait_sent(handle)
+    await signal_event(handle, "email.delivered", "invitation")
+
+    async def reminded() -> bool:
+        history = await handle.fetch_history()
+        completed = [
+            e for e in history.events if e.HasField("activity_task_completed_event_attributes")
+        ]
+        return len(completed) == 2
+
+    await eventually(reminded, timeout=10, what=f"{handle.id} reminded")
+    await signal_event(handle, "email.delivered", "reminder")
+    await handle.result()
+    return handle.id
+
+
+async def life_revoked_before_send(client: Client, policy: DeliveryPolicy) -> str:
+    data, _ = life_input(policy, send_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    handle = await start_life(client, data)
+    await handle.execute_update(REVOKE_UPDATE, RevokeInput())
+    await handle.result()
+    return handle.id
+
+
 SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_sent": ([], run_invite),
     "invite_retried_500_429": ([Fault(status=500), Fault(status=429, retry_after=1)], run_invite),
@@ -330,6 +437,11 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
     "email_bounced": ([], with_events("email.bounced", start=start_email)),
     "email_failed_tracked": ([Fault(status=403, name="invalid_api_key")], run_email),
+    # Workflow `Invite` (an invite's life: templates, managed token, reminder, expiry).
+    "invite_life_accepted": ([Fault(status=500)], life_accepted(app_link=False)),
+    "invite_life_app_link_accepted": ([], life_accepted(app_link=True)),
+    "invite_life_reminded_then_expired": ([], life_reminded_then_expired),
+    "invite_life_revoked_before_send": ([], life_revoked_before_send),
     # Web UI labels: each attempt's summary, the workflow's static summary (not commands).
     "invite_retried_500_429_summarized": (
         [Fault(status=500), Fault(status=429, retry_after=1)],
@@ -427,6 +539,7 @@ async def main(names: list[str]) -> None:
                 resend_api_url=fake.url,
                 resend_timeout_seconds=2.0,
                 resend_rate_limit_per_second=50.0,
+                invite_token_secret=SecretStr(TOKEN_SECRET),
             )
             policy = DeliveryPolicy(
                 initial_backoff_seconds=0.2,

@@ -157,9 +157,22 @@ class SendOptions(Protocol):
 class Delivery:
     """State and retry loop of one email; lives inside a workflow instance."""
 
-    def __init__(self, email_id: str, kind: SendKind, options: SendOptions) -> None:
+    def __init__(
+        self,
+        email_id: str,
+        kind: SendKind,
+        options: SendOptions,
+        *,
+        idempotency_key: str | None = None,
+        visible: bool = True,
+    ) -> None:
+        """`idempotency_key`: another email of the same workflow (an invite's reminder) needs
+        its own (default: the workflow's); `visible=False`: its status stays out of the
+        workflow's search attributes, which describe the workflow's main email."""
         now = _iso(workflow.now())
         self.policy = options.policy
+        self.idempotency_key = idempotency_key
+        self.visible = visible
         self.state = EmailStatusResult(
             id=email_id,
             kind=kind,
@@ -185,7 +198,7 @@ class Delivery:
 
     def _upsert_status(self, *, provider_message_id: str | None = None) -> None:
         # Only real status changes reach visibility: each upsert is a command and an event.
-        if not self.tracking:
+        if not self.tracking or not self.visible:
             return
         updates = [EMAIL_STATUS.value_set(self.state.status)]
         if provider_message_id:
@@ -341,7 +354,9 @@ class Delivery:
     async def send(self, message: EmailMessage) -> EmailStatusResult:
         """Send until accepted, a permanent error, or the end of the send window."""
         policy = self.policy
-        idempotency_key = provider_idempotency_key(workflow.info().workflow_id)
+        idempotency_key = self.idempotency_key or provider_idempotency_key(
+            workflow.info().workflow_id
+        )
         deadline = workflow.now() + timedelta(seconds=policy.window_seconds)
         backoff = timedelta(seconds=policy.initial_backoff_seconds)
         attempt = 0

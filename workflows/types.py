@@ -6,14 +6,32 @@ Fields are only ever added at the end, with defaults: recorded histories must st
 from dataclasses import dataclass, field, fields
 
 from activities.delivery_contract import SendKind
-from activities.types import EmailMessage, RenderInviteInput
+from activities.types import (
+    Brand,
+    EmailMessage,
+    InviteToken,
+    RenderInviteEmailsInput,
+    RenderInviteInput,
+)
 from config import SEND_TASK_QUEUE
-from workflows.status import SendStatus
+from workflows.status import InviteStatus, SendStatus
 
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
 RESCHEDULE_UPDATE = "reschedule"
+# Workflow `Invite`: its updates and its query (the invite, where `status` is its email's).
+ACCEPT_UPDATE = "accept"
+REVOKE_UPDATE = "revoke"
+INVITE_QUERY = "invite"
+# Why `Invite` refuses an accept or a revoke (update validators; the API answers by type).
+INVITE_NOT_FOUND = "InviteNotFound"
+INVITE_ALREADY_ACCEPTED = "InviteAlreadyAccepted"
+INVITE_EXPIRED = "InviteExpired"
+INVITE_REVOKED = "InviteRevoked"
+INVITE_LOCKED = "InviteLocked"
+INVITE_TOKEN_REQUIRED = "InviteTokenRequired"
+INVITE_TOKEN_NOT_EXPECTED = "InviteTokenNotExpected"
 
 
 @dataclass
@@ -84,6 +102,8 @@ class DeliveryEventInput:
     detail: str | None = None
     # Our public id of the email (its webhook tag): a batch routes the event to that item.
     email_id: str | None = None
+    # The `message` tag: which of an invite's emails (`invitation` or `reminder`) it is about.
+    message: str | None = None
 
 
 @dataclass
@@ -160,3 +180,99 @@ class EmailStatusResult:
     delivery_events: list[DeliveryEventRecord] = field(default_factory=list)
     cancelled_at: str | None = None
     tenant_id: str | None = None
+
+
+@dataclass
+class InviteInput:
+    """Workflow `Invite`: one invitation's life (its email, a reminder, accept, expiry, revoke).
+
+    `accept_url` is the app's own link verbatim, or ours holding the token's placeholder;
+    for ours, `invite_token` says how the send derives the token and `token_digest` is its
+    keyed hash, the only form of it this workflow ever sees.
+    """
+
+    invite_id: str
+    to: str
+    sender: str
+    tenant_name: str
+    inviter_name: str
+    accept_url: str
+    role: str | None = None
+    tenant_id: str | None = None
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # ISO 8601 UTC; the invitation waits on a durable timer until then.
+    send_at: str | None = None
+    locale: str = "en"
+    brand: Brand = field(default_factory=Brand)
+    expires_in_seconds: float = 7 * 86400.0
+    remind_after_seconds: float | None = None
+    invite_token: InviteToken | None = None
+    token_digest: str | None = None
+
+    def render_input(self, expires_at: str) -> RenderInviteEmailsInput:
+        """What the template needs (the workflow's render, and the API's preview)."""
+        return RenderInviteEmailsInput(
+            invite_id=self.invite_id,
+            to=self.to,
+            sender=self.sender,
+            tenant_name=self.tenant_name,
+            inviter_name=self.inviter_name,
+            accept_url=self.accept_url,
+            role=self.role,
+            locale=self.locale,
+            brand=self.brand,
+            expires_at=expires_at,
+            with_reminder=self.remind_after_seconds is not None,
+            invite_token=self.invite_token,
+        )
+
+
+@dataclass
+class InviteState:
+    """The answer of the `invite` query and the workflow's result."""
+
+    invite_id: str
+    status: InviteStatus
+    to: str
+    link: str  # "managed" (our token) | "app" (the app's own link)
+    locale: str
+    created_at: str
+    expires_at: str
+    tenant_id: str | None = None
+    role: str | None = None
+    remind_at: str | None = None
+    accepted_at: str | None = None
+    revoked_at: str | None = None
+    expired_at: str | None = None
+    wrong_tokens: int = 0
+    invitation: EmailStatusResult | None = None
+    reminder: EmailStatusResult | None = None
+    # Why no reminder went out when one was due (e.g. the invitation bounced).
+    reminder_skipped: str | None = None
+
+
+@dataclass
+class AcceptInput:
+    """Update `accept`. `token_digest`: of the token presented (None for an app's link);
+    `tenant_id`: the caller's tenant, None for the operator (any)."""
+
+    token_digest: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass
+class AcceptResult:
+    accepted: bool  # False: a wrong token (counted)
+    invite: InviteState
+
+
+@dataclass
+class RevokeInput:
+    tenant_id: str | None = None
+
+
+@dataclass
+class RevokeResult:
+    invite: InviteState
+    # The invitation (or reminder) was cancelled before it went out.
+    email_cancelled: bool

@@ -85,7 +85,7 @@ class OutboxTransport:
                 '<div style="background:#fde68a;padding:8px;font-family:sans-serif">'
                 "durable-mail dev outbox: this email was NOT sent (no RESEND_API_KEY).</div>"
             )
-            (self.directory / f"{stem}.html").write_text(banner + message.html)
+            (self.directory / f"{stem}.html").write_text(banner + message.html, encoding="utf-8")
         for attachment in message.attachments:
             _attach(mime, attachment)
         for name, value in message.headers.items():
