@@ -340,10 +340,12 @@ async def test_everything_at_once_delivers_every_invite_once(
         worker = stack.workers[0]
         await worker.kill()
         accepted_at_kill = len(load.result.accepted)
+        # On a slow machine the paced burst may be nearly all accepted by now: 30 more, or
+        # all of it, whichever comes first.
         await eventually(
-            lambda: len(load.result.accepted) >= accepted_at_kill + 30,
+            lambda: len(load.result.accepted) >= min(accepted_at_kill + 30, INVITES),
             timeout=30,
-            what="30 more accepted with one worker dead",
+            what="30 more accepted (or the whole burst) with one worker dead",
         )
         await start_worker(worker)
         await eventually(lambda: len(load.result.accepted) >= 180, timeout=60, what="180 accepted")
