@@ -19,7 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.render import render_invite
-from activities.send import SendActivities
+from activities.send import SendActivities, WorkflowPinnedMessages
 from activities.transports.base import EmailTransport
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
@@ -62,7 +62,8 @@ def build_workers(
     sends = Worker(
         client,
         task_queue=settings.send_task_queue,
-        activities=[SendActivities(transport).send_email],
+        # The activity reads each email's pinned message from its workflow (one query).
+        activities=[SendActivities(transport, WorkflowPinnedMessages(client)).send_email],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not
         # multiply the provider load (the per-worker limit would). The server's limiter

@@ -16,10 +16,8 @@ class SendEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendEmailInput) -> None:
-        self._delivery = Delivery(data.email_id, SendKind.EMAIL, data)
+        self._delivery = Delivery(data.email_id, SendKind.EMAIL, data, data.message)
 
     @workflow.run
     async def run(self, data: SendEmailInput) -> EmailStatusResult:
-        if not await self._delivery.begin():
-            return self._delivery.state
-        return await self._delivery.send_and_track(data.message)
+        return await self._delivery.run()

@@ -10,6 +10,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind
     from activities.render import render_invite
+    from activities.types import EmailMessage
     from workflows.delivery import Delivery, EmailHandlers
     from workflows.types import EmailStatusResult, SendInviteEmailInput
 
@@ -27,12 +28,14 @@ class SendInviteEmail(EmailHandlers):
 
     @workflow.run
     async def run(self, data: SendInviteEmailInput) -> EmailStatusResult:
-        if not await self._delivery.begin():
-            return self._delivery.state
-        rendered = await workflow.execute_local_activity(
-            render_invite,
-            data.render_input(),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RENDER_RETRY,
-        )
-        return await self._delivery.send_and_track(rendered.message)
+        async def render() -> EmailMessage:
+            rendered = await workflow.execute_local_activity(
+                render_invite,
+                data.render_input(),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RENDER_RETRY,
+            )
+            return rendered.message
+
+        # Rendered once, when due; a run that continued as new carries the rendered message.
+        return await self._delivery.run(render)

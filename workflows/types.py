@@ -13,6 +13,9 @@ from workflows.status import SendStatus
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
+# The durable form of a cancel (a signal): the API sends it when no worker answers the
+# update; the workflow applies it when it next runs, if the email has not gone out by then.
+CANCEL_REQUEST_SIGNAL = "cancel_request"
 
 
 @dataclass
@@ -40,6 +43,10 @@ class SendInviteEmailInput(RenderInviteInput):
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # ISO 8601 UTC; the workflow waits on a durable timer until then.
     send_at: str | None = None
+    # When the API accepted the send (ISO 8601): kept by a reset, unlike later events.
+    accepted_at: str | None = None
+    # Set when a run continues as new: what the send carries into its next run.
+    continued: "ContinuedDelivery | None" = None
 
     def render_input(self) -> RenderInviteInput:
         """The template's fields alone: the render activity's input keeps its own shape."""
@@ -55,6 +62,8 @@ class SendEmailInput:
     tenant_id: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     send_at: str | None = None
+    accepted_at: str | None = None
+    continued: "ContinuedDelivery | None" = None
 
 
 @dataclass
@@ -128,3 +137,37 @@ class EmailStatusResult:
     delivery_events: list[DeliveryEventRecord] = field(default_factory=list)
     cancelled_at: str | None = None
     tenant_id: str | None = None
+    # Every attempt counts here; `attempts` keeps the first few and the most recent ones.
+    attempt_count: int = 0
+    attempts_omitted: int = 0
+    # The time of the first attempt, and the last moment the provider may be called (the
+    # provider deduplicates the idempotency key for 24 h after its first use).
+    first_attempt_at: str | None = None
+    not_after: str | None = None
+    # Every provider event counts here; `delivery_events` keeps the first and the latest.
+    delivery_event_count: int = 0
+    delivery_events_omitted: int = 0
+    cancel_requested_at: str | None = None
+    # How many workflow runs the send has taken (it continues as new to bound its history).
+    runs: int = 1
+
+
+@dataclass
+class ContinuedDelivery:
+    """What a send carries into its next run when it continues as new.
+
+    The message is the one pinned in the first run (an invite is never rendered again); the
+    state carries the attempt count, the kept attempts and events, the send window.
+    """
+
+    state: EmailStatusResult
+    # None when the workflow input already holds the message (`SendEmailInput`).
+    message: EmailMessage | None = None
+    backoff_seconds: float | None = None
+    # True once an attempt may have reached the provider (its outcome unknown).
+    maybe_sent: bool = False
+    sent: bool = False
+    # The end of the wait for delivery events (ISO 8601), once sent.
+    tracking_until: str | None = None
+    seen_event_ids: list[str] = field(default_factory=list)
+    pending_events: list[DeliveryEventRecord] = field(default_factory=list)
