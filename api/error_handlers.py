@@ -5,9 +5,18 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.errors import Conflict, InvalidRequest, NotFound, SendError, Unavailable
+from api.errors import (
+    Conflict,
+    InvalidField,
+    InvalidRequest,
+    NotFound,
+    NotRecorded,
+    SendError,
+    Unavailable,
+)
 
 log = logging.getLogger("durable_mail.api")
 
@@ -22,6 +31,8 @@ UNAVAILABLE_DETAIL = (
     "email service temporarily unavailable: not accepted. Retry with the same "
     "Idempotency-Key (a timed-out request may have been recorded; the key makes the retry safe)"
 )
+# A read, a list or a cancel changed nothing: there is no key to speak of.
+READ_UNAVAILABLE_DETAIL = "email service temporarily unavailable; retry shortly"
 
 
 async def send_error(request: Request, exc: Exception) -> JSONResponse:
@@ -31,11 +42,26 @@ async def send_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=code)
 
 
+async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
+    """422 in the shape of FastAPI's own validation errors (one field of the body)."""
+    assert isinstance(exc, InvalidField)
+    error = {
+        "type": "value_error",
+        "loc": ["body", exc.field],
+        "msg": f"Value error, {exc.detail}",
+        "input": exc.value,
+    }
+    return JSONResponse(
+        {"detail": jsonable_encoder([error])}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
     log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
+    detail = UNAVAILABLE_DETAIL if isinstance(exc, NotRecorded) else READ_UNAVAILABLE_DETAIL
     return JSONResponse(
-        {"detail": UNAVAILABLE_DETAIL},
+        {"detail": detail},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "1"},
     )
@@ -44,5 +70,6 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 def register(app: FastAPI) -> None:
     """Answer every domain error of the service (Starlette picks the most specific class)."""
     app.add_exception_handler(Unavailable, unavailable)
+    app.add_exception_handler(InvalidField, invalid_field)
     for error in STATUS_CODES:
         app.add_exception_handler(error, send_error)

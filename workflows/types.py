@@ -148,6 +148,10 @@ class EmailStatusResult:
     delivery_event_count: int = 0
     delivery_events_omitted: int = 0
     cancel_requested_at: str | None = None
+    # True once an attempt's outcome is unknown (a timeout, a network error, a 5xx, a 409):
+    # the provider may have accepted the email, so it can no longer be cancelled, and a send
+    # that ends unaccepted ends `undetermined`, not `failed`.
+    provider_may_have_accepted: bool = False
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
 
@@ -164,8 +168,6 @@ class ContinuedDelivery:
     # None when the workflow input already holds the message (`SendEmailInput`).
     message: EmailMessage | None = None
     backoff_seconds: float | None = None
-    # True once an attempt may have reached the provider (its outcome unknown).
-    maybe_sent: bool = False
     sent: bool = False
     # The end of the wait for delivery events (ISO 8601), once sent.
     tracking_until: str | None = None
