@@ -19,11 +19,15 @@ Bounded history (executions that took `BOUNDED_PATCH`), whatever the provider do
   `RUN_SIZE_BUDGET`, or the server's suggestion), carrying the pinned message, the attempt
   count, the recent attempts and delivery events, the send window and the retry backoff.
   The workflow id, hence the provider's idempotency key, stays the same.
-- No attempt after `not_after`: 23 h (the send window) after the first attempt, or after
-  the email became due when this run is a reset (a reset discards the events after its
-  point, so the first attempt may be unknown; the accept time in the input survives it).
+- No attempt after `not_after`: the send window (23 h) after the email became due (its
+  accept time, or `send_at`), hence at most 23 h after the first attempt, which cannot be
+  earlier. Both come from the workflow input, which a reset keeps: a reset discards the
+  events after its point (the first attempt among them, perhaps), so a deadline counted
+  from a remembered first attempt could restart after the provider forgot the key. The
+  send activity refuses to call the provider past `not_after` itself, too.
 - Honest ends: `failed` only when the provider provably did not take the email;
-  `undetermined` when an attempt's outcome is unknown (timeout, network error, 5xx, 409).
+  `undetermined` when an attempt's outcome is unknown (timeout, network error, 5xx, 409),
+  or when a reset may have discarded attempts.
 
 Compatibility: commands added by delivery tracking (the `send_at` timer, search-attribute
 upserts, the post-send wait) run only when `workflow.patched(TRACKING_PATCH)` is true, and
@@ -142,7 +146,10 @@ def _history_full() -> bool:
 
 def _is_reset_run() -> bool:
     """A reset run replays a copy of an earlier run's history up to the reset point only:
-    whatever that run did after it (attempts included) is unknown here."""
+    whatever that run did after it (attempts included) is unknown here.
+
+    The `Replayer` gives every history the run id of its start event, so replaying a reset
+    run sees no reset: this may choose values (a status, a message), never commands."""
     info = workflow.info()
     return info.run_id != info.original_execution_run_id
 
@@ -225,9 +232,6 @@ class Delivery:
         self._bounded: bool | None = None
         self.cancelled = False
         self._sent = carried.sent if carried else False
-        if _is_reset_run():
-            # A reset run cannot know what the discarded part of its history sent.
-            self.state.provider_may_have_accepted = True
         self._backoff = timedelta(
             seconds=carried.backoff_seconds
             if carried and carried.backoff_seconds
@@ -568,28 +572,23 @@ class Delivery:
             return
 
     def _send_window_end(self) -> datetime:
-        """`not_after`, fixed before the first attempt and carried from run to run.
-
-        23 h (the window) after the first attempt; in a reset run, after the moment the
-        email became due (accept time or `send_at`), which the reset keeps: the first
-        attempt may lie in the discarded part of the history, and it cannot be earlier."""
+        """`not_after`: the window after the email became due (see the module docstring),
+        fixed before the first attempt and carried from run to run."""
         if self.state.not_after is None:
-            anchor = workflow.now()
-            if _is_reset_run():
-                anchor = datetime.fromisoformat(self._accepted_at)
-                if self.state.send_at:
-                    anchor = max(anchor, datetime.fromisoformat(self.state.send_at))
-            window = timedelta(seconds=self.policy.window_seconds)
-            self.state.not_after = _iso(anchor + window)
+            due = datetime.fromisoformat(self._accepted_at)
+            if self._options.send_at:
+                due = max(due, datetime.fromisoformat(self._options.send_at))
+            self.state.not_after = _iso(due + timedelta(seconds=self.policy.window_seconds))
         return datetime.fromisoformat(self.state.not_after)
 
     def _end_unsent(self, error: EmailError) -> NoReturn:
         """End a send that was not accepted: `failed` if the provider provably did not take
         it, `undetermined` if an attempt's outcome is unknown."""
-        if self.state.provider_may_have_accepted:
+        reset = _is_reset_run()
+        if self.state.provider_may_have_accepted or reset:
             status, failure_type = SendStatus.UNDETERMINED, SEND_UNDETERMINED
             error.message = f"{error.message}. {UNDETERMINED_NOTE}"
-            if _is_reset_run():
+            if reset:
                 error.message += " This send's workflow was reset: an earlier run may have sent it."
         else:
             status, failure_type = SendStatus.FAILED, SEND_FAILED
