@@ -67,9 +67,7 @@ async def start_time_skipping(data_converter: DataConverter | None = None) -> Wo
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
-            search_attributes={
-                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in NAMES
-            },
+            search_attributes=dict.fromkeys(NAMES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
         )
     )
     return env
