@@ -48,13 +48,16 @@ def search_attribute_flags() -> list[str]:
     return [flag for name in NAMES for flag in ("--search-attribute", f"{name}=Keyword")]
 
 
-async def start_local(data_converter: DataConverter | None = None) -> WorkflowEnvironment:
+async def start_local(
+    data_converter: DataConverter | None = None, dev_server_extra_args: Sequence[str] = ()
+) -> WorkflowEnvironment:
     """A dev server for this process, on a free port, stopped by `env.shutdown()`."""
     return await WorkflowEnvironment.start_local(
         data_converter=data_converter or DataConverter.default,
         dev_server_existing_path=temporal_binary(),
         search_attributes=ALL,
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_extra_args,
     )
 
 
