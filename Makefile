@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test chaos lint format install bench bench-quick replay screenshots clean
+.PHONY: dev fault test chaos lint format install bench bench-quick replay screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# make dev                 Resend if RESEND_API_KEY is set, else the local outbox
+# make dev PROVIDER=fake   the bundled fake Resend; `make fault` makes its next sends fail
 dev: $(STAMP)
-	$(PY) scripts/dev.py
+	$(PY) scripts/dev.py --provider $(or $(PROVIDER),auto)
+
+# With `make dev PROVIDER=fake` running: make fault KIND=500|429|timeout [COUNT=2]
+fault: $(STAMP)
+	$(PY) scripts/fault.py $(or $(KIND),500) --count $(or $(COUNT),1)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -50,7 +56,8 @@ replay: $(STAMP)
 	$(PY) -m infra.replay $(or $(ID),$(DIR),$(FILE),tests/histories)
 
 # With `make dev` running: sends one invite, then saves its Web UI page and the outbox page
-# to docs/screenshots/. Other sends: make screenshots ARGS="--no-send retried-429=invite-<hex>"
+# to docs/screenshots/. With `make dev PROVIDER=fake`: make screenshots ARGS=--retries (sends
+# retried after 500s and a 429). Other sends: ARGS="--no-send --no-outbox NAME=invite-<hex>"
 # (headless Chromium from the distribution, installed here if missing).
 screenshots: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

@@ -7,22 +7,114 @@ worker and the API always agree on where the server is.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import tomllib
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RESEND_DEFAULT_URL = "https://api.resend.com"
 # Default queue names, one home: the workflows' DeliveryPolicy defaults to SEND_TASK_QUEUE too.
 TASK_QUEUE = "durable-mail"
 SEND_TASK_QUEUE = "durable-mail-send"
+# An API key given as its SHA-256 digest (so a tenants file holds no secret).
+KEY_DIGEST_PREFIX = "sha256:"
+_KEY_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# Tenant ids reach visibility queries (`TenantId = "..."`): only these characters, ever.
+TENANT_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+TenantIdText = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=TENANT_ID_PATTERN)
+]
+
+
+def sender_domain(sender: str) -> str:
+    """The normalised domain of `addr` or `Name <addr>` (lower case, IDNA); ValueError if none."""
+    address = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender.strip()
+    try:
+        return validate_email(address, check_deliverability=False).ascii_domain.lower()
+    except EmailNotValidError as err:
+        raise ValueError(f"not an email address: {err}") from None
+
+
+def normalise_domain(domain: str) -> str:
+    """A sender domain as configured -> as `sender_domain` returns it (lower case, IDNA)."""
+    try:
+        return sender_domain(f"postmaster@{domain.strip()}")
+    except ValueError:
+        raise ValueError(f"not a domain name: {domain!r}") from None
+
+
+def key_digest(key: str) -> bytes:
+    """The SHA-256 digest of an API key; a configured `sha256:<hex>` is that digest."""
+    if key.startswith(KEY_DIGEST_PREFIX):
+        return bytes.fromhex(key.removeprefix(KEY_DIGEST_PREFIX))
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _check_key(key: SecretStr) -> SecretStr:
+    value = key.get_secret_value()
+    if not value.strip():
+        raise ValueError("an API key cannot be empty")
+    if value.startswith(KEY_DIGEST_PREFIX) and not _KEY_DIGEST.fullmatch(value):
+        raise ValueError("a key digest is sha256: and 64 lower-case hex digits")
+    return key
+
+
+class TenantConfig(BaseModel):
+    """One tenant: the keys that act for it and the domains it may send from.
+
+    Other settings of a tenant are added here as fields (unknown fields are refused, so a
+    typo in a tenants file fails at startup instead of being ignored).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    # Plain keys, or `sha256:<hex>` digests of them; two at once during a rotation.
+    api_keys: list[SecretStr] = Field(min_length=1)
+    # `from` must be an address at one of these domains (exact match, case-insensitive).
+    sender_domains: list[str] = Field(min_length=1)
+    # The tenant's default sender (when a request has no `from`, and for invites);
+    # unset: EMAIL_FROM, which must then be at one of `sender_domains`.
+    email_from: str | None = None
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        return [_check_key(key) for key in keys]
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        return [normalise_domain(domain) for domain in domains]
+
+    @model_validator(mode="after")
+    def _email_from_is_ours(self) -> TenantConfig:
+        sender = self.email_from
+        if sender is not None and sender_domain(sender) not in self.sender_domains:
+            raise ValueError("email_from must be an address at one of sender_domains")
+        return self
 
 
 class Settings(BaseSettings):
     """Everything the processes need; secrets are `SecretStr` and have no default."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors name the field, never echo its value (TENANTS and API_KEYS hold keys).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -63,22 +155,69 @@ class Settings(BaseSettings):
     # Each cached workflow costs ~90 kB in the worker (measured); evicted ones replay on demand.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
-    # Bearer keys of the API, comma-separated: several at once so they can be rotated.
-    # The API refuses to start without one (`make dev` generates `.dev/api_key`).
+    # Operator keys of the API (act on every tenant), comma-separated: several at once so
+    # they can be rotated; `sha256:<hex>` digests work too. The API refuses to start without
+    # any key, operator or tenant (`make dev` generates `.dev/api_key`).
     api_keys: SecretStr | None = None
-    # Per API key and per API process (an in-memory token bucket): N processes allow N times.
+    # Tenants: `{"acme": {"api_keys": [...], "sender_domains": ["acme.com"]}, ...}` as JSON
+    # (TENANTS), or a TOML or JSON file of the same shape (TENANTS_FILE); not both.
+    tenants: Annotated[dict[TenantIdText, TenantConfig], NoDecode] = Field(default_factory=dict)
+    tenants_file: Path | None = None
+    # Domains operator keys may send from, comma-separated; unset: EMAIL_FROM's domain.
+    sender_domains: str = ""
+    # Per tenant (operator keys: per key) and per API process (an in-memory token bucket).
     api_rate_limit_per_second: float = Field(default=200.0, gt=0)
     api_rate_limit_burst: int = Field(default=400, gt=0)
     max_request_bytes: int = Field(default=512 * 1024, gt=0)
 
     # `keyid:base64-32-bytes,...`: the first key encrypts, every key decrypts (rotation).
-    # Unset: payloads are stored in Temporal in the clear (a warning is logged).
+    # Required: the worker and the API refuse to start without it...
     payload_codec_keys: SecretStr | None = None
+    # ...unless the operator explicitly accepts clear payloads (warned at every start).
+    allow_plaintext_payloads: bool = False
     # Comma-separated origins allowed to call the codec server (the Temporal Web UI).
     codec_cors_origins: str = "http://localhost:8233"
-    # Development only: a browser on this machine, from a CORS origin, may decode without
-    # an API key (the local Web UI cannot send one). Never set where the API is exposed.
-    codec_trust_local_ui: bool = False
+    # The Web UI cannot send an API key: it decodes through `/codec/<this secret>/...`,
+    # a capability URL (whoever has the URL may decode). Unset: only operator keys decode.
+    codec_ui_secret: SecretStr | None = None
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _tenants_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        # `TENANTS=` (set but empty, as compose passes an unset variable) means none.
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError:
+            # Not the parser's message: it could quote the text, keys included.
+            raise ValueError("TENANTS is not a JSON object") from None
+
+    @model_validator(mode="after")
+    def _load_tenants_file(self) -> Settings:
+        if self.tenants_file is None:
+            return self
+        if self.tenants:
+            raise ValueError("set TENANTS or TENANTS_FILE, not both")
+        self.tenants = _read_tenants_file(self.tenants_file)
+        return self
+
+    @model_validator(mode="after")
+    def _one_holder_per_key(self) -> Settings:
+        holders: dict[bytes, str] = {}
+        for key in self.api_key_list:
+            holders.setdefault(key_digest(key), "API_KEYS")
+        for tenant_id, tenant in self.tenants.items():
+            for secret in tenant.api_keys:
+                holder = holders.setdefault(key_digest(secret.get_secret_value()), tenant_id)
+                if holder != tenant_id:
+                    raise ValueError(
+                        f"an API key of tenant {tenant_id!r} is also a key of {holder!r}: "
+                        "each key acts for one holder only"
+                    )
+        return self
 
     @property
     def outbox_mode(self) -> bool:
@@ -87,8 +226,16 @@ class Settings(BaseSettings):
 
     @property
     def api_key_list(self) -> list[str]:
-        """The accepted bearer keys (empty when none is configured)."""
+        """The operator keys (empty when none is configured)."""
         return _split(self.api_keys.get_secret_value() if self.api_keys else "")
+
+    @property
+    def operator_sender_domains(self) -> list[str]:
+        """Where operator keys may send from: SENDER_DOMAINS, else EMAIL_FROM's domain."""
+        configured = _split(self.sender_domains)
+        if configured:
+            return [normalise_domain(domain) for domain in configured]
+        return [sender_domain(self.email_from)]
 
     @property
     def codec_cors_origin_list(self) -> list[str]:
@@ -97,6 +244,23 @@ class Settings(BaseSettings):
 
 def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _read_tenants_file(path: Path) -> dict[str, TenantConfig]:
+    """A TOML file (`[acme]` tables) or, for any other suffix, a JSON object."""
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+    except OSError as err:
+        raise ValueError(f"TENANTS_FILE {path}: {err.strerror}") from None
+    except ValueError as err:  # TOMLDecodeError and JSONDecodeError (positions, no text)
+        raise ValueError(f"TENANTS_FILE {path} does not parse: {err}") from None
+    return _TENANTS.validate_python(data)
+
+
+_TENANTS: TypeAdapter[dict[str, TenantConfig]] = TypeAdapter(
+    dict[TenantIdText, TenantConfig], config=ConfigDict(hide_input_in_errors=True)
+)
 
 
 @lru_cache

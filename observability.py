@@ -2,8 +2,16 @@
 
 Temporal's `workflow.logger` and `activity.logger` put the workflow's identity on each
 record (`temporal_workflow` / `temporal_activity` extras); it becomes top-level fields here,
-so every line of a send can be found by its workflow id. Secrets are never logged: they
-are `SecretStr` in settings and never reach a message.
+so every line of a send can be found by its workflow id.
+
+Nothing secret is logged: settings hold secrets as `SecretStr`, our own lines name types,
+statuses and ids only, and two filters cover what other code logs:
+- the Temporal SDK logs a failed activity (and, at DEBUG, a failed workflow) with its
+  exception, whose message is the provider's text and can quote a recipient; uvicorn logs
+  an API error the same way: records of those loggers keep the exception's type and
+  frames, never its message;
+- uvicorn's access log would show the Web UI's codec capability URL: its secret segment
+  is replaced.
 """
 
 from __future__ import annotations
@@ -11,10 +19,66 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from temporalio.exceptions import ApplicationError
+
 _IDENTITY_FIELDS = ("workflow_id", "run_id", "workflow_type", "activity_type", "attempt")
+# Loggers of other people's code that log exceptions they did not write the message of.
+WITHHELD_LOGGERS = frozenset({"temporalio", "uvicorn"})
+_CODEC_CAPABILITY = re.compile(r"/codec/[^/\s]+/(decode|encode)")
+
+
+def exception_without_text(error: BaseException) -> str:
+    """A traceback of `error` and its causes with every exception message left out."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    parts = [
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.format_tb(link.__traceback__))
+        + _label(link)
+        for link in reversed(chain)
+    ]
+    return "\n\nwhich caused:\n\n".join(parts)
+
+
+def _label(error: BaseException) -> str:
+    label = f"{type(error).__module__}.{type(error).__qualname__}"
+    if isinstance(error, ApplicationError):
+        label += f" [type={error.type}, non_retryable={error.non_retryable}]"
+    return label + " (message withheld: it may quote an address)"
+
+
+class WithholdExceptionText(logging.Filter):
+    """Records of the SDK's and uvicorn's loggers keep their exception's type and frames only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name.split(".")[0] in WITHHELD_LOGGERS:
+            error = record.exc_info[1]
+            if error is not None:
+                record.exc_text = exception_without_text(error)
+            record.exc_info = None
+        return True
+
+
+class RedactCodecCapability(logging.Filter):
+    """On uvicorn's access logger: `/codec/<secret>/decode` becomes `/codec/[redacted]/decode`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _CODEC_CAPABILITY.sub(r"/codec/[redacted]/\1", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,8 +93,10 @@ class JsonFormatter(logging.Formatter):
             info = getattr(record, extra, None)
             if isinstance(info, dict):
                 line.update({k: info[k] for k in _IDENTITY_FIELDS if k in info})
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = record.exc_text
         return json.dumps(line, default=str)
 
 
@@ -41,4 +107,13 @@ def configure_logging() -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(WithholdExceptionText())
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler], force=True)
+    # uvicorn's loggers have handlers of their own (they do not reach ours): filter at them.
+    _add_filter(logging.getLogger("uvicorn.error"), WithholdExceptionText())
+    _add_filter(logging.getLogger("uvicorn.access"), RedactCodecCapability())
+
+
+def _add_filter(logger: logging.Logger, new: logging.Filter) -> None:
+    if not any(isinstance(f, type(new)) for f in logger.filters):
+        logger.addFilter(new)

@@ -25,7 +25,7 @@ from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
 from activities.transports.resend import ResendTransport
 from config import Settings, get_settings
-from infra.temporal_client import connect
+from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
@@ -131,9 +131,15 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     configure_logging()
+    settings = get_settings()
+    if problem := encryption_problem(settings):
+        # One line, no traceback: what is wrong and how to fix it.
+        log.error(problem)
+        raise SystemExit(2)
+    warn_if_plaintext(settings)
     code = 0
     try:
-        asyncio.run(run(get_settings()))
+        asyncio.run(run(settings))
     except Exception:
         log.exception("worker failed")
         code = 1

@@ -8,7 +8,8 @@ from fastapi import Depends, Header, HTTPException, Request, Security, status
 from fastapi.security import HTTPBearer
 from temporalio.client import Client
 
-from api.security import Caller
+from api.idempotency import FingerprintKeys
+from api.tenants import Caller
 from config import Settings
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its
@@ -32,9 +33,9 @@ TemporalClientDep = Annotated[Client, Depends(get_temporal_client)]
 
 
 async def get_caller(request: Request) -> Caller:
-    """The caller `RequestGuard` authenticated (its key's id scopes idempotency keys)."""
+    """The caller `RequestGuard` authenticated (a tenant's key, or an operator's)."""
     caller: Caller | None = getattr(request.state, "caller", None)
-    if caller is None:  # a route outside the guarded prefixes asked for a caller
+    if caller is None:  # an open route asked for a caller: refuse, never guess one
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing API key",
@@ -44,10 +45,33 @@ async def get_caller(request: Request) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_operator(caller: CallerDep) -> Caller:
+    """The caller, if it holds an operator credential (API_KEYS); tenant keys get 403."""
+    if not caller.operator:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this route needs an operator key")
+    return caller
+
+
+OperatorDep = Annotated[Caller, Depends(get_operator)]
+
+
+async def get_fingerprint_keys(settings: SettingsDep) -> FingerprintKeys:
+    """The request-fingerprint keys of these settings (derived once per codec key list)."""
+    return FingerprintKeys.from_settings(settings)
+
+
+FingerprintKeysDep = Annotated[FingerprintKeys, Depends(get_fingerprint_keys)]
 # Documents the bearer scheme in OpenAPI (the /docs "Authorize" button); `RequestGuard`
 # has already enforced it by the time this runs.
 API_KEY_SCHEME = Security(
-    HTTPBearer(auto_error=False, description="An API key from API_KEYS (`make dev`: .dev/api_key)")
+    HTTPBearer(
+        auto_error=False,
+        description=(
+            "A tenant's key (TENANTS) or an operator key (API_KEYS; `make dev`: .dev/api_key)"
+        ),
+    )
 )
 IdempotencyKey = Annotated[
     str | None,

@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 
 from api.errors import (
     Conflict,
+    Forbidden,
     InvalidField,
     InvalidRequest,
     NotFound,
     NotRecorded,
+    SenderNotAllowed,
     SendError,
     Unavailable,
 )
@@ -22,6 +24,7 @@ log = logging.getLogger("durable_mail.api")
 
 STATUS_CODES: dict[type[SendError], int] = {
     NotFound: status.HTTP_404_NOT_FOUND,
+    Forbidden: status.HTTP_403_FORBIDDEN,
     Conflict: status.HTTP_409_CONFLICT,
     InvalidRequest: status.HTTP_400_BAD_REQUEST,
 }
@@ -56,6 +59,14 @@ async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """422 shaped like every other validation error: the field, and what is allowed."""
+    assert isinstance(exc, SenderNotAllowed)
+    loc = ["body", exc.field] if exc.field else ["body"]
+    error = {"type": "sender_not_allowed", "loc": loc, "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
     log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -71,5 +82,6 @@ def register(app: FastAPI) -> None:
     """Answer every domain error of the service (Starlette picks the most specific class)."""
     app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(InvalidField, invalid_field)
+    app.add_exception_handler(SenderNotAllowed, sender_not_allowed)
     for error in STATUS_CODES:
         app.add_exception_handler(error, send_error)

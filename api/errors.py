@@ -18,6 +18,21 @@ class NotFound(SendError):
     """No send with this id (unknown id, or no such workflow)."""
 
 
+class Forbidden(SendError):
+    """The caller's key may not do this (e.g. act for another tenant)."""
+
+
+class SenderNotAllowed(SendError):
+    """The sender address is not at one of the caller's sender domains.
+
+    `field` is the request field that named the sender (None: the default sender was used).
+    """
+
+    def __init__(self, message: str, field: str | None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Conflict(SendError):
     """The request contradicts what is recorded (an idempotency key reused for another body)."""
 

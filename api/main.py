@@ -9,26 +9,58 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api import error_handlers
-from api.deps import API_KEY_SCHEME
+from api.deps import API_KEY_SCHEME, get_operator
 from api.docs import install_offline_docs
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routes import codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from config import Settings, get_settings
-from infra.temporal_client import API_RETRY, connect
+from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+
+
+def startup_problem(settings: Settings) -> str | None:
+    """Why the API must not start, in one line (None: it may)."""
+    if problem := encryption_problem(settings):
+        return problem
+    if not settings.api_key_list and not settings.tenants:
+        return "no API key: set API_KEYS (operator keys) or TENANTS / TENANTS_FILE"
+    try:
+        settings.operator_sender_domains  # noqa: B018 (EMAIL_FROM and SENDER_DOMAINS parse)
+    except ValueError as err:
+        return f"EMAIL_FROM or SENDER_DOMAINS: {err}"
+    return None
+
+
+class RefuseUnsafeStartup:
+    """Fails the server's startup with one line when the configuration is unsafe.
+
+    It answers the ASGI lifespan itself, so uvicorn logs exactly that line and exits
+    non-zero (an exception in the lifespan would log a traceback around it).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and (problem := startup_problem(self.settings)):
+            await receive()  # lifespan.startup
+            await send({"type": "lifespan.startup.failed", "message": problem})
+            return
+        await self.app(scope, receive, send)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging()
     settings: Settings = app.state.settings
-    if not settings.api_key_list:
-        raise RuntimeError("API_KEYS is empty: set at least one bearer key (comma-separated)")
+    warn_if_plaintext(settings)
     # Lazy: the API starts (and answers 503) even while Temporal is down.
     if app.state.temporal_client is None:
         app.state.temporal_client = await connect(settings, lazy=True, retry_config=API_RETRY)
@@ -55,14 +87,18 @@ def create_app(
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
-    app.include_router(outbox.router)
+    if settings.outbox_mode:
+        app.include_router(outbox.router)
     app.include_router(codec.router)
     app.include_router(webhooks.router)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_api_route(
+        "/metrics", metrics_endpoint, include_in_schema=False, dependencies=[Depends(get_operator)]
+    )
     # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
     app.add_middleware(RequestGuard, settings=settings)
     # Outside the guard, so refusals are counted too.
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RefuseUnsafeStartup, settings=settings)
     error_handlers.register(app)
     return app
 

@@ -295,5 +295,5 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": Problem} for code in (400, 401, 404, 409, 413, 429, 503)
+    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 429, 503)
 }

@@ -1,7 +1,14 @@
-"""The API's gate: API keys, per-key rate limit, body size limit and the codec's CORS.
+"""The API's gate: who is calling, per-caller rate limit, body size limit, the codec's CORS.
 
 A pure ASGI middleware, so every refusal (401, 413, 429) happens before FastAPI reads or
 parses a body and before any dependency runs: a caller without a key costs one hash.
+
+Deny by default: every route needs a caller except the few in `OPEN_PATHS` /
+`OPEN_PREFIXES`, which authenticate otherwise (webhooks by signature) or serve nothing
+private. The decision uses the path the router routes (root path removed exactly as
+Starlette's router removes it), and never the client's address, a forwarded header or
+`Origin`. What a caller may then do (operator-only routes, tenant scoping) is decided by
+the routes and the service with the `Caller` found here.
 """
 
 from __future__ import annotations
@@ -10,43 +17,39 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import time
-from dataclasses import dataclass
 
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.tenants import CODEC_UI_KEY_ID, Caller, KeyRing
 from config import Settings
 
-WEBHOOK_PREFIX = "/v1/webhooks/"
+__all__ = ["Caller", "RequestGuard", "route_path"]
+
+# Served to anyone: probes, the API's own docs, and webhooks (signed by the provider).
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+OPEN_PREFIXES = ("/docs/assets/", "/v1/webhooks/", "/dev/outbox")
 CODEC_PREFIX = "/codec"
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+# `/codec/<capability>/decode`: the Web UI's capability URL (it cannot send a key).
+_CODEC_CAPABILITY = re.compile(r"/codec/([^/]+)/(?:decode|encode)")
 CORS_HEADERS = "authorization, content-type, x-namespace"
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling; idempotency keys are scoped to it so callers cannot collide."""
+def route_path(scope: Scope) -> str:
+    """The path the router matches: `scope["path"]` without the root path.
 
-    scope: str
-
-
-def key_digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    Starlette's own function (its router calls it): if it ever moves, this import fails
+    loudly rather than the guard and the router silently disagreeing.
+    """
+    return get_route_path(scope)
 
 
-def key_scope(key: str) -> str:
-    """A stable, non-secret id of an API key (what logs and idempotency scopes see)."""
-    return key_digest(key).hex()[:16]
-
-
-def authenticate(token: str, keys: list[str]) -> Caller | None:
-    """The caller whose key is `token`, comparing digests in constant time against all keys."""
-    presented = key_digest(token)
-    found: str | None = None
-    for key in keys:
-        if hmac.compare_digest(presented, key_digest(key)):
-            found = key
-    return Caller(scope=key_scope(found)) if found is not None else None
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 class TokenBucket:
@@ -68,11 +71,14 @@ class TokenBucket:
 
 
 class RequestGuard:
-    """Authenticates /v1 (except webhooks) and /codec, rate-limits /v1, bounds bodies."""
+    """Authenticates every route but the open ones, rate-limits callers, bounds bodies."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.keys = KeyRing.from_settings(settings)
+        secret = settings.codec_ui_secret.get_secret_value() if settings.codec_ui_secret else ""
+        self.codec_ui_digest = hashlib.sha256(secret.encode()).digest() if secret else None
         self.limiter = TokenBucket()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,9 +86,10 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         settings = self.settings
-        path: str = scope["path"]
+        path = route_path(scope)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         codec = path == CODEC_PREFIX or path.startswith(CODEC_PREFIX + "/")
+        # CORS only lets the Web UI's browser read answers; it never authorises anything.
         origin = headers.get("origin")
         cors_origin = origin if codec and origin in settings.codec_cors_origin_list else None
         if codec and scope["method"] == "OPTIONS":
@@ -91,14 +98,16 @@ class RequestGuard:
         if cors_origin is not None:
             send = _with_cors(send, cors_origin)
 
-        if codec or (path.startswith("/v1/") and not path.startswith(WEBHOOK_PREFIX)):
-            caller = self._caller(scope, headers, settings, trusted_ui=cors_origin is not None)
+        if not is_open(path):
+            caller = self._caller(path, headers)
             if caller is None:
                 await _refuse_unauthenticated(send, "authorization" in headers)
                 return
             if not codec:
                 wait = self.limiter.take(
-                    caller.scope, settings.api_rate_limit_per_second, settings.api_rate_limit_burst
+                    caller.rate_bucket,
+                    settings.api_rate_limit_per_second,
+                    settings.api_rate_limit_burst,
                 )
                 if wait > 0:
                     seconds = max(1, math.ceil(wait))
@@ -116,18 +125,15 @@ class RequestGuard:
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    @staticmethod
-    def _caller(
-        scope: Scope, headers: dict[str, str], settings: Settings, *, trusted_ui: bool
-    ) -> Caller | None:
+    def _caller(self, path: str, headers: dict[str, str]) -> Caller | None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return authenticate(token.strip(), settings.api_key_list)
-        client = scope.get("client")
-        # Development: the local Web UI cannot send a key; a browser on loopback, from the
-        # configured UI origin, may decode (see docs/security.md before enabling this).
-        if trusted_ui and settings.codec_trust_local_ui and client and client[0] in LOOPBACK:
-            return Caller(scope="local-web-ui")
+            return self.keys.authenticate(token.strip())
+        capability = _CODEC_CAPABILITY.fullmatch(path)
+        if capability and self.codec_ui_digest is not None:
+            presented = hashlib.sha256(capability[1].encode()).digest()
+            if hmac.compare_digest(presented, self.codec_ui_digest):
+                return Caller(key_id=CODEC_UI_KEY_ID, operator=True)
         return None
 
 

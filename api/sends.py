@@ -4,6 +4,10 @@ Start a send once, read its status, list sends, cancel one, route a provider eve
 Temporal's errors become the domain errors of `api.errors` here; nothing in this module
 knows about HTTP (`api.error_handlers` answers them).
 
+Every read, list and cancel is scoped to its `Caller`: a send of another tenant is
+`NotFound`, exactly like a send that does not exist (no existence oracle). A send's tenant
+is its `TenantId` search attribute, set with the start and never changed.
+
 Reads and cancels answer without a worker: a read that gets no answer from the workflow
 within `QUERY_TIMEOUT` answers what the server itself knows (search attributes, times),
 marked not live; a cancel that gets no answer within `CANCEL_WAIT` is recorded as a signal
@@ -57,6 +61,8 @@ from api.errors import (
     NotRecorded,
     Unavailable,
 )
+from api.idempotency import Fingerprint
+from api.tenants import Caller
 from workflows.ids import public_id_for, workflow_id_for
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_email import SendEmail
@@ -155,13 +161,20 @@ def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKi
 
 
 async def start_send(
-    client: Client, data: SendInput, *, workflow_id: str, fingerprint: str, task_queue: str
+    client: Client,
+    data: SendInput,
+    *,
+    workflow_id: str,
+    fingerprint: Fingerprint,
+    task_queue: str,
 ) -> StartedSend:
     """Start the send's workflow unless this exact request already started it.
 
     REJECT_DUPLICATE keeps a finished send from being started again under the same id
-    (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`. The
-    accept time goes into the input (a reset of the workflow keeps it) and the memo.
+    (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`.
+    The workflow id derives from the tenant's idempotency key, so a repeat is always of
+    the same tenant as `data.tenant_id`. The accept time goes into the input (a reset of
+    the workflow keeps it) and the memo.
     """
     run, kind = _workflow_of(data)
     accepted_at = datetime.now(UTC)
@@ -181,8 +194,9 @@ async def start_send(
                 task_queue=task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={REQUEST_HASH_MEMO: fingerprint, ACCEPTED_AT_MEMO: data.accepted_at},
+                memo={REQUEST_HASH_MEMO: fingerprint.recorded, ACCEPTED_AT_MEMO: data.accepted_at},
                 search_attributes=_initial_search_attributes(kind, data),
+                static_summary=start_summary(kind, data.tenant_id),
                 rpc_timeout=RPC_TIMEOUT,
             )
             return StartedSend(workflow_id, replayed=False)
@@ -193,7 +207,7 @@ async def start_send(
     return StartedSend(workflow_id, replayed=True)
 
 
-async def _is_repeat(client: Client, workflow_id: str, fingerprint: str) -> bool:
+async def _is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) -> bool:
     """True if this request already started this send; `Conflict` if another one did."""
     try:
         description = await client.get_workflow_handle(workflow_id).describe(
@@ -203,9 +217,14 @@ async def _is_repeat(client: Client, workflow_id: str, fingerprint: str) -> bool
         if err.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
-    if await description.memo_value(REQUEST_HASH_MEMO, None) != fingerprint:
+    if not fingerprint.matches(await description.memo_value(REQUEST_HASH_MEMO, None)):
         raise Conflict("Idempotency-Key was already used with a different request body")
     return True
+
+
+def start_summary(kind: SendKind, tenant_id: str | None) -> str:
+    """The workflow's summary in the Web UI: kind and tenant, never a recipient or subject."""
+    return f"{kind} for tenant {tenant_id or '-'}"
 
 
 def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:
@@ -227,17 +246,24 @@ def _workflow_id(email_id: str) -> str:
     return workflow_id
 
 
-async def read_send(client: Client, email_id: str) -> SendRecord:
+async def read_send(client: Client, email_id: str, caller: Caller) -> SendRecord:
     """A send's status: from the result once closed, else from the `status` query, else
     (no worker answered within `QUERY_TIMEOUT`) from what the server knows, not live."""
     workflow_id = _workflow_id(email_id)
-    return await _read(client, workflow_id)
+    return await _read(client, workflow_id, caller)
 
 
-async def _read(client: Client, workflow_id: str) -> SendRecord:
+def _check_tenant(description: WorkflowExecutionDescription, caller: Caller) -> None:
+    """Another tenant's send is not found (the same answer as no send at all)."""
+    if not caller.sees(description.typed_search_attributes.get(TENANT_ID)):
+        raise NotFound(NO_SUCH_EMAIL)
+
+
+async def _read(client: Client, workflow_id: str, caller: Caller) -> SendRecord:
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        _check_tenant(description, caller)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
             return SendRecord(workflow_id, result)
@@ -332,7 +358,7 @@ async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
     raise Unavailable("failed workflow without a recorded status")
 
 
-async def cancel_send(client: Client, email_id: str) -> CancelOutcome:
+async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelOutcome:
     """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have.
 
     With no worker to answer within `CANCEL_WAIT`, the cancel is recorded as a signal (a
@@ -340,6 +366,9 @@ async def cancel_send(client: Client, email_id: str) -> CancelOutcome:
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
+        if not caller.operator:
+            # Before the update: another tenant's send must not change, nor reveal itself.
+            _check_tenant(await handle.describe(rpc_timeout=RPC_TIMEOUT), caller)
         try:
             result: CancelResult = await handle.execute_update(
                 CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=CANCEL_WAIT
@@ -355,7 +384,7 @@ async def cancel_send(client: Client, email_id: str) -> CancelOutcome:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
     # Not found (NotFound from the read), or already closed: the status read tells which.
-    record = await _read(client, workflow_id)
+    record = await _read(client, workflow_id, caller)
     raise NotCancellable(f"email is {record.state.status}; it can no longer be cancelled")
 
 
@@ -374,6 +403,7 @@ async def _request_cancel(handle: WorkflowHandle[Any, Any]) -> CancelOutcome:
 
 async def list_sends(
     client: Client,
+    caller: Caller,
     *,
     status: SendStatus | None = None,
     kind: SendKind | None = None,
@@ -381,7 +411,12 @@ async def list_sends(
     page_token: str | None = None,
     limit: int = 50,
 ) -> SendPage:
-    """One page of sends, newest first, filtered by status, kind or tenant."""
+    """One page of sends, newest first, filtered by status, kind or tenant.
+
+    A tenant's key lists its own tenant's sends only, whatever it asks for (naming another
+    tenant is `Forbidden`); an operator lists every tenant's unless it names one.
+    """
+    tenant_id = caller.tenant_for(tenant_id)
     clauses = [BASE_QUERY]
     if status is not None:
         clauses.append(f'EmailStatus = "{status.value}"')

@@ -17,12 +17,45 @@ from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from config import Settings
-from infra.codec import EncryptionCodec
+from infra.codec import CodecKeyError, EncryptionCodec
 
 log = logging.getLogger("durable_mail.codec")
 
 # Fail fast instead of retrying for ~10 s, so the API can answer 503 promptly.
 API_RETRY = RetryConfig(max_retries=2, initial_interval_millis=100, max_interval_millis=500)
+MAKE_A_KEY = (
+    "python -c 'import base64,os; "
+    """print("2026-01:" + base64.b64encode(os.urandom(32)).decode())'"""
+)
+NO_CODEC_KEYS = (
+    "PAYLOAD_CODEC_KEYS is not set: refusing to store recipients, subjects and bodies in "
+    f"Temporal in the clear. Make a key with {MAKE_A_KEY} and set PAYLOAD_CODEC_KEYS to it "
+    "(or set ALLOW_PLAINTEXT_PAYLOADS=true to accept clear payloads)"
+)
+PLAINTEXT_WARNING = (
+    "ALLOW_PLAINTEXT_PAYLOADS is set and PAYLOAD_CODEC_KEYS is not: recipients, subjects, "
+    "bodies and invite tokens are stored in Temporal in the clear"
+)
+
+
+def encryption_problem(settings: Settings) -> str | None:
+    """Why the worker or the API must not start (one line), or None.
+
+    Payload keys missing (unless ALLOW_PLAINTEXT_PAYLOADS), or malformed.
+    """
+    try:
+        codec = payload_codec(settings)
+    except CodecKeyError as err:
+        return str(err)
+    if codec is None and not settings.allow_plaintext_payloads:
+        return NO_CODEC_KEYS
+    return None
+
+
+def warn_if_plaintext(settings: Settings) -> None:
+    """The warning of every start that runs with clear payloads (explicitly allowed)."""
+    if payload_codec(settings) is None:
+        log.warning(PLAINTEXT_WARNING)
 
 
 async def connect(
@@ -34,8 +67,6 @@ async def connect(
 ) -> Client:
     """Connect with Temporal's standard settings (address, namespace, API key, TLS)."""
     converter = data_converter(settings)
-    if converter.payload_codec is None:
-        log.warning("PAYLOAD_CODEC_KEYS is not set: payloads are stored in Temporal in the clear")
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,

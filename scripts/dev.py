@@ -1,13 +1,19 @@
 """`make dev`: Temporal dev server (SQLite, Web UI), worker and API in one terminal.
 
 Ctrl-C stops all three. State persists in `.dev/temporal.db`, so accepted emails survive a
-restart of `make dev`. The dev API key (`.dev/api_key`) and payload encryption key
-(`.dev/codec_keys`) are generated once and reused, so that database stays readable; the Web
-UI decodes payloads through the API's codec server.
+restart of `make dev`. The dev API key (`.dev/api_key`, an operator key), the payload
+encryption key (`.dev/codec_keys`) and the Web UI's codec secret (`.dev/codec_ui_secret`)
+are generated once and reused, so that database stays readable; the Web UI decodes payloads
+through the API's codec server, at a capability URL that carries that secret.
+
+`make dev PROVIDER=fake` sends through the bundled fake Resend (testkit.fake_resend) instead
+of the outbox or Resend: nothing leaves the machine, and `make fault KIND=500|429|timeout`
+makes the next sends fail, so retries show in the Web UI.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import secrets
@@ -23,6 +29,7 @@ from typing import Any
 
 from infra.codec import new_codec_key
 from testkit.dev_server import temporal_binary
+from testkit.fake_resend import DEFAULT_API_KEY as FAKE_API_KEY
 from workflows.search_attributes import NAMES as SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +37,11 @@ DEV = ROOT / ".dev"
 TEMPORAL_PORT = int(os.environ.get("DEV_TEMPORAL_PORT", "7233"))
 UI_PORT = int(os.environ.get("DEV_UI_PORT", "8233"))
 API_PORT = int(os.environ.get("DEV_API_PORT", "8000"))
+FAKE_PORT = int(os.environ.get("DEV_FAKE_PORT", "8025"))
+# Where `make fault` (scripts/fault.py) finds the fake.
+FAKE_URL_FILE = DEV / "fake_resend_url"
+# Below the fake's `timeout` fault hold (testkit.fake_resend.TIMEOUT_HOLD_SECONDS).
+FAKE_RESEND_TIMEOUT_SECONDS = "5"
 
 log = logging.getLogger("dev")
 
@@ -75,6 +87,20 @@ def api_ready() -> bool:
         return False
 
 
+def fake_resend_args(port: int) -> list[str]:
+    """The bundled fake Resend as its own process on 127.0.0.1:`port`."""
+    return [sys.executable, "-m", "testkit.fake_resend", "--port", str(port)]
+
+
+def fake_provider_env(url: str) -> dict[str, str]:
+    """What makes the worker send through the fake at `url`: its key, never a real one."""
+    return {
+        "RESEND_API_KEY": FAKE_API_KEY,
+        "RESEND_API_URL": url,
+        "RESEND_TIMEOUT_SECONDS": FAKE_RESEND_TIMEOUT_SECONDS,
+    }
+
+
 def dev_secret(name: str, make: Callable[[], str]) -> str:
     """The secret in `.dev/<name>`, created (owner-only) on the first run."""
     path = DEV / name
@@ -84,10 +110,27 @@ def dev_secret(name: str, make: Callable[[], str]) -> str:
     return path.read_text().strip()
 
 
+FAKE_HINT = (
+    "\n  Watch retries (fake Resend): make the next sends fail, then send an invite (above)\n"
+    "  make fault KIND=500 COUNT=2      two server errors, then the send goes through\n"
+    "  make fault KIND=429              rate limited: retried after its retry-after\n"
+    "  make fault KIND=timeout          accepted but answered too late: the retry is deduplicated\n"  # noqa: E501
+)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(prog="make dev", description="Run durable-mail locally.")
+    parser.add_argument(
+        "--provider",
+        choices=["auto", "fake"],
+        default="auto",
+        help="auto: Resend if RESEND_API_KEY is set, else the outbox; fake: the bundled fake",
+    )
+    fake = parser.parse_args().provider == "fake"
     DEV.mkdir(exist_ok=True)
-    for port in (TEMPORAL_PORT, UI_PORT, API_PORT):
+    ports = (TEMPORAL_PORT, UI_PORT, API_PORT) + ((FAKE_PORT,) if fake else ())
+    for port in ports:
         if port_open(port):
             sys.exit(f"port {port} is already in use: stop what runs there, or set DEV_*_PORT")
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{TEMPORAL_PORT}"}
@@ -98,22 +141,33 @@ def main() -> None:
         dev_secret("codec_keys", lambda: new_codec_key("dev-1")),
     )
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
-    # The local Web UI cannot send an API key: let it decode from this machine only.
-    env.setdefault("CODEC_TRUST_LOCAL_UI", "true")
+    # The Web UI cannot send an API key: it decodes at /codec/<secret>/..., a URL only the
+    # UI's settings hold (the secret never appears in the API's logs).
+    env.setdefault(
+        "CODEC_UI_SECRET", dev_secret("codec_ui_secret", lambda: secrets.token_urlsafe(32))
+    )
     api_key = env["API_KEYS"].split(",")[0].strip()
     codec_endpoint = f"http://localhost:{API_PORT}/codec"
+    ui_codec_endpoint = f"{codec_endpoint}/{env['CODEC_UI_SECRET']}"
     server_args = [
         temporal_binary(), "server", "start-dev",
         "--ip", "127.0.0.1", "--port", str(TEMPORAL_PORT), "--ui-port", str(UI_PORT),
         "--db-filename", str(DEV / "temporal.db"),
         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-        "--log-level", "warn", "--ui-codec-endpoint", codec_endpoint,
+        "--log-level", "warn", "--ui-codec-endpoint", ui_codec_endpoint,
     ]  # fmt: skip
     for name in SEARCH_ATTRIBUTES:
         server_args += ["--search-attribute", f"{name}=Keyword"]
+    fake_url = f"http://127.0.0.1:{FAKE_PORT}"
+    if fake:
+        env.update(fake_provider_env(fake_url))
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         procs["temporal"] = spawn("temporal", server_args, DEV)
+        if fake:
+            procs["fake_resend"] = spawn("fake_resend", fake_resend_args(FAKE_PORT), DEV, cwd=ROOT)
+            wait_until("the fake Resend", lambda: port_open(FAKE_PORT), 30, procs)
+            FAKE_URL_FILE.write_text(fake_url + "\n")
         wait_until("the Temporal server", lambda: port_open(TEMPORAL_PORT), 30, procs)
         procs["worker"] = spawn("worker", [sys.executable, "worker.py"], DEV, cwd=ROOT, env=env)
         procs["api"] = spawn(
@@ -123,11 +177,12 @@ def main() -> None:
             DEV, cwd=ROOT, env=env,
         )  # fmt: skip
         wait_until("the API", api_ready, 30, procs)
-        mode = (
-            "Resend"
-            if env.get("RESEND_API_KEY")
-            else f"dev outbox (no RESEND_API_KEY): {DEV}/outbox"
-        )
+        if fake:
+            mode = f"fake Resend at {fake_url}: nothing leaves this machine"
+        elif env.get("RESEND_API_KEY"):
+            mode = "Resend"
+        else:
+            mode = f"dev outbox (no RESEND_API_KEY): {DEV}/outbox"
         log.info(
             "\n  durable-mail is running (%s)\n"
             "  API        http://localhost:%d  (docs: /docs)\n"
@@ -135,7 +190,7 @@ def main() -> None:
             "  Outbox     http://localhost:%d/dev/outbox\n"
             "  Temporal   127.0.0.1:%d\n"
             "  Logs       tail -f .dev/worker.log .dev/api.log  (and .dev/temporal.log)\n"
-            "  Codec      %s  (payloads are encrypted; the Web UI decodes here)\n"
+            "  Codec      %s  (payloads are encrypted; decode with the API key)\n"
             "  API key    %s  (.dev/api_key)\n\n"
             "  Try:\n"
             "  KEY=$(cat .dev/api_key)\n"
@@ -144,10 +199,12 @@ def main() -> None:
             "       -d '{\"email\": \"ann@example.com\", \"tenant_name\": \"Acme\", \"inviter_name\": \"Bob\"}'\n"  # noqa: E501
             "  curl -s -H \"Authorization: Bearer $KEY\" http://localhost:%d/v1/emails/<invite_id>\n"  # noqa: E501
             "  .venv/bin/temporal workflow show -w invite-<id> --address 127.0.0.1:%d \\\n"
-            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\" --detailed\n\n"
+            "       --codec-endpoint %s --codec-auth \"Bearer $KEY\" --detailed\n"
+            "%s\n"
             "  Ctrl-C stops everything.\n",
             mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint, api_key,
             API_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint,
+            FAKE_HINT if fake else "",
         )  # fmt: skip
         stopped = False
 
@@ -163,6 +220,7 @@ def main() -> None:
             if proc.returncode is not None:
                 log.error("%s exited with %s; see %s/%s.log", name, proc.returncode, DEV, name)
     finally:
+        FAKE_URL_FILE.unlink(missing_ok=True)
         for proc in reversed(procs.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

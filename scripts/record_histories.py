@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from activities.delivery_contract import SendKind  # noqa: E402
+from activities.transports.base import EmailTransport, SentEmail  # noqa: E402
+from activities.transports.outbox import OutboxTransport  # noqa: E402
 from activities.types import EmailMessage, EmailTag  # noqa: E402
+from api.sends import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
 from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
@@ -86,6 +91,7 @@ async def start_invite(client: Client, policy: DeliveryPolicy) -> WorkflowHandle
         data,
         id="invite-" + data.invite_id.removeprefix("inv_"),
         task_queue="record",
+        static_summary=start_summary(SendKind.INVITE, data.tenant_id),
     )
 
 
@@ -109,6 +115,7 @@ async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[
         ),
         id="email-" + email_id.removeprefix("em_"),
         task_queue="record",
+        static_summary=start_summary(SendKind.EMAIL, None),
     )
 
 
@@ -253,6 +260,15 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
     "email_bounced": ([], with_events("email.bounced", start=start_email)),
     "email_failed_tracked": ([Fault(status=403, name="invalid_api_key")], run_email),
+    # Web UI labels: each attempt's summary, the workflow's static summary (not commands).
+    "invite_retried_500_429_summarized": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        run_invite,
+    ),
+    "invite_timeout_then_sent_summarized": ([Fault(hold=3.0)], run_invite),
+    # Outbox sends end when written (workflow.patched "outbox-completes-v1").
+    "invite_sent_outbox": ([], run_invite),
+    "email_sent_outbox": ([], run_email),
     # Bounded history and honest outcomes (workflow.patched "bounded-history-v1"): the
     # message is read by the activity (not in its input), the window ends at `not_after`.
     "email_sent_bounded": ([], run_email),
@@ -277,6 +293,25 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_continued_as_new": ([Fault(status=429, retry_after=1)] * 20, run_invite),
     "email_reset_past_window": ([], reset_past_window),
 }
+# Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
+OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})
+
+
+class ScenarioTransport:
+    """The fake Resend, or the outbox for the scenarios that need it (one pair of workers)."""
+
+    def __init__(self, resend: EmailTransport, outbox: EmailTransport) -> None:
+        self.resend = resend
+        self.outbox = outbox
+        self.current = resend
+        self.name = resend.name
+
+    def use_outbox(self, outbox: bool) -> None:
+        self.current = self.outbox if outbox else self.resend
+        self.name = self.current.name
+
+    async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        return await self.current.send(message, idempotency_key)
 
 
 def to_record(names: list[str]) -> list[str]:
@@ -359,11 +394,16 @@ async def main(names: list[str]) -> None:
                 delivery_wait_seconds=1.0,
             )
             async with httpx.AsyncClient(base_url=fake.url, timeout=2.0) as http:
-                workers = build_workers(env.client, settings, build_transport(settings, http))
+                outbox_dir = Path(tempfile.mkdtemp(prefix="record-outbox-"))
+                transport = ScenarioTransport(
+                    build_transport(settings, http), OutboxTransport(outbox_dir)
+                )
+                workers = build_workers(env.client, settings, transport)
                 async with workers[0], workers[1]:
                     for name in chosen:
                         faults, scenario = SCENARIOS[name]
                         fake.fake.reset()  # no fault left over from the last scenario
+                        transport.use_outbox(name in OUTBOX_SCENARIOS)
                         fake.fake.enqueue_faults(faults)
                         workflow_id = await scenario(env.client, policy)
                         runs = await run_ids(env.client, workflow_id)

@@ -10,9 +10,15 @@ from infra.codec import new_codec_key
 
 # The fake Resend's bearer key (unless told otherwise), the one our worker sends it.
 FAKE_KEY: Final = "re_test_key"
-# Bearer keys of the API under test: two at once, as during a rotation.
+# Operator keys of the API under test (API_KEYS): two at once, as during a rotation.
 API_KEY: Final = "dm_test_key_current"
 API_KEY_PREVIOUS: Final = "dm_test_key_previous"
+# Tenant keys (TENANTS): acme is rotating (its previous key is configured as a digest).
+ACME_KEY: Final = "dm_test_acme_current"
+ACME_KEY_PREVIOUS: Final = "dm_test_acme_previous"
+GLOBEX_KEY: Final = "dm_test_globex"
+# The Web UI's codec capability (CODEC_UI_SECRET).
+CODEC_UI_SECRET: Final = "test-codec-ui-capability-0123456789"
 # The newest codec key first (encrypts); the older one still decrypts.
 CODEC_KEYS: Final = f"{new_codec_key('test-2')},{new_codec_key('test-1')}"
 WEBHOOK_SECRET: Final = "whsec_" + base64.b64encode(b"durable-mail-test-webhook-secret").decode()

@@ -6,8 +6,10 @@ gets fresh task queues, its own fake Resend on a free port and its own worker.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,11 +20,21 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from config import Settings, get_settings
+from config import Settings, TenantConfig, get_settings
 from infra.temporal_client import data_converter
 from testkit.dev_server import start_local
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY, API_KEY_PREVIOUS, CODEC_KEYS, FAKE_KEY, WEBHOOK_SECRET
+from testkit.keys import (
+    ACME_KEY,
+    ACME_KEY_PREVIOUS,
+    API_KEY,
+    API_KEY_PREVIOUS,
+    CODEC_KEYS,
+    CODEC_UI_SECRET,
+    FAKE_KEY,
+    GLOBEX_KEY,
+    WEBHOOK_SECRET,
+)
 from worker import build_transport, build_workers
 
 
@@ -46,9 +58,40 @@ def fake_resend() -> Iterator[FakeResendServer]:
         yield server
 
 
+@dataclass(frozen=True)
+class Tenants:
+    """The two tenants of one test (ids unique per test: the dev server is shared)."""
+
+    acme: str
+    globex: str
+
+
 @pytest.fixture
-def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> Iterator[Settings]:
-    """Settings of one test: its own queues, the fake provider, short retry delays."""
+def tenants() -> Tenants:
+    suffix = uuid.uuid4().hex[:12]
+    return Tenants(acme=f"acme-{suffix}", globex=f"globex-{suffix}")
+
+
+def tenant_config(tenants: Tenants) -> dict[str, TenantConfig]:
+    """acme (two keys, the previous one as a digest, its own sender) and globex."""
+    previous_digest = "sha256:" + hashlib.sha256(ACME_KEY_PREVIOUS.encode()).hexdigest()
+    return {
+        tenants.acme: TenantConfig(
+            api_keys=[SecretStr(ACME_KEY), SecretStr(previous_digest)],
+            sender_domains=["acme.example", "mail.acme.example"],
+            email_from="Acme <hello@acme.example>",
+        ),
+        tenants.globex: TenantConfig(
+            api_keys=[SecretStr(GLOBEX_KEY)], sender_domains=["globex.example"]
+        ),
+    }
+
+
+@pytest.fixture
+def settings(
+    client: Client, fake_resend: FakeResendServer, tmp_path: Path, tenants: Tenants
+) -> Iterator[Settings]:
+    """Settings of one test: its own queues and tenants, the fake provider, short delays."""
     suffix = uuid.uuid4().hex[:12]
     test_settings = Settings(
         _env_file=None,
@@ -65,7 +108,9 @@ def settings(client: Client, fake_resend: FakeResendServer, tmp_path: Path) -> I
         outbox_dir=tmp_path / "outbox",
         app_base_url="https://app.example.test",
         api_keys=SecretStr(f"{API_KEY},{API_KEY_PREVIOUS}"),
+        tenants=tenant_config(tenants),
         payload_codec_keys=SecretStr(CODEC_KEYS),
+        codec_ui_secret=SecretStr(CODEC_UI_SECRET),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
     )
     yield test_settings
@@ -91,7 +136,7 @@ def app(client: Client, settings: Settings) -> FastAPI:
 
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over ASGI, sending a valid API key on every request.
+    """The app in-process over ASGI, sending an operator key on every request.
 
     Override `Authorization` per request to test authentication.
     """

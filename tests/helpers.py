@@ -1,12 +1,19 @@
-"""What several API tests send and wait for."""
+"""What several API tests send and wait for; scripts/dev.py as a module, its children stopped."""
 
 from __future__ import annotations
 
+import importlib.util
+import signal
+import subprocess
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 
 from testkit.polling import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
 
 INVITE = {"email": "ann@example.com", "tenant_name": "Acme", "inviter_name": "Bob"}
 
@@ -25,3 +32,23 @@ async def wait_for_status(
         check, timeout=timeout, what=f"{email_id} in {statuses}"
     )
     return result
+
+
+def dev_script() -> ModuleType:
+    """scripts/dev.py (`make dev`), to start processes the way it does."""
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "scripts" / "dev.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM one process this test started (by its PID), then wait; kill if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -182,19 +183,39 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
         sends,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://api.test",
+            base_url="http://localhost:8000",
             headers={"Authorization": f"Bearer {API_KEY}"},
         ) as api,
     ):
         body = (await api.post("/v1/invites", json=INVITE)).json()
         status = await wait_for_status(api, body["invite_id"], "sent")
         assert status["transport"] == "outbox"
+        # Nothing reports on an outbox send: its workflow ends when the email is written.
+        handle = client.get_workflow_handle(body["workflow_id"])
+        result = await asyncio.wait_for(handle.result(), timeout=10)
+        assert result["status"] == "sent"
         listing = await api.get("/dev/outbox")
         assert listing.status_code == 200 and "not sent" in listing.text
         [html] = list(dev.outbox_dir.glob("*.html"))
         page = await api.get(f"/dev/outbox/{html.name}")
         assert "Accept the invitation" in page.text
+        # The email's HTML runs sandboxed: no script, no origin (so no cookie, no API call).
+        assert page.headers["Content-Security-Policy"] == "sandbox"
+        assert listing.headers["Content-Security-Policy"] == "sandbox"
         assert (await api.get("/dev/outbox/..%2Fsecrets.html")).status_code == 404
+        # Only for requests addressed to a loopback name (no DNS rebinding from a web page).
+        for host in ("127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+            assert (await api.get("/dev/outbox", headers={"Host": host})).status_code == 200
+        for host in ("evil.example", "localhost.evil.example", "127.0.0.1.nip.io:8000"):
+            refused = await api.get("/dev/outbox", headers={"Host": host})
+            assert refused.status_code == 404, host
+
+
+async def test_outbox_routes_exist_only_in_outbox_mode(api: httpx.AsyncClient) -> None:
+    # The test settings have a Resend key: no outbox, whoever asks.
+    for path in ("/dev/outbox", "/dev/outbox/x.html"):
+        response = await api.get(path, headers={"Host": "localhost"})
+        assert response.status_code == 404
 
 
 async def test_forged_page_token_is_a_400_not_an_outage(api: httpx.AsyncClient) -> None:

@@ -23,7 +23,7 @@ from infra.codec import CodecKeyError, EncryptionCodec, new_codec_key, parse_cod
 from infra.temporal_client import data_converter
 from testkit.dev_server import temporal_binary
 from testkit.fake_resend import FakeResendServer, Fault
-from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
+from testkit.keys import ACME_KEY, API_KEY, CODEC_KEYS, CODEC_UI_SECRET, FAKE_KEY, GLOBEX_KEY
 from tests.helpers import INVITE, wait_for_status
 
 UI_ORIGIN = "http://localhost:8233"
@@ -75,6 +75,10 @@ async def test_codec_rejects_tampered_payloads_and_passes_plain_ones_through() -
 def test_malformed_codec_keys_are_refused_at_startup(value: str) -> None:
     with pytest.raises(CodecKeyError):
         parse_codec_keys(value)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def proto_json(payloads: list[Payload]) -> dict[str, Any]:
@@ -141,25 +145,64 @@ async def test_codec_server_answers_the_web_uis_cors_preflight(browser: httpx.As
     assert "Access-Control-Allow-Origin" not in elsewhere.headers
 
 
-async def test_codec_server_needs_a_key_unless_the_local_ui_is_trusted(
-    browser: httpx.AsyncClient, client: Client, settings: Settings
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Forwarded-For": "127.0.0.1", "Forwarded": "for=127.0.0.1", "X-Real-IP": "::1"},
+        {"Origin": "https://evil.example"},
+        {"Referer": f"{UI_ORIGIN}/namespaces/default/workflows"},
+        {"Authorization": "Bearer "},
+    ],
+    ids=["ui-origin-on-loopback", "forwarded-loopback", "other-origin", "ui-referer", "empty"],
+)
+async def test_codec_server_refuses_without_a_credential_whatever_the_origin(
+    browser: httpx.AsyncClient, client: Client, headers: dict[str, str]
+) -> None:
+    # `browser` is on loopback and sends the Web UI's Origin: neither grants anything.
+    body = proto_json(await client.data_converter.encode(["ann@example.com"]))
+    for path in ("/codec/decode", "/codec/encode", "/codec/not-the-secret/decode"):
+        refused = await browser.post(path, json=body, headers=headers)
+        assert refused.status_code == 401, (path, refused.text)
+        assert "ann@example.com" not in refused.text
+
+
+async def test_codec_server_decodes_for_operators_only(
+    browser: httpx.AsyncClient, client: Client
 ) -> None:
     body = proto_json(await client.data_converter.encode(["ann@example.com"]))
     refused = await browser.post("/codec/decode", json=body)
-    assert refused.status_code == 401
     # The browser can read the refusal (CORS headers on errors too).
     assert refused.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
-    with_key = await browser.post(
-        "/codec/decode", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
-    )
-    assert with_key.status_code == 200
+    # A tenant's key is authenticated, but decrypts nothing: every tenant's payloads pass here.
+    for tenant_key in (ACME_KEY, GLOBEX_KEY):
+        tenant = await browser.post("/codec/decode", json=body, headers=bearer(tenant_key))
+        assert tenant.status_code == 403
+        assert "ann@example.com" not in tenant.text
+    operator = await browser.post("/codec/decode", json=body, headers=bearer(API_KEY))
+    assert operator.status_code == 200
+    # The Web UI's capability URL (what `--ui-codec-endpoint` is given) acts as an operator.
+    ui = await browser.post(f"/codec/{CODEC_UI_SECRET}/decode", json=body)
+    assert ui.status_code == 200
+    [decoded] = ui.json()["payloads"]
+    assert json.loads(base64.b64decode(decoded["data"])) == "ann@example.com"
+    assert (await browser.post(f"/codec/{CODEC_UI_SECRET}/encode", json=body)).status_code == 200
 
-    settings.codec_trust_local_ui = True
-    assert (await browser.post("/codec/decode", json=body)).status_code == 200
-    other_origin = await browser.post(
-        "/codec/decode", json=body, headers={"Origin": "https://evil.example"}
+
+async def test_codec_capability_is_off_unless_configured(
+    settings: Settings, client: Client
+) -> None:
+    from api.main import create_app
+
+    without = create_app(
+        settings.model_copy(update={"codec_ui_secret": None}), temporal_client=client
     )
-    assert other_origin.status_code == 401
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=without), base_url="http://api.test"
+    ) as http:
+        body = proto_json(await client.data_converter.encode(["x"]))
+        assert (await http.post(f"/codec/{CODEC_UI_SECRET}/decode", json=body)).status_code == 401
+        assert (await http.post("/codec//decode", json=body)).status_code == 401
 
 
 def readable_text(node: Any) -> Iterator[str]:

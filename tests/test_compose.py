@@ -27,14 +27,16 @@ INIT_SERVICE = "temporal-admin-tools"
 APP_SERVICES = ("api", "worker")
 SEARCH_ATTRIBUTES = ("EmailStatus", "EmailKind", "TenantId", "ProviderMessageId")
 REQUIRED_SECRETS = ("RESEND_API_KEY", "API_KEYS", "PAYLOAD_CODEC_KEYS")
-SECRETS = (*REQUIRED_SECRETS, "RESEND_WEBHOOK_SECRET")
+# The Web UI's codec capability: the API and the UI's settings need it, the worker does not.
+API_SECRET = "CODEC_UI_SECRET"
+SECRETS = (*REQUIRED_SECRETS, "RESEND_WEBHOOK_SECRET", "TENANTS")
 SECRET_LOOKING_NAME = re.compile(r"KEY|SECRET|PASSWORD|PWD|TOKEN")
 # A Resend API key, a Svix webhook secret, or a long base64 run (an AES key).
 SECRET_LOOKING_VALUE = re.compile(
     r"\bre_[A-Za-z0-9_]{8,}|whsec_[A-Za-z0-9+/=]{8,}|[A-Za-z0-9+/]{32,}"
 )
 # Sentinels passed to Compose, never real secrets.
-SECRET_ENV = {name: f"test-{name.lower()}" for name in REQUIRED_SECRETS}
+SECRET_ENV = {name: f"test-{name.lower()}" for name in (*REQUIRED_SECRETS, API_SECRET)}
 
 
 Services = dict[str, dict[str, Any]]
@@ -196,6 +198,10 @@ def test_secrets_come_only_from_environment_interpolation(services: Services, se
         assert re.fullmatch(rf"\$\{{{name}(:?[-?].*)?\}}", env[name]), name
     for name in REQUIRED_SECRETS:
         assert env[name].startswith(f"${{{name}:?"), f"{name} must be required"
+    if service == "api":
+        assert env[API_SECRET].startswith(f"${{{API_SECRET}:?"), f"{API_SECRET} must be required"
+    else:
+        assert API_SECRET not in env
 
 
 def test_no_secret_literal_appears_in_the_compose_file(services: Services) -> None:
@@ -218,7 +224,10 @@ def test_init_service_registers_every_search_attribute_as_keyword(services: Serv
 def test_web_ui_decodes_payloads_through_the_api_codec(services: Services) -> None:
     ui, api = environment(services["temporal-ui"]), environment(services["api"])
     assert ui["TEMPORAL_ADDRESS"] == "temporal:7233"
-    assert ui["TEMPORAL_CODEC_ENDPOINT"] == "http://localhost:8000/codec"
+    # A capability URL: the secret segment is the UI's credential (it cannot send a key).
+    assert ui["TEMPORAL_CODEC_ENDPOINT"].startswith(
+        "http://localhost:8000/codec/${CODEC_UI_SECRET:?"
+    )
     assert "http://localhost:8080" in ui["TEMPORAL_CORS_ORIGINS"].split(",")
     assert "http://localhost:8080" in api["CODEC_CORS_ORIGINS"].split(",")
 
@@ -236,7 +245,7 @@ def test_compose_accepts_the_file_when_required_secrets_are_set(compose_binary: 
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("missing", REQUIRED_SECRETS)
+@pytest.mark.parametrize("missing", [*REQUIRED_SECRETS, API_SECRET])
 def test_compose_refuses_to_start_without_a_required_secret(
     compose_binary: Path, missing: str
 ) -> None:
@@ -252,8 +261,11 @@ def test_compose_hands_the_secrets_to_api_and_worker(compose_binary: Path) -> No
     resolved = json.loads(result.stdout)["services"]
     for service in APP_SERVICES:
         env = resolved[service]["environment"]
-        assert {k: env[k] for k in SECRET_ENV} == SECRET_ENV
-        assert env["RESEND_WEBHOOK_SECRET"] == ""
+        assert {k: env[k] for k in REQUIRED_SECRETS} == {k: SECRET_ENV[k] for k in REQUIRED_SECRETS}
+        assert env["RESEND_WEBHOOK_SECRET"] == "" and env["TENANTS"] == ""
+    assert resolved["api"]["environment"][API_SECRET] == SECRET_ENV[API_SECRET]
+    codec = resolved["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"]
+    assert codec == f"http://localhost:8000/codec/{SECRET_ENV[API_SECRET]}"
     assert resolved["worker"]["deploy"]["replicas"] == 2
 
 

@@ -6,52 +6,23 @@ the session's Temporal server, and their own log lines must land in the files.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 
 from config import Settings
 from testkit.keys import CODEC_KEYS
 from testkit.polling import eventually
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def dev_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "scripts" / "dev.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from testkit.procs import free_port
+from tests.helpers import ROOT, dev_script, stop
 
 
 def json_lines(path: Path) -> list[dict[str, object]]:
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     return [json.loads(line) for line in lines if line.startswith("{")]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 async def test_worker_and_api_logs_land_in_their_dev_log_files(

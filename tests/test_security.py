@@ -5,19 +5,23 @@ Every refusal must start nothing: a spy on `start_workflow` proves it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message
 from temporalio.client import Client
 
 from api.deps import get_temporal_client
 from api.main import create_app
 from api.schemas import MAX_CONTENT_BYTES, MAX_RECIPIENTS
 from config import Settings
-from testkit.keys import API_KEY, API_KEY_PREVIOUS
+from testkit.keys import ACME_KEY, ACME_KEY_PREVIOUS, API_KEY, API_KEY_PREVIOUS, GLOBEX_KEY
+from testkit.polling import eventually
 from tests.helpers import INVITE
 
 EMAIL = {"to": "ann@example.com", "subject": "Welcome", "text": "Hello Ann"}
@@ -116,23 +120,33 @@ async def test_health_probes_and_webhooks_need_no_api_key(anonymous: httpx.Async
     assert "signature" in webhook.json()["detail"]
 
 
-async def test_idempotency_keys_are_scoped_per_api_key(
+async def test_idempotency_keys_are_scoped_per_tenant_so_a_rotation_keeps_them(
     anonymous: httpx.AsyncClient, spy: SpyClient
 ) -> None:
     same_key = {"Idempotency-Key": "shared-key-1"}
-    first = await anonymous.post(
-        "/v1/invites", json=INVITE, headers={**bearer(API_KEY), **same_key}
-    )
-    other = await anonymous.post(
-        "/v1/invites",
-        json={**INVITE, "email": "eve@example.com"},
-        headers={**bearer(API_KEY_PREVIOUS), **same_key},
-    )
-    assert first.status_code == other.status_code == 202
-    assert first.json()["invite_id"] != other.json()["invite_id"]
-    # The workflow id derives from a hash of the key's digest, never from the key itself.
-    assert API_KEY not in first.json()["workflow_id"]
-    assert len(spy.started) == 2
+
+    async def send(key: str, body: dict[str, Any]) -> str:
+        response = await anonymous.post(
+            "/v1/emails", json=body, headers={**bearer(key), **same_key}
+        )
+        assert response.status_code == 202, response.text
+        email_id: str = response.json()["id"]
+        return email_id
+
+    # One tenant, its old and its new key: a retry spanning the rotation is the same send.
+    first = await send(ACME_KEY, {**EMAIL, "from": "hello@acme.example"})
+    assert await send(ACME_KEY_PREVIOUS, {**EMAIL, "from": "hello@acme.example"}) == first
+    # Another tenant with the same Idempotency-Key has its own send, whatever its body.
+    other = await send(GLOBEX_KEY, {**EMAIL, "from": "news@globex.example"})
+    assert other != first
+    # Operator keys share one scope too (their own, apart from every tenant's).
+    operator = await send(API_KEY, EMAIL)
+    assert await send(API_KEY_PREVIOUS, EMAIL) == operator
+    assert operator not in {first, other}
+    # Three workflows (a repeat's start attempt is refused by Temporal: same id).
+    assert len(set(spy.started)) == 3
+    # The send id derives from a hash of the tenant and the key, never from an API key.
+    assert ACME_KEY not in first
 
 
 async def test_rate_limit_per_key_answers_429_with_retry_after(
@@ -249,8 +263,36 @@ async def test_largest_accepted_email_is_accepted(api: httpx.AsyncClient, spy: S
     assert len(spy.started) == 1
 
 
-async def test_api_refuses_to_start_without_api_keys(settings: Settings) -> None:
-    app = create_app(settings.model_copy(update={"api_keys": None}))
-    with pytest.raises(RuntimeError, match="API_KEYS"):
-        async with app.router.lifespan_context(app):
-            pass
+async def startup_answer(app: FastAPI) -> Message:
+    """What the app answers a server's ASGI `lifespan.startup` (as uvicorn sends it)."""
+    answers: list[Message] = []
+    asked = False
+
+    async def receive() -> Message:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "lifespan.startup"}
+        await asyncio.Event().wait()  # the server would later ask for shutdown
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        answers.append(message)
+
+    task = asyncio.create_task(app({"type": "lifespan", "state": {}}, receive, send))
+    await eventually(lambda: bool(answers), timeout=10, what="a lifespan answer")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return answers[0]
+
+
+async def test_api_refuses_to_start_without_any_api_key(settings: Settings, client: Client) -> None:
+    keyless = settings.model_copy(update={"api_keys": None, "tenants": {}})
+    answer = await startup_answer(create_app(keyless))
+    assert answer["type"] == "lifespan.startup.failed"
+    assert "API_KEYS" in answer["message"] and "\n" not in answer["message"]
+    # Tenant keys alone are enough.
+    tenants_only = settings.model_copy(update={"api_keys": None})
+    answer = await startup_answer(create_app(tenants_only, temporal_client=client))
+    assert answer["type"] == "lifespan.startup.complete"

@@ -1,4 +1,4 @@
-"""Build Resend webhooks signed exactly as Svix signs them (independent of api/svix.py)."""
+"""Resend webhooks signed exactly as Svix signs them (independent of the verifier under test)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ the retry schedule: each failed attempt is an `ActivityTaskFailed` event in hist
 `AttemptRecord` in the status.
 
 A 200 from the provider means accepted, not delivered: after the send the workflow waits
-(one timer, bounded) for the provider's delivery events, which the webhook route signals.
+(one timer, bounded) for the provider's delivery events, which the webhook route signals;
+an outbox send (development) ends when it is written, since nothing will report on it.
 A `send_at` in the future is a durable timer before the first attempt; a `cancel` update
 (or, when no worker answers it, the durable `cancel_request` signal) stops a send that has
 not gone out.
@@ -30,9 +31,10 @@ Bounded history (executions that took `BOUNDED_PATCH`), whatever the provider do
   or when a reset may have discarded attempts.
 
 Compatibility: commands added by delivery tracking (the `send_at` timer, search-attribute
-upserts, the post-send wait) run only when `workflow.patched(TRACKING_PATCH)` is true, and
-everything above only when `workflow.patched(BOUNDED_PATCH)` is, so executions started by
-older code replay unchanged.
+upserts, the post-send wait) run only when `workflow.patched(TRACKING_PATCH)` is true,
+everything above only when `workflow.patched(BOUNDED_PATCH)` is, and `OUTBOX_DONE_PATCH`
+likewise removes the wait from outbox sends, so executions started by older code replay
+unchanged. Attempt summaries and current details are not commands.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         provider_idempotency_key,
     )
     from activities.send import SendActivities
+    from activities.transports.outbox import OutboxTransport
     from activities.types import (
         AttemptFailureDetails,
         EmailMessage,
@@ -95,6 +98,8 @@ SEND_UNDETERMINED = "EmailDeliveryUndetermined"
 CANCEL_REJECTED = "EmailNotCancellable"
 TRACKING_PATCH = "delivery-tracking-v1"
 BOUNDED_PATCH = "bounded-history-v1"
+# Outbox sends end when written: no provider, so no delivery event can come (no wait timer).
+OUTBOX_DONE_PATCH = "outbox-completes-v1"
 # Webhooks are delivered at least once: remember this many event ids to drop repeats.
 MAX_SEEN_EVENTS = 100
 # Nothing has gone out yet in these states (`retrying` only after definite refusals, below).
@@ -121,6 +126,34 @@ T = TypeVar("T")
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
+
+
+def _duration(delay: timedelta) -> str:
+    """`2 s`, `0.5 s`, `5 min`, `1 h`: short enough for the Web UI's one-line summaries."""
+    seconds = delay.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def attempt_summary(attempt: int, previous: AttemptRecord | None) -> str:
+    """The Web UI's label of one attempt: `attempt 3 · after HTTP 429, waited 2 s`.
+
+    Built from the error's type and HTTP status only: the provider's message can quote a
+    recipient, and summaries are shown to anyone who can open the workflow.
+    """
+    if previous is None:
+        return f"attempt {attempt}"
+    if previous.http_status:
+        cause = f"HTTP {previous.http_status}"
+    elif previous.outcome == "timeout":
+        cause = "a timeout"
+    else:
+        cause = previous.error_type or "an error"
+    waited = timedelta(seconds=previous.retry_in_seconds or 0)
+    return f"attempt {attempt} · after {cause}, waited {_duration(waited)}"
 
 
 async def _wait_until(condition: Callable[[], bool], timeout: timedelta) -> bool:
@@ -242,6 +275,7 @@ class Delivery:
         self._pending_events: list[DeliveryEventRecord] = (
             list(carried.pending_events) if carried else []
         )
+        self._listening_until: datetime | None = None
         self._metrics = workflow.metric_meter()
 
     @property
@@ -400,8 +434,9 @@ class Delivery:
         self.set_status(status)
         return True
 
-    async def track_delivery(self) -> None:
-        """After the send: apply early events, then wait (one timer) for a final one."""
+    async def track_delivery(self, *, listen: bool = True) -> None:
+        """After the send: apply early events, then wait (one timer) for a final one
+        unless `listen` is False (an outbox send: nothing will report on it)."""
         if self._tracking_until is None:
             self._sent = True
             for record in self._pending_events:
@@ -409,13 +444,17 @@ class Delivery:
             self._pending_events.clear()
             self._upsert_status(provider_message_id=self.state.provider_message_id)
         # `delivered` is not an ending: a complaint can still follow it.
-        if self.state.status in ENDING_DELIVERY_STATUSES:
+        if not listen or self.state.status in ENDING_DELIVERY_STATUSES:
             return
         wait = timedelta(seconds=self.policy.delivery_wait_seconds)
         if not self.bounded:
+            self._listening_until = workflow.now() + wait
+            self._show_details()
             final = await _wait_until(lambda: self.state.status in ENDING_DELIVERY_STATUSES, wait)
         else:
             final = await self._wait_for_ending(wait)
+        self._listening_until = None
+        self._show_details()
         if not final:
             workflow.logger.info("no final delivery event for %s; status stays", self.state.id)
 
@@ -425,6 +464,8 @@ class Delivery:
         if self._tracking_until is None:
             self._tracking_until = _iso(workflow.now() + wait)
         until = datetime.fromisoformat(self._tracking_until)
+        self._listening_until = until
+        self._show_details()
         while self.state.status not in ENDING_DELIVERY_STATUSES and workflow.now() < until:
             await _wait_until(
                 lambda: self.state.status in ENDING_DELIVERY_STATUSES or _history_full(),
@@ -437,11 +478,30 @@ class Delivery:
     def set_status(self, status: SendStatus) -> None:
         self.state.status = status
         self.state.updated_at = _iso(workflow.now())
-        last = self.state.attempts[-1] if self.state.attempts else None
-        summary = f"**{status}** after {self.state.attempt_count} attempt(s)"
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """The workflow's current details in the Web UI (not a command: replay-safe).
+
+        Kind, tenant, status and the last error's type and HTTP status; never its message
+        (it can quote a recipient), a recipient, a token or a subject.
+        """
+        state = self.state
+        details = (
+            f"**{state.kind}** · tenant `{state.tenant_id or '-'}` · **{state.status}** "
+            f"after {state.attempt_count} attempt(s)"
+        )
+        last = state.attempts[-1] if state.attempts else None
         if last and last.error_type:
-            summary += f"; last error `{last.error_type}`: {last.error_message}"
-        workflow.set_current_details(summary)
+            details += f"; last error `{last.error_type}`"
+            if last.http_status:
+                details += f" (HTTP {last.http_status})"
+        if state.transport:
+            details += f" · transport `{state.transport}`"
+        if self._listening_until is not None:
+            until = self._listening_until.strftime("%Y-%m-%d %H:%M UTC")
+            details += f" · listening for delivery events until {until}"
+        workflow.set_current_details(details)
 
     def _add_attempt(self, record: AttemptRecord) -> None:
         self.state.attempt_count += 1
@@ -481,6 +541,9 @@ class Delivery:
                     # window could no longer deduplicate a late attempt.
                     schedule_to_close_timeout=deadline - scheduled,
                     retry_policy=SINGLE_ATTEMPT,
+                    summary=attempt_summary(
+                        attempt, self.state.attempts[-1] if self.state.attempts else None
+                    ),
                 )
             except ActivityError as err:
                 record, permanent, retry_after = self._failed_attempt(attempt, scheduled, err)
@@ -548,6 +611,9 @@ class Delivery:
                     start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_seconds),
                     schedule_to_close_timeout=not_after - scheduled,
                     retry_policy=SINGLE_ATTEMPT,
+                    summary=attempt_summary(
+                        attempt, self.state.attempts[-1] if self.state.attempts else None
+                    ),
                 )
             except ActivityError as err:
                 record, permanent, retry_after = self._failed_attempt(attempt, scheduled, err)
@@ -636,7 +702,10 @@ class Delivery:
         """Send, then (tracked executions) wait for the provider's delivery outcome."""
         await self.send(message)
         if self.tracking and self.state.status == SendStatus.SENT:
-            await self.track_delivery()
+            # `patched` only on outbox sends: the executions it changes are the only ones
+            # that get its marker (older outbox sends replay with their wait).
+            outbox = self.state.transport == OutboxTransport.name
+            await self.track_delivery(listen=not (outbox and workflow.patched(OUTBOX_DONE_PATCH)))
         return self.state
 
     def _accepted(self, attempt: int, scheduled: datetime, result: SendAttemptResult) -> None:

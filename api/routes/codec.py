@@ -1,8 +1,10 @@
 """The codec server: `POST /codec/decode` and `/codec/encode` for the Web UI and the CLI.
 
 Speaks Temporal's remote-codec protocol (proto JSON `{"payloads": [...]}`) so an operator
-with an API key sees decrypted payloads (`temporal workflow show --codec-endpoint`).
-`RequestGuard` authenticates these routes and answers the Web UI's CORS preflight.
+sees decrypted payloads (`temporal workflow show --codec-endpoint`). Operators only: an
+operator key as bearer, or the Web UI's capability URL `/codec/<CODEC_UI_SECRET>/...`
+(the UI cannot send a key). A tenant's key decrypts nothing (403): payloads of every
+tenant pass through here. `RequestGuard` authenticates and answers the CORS preflight.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.deps import CallerDep, SettingsDep
+from api.deps import OperatorDep, SettingsDep
 from infra.codec import CodecKeyError, EncryptionCodec
 from infra.temporal_client import payload_codec
 
@@ -47,7 +49,8 @@ def _answer(payloads: list[Payload]) -> JSONResponse:
 
 
 @router.post("/decode")
-async def decode(request: Request, codec: CodecDep, caller: CallerDep) -> JSONResponse:
+@router.post("/{capability}/decode")
+async def decode(request: Request, operator: OperatorDep, codec: CodecDep) -> JSONResponse:
     """Decrypt payloads for an authorised operator (Web UI, `temporal --codec-endpoint`)."""
     try:
         return _answer(await codec.decode(await _payloads(request)))
@@ -58,6 +61,7 @@ async def decode(request: Request, codec: CodecDep, caller: CallerDep) -> JSONRe
 
 
 @router.post("/encode")
-async def encode(request: Request, codec: CodecDep, caller: CallerDep) -> JSONResponse:
+@router.post("/{capability}/encode")
+async def encode(request: Request, operator: OperatorDep, codec: CodecDep) -> JSONResponse:
     """Encrypt payloads with the current key (e.g. a signal sent from the Web UI)."""
     return _answer(await codec.encode(await _payloads(request)))

@@ -1,4 +1,4 @@
-"""`/v1/emails`: send a caller-composed email; list, read, trace and cancel any send."""
+"""`/v1/emails`: send a caller-composed email; list, read, trace and cancel the caller's sends."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from fastapi import APIRouter, Query, Response, status
 from activities.delivery_contract import SendKind, correlation_tags
 from activities.types import EmailMessage, EmailTag
 from api import sends
-from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemporalClientDep
-from api.idempotency import request_fingerprint, send_key
+from api.deps import (
+    CallerDep,
+    FingerprintKeysDep,
+    IdempotencyKey,
+    SettingsDep,
+    TemporalClientDep,
+)
+from api.idempotency import send_key
 from api.policy import delivery_policy
 from api.schemas import (
     ERRORS,
@@ -23,6 +29,7 @@ from api.schemas import (
     EmailTimeline,
     TenantId,
 )
+from api.tenants import allowed_sender_domains, check_sender, default_sender
 from api.timeline import timeline
 from workflows.ids import send_ids
 from workflows.status import SendStatus
@@ -46,14 +53,20 @@ async def create_email(
     client: TemporalClientDep,
     settings: SettingsDep,
     caller: CallerDep,
+    fingerprints: FingerprintKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EmailAccepted:
     """Queue one email durably and answer at once; the worker sends it exactly once."""
+    tenant_id = caller.tenant_for(body.tenant_id)
+    sender = body.sender or default_sender(settings, caller)
+    check_sender(
+        sender, allowed_sender_domains(settings, caller), field="from" if body.sender else None
+    )
     email_id, workflow_id = send_ids(
-        SendKind.EMAIL, send_key(caller.scope, SendKind.EMAIL, idempotency_key)
+        SendKind.EMAIL, send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id)
     )
     message = EmailMessage(
-        sender=body.sender or settings.email_from,
+        sender=sender,
         to=_as_list(body.to),
         subject=body.subject,
         html=body.html,
@@ -67,7 +80,7 @@ async def create_email(
     data = SendEmailInput(
         email_id=email_id,
         message=message,
-        tenant_id=body.tenant_id,
+        tenant_id=tenant_id,
         policy=delivery_policy(settings),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
@@ -75,8 +88,11 @@ async def create_email(
         client,
         data,
         workflow_id=workflow_id,
-        fingerprint=request_fingerprint(
-            body.model_dump(mode="json", by_alias=True), idempotency_key
+        # The tenant as resolved: the same request under a tenant's key and under an
+        # operator's naming that tenant is the same request.
+        fingerprint=fingerprints.fingerprint(
+            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
+            idempotency_key,
         ),
         task_queue=settings.task_queue,
     )
@@ -95,9 +111,10 @@ async def list_emails(
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> EmailPage:
-    """List sends, newest first, filtered by status, kind or tenant (eventually consistent)."""
+    """List the caller's sends, newest first, by status, kind or tenant (eventually consistent)."""
     page = await sends.list_sends(
         client,
+        caller,
         status=email_status,
         kind=kind,
         tenant_id=tenant_id,
@@ -117,7 +134,7 @@ async def get_email_events(
     email_id: str, client: TemporalClientDep, caller: CallerDep
 ) -> EmailTimeline:
     """Timeline of one send: accepted, each attempt, sent, each delivery event, with times."""
-    send = await sends.read_send(client, email_id)
+    send = await sends.read_send(client, email_id, caller)
     return EmailTimeline(
         id=email_id,
         workflow_id=send.workflow_id,
@@ -144,7 +161,7 @@ async def cancel_email(
 ) -> CancelAccepted:
     """Cancel a send that has not gone out (scheduled or waiting): 200 once cancelled, 202
     when only requested (no worker answered; applied when one runs), 409 once it has gone."""
-    outcome = await sends.cancel_send(client, email_id)
+    outcome = await sends.cancel_send(client, email_id, caller)
     if outcome.requested:
         response.status_code = status.HTTP_202_ACCEPTED
         return CancelAccepted(id=email_id, status=outcome.status, detail=CANCEL_REQUESTED)
@@ -152,10 +169,10 @@ async def cancel_email(
 
 
 @router.get("/{email_id}", response_model=EmailStatus, responses=ERRORS)
-async def get_email(email_id: str, client: TemporalClientDep) -> EmailStatus:
+async def get_email(email_id: str, client: TemporalClientDep, caller: CallerDep) -> EmailStatus:
     """Status of an email or invite: the attempts (first and latest, all counted), the last
     error and the provider id; `live: false` when no worker answered (what Temporal knows)."""
-    send = await sends.read_send(client, email_id)
+    send = await sends.read_send(client, email_id, caller)
     state = send.state
     return EmailStatus.model_validate(
         {

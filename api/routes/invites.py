@@ -9,10 +9,17 @@ from fastapi import APIRouter, Response, status
 
 from activities.delivery_contract import SendKind
 from api import sends
-from api.deps import CallerDep, IdempotencyKey, SettingsDep, TemporalClientDep
-from api.idempotency import request_fingerprint, send_key
+from api.deps import (
+    CallerDep,
+    FingerprintKeysDep,
+    IdempotencyKey,
+    SettingsDep,
+    TemporalClientDep,
+)
+from api.idempotency import send_key
 from api.policy import delivery_policy
 from api.schemas import ERRORS, InviteAccepted, InviteCreate
+from api.tenants import allowed_sender_domains, check_sender, default_sender
 from workflows.ids import send_ids
 from workflows.types import SendInviteEmailInput
 
@@ -28,11 +35,15 @@ async def create_invite(
     client: TemporalClientDep,
     settings: SettingsDep,
     caller: CallerDep,
+    fingerprints: FingerprintKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> InviteAccepted:
     """Create an invitation and queue its email durably; answers before any send."""
+    tenant_id = caller.tenant_for(body.tenant_id)
+    sender = default_sender(settings, caller)
+    check_sender(sender, allowed_sender_domains(settings, caller), field=None)
     invite_id, workflow_id = send_ids(
-        SendKind.INVITE, send_key(caller.scope, SendKind.INVITE, idempotency_key)
+        SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
     )
     # The token is the only secret of the invite: unguessable, and never the workflow id.
     token = secrets.token_urlsafe(32)
@@ -42,12 +53,12 @@ async def create_invite(
     data = SendInviteEmailInput(
         invite_id=invite_id,
         to=str(body.email),
-        sender=settings.email_from,
+        sender=sender,
         tenant_name=body.tenant_name,
         inviter_name=body.inviter_name,
         accept_url=accept_url,
         role=body.role,
-        tenant_id=body.tenant_id,
+        tenant_id=tenant_id,
         policy=delivery_policy(settings),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
@@ -55,8 +66,9 @@ async def create_invite(
         client,
         data,
         workflow_id=workflow_id,
-        fingerprint=request_fingerprint(
-            body.model_dump(mode="json", by_alias=True), idempotency_key
+        fingerprint=fingerprints.fingerprint(
+            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
+            idempotency_key,
         ),
         task_queue=settings.task_queue,
     )

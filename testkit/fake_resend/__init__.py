@@ -27,7 +27,7 @@ As a separate process, driven through its control routes::
 
 from testkit.fake_resend.app import build_app
 from testkit.fake_resend.client import FakeResendClient, FakeResendProcess
-from testkit.fake_resend.faults import DEFAULT_API_KEY, FakeConfig, Fault
+from testkit.fake_resend.faults import DEFAULT_API_KEY, FakeConfig, Fault, fault_of_kind
 from testkit.fake_resend.server import FakeResendServer
 from testkit.fake_resend.store import Delivery, FakeResend, FakeStats, RequestRecord
 
@@ -43,4 +43,5 @@ __all__ = [
     "Fault",
     "RequestRecord",
     "build_app",
+    "fault_of_kind",
 ]

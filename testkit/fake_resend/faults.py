@@ -59,6 +59,27 @@ class Fault:
         return asdict(self)
 
 
+# The fake answers a `timeout` fault this long after accepting (see `Fault.hold`); `make dev
+# PROVIDER=fake` gives the worker a shorter `RESEND_TIMEOUT_SECONDS`, so the attempt times out.
+TIMEOUT_HOLD_SECONDS: Final = 10.0
+FAULT_KINDS: Final = ("500", "429", "timeout", "any status 400..599")
+
+
+def fault_of_kind(kind: str, *, retry_after: int = 2) -> Fault:
+    """The fault `make fault KIND=...` queues: `500` (a server error), `429` (rate limited,
+    `retry-after: retry_after`), `timeout` (accepted, answered too late: the retry is
+    deduplicated by its idempotency key) or any other error status."""
+    if kind == "timeout":
+        return Fault(hold=TIMEOUT_HOLD_SECONDS)
+    try:
+        status = int(kind)
+    except ValueError:
+        raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}") from None
+    if status == 200:
+        raise ValueError("200 is not a fault")
+    return Fault(status=status, retry_after=retry_after if status == 429 else None)
+
+
 @dataclass(frozen=True)
 class FakeConfig:
     """What the fake is set to now; change it with ``FakeResend.configure``."""
