@@ -222,6 +222,8 @@ class EmailStatus(BaseModel):
     delivery_event_count: int = 0
     delivery_events_omitted: int = 0
     delivery_events: list[DeliveryEvent] = []
+    # How many workflow runs the send has taken (it continues as new to bound its history).
+    runs: int = 1
 
 
 class EmailSummary(BaseModel):
