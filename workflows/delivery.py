@@ -642,8 +642,8 @@ class Delivery:
         fixed before the first attempt and carried from run to run."""
         if self.state.not_after is None:
             due = datetime.fromisoformat(self._accepted_at)
-            if self._options.send_at:
-                due = max(due, datetime.fromisoformat(self._options.send_at))
+            if self.state.send_at:
+                due = max(due, datetime.fromisoformat(self.state.send_at))
             self.state.not_after = _iso(due + timedelta(seconds=self.policy.window_seconds))
         return datetime.fromisoformat(self.state.not_after)
 
