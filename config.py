@@ -75,6 +75,25 @@ def _check_key(key: SecretStr) -> SecretStr:
     return key
 
 
+HEX_COLOR = r"^#(?:[0-9A-Fa-f]{3}){1,2}$"
+# A host name or an IP address as `urlsplit(...).hostname` gives it (lower case, no port).
+HOST_NAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:]+")
+
+
+class BrandConfig(BaseModel):
+    """A tenant's look in its emails (templates/_layouts): each unset part is our default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    logo_url: (
+        Annotated[str, StringConstraints(max_length=2000, pattern=r"^https://[^\s\"'<>\\]+$")]
+        | None
+    ) = None
+    accent_color: Annotated[str, StringConstraints(pattern=HEX_COLOR)] | None = None
+    footer: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+
+
 class TenantConfig(BaseModel):
     """One tenant: the keys that act for it and the domains it may send from.
 
@@ -91,6 +110,13 @@ class TenantConfig(BaseModel):
     # The tenant's default sender (when a request has no `from`, and for invites);
     # unset: EMAIL_FROM, which must then be at one of `sender_domains`.
     email_from: str | None = None
+    # The app page our invite links go to (`{app_base_url}/invites/accept?...`); unset:
+    # APP_BASE_URL.
+    app_base_url: str | None = None
+    # Hosts an app's own invite `accept_url` may point at; unset: app_base_url's host.
+    invite_url_hosts: list[str] | None = None
+    # Product name, logo URL, accent colour and footer of the tenant's emails.
+    brand: BrandConfig | None = None
 
     @field_validator("api_keys")
     @classmethod
@@ -101,6 +127,24 @@ class TenantConfig(BaseModel):
     @classmethod
     def _domains(cls, domains: list[str]) -> list[str]:
         return [normalise_domain(domain) for domain in domains]
+
+    @field_validator("invite_url_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str] | None) -> list[str] | None:
+        if hosts is None:
+            return None
+        normalised = [host.strip().lower() for host in hosts]
+        for host in normalised:
+            if not HOST_NAME.fullmatch(host):
+                raise ValueError(f"not a host name (no scheme, port or path): {host!r}")
+        return normalised
+
+    @field_validator("app_base_url")
+    @classmethod
+    def _app_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+            raise ValueError("app_base_url must be an http(s) URL without query or fragment")
+        return url
 
     @model_validator(mode="after")
     def _email_from_is_ours(self) -> TenantConfig:
@@ -134,7 +178,14 @@ class Settings(BaseSettings):
     outbox_dir: Path = Path(".dev/outbox")
 
     email_from: str = "durable-mail <onboarding@resend.dev>"
+    # The app's page that accepts invites (`{APP_BASE_URL}/invites/accept?invite=&token=`);
+    # its host is also where an app's own `accept_url` may point unless a tenant says more.
     app_base_url: str = "http://localhost:8000"
+    # Derives managed invite tokens (API and worker need the same one); unset: invites
+    # without an `accept_url` are refused with 503. Changing it voids unaccepted tokens.
+    invite_token_secret: SecretStr | None = Field(default=None, min_length=32)
+    # The operator's email templates, searched before the built-in `templates/`.
+    template_dir: Path | None = None
 
     # Retry schedule of a send, carried in each workflow's input so a workflow never
     # reads settings. The window stays below Resend's 24 h idempotency window.
@@ -218,6 +269,12 @@ class Settings(BaseSettings):
                         "each key acts for one holder only"
                     )
         return self
+
+    @field_validator("invite_token_secret", "template_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes an unset variable on as "": that means not configured.
+        return None if value == "" else value
 
     @property
     def outbox_mode(self) -> bool:

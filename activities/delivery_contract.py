@@ -32,8 +32,15 @@ class SendKind(StrEnum):
 # The query by which the send activity reads the message its workflow pinned.
 PINNED_MESSAGE_QUERY = "pinned_message"
 
+# Resend's cap on the emails of one `POST /emails/batch` call.
+MAX_BATCH_EMAILS = 100
 KIND_TAG = "kind"
 EMAIL_ID_TAG = "email_id"
+# Which of an invite's emails (invitation or reminder) a webhook is about: both carry the
+# invite's `email_id`, so both reach its one workflow.
+MESSAGE_TAG = "message"
+INVITATION = "invitation"
+REMINDER = "reminder"
 # A caller's own tags may not use these names: the webhook route trusts them.
 RESERVED_TAG_NAMES = frozenset({KIND_TAG, EMAIL_ID_TAG})
 
@@ -41,6 +48,16 @@ RESERVED_TAG_NAMES = frozenset({KIND_TAG, EMAIL_ID_TAG})
 def provider_idempotency_key(workflow_id: str) -> str:
     """`invite-abc` -> `invite-abc/send`: the `Idempotency-Key` of every attempt."""
     return f"{workflow_id}/send"
+
+
+def reminder_idempotency_key(workflow_id: str) -> str:
+    """`invite-abc` -> `invite-abc/reminder`: the reminder is another email, another key."""
+    return f"{workflow_id}/reminder"
+
+
+def batch_idempotency_key(workflow_id: str, call: int) -> str:
+    """`batch-abc`, 0 -> `batch-abc/send/0`: the key of every attempt of one batch call."""
+    return f"{workflow_id}/send/{call}"
 
 
 def correlation_tags(kind: SendKind, email_id: str) -> list[EmailTag]:

@@ -15,6 +15,8 @@ PROVIDER_UNAVAILABLE = "ResendServerError"
 NETWORK_ERROR = "ResendNetworkError"
 # The activity could not read the pinned message from its workflow: the provider was not called.
 MESSAGE_UNAVAILABLE = "PinnedMessageUnavailable"
+# Nothing was sent: this worker lacks INVITE_TOKEN_SECRET; one that has it will send.
+INVITE_TOKEN_UNAVAILABLE = "InviteTokenUnavailable"
 
 # Permanent: retrying cannot help; the send fails at once.
 REJECTED = "ResendRejected"
@@ -51,6 +53,7 @@ NOT_ACCEPTED = frozenset(
         REJECTED,
         AUTH_FAILED,
         MESSAGE_UNAVAILABLE,
+        INVITE_TOKEN_UNAVAILABLE,
         SEND_WINDOW_CLOSED,
         MESSAGE_MISMATCH,
     }

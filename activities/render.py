@@ -2,16 +2,40 @@
 
 The rendered message is recorded in the workflow history, so every later send attempt
 uses exactly these bytes (Resend answers 409 if one idempotency key carries two payloads).
+
+`render_invite_emails` (workflow `Invite`) renders the template files of
+`activities.templating`; `render_invite` is the fixed English email of the older
+`SendInviteEmail` workflow, kept for the executions it still runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from html import escape
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.delivery_contract import SendKind, correlation_tags
-from activities.types import EmailMessage, RenderInviteInput, RenderInviteResult
+from activities.delivery_contract import (
+    INVITATION,
+    MESSAGE_TAG,
+    REMINDER,
+    SendKind,
+    correlation_tags,
+)
+from activities.templating import TemplateError, Templates
+from activities.types import (
+    EmailMessage,
+    EmailTag,
+    RenderInviteEmailsInput,
+    RenderInviteEmailsResult,
+    RenderInviteInput,
+    RenderInviteResult,
+)
+
+INVITE_TEMPLATE = "invite"
+# A template that cannot render (missing locale, broken file) will not render on a retry.
+TEMPLATE_FAILED = "TemplateFailed"
 
 INVITE_TEXT = """\
 Hi,
@@ -60,3 +84,54 @@ async def render_invite(data: RenderInviteInput) -> RenderInviteResult:
         tags=correlation_tags(SendKind.INVITE, data.invite_id),
     )
     return RenderInviteResult(message=message)
+
+
+class RenderActivities:
+    """The template renderer of the worker (templates from `TEMPLATE_DIR`, then built-in)."""
+
+    def __init__(self, templates: Templates) -> None:
+        self._templates = templates
+
+    @activity.defn(name="render_invite_emails")
+    async def render_invite_emails(self, data: RenderInviteEmailsInput) -> RenderInviteEmailsResult:
+        """Render an invite's invitation and planned reminder once (run as a local activity:
+        the recorded result pins their bytes; a later template change cannot alter them)."""
+        try:
+            # Template files are read from disk: off the worker's event loop.
+            return await asyncio.to_thread(render_invite_emails, self._templates, data)
+        except TemplateError as err:
+            raise ApplicationError(str(err), type=TEMPLATE_FAILED, non_retryable=True) from None
+
+
+def render_invite_emails(
+    templates: Templates, data: RenderInviteEmailsInput
+) -> RenderInviteEmailsResult:
+    """The invite's emails (the API's preview calls this too: the same bytes)."""
+
+    def message(variant: str) -> EmailMessage:
+        variables = {
+            "inviter_name": data.inviter_name,
+            "tenant_name": data.tenant_name,
+            "role": data.role,
+            "accept_url": data.accept_url,
+            "expires_on": data.expires_at[:10],
+            "reminder": variant == REMINDER,
+        }
+        rendered = templates.render(INVITE_TEMPLATE, data.locale, variables, data.brand)
+        return EmailMessage(
+            sender=data.sender,
+            to=[data.to],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            tags=[
+                *correlation_tags(SendKind.INVITE, data.invite_id),
+                EmailTag(MESSAGE_TAG, variant),
+            ],
+            invite_token=data.invite_token,
+        )
+
+    return RenderInviteEmailsResult(
+        invitation=message(INVITATION),
+        reminder=message(REMINDER) if data.with_reminder else None,
+    )

@@ -1,8 +1,9 @@
-"""The send activity: one attempt to hand one email to the provider, classified.
+"""The send activities: one attempt to hand one email, or one batch, to the provider, classified.
 
-Activity name `deliver_email` (kept from before: recorded histories and running workers
-schedule it by that name). Every attempt of one email carries the same idempotency key
-(see `activities.delivery_contract`), so a retry after a timeout or a worker crash is
+Activity names `deliver_email` (kept from before: recorded histories and running workers
+schedule it by that name) and `deliver_email_batch` (up to 100 emails in one provider call).
+Every attempt of one send carries the same idempotency key (see
+`activities.delivery_contract`), so a retry after a timeout or a worker crash is
 deduplicated by the provider instead of sending twice. The transport is injected: Resend,
 the local outbox, or a fake in tests.
 
@@ -31,6 +32,8 @@ from activities.delivery_contract import PINNED_MESSAGE_QUERY, message_sha256
 from activities.transports.base import EmailTransport, ProviderFailure
 from activities.types import (
     AttemptFailureDetails,
+    BatchAttemptInput,
+    BatchAttemptResult,
     EmailMessage,
     SendAttemptInput,
     SendAttemptResult,
@@ -43,19 +46,24 @@ MAX_MESSAGE_READ = timedelta(seconds=10)
 class PinnedMessages(Protocol):
     """Where the send activity reads the message its workflow pinned."""
 
-    async def fetch(self, workflow_id: str, run_id: str, timeout: timedelta) -> EmailMessage: ...
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage: ...
 
 
 class WorkflowPinnedMessages:
-    """The `pinned_message` query of the workflow run that scheduled the attempt."""
+    """The `pinned_message` query of the workflow run that scheduled the attempt, asked by
+    digest (a workflow may send several emails: an invitation and its reminder)."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def fetch(self, workflow_id: str, run_id: str, timeout: timedelta) -> EmailMessage:
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage:
         handle = self._client.get_workflow_handle(workflow_id, run_id=run_id)
         message: EmailMessage = await handle.query(
-            PINNED_MESSAGE_QUERY, result_type=EmailMessage, rpc_timeout=timeout
+            PINNED_MESSAGE_QUERY, digest, result_type=EmailMessage, rpc_timeout=timeout
         )
         return message
 
@@ -100,34 +108,7 @@ class SendActivities:
         try:
             sent = await self._transport.send(message, data.idempotency_key)
         except ProviderFailure as failure:
-            permanent = failure.error_type in errors.PERMANENT_ERRORS
-            duration_ms = (time.monotonic() - started) * 1000
-            self._record_attempt(failure.error_type, duration_ms)
-            # The provider's message can quote a recipient: it goes only into the
-            # (encrypted) history, the log line keeps the type and status.
-            activity.logger.warning(
-                "send attempt %d failed: %s (HTTP %s)",
-                data.attempt,
-                failure.error_type,
-                failure.http_status or "-",
-            )
-            raise ApplicationError(
-                failure.message,
-                AttemptFailureDetails(
-                    http_status=failure.http_status,
-                    provider_error=failure.provider_error,
-                    started_at=started_at,
-                    duration_ms=round(duration_ms, 1),
-                    retry_after_seconds=failure.retry_after_seconds,
-                ),
-                type=failure.error_type,
-                non_retryable=permanent,
-                # Transient provider trouble is expected: our own warning above is enough,
-                # the SDK need not log a stack trace or count it as a task failure.
-                category=ApplicationErrorCategory.UNSPECIFIED
-                if permanent
-                else ApplicationErrorCategory.BENIGN,
-            ) from None
+            raise self._failed(failure, data.attempt, started_at, started) from None
         duration_ms = (time.monotonic() - started) * 1000
         self._record_attempt("accepted", duration_ms)
         activity.logger.info(
@@ -144,6 +125,68 @@ class SendActivities:
             duration_ms=round(duration_ms, 1),
         )
 
+    @activity.defn(name="deliver_email_batch")
+    async def send_batch(self, data: BatchAttemptInput) -> BatchAttemptResult:
+        """Hand up to 100 emails to the provider in one call; a failure of the call is
+        classified as a single send's is, an email the provider refuses is in its item."""
+        started_at = datetime.now(UTC).isoformat()
+        started = time.monotonic()
+        try:
+            sent = await self._transport.send_batch(data.messages, data.idempotency_key)
+        except ProviderFailure as failure:
+            raise self._failed(failure, data.attempt, started_at, started) from None
+        duration_ms = (time.monotonic() - started) * 1000
+        self._record_attempt("accepted", duration_ms)
+        refused = sum(1 for item in sent.items if item.refusal is not None)
+        activity.logger.info(
+            "batch attempt %d: %d of %d emails accepted by %s in %.0f ms",
+            data.attempt,
+            len(sent.items) - refused,
+            len(sent.items),
+            self._transport.name,
+            duration_ms,
+        )
+        return BatchAttemptResult(
+            items=sent.items,
+            http_status=sent.http_status,
+            transport=self._transport.name,
+            started_at=started_at,
+            duration_ms=round(duration_ms, 1),
+        )
+
+    def _failed(
+        self, failure: ProviderFailure, attempt: int, started_at: str, started: float
+    ) -> ApplicationError:
+        """The attempt's failure as the workflow reads it: typed, permanent or not, in history."""
+        permanent = failure.error_type in errors.PERMANENT_ERRORS
+        duration_ms = (time.monotonic() - started) * 1000
+        self._record_attempt(failure.error_type, duration_ms)
+        # The provider's message can quote a recipient: it goes only into the
+        # (encrypted) history, the log line keeps the type and status.
+        activity.logger.warning(
+            "send attempt %d failed: %s (HTTP %s)",
+            attempt,
+            failure.error_type,
+            failure.http_status or "-",
+        )
+        return ApplicationError(
+            failure.message,
+            AttemptFailureDetails(
+                http_status=failure.http_status,
+                provider_error=failure.provider_error,
+                started_at=started_at,
+                duration_ms=round(duration_ms, 1),
+                retry_after_seconds=failure.retry_after_seconds,
+            ),
+            type=failure.error_type,
+            non_retryable=permanent,
+            # Transient provider trouble is expected: our own warning above is enough,
+            # the SDK need not log a stack trace or count it as a task failure.
+            category=ApplicationErrorCategory.UNSPECIFIED
+            if permanent
+            else ApplicationErrorCategory.BENIGN,
+        )
+
     async def _pinned_message(self, data: SendAttemptInput, started_at: str) -> EmailMessage:
         """The message the workflow pinned, checked against the digest it gave."""
         if self._messages is None:
@@ -152,7 +195,7 @@ class SendActivities:
         timeout = min((info.start_to_close_timeout or MAX_MESSAGE_READ * 3) / 3, MAX_MESSAGE_READ)
         try:
             message = await self._messages.fetch(
-                info.workflow_id or "", info.workflow_run_id or "", timeout
+                info.workflow_id or "", info.workflow_run_id or "", data.message_sha256, timeout
             )
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
             _refuse(

@@ -15,8 +15,34 @@ class EmailTag:
 
 
 @dataclass
+class InviteToken:
+    """Where an invite's managed token goes: derived at send time from a server secret, so
+    it is never in history; `nonce` makes it differ from any invite that had this id."""
+
+    invite_id: str
+    nonce: str
+
+
+@dataclass
+class EmailAttachment:
+    """A file sent with an email: base64 `content`, or a `path` (URL) the provider fetches."""
+
+    filename: str | None = None
+    content: str | None = None
+    path: str | None = None
+    content_type: str | None = None
+    content_id: str | None = None
+
+
+@dataclass
 class EmailMessage:
-    """One email exactly as it goes to the provider; recorded once, sent byte-identical."""
+    """One email exactly as it goes to the provider; recorded once, sent byte-identical.
+
+    `cc`, `bcc`, `headers` and `attachments` came later (the Resend-compatible API): empty,
+    they leave the provider payload of older messages unchanged.
+    With `invite_token` set, the text and HTML hold `activities.invite_tokens.PLACEHOLDER`
+    where the send puts the token (the same token on every attempt: same bytes).
+    """
 
     sender: str
     to: list[str]
@@ -25,6 +51,11 @@ class EmailMessage:
     text: str | None = None
     reply_to: list[str] = field(default_factory=list)
     tags: list[EmailTag] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    attachments: list[EmailAttachment] = field(default_factory=list)
+    invite_token: InviteToken | None = None
 
 
 @dataclass
@@ -43,6 +74,18 @@ class RenderInviteInput:
 @dataclass
 class RenderInviteResult:
     message: EmailMessage
+
+
+@dataclass
+class RenderInviteBatchInput:
+    invites: list[RenderInviteInput]
+
+
+@dataclass
+class RenderInviteBatchResult:
+    """The rendered emails, in the order of the invitations."""
+
+    messages: list[EmailMessage]
 
 
 @dataclass
@@ -83,3 +126,72 @@ class AttemptFailureDetails:
     started_at: str
     duration_ms: float
     retry_after_seconds: float | None = None
+
+
+@dataclass
+class Brand:
+    """A tenant's look in its emails (None: our default)."""
+
+    product_name: str | None = None
+    logo_url: str | None = None
+    accent_color: str | None = None
+    footer: str | None = None
+
+
+@dataclass
+class RenderInviteEmailsInput:
+    """The invitation (and its reminder, if one is planned) of one invite, rendered at once.
+
+    `accept_url` is the app's own link verbatim, or ours with the token's placeholder.
+    """
+
+    invite_id: str
+    to: str
+    sender: str
+    tenant_name: str
+    inviter_name: str
+    accept_url: str
+    role: str | None
+    locale: str
+    brand: Brand
+    expires_at: str
+    with_reminder: bool
+    invite_token: InviteToken | None = None
+
+
+@dataclass
+class RenderInviteEmailsResult:
+    invitation: EmailMessage
+    reminder: EmailMessage | None = None
+
+
+@dataclass
+class BatchAttemptInput:
+    """One attempt to hand up to 100 emails to the provider in one call.
+
+    `idempotency_key` is the same on every attempt of one call, and `messages` the same
+    bytes: a retry after a timeout is answered from the provider's first answer.
+    """
+
+    messages: list[EmailMessage]
+    idempotency_key: str
+    attempt: int = 1
+
+
+@dataclass
+class BatchItemOutcome:
+    """What the provider said of one email of a batch call: its id, or why it refused it."""
+
+    provider_message_id: str | None = None
+    refusal: str | None = None
+
+
+@dataclass
+class BatchAttemptResult:
+    """The provider took the call; `items` in request order (refused ones carry a reason)."""
+
+    items: list[BatchItemOutcome]
+    http_status: int
+    transport: str
+    started_at: str
+    duration_ms: float

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, HTTPException, Request, Security, status
 from fastapi.security import HTTPBearer
 from temporalio.client import Client
 
+from activities.templating import Templates
 from api.idempotency import FingerprintKeys
 from api.tenants import Caller
 from config import Settings
@@ -28,8 +29,15 @@ async def current_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_templates(request: Request) -> Templates:
+    """The email templates (TEMPLATE_DIR, then the built-in ones) `create_app` loaded."""
+    templates: Templates = request.app.state.templates
+    return templates
+
+
 SettingsDep = Annotated[Settings, Depends(current_settings)]
 TemporalClientDep = Annotated[Client, Depends(get_temporal_client)]
+TemplatesDep = Annotated[Templates, Depends(get_templates)]
 
 
 async def get_caller(request: Request) -> Caller:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.errors import (
     Conflict,
     Forbidden,
+    Gone,
     InvalidField,
     InvalidRequest,
+    NotConfigured,
     NotFound,
     NotRecorded,
     SenderNotAllowed,
     SendError,
+    TooManyAttempts,
     Unavailable,
 )
 
@@ -27,6 +29,9 @@ STATUS_CODES: dict[type[SendError], int] = {
     Forbidden: status.HTTP_403_FORBIDDEN,
     Conflict: status.HTTP_409_CONFLICT,
     InvalidRequest: status.HTTP_400_BAD_REQUEST,
+    Gone: status.HTTP_410_GONE,
+    TooManyAttempts: status.HTTP_429_TOO_MANY_REQUESTS,
+    NotConfigured: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 # Honest about the one case we cannot rule out: a start that timed out may have been
 # recorded. A retry with the same Idempotency-Key is safe either way; one without is not.
@@ -46,17 +51,10 @@ async def send_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
-    """422 in the shape of FastAPI's own validation errors (one field of the body)."""
+    """422 shaped like FastAPI's validation errors, for checks that need runtime config."""
     assert isinstance(exc, InvalidField)
-    error = {
-        "type": "value_error",
-        "loc": ["body", exc.field],
-        "msg": f"Value error, {exc.detail}",
-        "input": exc.value,
-    }
-    return JSONResponse(
-        {"detail": jsonable_encoder([error])}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-    )
+    error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:

@@ -37,8 +37,16 @@ class Conflict(SendError):
     """The request contradicts what is recorded (an idempotency key reused for another body)."""
 
 
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key already accepted a different request body."""
+
+
 class NotCancellable(Conflict):
     """The send may have gone out already, or has ended: it can no longer be cancelled."""
+
+
+class NotReschedulable(Conflict):
+    """The send is no longer waiting for its `send_at`: it can no longer be rescheduled."""
 
 
 class InvalidRequest(SendError):
@@ -46,13 +54,28 @@ class InvalidRequest(SendError):
 
 
 class InvalidField(SendError):
-    """A field of the request body is invalid, found only once its send was looked up (a
-    `send_at` now in the past, when the request is not a repeat of an accepted one)."""
+    """A field of the body is well-formed but not acceptable here (a link to a host the
+    tenant does not allow, a locale no template has): answered like a validation error."""
 
-    def __init__(self, field: str, message: str, value: object) -> None:
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-        self.value = value
+
+
+class Gone(SendError):
+    """It existed and can no longer be used (an invite expired or revoked)."""
+
+
+class TooManyAttempts(SendError):
+    """Refused after too many failed tries (an invite's wrong tokens)."""
+
+
+class NotConfigured(SendError):
+    """The operator has not configured what this request needs (e.g. INVITE_TOKEN_SECRET)."""
+
+
+class InvalidIdempotencyKey(InvalidRequest):
+    """The `Idempotency-Key` is not 1-256 printable characters."""
 
 
 class Unavailable(SendError):

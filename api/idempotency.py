@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from activities.delivery_contract import SendKind
-from api.errors import InvalidRequest
+from api.errors import InvalidIdempotencyKey
 from config import Settings
 from infra.codec import parse_codec_keys
 
@@ -39,18 +39,30 @@ PLAINTEXT_KEY_ID = "plaintext"
 OPERATOR_SCOPE = "operator"
 
 
-def send_key(kind: SendKind, idempotency_key: str | None, *, tenant_id: str | None) -> str:
+def send_key(
+    kind: str, idempotency_key: str | None, *, tenant_id: str | None, surface: str = ""
+) -> str:
     """A fresh hex id, or one derived from the tenant's idempotency key (same key, same id).
 
     Sends of no tenant (an operator's) share one scope, whichever operator key sent them.
+    `kind` is what the key names: a `SendKind`, or `batch_kind(kind)` for a batch. Another
+    `surface` (the Resend-compatible API) has keys apart from /v1's: the two fingerprint
+    different bodies, so a key shared between them could only ever answer 409.
     """
     if idempotency_key is None:
         return uuid.uuid4().hex
     if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1-256 printable characters")
+        raise InvalidIdempotencyKey("Idempotency-Key must be 1-256 printable characters")
     scope = f"tenant:{tenant_id}" if tenant_id is not None else OPERATOR_SCOPE
+    if surface:
+        scope += f"/{surface}"
     material = f"{scope}\x00{kind}\x00{idempotency_key}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
+
+
+def batch_kind(kind: SendKind) -> str:
+    """The idempotency scope of a batch of `kind` (its key never names a single send)."""
+    return f"batch-{kind}"
 
 
 class FingerprintKeys:

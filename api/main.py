@@ -13,15 +13,27 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
+from activities.templating import Templates
 from api import error_handlers
 from api.deps import API_KEY_SCHEME, get_operator
 from api.docs import install_offline_docs
 from api.metrics import MetricsMiddleware, metrics_endpoint
-from api.routes import codec, emails, health, invites, outbox, webhooks
+from api.resend_compat import errors as resend_errors
+from api.resend_compat import routes as resend_compat
+from api.routes import batches, codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
 from config import Settings, get_settings
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+
+OPENAPI_TAGS = [
+    {
+        "name": resend_compat.TAG,
+        "description": "Resend's email API at the root (`/emails`), in Resend's shapes and error "
+        "format: point a Resend SDK's base URL here and its sends become durable. "
+        "See docs/resend-drop-in.md.",
+    }
+]
 
 
 def startup_problem(settings: Settings) -> str | None:
@@ -80,22 +92,26 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served without a CDN by install_offline_docs
         redoc_url=None,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     app.state.temporal_client = temporal_client
+    app.state.templates = Templates(settings.template_dir)
     install_offline_docs(app)
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
+    app.include_router(batches.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
     if settings.outbox_mode:
         app.include_router(outbox.router)
     app.include_router(codec.router)
     app.include_router(webhooks.router)
+    app.include_router(resend_compat.router)
     app.add_api_route(
         "/metrics", metrics_endpoint, include_in_schema=False, dependencies=[Depends(get_operator)]
     )
     # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
-    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(RequestGuard, settings=settings, surfaces=[resend_errors.SURFACE])
     # Outside the guard, so refusals are counted too.
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RefuseUnsafeStartup, settings=settings)

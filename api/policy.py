@@ -1,13 +1,19 @@
-"""The retry policy every new send carries (settings are read here, never in workflows)."""
+"""The retry policy and queue priority every new send carries (settings are read here, never
+in workflows)."""
 
 from __future__ import annotations
 
 from config import Settings
-from workflows.types import DeliveryPolicy
+from workflows.types import DeliveryPolicy, QueuePriority
+
+# Temporal's priority keys run from 1 (first) to 5; unset is 3. Transactional sends (one
+# email, one invite) go ahead of bulk ones (batches), and of sends started before priorities.
+TRANSACTIONAL_PRIORITY = 2
+BULK_PRIORITY = 4
 
 
-def delivery_policy(settings: Settings) -> DeliveryPolicy:
-    """The send's retry schedule and queue, from this deployment's settings."""
+def delivery_policy(settings: Settings, priority: QueuePriority | None = None) -> DeliveryPolicy:
+    """The send's retry schedule, queue and queue priority, from this deployment's settings."""
     return DeliveryPolicy(
         initial_backoff_seconds=settings.send_initial_backoff_seconds,
         max_backoff_seconds=settings.send_max_backoff_seconds,
@@ -15,4 +21,20 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         attempt_timeout_seconds=settings.send_attempt_timeout_seconds,
         send_task_queue=settings.send_task_queue,
         delivery_wait_seconds=settings.delivery_wait_seconds,
+        priority=priority,
     )
+
+
+def transactional(fairness_key: str) -> QueuePriority:
+    """A single send's place: ahead of bulk, shared fairly with other tenants' sends."""
+    return QueuePriority(priority_key=TRANSACTIONAL_PRIORITY, fairness_key=fairness_key)
+
+
+def bulk(fairness_key: str) -> QueuePriority:
+    """A batch's place: behind transactional sends, shared fairly with other tenants' batches."""
+    return QueuePriority(priority_key=BULK_PRIORITY, fairness_key=fairness_key)
+
+
+def fairness_key(caller_scope: str, tenant_id: str | None) -> str:
+    """Whose share of the send queue a send takes: its tenant's, else its API key's."""
+    return tenant_id or caller_scope

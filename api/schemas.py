@@ -6,6 +6,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -18,8 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from activities.delivery_contract import RESERVED_TAG_NAMES, SendKind
-from workflows.status import SendStatus
+from activities.delivery_contract import MAX_BATCH_EMAILS, RESERVED_TAG_NAMES, SendKind
+from activities.templating import LOCALE_TAG, TEMPLATE_NAME
+from workflows.status import InviteStatus, SendStatus
 
 # Resend's own cap on recipients per email.
 MAX_RECIPIENTS = 50
@@ -106,8 +108,49 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Characters a browser and our parser could read differently, or that break out of markup.
+_URL_UNSAFE = re.compile(r"[^\x21-\x7e]|[\\<>\"'`{}|^]")
+
+
+def _accept_url(value: str) -> str:
+    if _URL_UNSAFE.search(value):
+        raise ValueError("must be plain ASCII without spaces, quotes, backslashes or <>{}|^`")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an absolute https:// URL")
+    if "@" in parts.netloc:
+        raise ValueError("must not carry a user name or password")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError("must use https (http only for localhost)")
+    return value
+
+
+AcceptUrl = Annotated[
+    str,
+    NoLineBreaks,
+    Field(min_length=1, max_length=2048),
+    AfterValidator(_accept_url),
+    Field(
+        description="The app's own accept link (with its own token), sent verbatim. Its "
+        "host must be one the tenant allows (default: APP_BASE_URL's). Without it, we "
+        "issue the token and link to {APP_BASE_URL}/invites/accept?invite=&token=."
+    ),
+]
+Locale = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=35,
+        pattern=f"^{LOCALE_TAG.pattern}$",
+        description="en (default), de, fr, es, ja, or a locale of TEMPLATE_DIR; "
+        "de-AT falls back to de; one no template has is a 422.",
+    ),
+]
+
+
 class InviteCreate(StrictModel):
-    """An invitation to a tenant; the accept link is built by the service."""
+    """An invitation to a tenant: the app's own link, or one with a token we issue."""
 
     email: Address
     tenant_name: Name
@@ -115,6 +158,29 @@ class InviteCreate(StrictModel):
     role: Annotated[SingleLine, Field(min_length=1, max_length=100)] | None = None
     tenant_id: TenantId | None = None
     send_at: SendAt | None = None
+    accept_url: AcceptUrl | None = None
+    locale: Locale | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=30)] = 7
+    remind_after_days: Annotated[
+        int | None,
+        Field(ge=1, le=29, description="One reminder this many days in, if not accepted."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _in_order(self) -> InviteCreate:
+        if self.remind_after_days is not None and self.remind_after_days >= self.expires_in_days:
+            raise ValueError("remind_after_days must be less than expires_in_days")
+        if self.send_at is not None:
+            first_due = self.remind_after_days or self.expires_in_days
+            if self.send_at >= datetime.now(UTC) + timedelta(days=first_due):
+                raise ValueError("send_at must come before the reminder and the expiry")
+        return self
+
+
+class InviteAcceptBody(StrictModel):
+    """The token from the accept link (omit it for an invite with the app's own link)."""
+
+    token: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
 
 TagText = Annotated[
@@ -128,14 +194,27 @@ class Tag(StrictModel):
 
 
 class EmailCreate(StrictModel):
-    """A caller-composed email."""
+    """A caller-composed email: `html` and/or `text`, or a `template` with `variables`."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
     to: Recipients
-    subject: Annotated[SingleLine, Field(min_length=1, max_length=998)]
+    subject: Annotated[SingleLine, Field(min_length=1, max_length=998)] | None = None
     html: Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)] | None = None
     text: Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)] | None = None
+    template: (
+        Annotated[
+            str,
+            Field(
+                pattern=f"^{TEMPLATE_NAME.pattern}$",
+                description="A template of templates/ or TEMPLATE_DIR (e.g. invite), instead of "
+                "html/text; its subject unless `subject` is given.",
+            ),
+        ]
+        | None
+    ) = None
+    variables: Annotated[dict[str, Any], Field(max_length=100)] | None = None
+    locale: Locale | None = None
     sender: Sender | None = Field(default=None, alias="from")
     reply_to: Recipients | None = None
     tags: Annotated[list[Tag], Field(max_length=10)] | None = None
@@ -144,8 +223,15 @@ class EmailCreate(StrictModel):
 
     @model_validator(mode="after")
     def _has_body(self) -> EmailCreate:
-        if self.html is None and self.text is None:
-            raise ValueError("give html, text or both")
+        if self.template is not None:
+            if self.html is not None or self.text is not None:
+                raise ValueError("give a template or html/text, not both")
+        elif self.variables is not None or self.locale is not None:
+            raise ValueError("variables and locale go with a template")
+        elif self.html is None and self.text is None:
+            raise ValueError("give html, text or both (or a template)")
+        elif self.subject is None:
+            raise ValueError("subject is required without a template")
         size = sum(len(part.encode()) for part in (self.html, self.text) if part is not None)
         if size > MAX_CONTENT_BYTES:
             raise ValueError(f"html and text together must be at most {MAX_CONTENT_BYTES} bytes")
@@ -154,10 +240,98 @@ class EmailCreate(StrictModel):
         return self
 
 
+NO_SCHEDULING_IN_BATCH = (
+    "send_at is not supported in a batch (the batch goes out in one provider call at once): "
+    "schedule it with a single POST"
+)
+
+
+def _one_tenant(tenant_ids: list[str | None], field: str) -> None:
+    for index, tenant_id in enumerate(tenant_ids):
+        if tenant_id != tenant_ids[0]:
+            raise ValueError(
+                f"{field}[{index}]: tenant_id differs from {field}[0]'s; a batch "
+                "belongs to one tenant"
+            )
+
+
+# What an invite's life (workflow `Invite`) takes and a batch invite does not.
+INVITE_LIFE_FIELDS = frozenset({"accept_url", "locale", "expires_in_days", "remind_after_days"})
+
+
+class BatchInvite(InviteCreate):
+    """An invitation of a batch: as `POST /v1/invites` takes it, without `send_at`."""
+
+    @model_validator(mode="after")
+    def _not_scheduled(self) -> BatchInvite:
+        if self.send_at is not None:
+            raise ValueError(NO_SCHEDULING_IN_BATCH)
+        given = sorted(INVITE_LIFE_FIELDS & self.model_fields_set)
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: only POST /v1/invites takes these (a batch invite is "
+                "the fixed English email of SendInviteEmail)"
+            )
+        return self
+
+
+class BatchEmail(EmailCreate):
+    """An email of a batch: as `POST /v1/emails` takes it, without `send_at` (and, like
+    every email here, without attachments, which Resend's batch endpoint refuses)."""
+
+    @model_validator(mode="after")
+    def _not_scheduled(self) -> BatchEmail:
+        if self.send_at is not None:
+            raise ValueError(NO_SCHEDULING_IN_BATCH)
+        if self.template is not None:
+            raise ValueError("a batch email gives html and/or text; templates: POST /v1/emails")
+        return self
+
+
+class InviteBatchCreate(StrictModel):
+    """1 to 100 invitations, validated together: one invalid item refuses the whole batch
+    (422 naming its index) and nothing is sent."""
+
+    invites: Annotated[list[BatchInvite], Field(min_length=1, max_length=MAX_BATCH_EMAILS)]
+
+    @model_validator(mode="after")
+    def _single_tenant(self) -> InviteBatchCreate:
+        _one_tenant([invite.tenant_id for invite in self.invites], "invites")
+        return self
+
+
+class EmailBatchCreate(StrictModel):
+    """1 to 100 emails, validated together: one invalid item refuses the whole batch (422
+    naming its index) and nothing is sent."""
+
+    emails: Annotated[list[BatchEmail], Field(min_length=1, max_length=MAX_BATCH_EMAILS)]
+
+    @model_validator(mode="after")
+    def _single_tenant(self) -> EmailBatchCreate:
+        _one_tenant([email.tenant_id for email in self.emails], "emails")
+        return self
+
+
+class BatchItemAccepted(BaseModel):
+    id: str
+    status_url: str
+
+
+class BatchAccepted(BaseModel):
+    """The batch's id and its items' ids, in request order."""
+
+    id: str
+    workflow_id: str
+    status_url: str
+    items: list[BatchItemAccepted]
+
+
 class InviteAccepted(BaseModel):
     invite_id: str
     workflow_id: str
+    # The invitation email's status (as for any send); `invite_url`: the invite's own.
     status_url: str
+    invite_url: str
 
 
 class EmailAccepted(BaseModel):
@@ -278,6 +452,34 @@ class EmailTimeline(BaseModel):
     events: list[TimelineEvent]
 
 
+class BatchItemStatus(BaseModel):
+    id: str
+    status: SendStatus
+    provider_message_id: str | None
+    error: ErrorInfo | None
+    status_url: str
+
+
+class BatchStatus(BaseModel):
+    """A batch: its provider call (status, attempts) and where each item stands."""
+
+    id: str
+    workflow_id: str
+    kind: SendKind
+    status: SendStatus
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+    tenant_id: str | None
+    transport: str | None
+    total: int
+    counts: dict[str, int]
+    attempt_count: int
+    attempts: list[Attempt]
+    last_error: ErrorInfo | None
+    items: list[BatchItemStatus]
+
+
 class CancelAccepted(BaseModel):
     id: str
     # `cancelled` when applied (200); else (202) the status Temporal knows now.
@@ -296,6 +498,76 @@ class Problem(BaseModel):
     detail: str
 
 
+class RenderedMessage(BaseModel):
+    sender: str = Field(serialization_alias="from")
+    to: list[str]
+    subject: str
+    html: str | None
+    text: str | None
+
+
+class InvitePreview(BaseModel):
+    """What would be sent, byte for byte, except the token of an invite with our link."""
+
+    invite_id: str
+    locale: str
+    link: Literal["managed", "app"]
+    invitation: RenderedMessage
+    reminder: RenderedMessage | None
+    # Where the send puts our token (managed link); absent for the app's own link.
+    token_placeholder: str | None
+
+
+class InviteEmail(BaseModel):
+    """One of an invite's emails as the delivery loop sees it."""
+
+    status: SendStatus
+    attempt_count: int
+    sent_at: str | None
+    provider_message_id: str | None
+    last_error: ErrorInfo | None
+    updated_at: str
+    delivery_events: list[DeliveryEvent] = []
+
+
+class InviteView(BaseModel):
+    invite_id: str
+    status: InviteStatus
+    email: str
+    tenant_id: str | None
+    role: str | None
+    locale: str
+    link: Literal["managed", "app"]
+    created_at: str
+    expires_at: str
+    remind_at: str | None
+    accepted_at: str | None
+    revoked_at: str | None
+    expired_at: str | None
+    wrong_tokens: int
+    invitation: InviteEmail | None
+    reminder: InviteEmail | None
+    reminder_skipped: str | None
+
+
+class InviteRevoked(InviteView):
+    # The invitation (or reminder) was cancelled before it went out.
+    email_cancelled: bool
+
+
+class InviteAcceptance(BaseModel):
+    invite_id: str
+    status: InviteStatus
+    email: str
+    tenant_id: str | None
+    role: str | None
+    accepted_at: str | None
+
+
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 429, 503)
+}
+INVITE_ERRORS: dict[int | str, dict[str, object]] = {
+    **ERRORS,
+    410: {"model": Problem, "description": "The invite expired or was revoked"},
 }

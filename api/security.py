@@ -9,6 +9,9 @@ private. The decision uses the path the router routes (root path removed exactly
 Starlette's router removes it), and never the client's address, a forwarded header or
 `Origin`. What a caller may then do (operator-only routes, tenant scoping) is decided by
 the routes and the service with the `Caller` found here.
+
+Other surfaces (the Resend-compatible API) are guarded the same way and word the guard's
+refusals in their own error format (`Surface`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +44,64 @@ CODEC_PREFIX = "/codec"
 # `/codec/<capability>/decode`: the Web UI's capability URL (it cannot send a key).
 _CODEC_CAPABILITY = re.compile(r"/codec/([^/]+)/(?:decode|encode)")
 CORS_HEADERS = "authorization, content-type, x-namespace"
+
+
+class Refusal(StrEnum):
+    """Why the guard turned a request away."""
+
+    MISSING_KEY = "missing_key"
+    # An Authorization header without a key (`Bearer ` from an SDK whose key is unset).
+    EMPTY_KEY = "empty_key"
+    INVALID_KEY = "invalid_key"
+    RATE_LIMITED = "rate_limited"
+    TOO_LARGE = "too_large"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refusal and its figure: seconds to wait (rate limit) or the byte limit (too large)."""
+
+    refusal: Refusal
+    retry_after: int = 0
+    max_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Paths guarded like /v1 (key, rate limit), whose refusals `word` in their own format."""
+
+    prefixes: tuple[str, ...]
+    word: Callable[[Refused], Answer]
+
+    def covers(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.prefixes)
+
+
+def v1_refusal(refused: Refused) -> Answer:
+    """The guard's refusals as /v1 and every other route word them (`{"detail"}`, 401 with a
+    Bearer challenge); a `Surface` words its own."""
+    challenge = 'Bearer realm="durable-mail"'
+    match refused.refusal:
+        case Refusal.MISSING_KEY:
+            detail = "missing API key: send Authorization: Bearer <key>"
+            return Answer(401, {"detail": detail}, {"www-authenticate": challenge})
+        case Refusal.INVALID_KEY | Refusal.EMPTY_KEY:
+            challenge += ', error="invalid_token"'
+            return Answer(401, {"detail": "invalid API key"}, {"www-authenticate": challenge})
+        case Refusal.RATE_LIMITED:
+            seconds = refused.retry_after
+            detail = f"rate limit of this API key exceeded; retry in {seconds} s"
+            return Answer(429, {"detail": detail}, {"retry-after": str(seconds)})
+        case Refusal.TOO_LARGE:
+            detail = f"request body is larger than {refused.max_bytes} bytes"
+            return Answer(413, {"detail": detail})
 
 
 def route_path(scope: Scope) -> str:
@@ -73,9 +138,10 @@ class TokenBucket:
 class RequestGuard:
     """Authenticates every route but the open ones, rate-limits callers, bounds bodies."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, surfaces: Sequence[Surface] = ()) -> None:
         self.app = app
         self.settings = settings
+        self.surfaces = surfaces
         self.keys = KeyRing.from_settings(settings)
         secret = settings.codec_ui_secret.get_secret_value() if settings.codec_ui_secret else ""
         self.codec_ui_digest = hashlib.sha256(secret.encode()).digest() if secret else None
@@ -98,10 +164,12 @@ class RequestGuard:
         if cors_origin is not None:
             send = _with_cors(send, cors_origin)
 
+        surface = next((s for s in self.surfaces if s.covers(path)), None)
+        word = surface.word if surface is not None else v1_refusal
         if not is_open(path):
             caller = self._caller(path, headers)
             if caller is None:
-                await _refuse_unauthenticated(send, "authorization" in headers)
+                await _answer(send, word(Refused(_why_unauthenticated(headers))))
                 return
             if not codec:
                 wait = self.limiter.take(
@@ -111,16 +179,15 @@ class RequestGuard:
                 )
                 if wait > 0:
                     seconds = max(1, math.ceil(wait))
-                    detail = f"rate limit of this API key exceeded; retry in {seconds} s"
-                    await _problem(send, 429, detail, {"retry-after": str(seconds)})
+                    await _answer(send, word(Refused(Refusal.RATE_LIMITED, retry_after=seconds)))
                     return
             scope.setdefault("state", {})["caller"] = caller
 
         if "content-length" in headers or "transfer-encoding" in headers:
             body = await _read_body(receive, headers, settings.max_request_bytes)
             if body is None:
-                detail = f"request body is larger than {settings.max_request_bytes} bytes"
-                await _problem(send, 413, detail)
+                limit = settings.max_request_bytes
+                await _answer(send, word(Refused(Refusal.TOO_LARGE, max_bytes=limit)))
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
@@ -135,6 +202,13 @@ class RequestGuard:
             if hmac.compare_digest(presented, self.codec_ui_digest):
                 return Caller(key_id=CODEC_UI_KEY_ID, operator=True)
         return None
+
+
+def _why_unauthenticated(headers: dict[str, str]) -> Refusal:
+    authorization = headers.get("authorization")
+    if authorization is None:
+        return Refusal.MISSING_KEY
+    return Refusal.INVALID_KEY if authorization.partition(" ")[2].strip() else Refusal.EMPTY_KEY
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes | None:
@@ -201,24 +275,12 @@ async def _preflight(send: Send, origin: str | None) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _refuse_unauthenticated(send: Send, had_credentials: bool) -> None:
-    challenge = 'Bearer realm="durable-mail"'
-    if had_credentials:
-        challenge += ', error="invalid_token"'
-        detail = "invalid API key"
-    else:
-        detail = "missing API key: send Authorization: Bearer <key>"
-    await _problem(send, 401, detail, {"www-authenticate": challenge})
-
-
-async def _problem(
-    send: Send, status: int, detail: str, headers: dict[str, str] | None = None
-) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _answer(send: Send, answer: Answer) -> None:
+    body = json.dumps(answer.body).encode()
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        *((k.encode(), v.encode()) for k, v in (headers or {}).items()),
+        *((k.encode(), v.encode()) for k, v in answer.headers.items()),
     ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.start", "status": answer.status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -53,18 +53,29 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import errors
 from activities.delivery_contract import SendKind
 from api.errors import (
-    Conflict,
+    IdempotencyKeyReused,
     InvalidField,
     InvalidRequest,
     NotCancellable,
     NotFound,
     NotRecorded,
+    NotReschedulable,
     Unavailable,
 )
 from api.idempotency import Fingerprint
 from api.tenants import Caller
-from workflows.ids import public_id_for, workflow_id_for
+from workflows.batch_types import (
+    BATCH_STATUS_QUERY,
+    BatchItemInput,
+    BatchStatusResult,
+    SendBatchInput,
+    item_status,
+)
+from workflows.delivery import task_priority
+from workflows.ids import batch_item_of, batch_workflow_id_for, public_id_for, workflow_id_for
+from workflows.invite import Invite
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.status import SendStatus
@@ -72,11 +83,16 @@ from workflows.types import (
     CANCEL_REQUEST_SIGNAL,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
+    RESCHEDULE_UPDATE,
     CancelInput,
     CancelResult,
     DeliveryEventInput,
     EmailError,
     EmailStatusResult,
+    InviteInput,
+    InviteState,
+    RescheduleInput,
+    RescheduleResult,
     SendEmailInput,
     SendInviteEmailInput,
 )
@@ -99,11 +115,24 @@ UNAVAILABLE_CODES = {
     RPCStatusCode.UNKNOWN,
 }
 NO_SUCH_EMAIL = "no email with this id"
+NO_SUCH_BATCH = "no batch with this id"
 _PROVIDER_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
-# Both workflow types; the filters below are validated enums and ids, never raw text.
-BASE_QUERY = "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail')"
+# Every email workflow type; the filters below are validated enums and ids, never raw text.
+BASE_QUERY = (
+    "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail' OR WorkflowType = 'Invite')"
+)
 
-SendInput = SendEmailInput | SendInviteEmailInput
+SendInput = SendEmailInput | SendInviteEmailInput | InviteInput | SendBatchInput
+StatusT = TypeVar("StatusT", EmailStatusResult, BatchStatusResult)
+# The input type of each workflow type, to decode a send's recorded input.
+INPUT_TYPES: dict[str, type[SendInput]] = {
+    "SendEmail": SendEmailInput,
+    "SendInviteEmail": SendInviteEmailInput,
+    "Invite": InviteInput,
+    "SendBatch": SendBatchInput,
+}
+# What a send was asked to send: a single send's input, or a batch item's.
+RecordedSend = SendEmailInput | SendInviteEmailInput | InviteInput | BatchItemInput
 
 
 @dataclass(frozen=True)
@@ -154,7 +183,19 @@ class SendPage:
     next_page_token: str | None
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """A batch's status (its call and every item) and the workflow that holds it."""
+
+    workflow_id: str
+    state: BatchStatusResult
+
+
 def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKind]:
+    if isinstance(data, InviteInput):
+        return Invite.run, SendKind.INVITE
+    if isinstance(data, SendBatchInput):
+        return SendBatch.run, data.kind
     if isinstance(data, SendInviteEmailInput):
         return SendInviteEmail.run, SendKind.INVITE
     return SendEmail.run, SendKind.EMAIL
@@ -168,24 +209,29 @@ async def start_send(
     fingerprint: Fingerprint,
     task_queue: str,
 ) -> StartedSend:
-    """Start the send's workflow unless this exact request already started it.
+    """Start the send's workflow (one send, or one batch) unless this exact request already
+    started it.
 
     REJECT_DUPLICATE keeps a finished send from being started again under the same id
     (USE_EXISTING alone would). A repeat with another fingerprint raises `Conflict`.
     The workflow id derives from the tenant's idempotency key, so a repeat is always of
-    the same tenant as `data.tenant_id`. The accept time goes into the input (a reset of
-    the workflow keeps it) and the memo.
+    the same tenant as `data.tenant_id`. The policy's queue priority is the workflow's too:
+    its workflow tasks are ordered as its provider calls are (a tenant's backlog of new
+    sends cannot hold another's back). The accept time goes into the input of the email
+    workflows (a reset of the workflow keeps it) and into the memo.
     """
     run, kind = _workflow_of(data)
     accepted_at = datetime.now(UTC)
-    data = dataclasses.replace(data, accepted_at=data.accepted_at or accepted_at.isoformat())
+    if isinstance(data, SendEmailInput | SendInviteEmailInput):
+        data = dataclasses.replace(data, accepted_at=data.accepted_at or accepted_at.isoformat())
+    send_at = None if isinstance(data, SendBatchInput) else data.send_at
+    if send_at and datetime.fromisoformat(send_at) <= accepted_at:
+        # A repeat of an accepted request gets its answer again whatever the clock says
+        # now: only a new request must name a moment still to come.
+        if await is_repeat(client, workflow_id, fingerprint):
+            return StartedSend(workflow_id, replayed=True)
+        raise InvalidField("send_at", "must be in the future")
     with temporal_errors(accepting=True):
-        if data.send_at and datetime.fromisoformat(data.send_at) <= accepted_at:
-            # A repeat of an accepted request gets its answer again whatever the clock says
-            # now: only a new request must name a moment still to come.
-            if await _is_repeat(client, workflow_id, fingerprint):
-                return StartedSend(workflow_id, replayed=True)
-            raise InvalidField("send_at", "must be in the future", data.send_at)
         try:
             await client.start_workflow(
                 run,
@@ -194,31 +240,40 @@ async def start_send(
                 task_queue=task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={REQUEST_HASH_MEMO: fingerprint.recorded, ACCEPTED_AT_MEMO: data.accepted_at},
+                memo={
+                    REQUEST_HASH_MEMO: fingerprint.recorded,
+                    ACCEPTED_AT_MEMO: accepted_at.isoformat(),
+                },
                 search_attributes=_initial_search_attributes(kind, data),
                 static_summary=start_summary(kind, data.tenant_id),
+                priority=task_priority(data.policy),
                 rpc_timeout=RPC_TIMEOUT,
             )
             return StartedSend(workflow_id, replayed=False)
         except WorkflowAlreadyStartedError:
             pass
-        if not await _is_repeat(client, workflow_id, fingerprint):
-            raise NotRecorded("the send was started, then not found (deleted?)")
+    if not await is_repeat(client, workflow_id, fingerprint):
+        raise NotFound(NO_SUCH_EMAIL)  # started, then gone (retention) between two calls
     return StartedSend(workflow_id, replayed=True)
 
 
-async def _is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) -> bool:
-    """True if this request already started this send; `Conflict` if another one did."""
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe(
-            rpc_timeout=RPC_TIMEOUT
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    if not fingerprint.matches(await description.memo_value(REQUEST_HASH_MEMO, None)):
-        raise Conflict("Idempotency-Key was already used with a different request body")
+async def is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) -> bool:
+    """Whether `workflow_id` holds the send this exact request started (its repeat).
+
+    False if there is no such send; `IdempotencyKeyReused` if another body started it.
+    """
+    with temporal_errors(accepting=True):
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        previous = await description.memo_value(REQUEST_HASH_MEMO, None)
+    if not fingerprint.matches(previous):
+        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
     return True
 
 
@@ -229,7 +284,8 @@ def start_summary(kind: SendKind, tenant_id: str | None) -> str:
 
 def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAttributes:
     """Visibility fields set with the start itself: no extra upsert in the first task."""
-    status = SendStatus.SCHEDULED if data.send_at else SendStatus.QUEUED
+    scheduled = not isinstance(data, SendBatchInput) and data.send_at
+    status = SendStatus.SCHEDULED if scheduled else SendStatus.QUEUED
     pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(EMAIL_KIND, kind.value),
         SearchAttributePair(EMAIL_STATUS, status.value),
@@ -247,8 +303,14 @@ def _workflow_id(email_id: str) -> str:
 
 
 async def read_send(client: Client, email_id: str, caller: Caller) -> SendRecord:
-    """A send's status: from the result once closed, else from the `status` query, else
-    (no worker answered within `QUERY_TIMEOUT`) from what the server knows, not live."""
+    """A send's status: from the result once closed, else from the `status` query. A batch
+    item's comes from its batch's status."""
+    if (item := batch_item_of(email_id)) is not None:
+        workflow_id, kind, index = item
+        batch = await _read_batch(client, workflow_id, NO_SUCH_EMAIL, caller)
+        if batch.kind != kind or index >= len(batch.items):
+            raise NotFound(NO_SUCH_EMAIL)
+        return SendRecord(workflow_id, item_status(batch, index))
     workflow_id = _workflow_id(email_id)
     return await _read(client, workflow_id, caller)
 
@@ -259,18 +321,60 @@ def _check_tenant(description: WorkflowExecutionDescription, caller: Caller) -> 
         raise NotFound(NO_SUCH_EMAIL)
 
 
+async def read_batch(client: Client, batch_id: str, caller: Caller) -> BatchRecord:
+    """A batch's status: its provider call and every item."""
+    workflow_id = batch_workflow_id_for(batch_id)
+    if workflow_id is None:
+        raise NotFound(NO_SUCH_BATCH)
+    return BatchRecord(workflow_id, await _read_batch(client, workflow_id, NO_SUCH_BATCH, caller))
+
+
+async def _read_batch(
+    client: Client, workflow_id: str, not_found: str, caller: Caller
+) -> BatchStatusResult:
+    handle = client.get_workflow_handle(workflow_id, result_type=BatchStatusResult)
+    try:
+        with temporal_errors():
+            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+            if description.workflow_type != "SendBatch":
+                raise NotFound(not_found)
+            _check_tenant(description, caller)
+            if description.status == WorkflowExecutionStatus.COMPLETED:
+                result: BatchStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
+                return result
+            if description.status == WorkflowExecutionStatus.FAILED:
+                return await _failed_status(
+                    handle.result(rpc_timeout=RPC_TIMEOUT), BatchStatusResult
+                )
+            state: BatchStatusResult = await handle.query(
+                BATCH_STATUS_QUERY, result_type=BatchStatusResult, rpc_timeout=RPC_TIMEOUT
+            )
+            return state
+    except NotFound:
+        raise NotFound(not_found) from None
+
+
 async def _read(client: Client, workflow_id: str, caller: Caller) -> SendRecord:
+    """A send's status: from the result once closed, else from the `status` query, else
+    (no worker answered within `QUERY_TIMEOUT`) from what the server knows, not live."""
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         _check_tenant(description, caller)
         if description.status == WorkflowExecutionStatus.COMPLETED:
+            if description.workflow_type == "Invite":
+                # An invite's result is the invite; its invitation is the email.
+                invite: InviteState = await client.get_workflow_handle(
+                    workflow_id, result_type=InviteState
+                ).result(rpc_timeout=RPC_TIMEOUT)
+                if invite.invitation is None:
+                    raise Unavailable("invite without an invitation status")
+                return SendRecord(workflow_id, invite.invitation)
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
             return SendRecord(workflow_id, result)
         if description.status == WorkflowExecutionStatus.FAILED:
-            return SendRecord(
-                workflow_id, await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT))
-            )
+            failed = await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT), EmailStatusResult)
+            return SendRecord(workflow_id, failed)
         try:
             state: EmailStatusResult = await handle.query(
                 "status", result_type=EmailStatusResult, rpc_timeout=QUERY_TIMEOUT
@@ -346,14 +450,14 @@ def _ended_early(
     )
 
 
-async def _failed_status(result: Awaitable[Any]) -> EmailStatusResult:
+async def _failed_status(result: Awaitable[Any], status_type: type[StatusT]) -> StatusT:
     # A failed send's workflow fails with its status as the failure's details.
     try:
         await result
     except WorkflowFailureError as failure:
         cause = failure.cause
         if isinstance(cause, ApplicationError) and cause.details:
-            state: EmailStatusResult = value_to_type(EmailStatusResult, cause.details[0], [])
+            state: StatusT = value_to_type(status_type, cause.details[0], [])
             return state
     raise Unavailable("failed workflow without a recorded status")
 
@@ -363,6 +467,12 @@ async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelOu
 
     With no worker to answer within `CANCEL_WAIT`, the cancel is recorded as a signal (a
     durable request) that the workflow applies when it next runs, if it still can."""
+    if batch_item_of(email_id) is not None:
+        send = await read_send(client, email_id, caller)  # NotFound for no such item
+        raise NotCancellable(
+            f"email is {send.state.status}; a batch's emails go out in one call and cannot "
+            "be cancelled one by one"
+        )
     workflow_id = _workflow_id(email_id)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
@@ -399,6 +509,70 @@ async def _request_cancel(handle: WorkflowHandle[Any, Any]) -> CancelOutcome:
     await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput(), rpc_timeout=RPC_TIMEOUT)
     log.info("cancel of %s requested (no worker answered)", handle.id)
     return CancelOutcome(status, requested=True)
+
+
+async def read_input(client: Client, email_id: str, caller: Caller) -> RecordedSend:
+    """What a send was asked to send: its input (its message, for a caller-composed email),
+    or a batch item's part of its batch's input.
+
+    Read from the first event of its history, so no worker needs to answer. Another
+    tenant's send is `NotFound`: its input (the tenant it names) is decoded, never returned.
+    """
+    item = batch_item_of(email_id)
+    workflow_id = item[0] if item is not None else _workflow_id(email_id)
+    events = client.get_workflow_handle(workflow_id).fetch_history_events(
+        page_size=1, rpc_timeout=RPC_TIMEOUT
+    )
+    with temporal_errors():
+        async for event in events:
+            started = event.workflow_execution_started_event_attributes
+            input_type = INPUT_TYPES.get(started.workflow_type.name)
+            if input_type is None:
+                break
+            [data] = await client.data_converter.decode(started.input.payloads, [input_type])
+            if not isinstance(data, input_type) or not caller.sees(data.tenant_id):
+                break
+            if isinstance(data, SendBatchInput):
+                if item is None or data.kind != item[1] or item[2] >= len(data.items):
+                    break
+                return data.items[item[2]]
+            if item is not None:
+                break
+            return data
+    raise NotFound(NO_SUCH_EMAIL)
+
+
+async def reschedule_send(
+    client: Client, email_id: str, send_at: datetime, caller: Caller
+) -> RescheduleResult:
+    """Move a scheduled send to `send_at`; `NotReschedulable` once it is due, sent or cancelled."""
+    if batch_item_of(email_id) is not None:
+        send = await read_send(client, email_id, caller)  # NotFound for no such item
+        raise NotReschedulable(f"email is {send.state.status}; a batch's emails are not scheduled")
+    workflow_id = _workflow_id(email_id)
+    handle = client.get_workflow_handle(workflow_id)
+    with temporal_errors():
+        if not caller.operator:
+            # Before the update: another tenant's send must not change, nor reveal itself.
+            _check_tenant(await handle.describe(rpc_timeout=RPC_TIMEOUT), caller)
+        try:
+            result: RescheduleResult = await handle.execute_update(
+                RESCHEDULE_UPDATE,
+                RescheduleInput(send_at=send_at.isoformat()),
+                result_type=RescheduleResult,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else "cannot reschedule"
+            raise NotReschedulable(detail) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    # Not found (NotFound from the read), or already closed: the status read tells which.
+    record = await _read(client, workflow_id, caller)
+    raise NotReschedulable(f"email is {record.state.status}; it can no longer be rescheduled")
 
 
 async def list_sends(
@@ -507,6 +681,8 @@ async def find_send(
     """
     if email_id and (workflow_id := workflow_id_for(email_id)):
         return workflow_id
+    if email_id and (item := batch_item_of(email_id)):
+        return item[0]  # the batch routes the event to the item by its id
     # Only a well-formed id reaches the query text.
     if provider_message_id is None or not _PROVIDER_ID.fullmatch(provider_message_id):
         return None

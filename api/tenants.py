@@ -12,7 +12,9 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from activities.types import Brand
 from api.errors import Forbidden, SenderNotAllowed
 from config import Settings, key_digest, sender_domain
 
@@ -113,3 +115,33 @@ def check_sender(sender: str, allowed: Sequence[str], *, field: str | None) -> N
         raise SenderNotAllowed(
             f"{origin} must be an address at {', '.join(allowed)} for this API key", field
         )
+
+
+def tenant_brand(settings: Settings, tenant_id: str | None) -> Brand:
+    """The tenant's look in its emails (`brand` in its config); unset: our default."""
+    tenant = settings.tenants.get(tenant_id) if tenant_id is not None else None
+    brand = tenant.brand if tenant else None
+    if brand is None:
+        return Brand()
+    return Brand(
+        product_name=brand.product_name,
+        logo_url=brand.logo_url,
+        accent_color=brand.accent_color,
+        footer=brand.footer,
+    )
+
+
+def app_base_url(settings: Settings, tenant_id: str | None) -> str:
+    """The app page our invite links go to: the tenant's `app_base_url`, else APP_BASE_URL."""
+    tenant = settings.tenants.get(tenant_id) if tenant_id is not None else None
+    return tenant.app_base_url if tenant and tenant.app_base_url else settings.app_base_url
+
+
+def invite_url_hosts(settings: Settings, tenant_id: str | None) -> list[str]:
+    """Hosts an app's own invite `accept_url` may point at: the tenant's `invite_url_hosts`,
+    else the host of its app page (`app_base_url`, else APP_BASE_URL)."""
+    tenant = settings.tenants.get(tenant_id) if tenant_id is not None else None
+    if tenant and tenant.invite_url_hosts:
+        return list(tenant.invite_url_hosts)
+    host = urlsplit(app_base_url(settings, tenant_id)).hostname
+    return [host.lower()] if host else []

@@ -188,3 +188,62 @@ async def open_loop(
         result.records = list(await asyncio.gather(*tasks))
         result.ended = time.perf_counter()
     return result
+
+
+BATCH_PATH = "/v1/invites/batch"
+
+
+@dataclass
+class BatchRecord:
+    """One batch request: its invites' indexes, when it left, when it was answered, how."""
+
+    first_index: int
+    size: int
+    sent_wall: float
+    answered_wall: float
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+async def batch_invites(
+    base_url: str,
+    tag: str,
+    *,
+    count: int,
+    per_request: int,
+    concurrency: int,
+    timeout_s: float = 30.0,
+    extra: dict[str, Any] | None = None,
+) -> list[BatchRecord]:
+    """`count` invites to `{tag}-{n}@bench.example` as batch requests of `per_request`, from
+    `concurrency` clients (closed loop); one record per request."""
+    starts = list(range(0, count, per_request))
+    records: list[BatchRecord] = []
+    async with make_session(concurrency, timeout_s) as session:
+
+        async def client() -> None:
+            while starts:
+                first = starts.pop(0)
+                size = min(per_request, count - first)
+                body = {"invites": [invite_body(tag, first + i, extra) for i in range(size)]}
+                sent_wall = time.time()
+                answer: dict[str, Any] = {}
+                try:
+                    async with session.post(base_url + BATCH_PATH, json=body) as response:
+                        status = response.status
+                        if 200 <= status < 300:
+                            answer = await response.json()
+                        else:
+                            await response.read()
+                except TimeoutError:
+                    status = STATUS_TIMEOUT
+                except aiohttp.ClientError:
+                    status = STATUS_CONN_ERROR
+                records.append(BatchRecord(first, size, sent_wall, time.time(), status, answer))
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return sorted(records, key=lambda r: r.first_index)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,6 +24,11 @@ from testkit.polling import ConditionTimeout, eventually
 from testkit.procs import Proc
 
 LoadFn = Callable[[Callable[[float], None] | None], Awaitable[LoadResult]]
+
+
+def log(message: str) -> None:
+    """A progress line of the run, on stderr."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -28,8 +28,9 @@ from pathlib import Path
 import psutil
 
 from bench import runners
+from bench.measure import log
 from bench.report import chart, markdown
-from bench.runners import Bench, log
+from bench.runners import Bench
 from bench.scenarios import FULL, GROUPS, QUICK, Plan
 from bench.stack import STARTED, kill_all, stop_all
 from bench.targets import targets

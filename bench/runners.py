@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import time
 import traceback
@@ -21,8 +20,8 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench import load
-from bench.measure import RunResult, System, percentile, run_scenario
+from bench import bulk, load
+from bench.measure import RunResult, System, log, percentile, run_scenario
 from bench.minimal_workflow import TASK_QUEUE as MINIMAL_TASK_QUEUE
 from bench.sampler import Sampler
 from bench.scenarios import (
@@ -57,10 +56,6 @@ from testkit.dev_server import DevServer
 from testkit.fake_resend import FakeResendProcess
 from testkit.polling import ConditionTimeout, eventually
 from testkit.procs import Proc
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -235,9 +230,11 @@ async def our_stack(bench: Bench, only: set[str]) -> None:
         client = await Client.connect(server.address)
         if "ceiling" in only:
             await bench.guarded("ceiling", partial(ceiling, bench, client, server))
-        if only & {"ours", "ratelimit", "scheduled"}:
+        if only & {"ours", "ratelimit", "scheduled", "batch"}:
             await bench.guarded("our stack", partial(ours, bench, client, server, only))
         await server.stop()
+        if "fairness" in only:
+            await bench.guarded("fairness", partial(bulk.fairness, bench))
     finally:
         shutil.rmtree(db_dir, ignore_errors=True)
 
@@ -287,6 +284,8 @@ async def ours(bench: Bench, client: Client, server: DevServer, only: set[str]) 
         await bench.guarded("rate limit", partial(provider_limit, bench, client, server, system))
     if "scheduled" in only:
         await bench.guarded("scheduled", partial(scheduled, bench, client, server, system))
+    if "batch" in only:
+        await bench.guarded("bulk", partial(bulk.bulk_sends, bench, client, server, system))
     for proc in system.procs.values():
         if proc is not server.proc:
             await proc.stop()

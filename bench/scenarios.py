@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.measure import Drain
 
-GROUPS = ("baselines", "ours", "ceiling", "ratelimit", "scheduled")
+GROUPS = ("baselines", "ours", "ceiling", "ratelimit", "scheduled", "batch", "fairness")
 
 
 @dataclass
@@ -45,6 +45,20 @@ class Plan:
     scheduled_count: int = 10_000
     scheduled_rate: float = 150.0
     our_extra_env: dict[str, str] = field(default_factory=dict)
+    # Bulk sends at the provider's limit (issue 12): invites, invites per batch request.
+    bulk_limit: float = 2.0
+    bulk_runs: list[tuple[int, int]] = field(default_factory=lambda: [(1000, 100), (10_000, 100)])
+    bulk_concurrency: int = 10
+    # Single invites at the same limit, for server work per email (history events, tasks).
+    history_singles: int = 20
+    # Fairness: tenant A's single invites queued (arriving at `fairness_fill_rate`, which
+    # this 2-core machine sustains: faster, the API times out), then tenant B's probes, one
+    # every `fairness_probe_every_s`, each waited for up to `fairness_wait_s` after the last.
+    fairness_backlog: int = 2000
+    fairness_fill_rate: float = 40.0
+    fairness_probes: int = 20
+    fairness_probe_every_s: float = 1.5
+    fairness_wait_s: float = 20.0
 
 
 FULL = Plan()
@@ -69,6 +83,11 @@ QUICK = Plan(
     our_crash_drain=Drain(cap_s=25.0, stall_s=15.0),
     ratelimit_count=10,
     scheduled_count=300,
+    bulk_runs=[(300, 100), (1000, 100)],
+    history_singles=6,
+    fairness_backlog=300,
+    fairness_probes=5,
+    fairness_wait_s=10.0,
     # So the crash drain fits a smoke test: a killed send is retried after 5 s, not 30 s.
     our_extra_env={"SEND_ATTEMPT_TIMEOUT_SECONDS": "5"},
 )
@@ -199,3 +218,60 @@ def rate_limited(plan: Plan) -> Scenario:
         drain,
         fake_config={"rate_limit_per_second": plan.ratelimit},
     )
+
+
+@dataclass(frozen=True)
+class BulkRun:
+    """`invites` invitations as batch requests of `per_request`, from `concurrency` clients,
+    with the provider (fake and worker) at `limit` requests per second."""
+
+    invites: int
+    per_request: int
+    concurrency: int
+    limit: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.invites:,} invites as {self.invites // self.per_request} batches"
+
+
+def bulk_program(plan: Plan) -> list[BulkRun]:
+    return [
+        BulkRun(invites, per_request, plan.bulk_concurrency, plan.bulk_limit)
+        for invites, per_request in plan.bulk_runs
+    ]
+
+
+@dataclass(frozen=True)
+class FairnessProbe:
+    """Tenant A's `backlog` single invites queued, then tenant B's `probes` single invites:
+    how long each of B's waits for the provider, with the server's priority and fairness on
+    (`fair`) or off (FIFO: the dev server without its matching dynamic config)."""
+
+    backlog: int
+    fill_rate: float
+    probes: int
+    every_s: float
+    wait_s: float
+    limit: float
+    fair: bool
+
+    @property
+    def name(self) -> str:
+        mode = "priority+fairness" if self.fair else "FIFO (no fairness)"
+        return f"B's invite behind A's {self.backlog:,}, {mode}"
+
+
+def fairness_program(plan: Plan) -> list[FairnessProbe]:
+    return [
+        FairnessProbe(
+            plan.fairness_backlog,
+            plan.fairness_fill_rate,
+            plan.fairness_probes,
+            plan.fairness_probe_every_s,
+            plan.fairness_wait_s,
+            plan.bulk_limit,
+            fair,
+        )
+        for fair in (True, False)
+    ]

@@ -16,8 +16,8 @@ from temporalio.client import Client
 
 from bench.minimal_workflow import TASK_QUEUE as MINIMAL_TASK_QUEUE
 from config import Settings
-from testkit.dev_server import DevServer
-from testkit.keys import API_KEY, FAKE_KEY
+from testkit.dev_server import DYNAMIC_CONFIG, DevServer
+from testkit.keys import API_KEY, FAKE_KEY, INVITE_TOKEN_SECRET
 from testkit.polling import eventually
 from testkit.procs import Proc, free_port
 from testkit.stack import API_APP, uvicorn_proc, worker_proc
@@ -44,8 +44,19 @@ def kill_all() -> None:
             proc.kill9()
 
 
-async def start_dev_server(log_dir: Path, db_file: Path, extra_args: list[str]) -> DevServer:
-    server = DevServer.create(db_file, log_dir, extra_args=extra_args, name="temporal_server")
+async def start_dev_server(
+    log_dir: Path,
+    db_file: Path,
+    extra_args: list[str],
+    *,
+    name: str = "temporal_server",
+    dynamic_config: dict[str, object] = DYNAMIC_CONFIG,
+) -> DevServer:
+    """The dev server as `make dev` runs it (`dynamic_config={}`: without priority and
+    fairness, the server's defaults)."""
+    server = DevServer.create(
+        db_file, log_dir, extra_args=extra_args, name=name, dynamic_config=dynamic_config
+    )
     STARTED.append(server.proc)
     await server.start()
     return server
@@ -131,6 +142,7 @@ def our_env(
         "API_KEYS": API_KEY,
         # As `make dev` runs it: payloads encrypted in Temporal (costs CPU in API and worker).
         "PAYLOAD_CODEC_KEYS": codec_key,
+        "INVITE_TOKEN_SECRET": INVITE_TOKEN_SECRET,
         "OUTBOX_DIR": str(outbox),
     }
 

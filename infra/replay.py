@@ -38,10 +38,12 @@ from temporalio.worker import Replayer
 from config import Settings, get_settings
 from infra.codec import ENCODING, KEY_ID_METADATA, CodecKeyError, parse_codec_keys
 from infra.temporal_client import connect, data_converter
+from workflows.invite import Invite
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 
-WORKFLOWS: list[type] = [SendInviteEmail, SendEmail]
+WORKFLOWS: list[type] = [Invite, SendInviteEmail, SendEmail, SendBatch]
 # Where `make dev` keeps the payload key it generated (scripts/dev.py).
 DEV_CODEC_KEYS = Path(".dev/codec_keys")
 _EVENT = re.compile(r"(?:HistoryEvent\(id: |event[ _]id[:= ]+)(\d+)")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.codec import new_codec_key
-from testkit.dev_server import temporal_binary
+from testkit.dev_server import dynamic_config_flags, temporal_binary
 from testkit.fake_resend import DEFAULT_API_KEY as FAKE_API_KEY
 from workflows.search_attributes import NAMES as SEARCH_ATTRIBUTES
 
@@ -140,6 +140,9 @@ def main() -> None:
         "PAYLOAD_CODEC_KEYS",
         dev_secret("codec_keys", lambda: new_codec_key("dev-1")),
     )
+    env.setdefault(
+        "INVITE_TOKEN_SECRET", dev_secret("invite_token_secret", lambda: secrets.token_urlsafe(32))
+    )
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
     # The Web UI cannot send an API key: it decodes at /codec/<secret>/..., a URL only the
     # UI's settings hold (the secret never appears in the API's logs).
@@ -155,6 +158,8 @@ def main() -> None:
         "--db-filename", str(DEV / "temporal.db"),
         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
         "--log-level", "warn", "--ui-codec-endpoint", ui_codec_endpoint,
+        # Task-queue priority and fairness (transactional before bulk, tenants share).
+        *dynamic_config_flags(),
     ]  # fmt: skip
     for name in SEARCH_ATTRIBUTES:
         server_args += ["--search-attribute", f"{name}=Keyword"]

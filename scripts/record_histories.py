@@ -23,6 +23,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,31 +35,58 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.delivery_contract import SendKind  # noqa: E402
-from activities.transports.base import EmailTransport, SentEmail  # noqa: E402
+from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
+from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
 from activities.transports.outbox import OutboxTransport  # noqa: E402
-from activities.types import EmailMessage, EmailTag  # noqa: E402
+from activities.types import (  # noqa: E402
+    EmailAttachment,
+    EmailMessage,
+    EmailTag,
+    InviteToken,
+    RenderInviteInput,
+)
 from api.sends import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
 from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
-from testkit.keys import FAKE_KEY  # noqa: E402
+from testkit.keys import FAKE_KEY, INVITE_TOKEN_SECRET  # noqa: E402
 from testkit.polling import eventually  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
+from workflows.batch_types import (  # noqa: E402
+    BATCH_STATUS_QUERY,
+    BatchItemInput,
+    BatchStatusResult,
+    SendBatchInput,
+)
+from workflows.invite import Invite  # noqa: E402
+from workflows.send_batch import SendBatch  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
-from workflows.types import (
+from workflows.types import (  # noqa: E402
+    ACCEPT_UPDATE,
     CANCEL_REQUEST_SIGNAL,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
+    RESCHEDULE_UPDATE,
+    REVOKE_UPDATE,
+    AcceptInput,
+    AcceptResult,
     CancelInput,
     DeliveryEventInput,
     DeliveryPolicy,
     EmailStatusResult,
+    InviteInput,
+    QueuePriority,
+    RescheduleInput,
+    RevokeInput,
     SendEmailInput,
     SendInviteEmailInput,
 )
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
+# The tests' secret: tests/test_invite_life.py derives each recorded invite's token to show
+# that its history does not hold it.
+TOKEN_SECRET = INVITE_TOKEN_SECRET
 log = logging.getLogger("record")
 # Far above every other scenario's history (< 100 events), far below the production default.
 SUGGEST_CONTINUE_AS_NEW_EVENTS = 200
@@ -119,6 +147,60 @@ async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[
     )
 
 
+async def start_prioritised_invite(
+    client: Client, policy: DeliveryPolicy
+) -> WorkflowHandle[Any, Any]:
+    """A single invite as the API starts it since priorities: transactional, tenant's share."""
+    return await start_invite(
+        client, replace(policy, priority=QueuePriority(priority_key=2, fairness_key="acme"))
+    )
+
+
+async def start_batch(
+    client: Client, policy: DeliveryPolicy, kind: SendKind
+) -> WorkflowHandle[Any, Any]:
+    key = uuid.uuid4().hex
+    items = []
+    for index in range(3):
+        item_id = f"{'inv' if kind == SendKind.INVITE else 'em'}_{key}_{index}"
+        to = f"guest{index}@example.com"
+        if kind == SendKind.INVITE:
+            invite = RenderInviteInput(
+                invite_id=item_id,
+                to=to,
+                sender="durable-mail <onboarding@resend.dev>",
+                tenant_name="Acme",
+                inviter_name="Bob",
+                accept_url=f"https://app.example.test/invites/accept?invite={item_id}&token=rec",
+            )
+            items.append(BatchItemInput(email_id=item_id, invite=invite))
+        else:
+            message = EmailMessage(
+                sender="durable-mail <onboarding@resend.dev>",
+                to=[to],
+                subject="Your weekly digest",
+                text="Hello",
+                tags=[EmailTag("kind", "email"), EmailTag("email_id", item_id)],
+            )
+            items.append(BatchItemInput(email_id=item_id, message=message))
+    data = SendBatchInput(
+        batch_id=f"bat_{key}",
+        kind=kind,
+        items=items,
+        tenant_id="acme",
+        policy=replace(policy, priority=QueuePriority(priority_key=4, fairness_key="acme")),
+    )
+    return await client.start_workflow(SendBatch.run, data, id=f"batch-{key}", task_queue="record")
+
+
+async def start_invite_batch(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
+    return await start_batch(client, policy, SendKind.INVITE)
+
+
+async def start_email_batch(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
+    return await start_batch(client, policy, SendKind.EMAIL)
+
+
 Starter = Callable[[Client, DeliveryPolicy], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -142,6 +224,9 @@ run_email = to_the_end(start_email)
 
 async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
     async def sent() -> bool:
+        if handle.id.startswith("batch-"):
+            batch = await handle.query(BATCH_STATUS_QUERY, result_type=BatchStatusResult)
+            return bool(batch.status == "sent")
         state = await handle.query("status", result_type=EmailStatusResult)
         return bool(state.status == "sent")
 
@@ -197,6 +282,27 @@ def cancel_requested(*, in_first_task: bool) -> Scenario:
     return scenario
 
 
+def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = False) -> Scenario:
+    """A batch whose items' provider events (item index, event type) arrive by item id."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        handle = await start(client, policy)
+        if not early:
+            await wait_sent(handle)
+        batch = await handle.query(BATCH_STATUS_QUERY, result_type=BatchStatusResult)
+        for n, (index, event_type) in enumerate(events):
+            item_id = batch.items[index].id
+            event = DeliveryEventInput(f"msg_{handle.id}_{n}", event_type, email_id=item_id)
+            await handle.signal(DELIVERY_EVENT_SIGNAL, event)
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            pass
+        return handle.id
+
+    return scenario
+
+
 async def reset_past_window(client: Client, policy: DeliveryPolicy) -> str:
     """Sent, then reset (to its first task) after its send window: no second attempt."""
     short = dataclasses.replace(policy, window_seconds=1.0)
@@ -237,6 +343,147 @@ def scheduled(*, cancel: bool) -> Scenario:
     return scenario
 
 
+async def timer_started(handle: WorkflowHandle[Any, Any]) -> None:
+    async def started() -> bool:
+        history = await handle.fetch_history()
+        return any(e.HasField("timer_started_event_attributes") for e in history.events)
+
+    await eventually(started, timeout=10, what=f"{handle.id} waiting on its timer")
+
+
+def email_rescheduled(*, while_waiting: bool) -> Scenario:
+    """An email with the fields of the Resend-compatible API (cc, bcc, headers, attachments),
+    scheduled an hour ahead, then moved (`reschedule` update) to a second from now: before
+    its first workflow task, or while its timer runs (that timer is cancelled, a new one
+    starts)."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        handle = await start_scheduled_email(client, policy)
+        if while_waiting:
+            await timer_started(handle)
+        soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        await handle.execute_update(RESCHEDULE_UPDATE, RescheduleInput(send_at=soon))
+        await handle.result()
+        return handle.id
+
+    return scenario
+
+
+def life_input(
+    policy: DeliveryPolicy,
+    *,
+    app_link: bool = False,
+    send_at: str | None = None,
+    expires_in: float = 3600.0,
+    remind_after: float | None = None,
+) -> tuple[InviteInput, str | None]:
+    """An `Invite` input (seconds, not days: recorded in real time) and its token, if ours."""
+    invite = f"inv_{uuid.uuid4().hex}"
+    base = f"https://app.example.test/invites/accept?invite={invite}"
+    ref = None if app_link else InviteToken(invite, uuid.uuid4().hex)
+    token = derive_token(TOKEN_SECRET, ref) if ref else None
+    data = InviteInput(
+        invite_id=invite,
+        to="ann@example.com",
+        sender="durable-mail <onboarding@resend.dev>",
+        tenant_name="Acme",
+        inviter_name="Bob",
+        accept_url=f"{base}&code=app-own" if app_link else f"{base}&token={PLACEHOLDER}",
+        role="admin",
+        tenant_id="acme",
+        policy=policy,
+        send_at=send_at,
+        locale="de",
+        expires_in_seconds=expires_in,
+        remind_after_seconds=remind_after,
+        invite_token=ref,
+        token_digest=token_digest(TOKEN_SECRET, token) if token else None,
+    )
+    return data, token
+
+
+async def start_life(client: Client, data: InviteInput) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        Invite.run, data, id="invite-" + data.invite_id.removeprefix("inv_"), task_queue="record"
+    )
+
+
+async def signal_event(handle: WorkflowHandle[Any, Any], event_type: str, message: str) -> None:
+    event = DeliveryEventInput(f"msg_{uuid.uuid4().hex}", event_type, message=message)
+    await handle.signal(DELIVERY_EVENT_SIGNAL, event)
+
+
+def life_accepted(*, app_link: bool) -> Scenario:
+    """Sent, delivered, a wrong token (managed), then accepted."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        data, token = life_input(policy, app_link=app_link)
+        handle = await start_life(client, data)
+        await wait_sent(handle)
+        await signal_event(handle, "email.delivered", "invitation")
+        if token is not None:
+            wrong = AcceptInput(token_digest(TOKEN_SECRET, "wrong"))
+            await handle.execute_update(ACCEPT_UPDATE, wrong, result_type=AcceptResult)
+        digest = token_digest(TOKEN_SECRET, token) if token else None
+        await handle.execute_update(ACCEPT_UPDATE, AcceptInput(digest), result_type=AcceptResult)
+        await handle.result()
+        return handle.id
+
+    return scenario
+
+
+async def start_scheduled_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
+    email_id = f"em_{uuid.uuid4().hex}"
+    message = EmailMessage(
+        sender="Acme <invites@acme.example>",
+        to=["ann@example.com"],
+        subject="Your invoice",
+        html="<p>Attached</p>",
+        tags=[EmailTag("kind", "email"), EmailTag("email_id", email_id)],
+        cc=["carl@example.com"],
+        bcc=["dora@example.com"],
+        headers={"X-Entity-Ref-ID": "invoice-42"},
+        attachments=[
+            EmailAttachment(filename="invoice.txt", content="aW52b2ljZQ=="),
+            EmailAttachment(filename="logo.png", path="https://cdn.acme.example/logo.png"),
+        ],
+    )
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return await client.start_workflow(
+        SendEmail.run,
+        SendEmailInput(email_id=email_id, message=message, policy=policy, send_at=later),
+        id="email-" + email_id.removeprefix("em_"),
+        task_queue="record",
+    )
+
+
+async def life_reminded_then_expired(client: Client, policy: DeliveryPolicy) -> str:
+    data, _ = life_input(policy, expires_in=4.0, remind_after=1.5)
+    handle = await start_life(client, data)
+    await wait_sent(handle)
+    await signal_event(handle, "email.delivered", "invitation")
+
+    async def reminded() -> bool:
+        history = await handle.fetch_history()
+        completed = [
+            e for e in history.events if e.HasField("activity_task_completed_event_attributes")
+        ]
+        return len(completed) == 2
+
+    await eventually(reminded, timeout=10, what=f"{handle.id} reminded")
+    await signal_event(handle, "email.delivered", "reminder")
+    await handle.result()
+    return handle.id
+
+
+async def life_revoked_before_send(client: Client, policy: DeliveryPolicy) -> str:
+    data, _ = life_input(policy, send_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    handle = await start_life(client, data)
+    await handle.execute_update(REVOKE_UPDATE, RevokeInput())
+    await handle.result()
+    return handle.id
+
+
 SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_sent": ([], run_invite),
     "invite_retried_500_429": ([Fault(status=500), Fault(status=429, retry_after=1)], run_invite),
@@ -260,6 +507,11 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
     "email_bounced": ([], with_events("email.bounced", start=start_email)),
     "email_failed_tracked": ([Fault(status=403, name="invalid_api_key")], run_email),
+    # Workflow `Invite` (an invite's life: templates, managed token, reminder, expiry).
+    "invite_life_accepted": ([Fault(status=500)], life_accepted(app_link=False)),
+    "invite_life_app_link_accepted": ([], life_accepted(app_link=True)),
+    "invite_life_reminded_then_expired": ([], life_reminded_then_expired),
+    "invite_life_revoked_before_send": ([], life_revoked_before_send),
     # Web UI labels: each attempt's summary, the workflow's static summary (not commands).
     "invite_retried_500_429_summarized": (
         [Fault(status=500), Fault(status=429, retry_after=1)],
@@ -269,6 +521,34 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     # Outbox sends end when written (workflow.patched "outbox-completes-v1").
     "invite_sent_outbox": ([], run_invite),
     "email_sent_outbox": ([], run_email),
+    # Queue priority on the send activity (DeliveryPolicy.priority).
+    "invite_sent_with_priority": ([], to_the_end(start_prioritised_invite)),
+    # Batches (SendBatch): one provider call for every item, each item tracked.
+    "batch_invites_delivered": (
+        [],
+        batch_with_events(
+            start_invite_batch, (0, "email.delivered"), (1, "email.bounced"), (2, "email.delivered")
+        ),
+    ),
+    "batch_emails_retried_then_delivered": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        batch_with_events(start_email_batch, (1, "email.delivered"), (0, "email.delivered")),
+    ),
+    "batch_emails_one_refused": (
+        [Fault(invalid_items=(1,))],
+        batch_with_events(start_email_batch, (0, "email.delivered")),
+    ),
+    "batch_event_before_send": (
+        [Fault(hold=0.5)],
+        batch_with_events(start_invite_batch, (2, "email.bounced"), early=True),
+    ),
+    "batch_failed_403": (
+        [Fault(status=403, name="invalid_api_key")],
+        to_the_end(start_email_batch),
+    ),
+    # Resend-compatible fields in the message, and a `reschedule` update while scheduled.
+    "email_rescheduled": ([], email_rescheduled(while_waiting=False)),
+    "email_rescheduled_while_waiting": ([], email_rescheduled(while_waiting=True)),
     # Bounded history and honest outcomes (workflow.patched "bounded-history-v1"): the
     # message is read by the activity (not in its input), the window ends at `not_after`.
     "email_sent_bounded": ([], run_email),
@@ -312,6 +592,9 @@ class ScenarioTransport:
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
         return await self.current.send(message, idempotency_key)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        return await self.current.send_batch(messages, idempotency_key)
 
 
 def to_record(names: list[str]) -> list[str]:
@@ -384,6 +667,7 @@ async def main(names: list[str]) -> None:
                 resend_api_url=fake.url,
                 resend_timeout_seconds=2.0,
                 resend_rate_limit_per_second=50.0,
+                invite_token_secret=SecretStr(TOKEN_SECRET),
             )
             policy = DeliveryPolicy(
                 initial_backoff_seconds=0.2,

@@ -9,6 +9,7 @@ where timers fire as soon as nothing else is left to do: days of retries take se
 
 from __future__ import annotations
 
+import json
 import shutil
 import sysconfig
 from collections.abc import Sequence
@@ -43,6 +44,28 @@ def test_server_binary() -> str:
     return path
 
 
+# Task-queue priority and fairness (`QueuePriority` on every send) need the server's new
+# matcher with fairness on (both default off). Fairness is kept per partition of a queue: with
+# the default 4, a tenant's send could wait behind another's backlog in its own partition
+# (seen in tests/test_priority.py), so one partition. `make dev`, the tests and the bench pass
+# these flags; docker-compose mounts infra/temporal-dynamic-config.yaml, which says the same.
+DYNAMIC_CONFIG: dict[str, object] = {
+    "matching.useNewMatcher": True,
+    "matching.enableFairness": True,
+    "matching.numTaskqueueReadPartitions": 1,
+    "matching.numTaskqueueWritePartitions": 1,
+}
+
+
+def dynamic_config_flags(config: dict[str, object] = DYNAMIC_CONFIG) -> list[str]:
+    """`--dynamic-config-value KEY=JSON` for each setting, as `server start-dev` takes them."""
+    return [
+        flag
+        for key, value in config.items()
+        for flag in ("--dynamic-config-value", f"{key}={json.dumps(value)}")
+    ]
+
+
 def search_attribute_flags() -> list[str]:
     """`--search-attribute Name=Keyword` for each of ours, as `server start-dev` takes them."""
     return [flag for name in NAMES for flag in ("--search-attribute", f"{name}=Keyword")]
@@ -57,7 +80,7 @@ async def start_local(
         dev_server_existing_path=temporal_binary(),
         search_attributes=ALL,
         dev_server_log_level="error",
-        dev_server_extra_args=dev_server_extra_args,
+        dev_server_extra_args=[*dynamic_config_flags(), *dev_server_extra_args],
     )
 
 
@@ -95,6 +118,7 @@ class DevServer:
         *,
         extra_args: Sequence[str] = (),
         name: str = "temporal",
+        dynamic_config: dict[str, object] = DYNAMIC_CONFIG,
     ) -> DevServer:
         port = free_port()
         args = [
@@ -102,7 +126,8 @@ class DevServer:
             "--ip", "127.0.0.1", "--port", str(port), "--headless",
             "--db-filename", str(db_file),
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-            "--log-level", "error", *search_attribute_flags(), *extra_args,
+            "--log-level", "error", *search_attribute_flags(),
+            *dynamic_config_flags(dynamic_config), *extra_args,
         ]  # fmt: skip
         return cls(Proc(name, args, {}, log_dir / f"{name}.log"), port)
 

@@ -22,3 +22,5 @@ CODEC_UI_SECRET: Final = "test-codec-ui-capability-0123456789"
 # The newest codec key first (encrypts); the older one still decrypts.
 CODEC_KEYS: Final = f"{new_codec_key('test-2')},{new_codec_key('test-1')}"
 WEBHOOK_SECRET: Final = "whsec_" + base64.b64encode(b"durable-mail-test-webhook-secret").decode()
+# Derives managed invite tokens (API and worker).
+INVITE_TOKEN_SECRET: Final = "test-invite-token-secret-0123456789abcdef"

@@ -83,4 +83,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "PAYLOAD_CODEC_KEYS": (
             settings.payload_codec_keys.get_secret_value() if settings.payload_codec_keys else ""
         ),
+        "INVITE_TOKEN_SECRET": (
+            settings.invite_token_secret.get_secret_value() if settings.invite_token_secret else ""
+        ),
     }

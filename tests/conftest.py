@@ -33,6 +33,7 @@ from testkit.keys import (
     CODEC_UI_SECRET,
     FAKE_KEY,
     GLOBEX_KEY,
+    INVITE_TOKEN_SECRET,
     WEBHOOK_SECRET,
 )
 from worker import build_transport, build_workers
@@ -112,6 +113,7 @@ def settings(
         payload_codec_keys=SecretStr(CODEC_KEYS),
         codec_ui_secret=SecretStr(CODEC_UI_SECRET),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
+        invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
     )
     yield test_settings
     get_settings.cache_clear()

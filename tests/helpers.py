@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib.util
+import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +20,15 @@ from testkit.polling import eventually
 ROOT = Path(__file__).resolve().parent.parent
 
 INVITE = {"email": "ann@example.com", "tenant_name": "Acme", "inviter_name": "Bob"}
+# The token of our accept link, as it reaches the provider.
+TOKEN_IN_LINK = re.compile(r"[?&]token=([A-Za-z0-9_-]+)")
+
+
+def link_token(text: str) -> str:
+    """The token in an email's accept link (fails the test if there is none)."""
+    found = TOKEN_IN_LINK.search(text)
+    assert found, "no token in the accept link"
+    return found.group(1)
 
 
 async def wait_for_status(
@@ -32,6 +45,22 @@ async def wait_for_status(
         check, timeout=timeout, what=f"{email_id} in {statuses}"
     )
     return result
+
+
+def readable_text(node: Any) -> Iterator[str]:
+    """Every string in a history's JSON, plus the base64 ones decoded (payload data)."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from readable_text(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from readable_text(value)
+    elif isinstance(node, str):
+        yield node
+        try:
+            yield base64.b64decode(node, validate=True).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            pass
 
 
 def dev_script() -> ModuleType:

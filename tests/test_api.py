@@ -190,10 +190,13 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
         body = (await api.post("/v1/invites", json=INVITE)).json()
         status = await wait_for_status(api, body["invite_id"], "sent")
         assert status["transport"] == "outbox"
-        # Nothing reports on an outbox send: its workflow ends when the email is written.
-        handle = client.get_workflow_handle(body["workflow_id"])
+        # Nothing reports on an outbox send: its workflow ends when the email is written
+        # (an invite's lives on until accepted, revoked or expired).
+        email = {"to": "ann@example.com", "subject": "Hi", "text": "hello"}
+        sent = (await api.post("/v1/emails", json=email)).json()
+        handle = client.get_workflow_handle(sent["workflow_id"])
         result = await asyncio.wait_for(handle.result(), timeout=10)
-        assert result["status"] == "sent"
+        assert result["status"] == "sent" and result["transport"] == "outbox"
         listing = await api.get("/dev/outbox")
         assert listing.status_code == 200 and "not sent" in listing.text
         [html] = list(dev.outbox_dir.glob("*.html"))

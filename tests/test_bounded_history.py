@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import errors
 from activities.delivery_contract import message_sha256
-from activities.transports.base import ProviderFailure, SentEmail
+from activities.transports.base import ProviderFailure, SentBatch, SentEmail
 from activities.types import EmailMessage, EmailTag
 from config import Settings
 from infra.temporal_client import data_converter
@@ -78,6 +78,9 @@ class OutageTransport:
             raise failure
         email_id = self.deliveries.setdefault(idempotency_key, f"re-{uuid.uuid4()}")
         return SentEmail(provider_message_id=email_id, http_status=200)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        raise NotImplementedError("single sends only")
 
 
 def rate_limited(retry_after: float = 1) -> ProviderFailure:

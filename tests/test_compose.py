@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from testkit.dev_server import DYNAMIC_CONFIG
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -230,6 +232,17 @@ def test_web_ui_decodes_payloads_through_the_api_codec(services: Services) -> No
     )
     assert "http://localhost:8080" in ui["TEMPORAL_CORS_ORIGINS"].split(",")
     assert "http://localhost:8080" in api["CODEC_CORS_ORIGINS"].split(",")
+
+
+def test_temporal_runs_with_the_dynamic_config_of_the_dev_server(services: Services) -> None:
+    """Priority and fairness on the task queues: the same settings as `make dev` and the tests."""
+    temporal = services["temporal"]
+    path = environment(temporal)["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in temporal["volumes"])}
+    source = ROOT / mounts[path]
+    config = yaml.safe_load(source.read_text())
+    assert {key: values[0]["value"] for key, values in config.items()} == DYNAMIC_CONFIG
+    assert all(len(values) == 1 and set(values[0]) == {"value"} for values in config.values())
 
 
 def test_every_image_is_pinned_to_a_tag(services: Services) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from config import Settings
 from testkit.fake_resend import Fault, fault_of_kind
-from testkit.keys import API_KEY, CODEC_KEYS
+from testkit.keys import API_KEY, CODEC_KEYS, INVITE_TOKEN_SECRET
 from testkit.polling import eventually
 from testkit.procs import free_port, port_open
 from tests.helpers import INVITE, ROOT, dev_script, stop, wait_for_status
@@ -57,6 +57,7 @@ async def test_fake_provider_dev_mode_shows_provoked_retries_in_the_email_status
         "WORKER_METRICS_PORT": "0",
         "API_KEYS": API_KEY,
         "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
+        "INVITE_TOKEN_SECRET": INVITE_TOKEN_SECRET,
         **dev.fake_provider_env(fake_url),
     }
     uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(api_port)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -20,8 +22,15 @@ from activities.delivery_contract import message_sha256
 from activities.send import SendActivities
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
-from activities.transports.resend import ResendTransport
-from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
+from activities.transports.resend import ResendTransport, resend_payload
+from activities.types import (
+    BatchAttemptInput,
+    BatchAttemptResult,
+    EmailAttachment,
+    EmailMessage,
+    SendAttemptInput,
+    SendAttemptResult,
+)
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import FAKE_KEY
 
@@ -144,6 +153,49 @@ async def test_outbox_writes_readable_files_once_per_key(tmp_path: Path) -> None
     assert "<b>Hi</b>" in html.read_text() and "NOT sent" in html.read_text()
 
 
+def test_older_messages_keep_the_exact_provider_payload() -> None:
+    # A retry after a deploy must send the same bytes under the same idempotency key, or
+    # Resend answers 409: fields added later stay out of the payload while empty.
+    assert resend_payload(MESSAGE) == {
+        "from": "Acme <team@acme.test>",
+        "to": ["ann@example.com"],
+        "subject": "Hi",
+        "text": "Hello",
+    }
+
+
+async def test_outbox_shows_cc_bcc_headers_and_attachments(tmp_path: Path) -> None:
+    message = EmailMessage(
+        sender="a@b.test",
+        to=["ann@example.com"],
+        subject="Invoice",
+        text="Attached",
+        cc=["carl@example.com"],
+        bcc=["dora@example.com"],
+        headers={"X-Entity-Ref-ID": "invoice-42", "Subject": "not this one"},
+        attachments=[
+            EmailAttachment(
+                filename="invoice.txt", content="aW52b2ljZQ==", content_type="text/plain"
+            ),
+            EmailAttachment(filename="logo.png", path="https://cdn.acme.example/logo.png"),
+        ],
+    )
+    await ActivityEnvironment().run(
+        SendActivities(OutboxTransport(tmp_path)).send_email,
+        SendAttemptInput(message, "email-x/send", 1),
+    )
+    [eml] = list(tmp_path.glob("*.eml"))
+    parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert parsed["Cc"] == "carl@example.com"
+    assert parsed["X-Durable-Mail-Bcc"] == "dora@example.com"
+    assert parsed["X-Entity-Ref-ID"] == "invoice-42" and parsed["Subject"] == "Invoice"
+    assert (
+        "logo.png: https://cdn.acme.example/logo.png" in parsed["X-Durable-Mail-Remote-Attachment"]
+    )
+    [part] = list(parsed.iter_attachments())
+    assert part.get_filename() == "invoice.txt" and part.get_content() == "invoice"
+
+
 async def test_pacer_spaces_calls_at_the_rate() -> None:
     pacer = Pacer(20.0)
     starts: list[float] = []
@@ -164,7 +216,9 @@ class PinnedMessage:
         self.message = message
         self.asked: list[tuple[str, str]] = []
 
-    async def fetch(self, workflow_id: str, run_id: str, timeout: timedelta) -> EmailMessage:
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage:
         self.asked.append((workflow_id, run_id))
         if isinstance(self.message, Exception):
             raise self.message
@@ -233,3 +287,90 @@ async def test_attempt_started_after_not_after_never_calls_the_provider(
     assert caught.value.type == errors.SEND_WINDOW_CLOSED and caught.value.non_retryable
     assert "provider was not called" in caught.value.message
     assert fake_resend.fake.requests_total == 0
+
+
+def batch_of(n: int) -> list[EmailMessage]:
+    return [
+        EmailMessage(
+            sender="Acme <team@acme.test>", to=[f"u{i}@example.com"], subject="Hi", text="x"
+        )
+        for i in range(n)
+    ]
+
+
+async def deliver_batch(
+    http: httpx.AsyncClient, messages: list[EmailMessage], key: str = "batch-1/send/0"
+) -> BatchAttemptResult:
+    activities = SendActivities(ResendTransport(http, FAKE_KEY))
+    result: BatchAttemptResult = await ActivityEnvironment().run(
+        activities.send_batch, BatchAttemptInput(messages, key, 1)
+    )
+    return result
+
+
+async def test_batch_is_one_permissive_request_whose_refusals_stay_in_their_items(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    fake_resend.fake.enqueue_faults([Fault(invalid_items=(1,))])
+    result = await deliver_batch(http, batch_of(3))
+    again = await deliver_batch(http, batch_of(3))
+
+    sent = fake_resend.fake.deliveries
+    assert [item.provider_message_id for item in result.items] == [sent[0].id, None, sent[1].id]
+    assert result.items[1].refusal and result.items[0].refusal is None
+    assert (result.http_status, result.transport) == (200, "resend")
+    assert again.items == result.items  # the same key replays the first answer
+    assert [r.path for r in fake_resend.fake.request_log] == ["/emails/batch"] * 2
+    assert {d.idempotency_key for d in sent} == {"batch-1/send/0"} and len(sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type", "permanent"),
+    [
+        (Fault(status=500), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(status=429, retry_after=3), errors.RATE_LIMITED, False),
+        (Fault(status=422, name="validation_error"), errors.REJECTED, True),
+    ],
+)
+async def test_failed_batch_call_is_classified_like_a_single_send(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    fault: Fault,
+    error_type: str,
+    permanent: bool,
+) -> None:
+    fake_resend.fake.enqueue_faults([fault])
+    with pytest.raises(ApplicationError) as caught:
+        await deliver_batch(http, batch_of(2))
+    assert caught.value.type == error_type
+    assert caught.value.non_retryable is permanent
+    assert fake_resend.fake.delivered_count == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"data": [{"id": "a"}]},  # one id for two emails, no errors
+        {"data": [{"id": "a"}], "errors": [{"index": 5, "message": "?"}]},
+        {"nothing": True},
+    ],
+)
+async def test_batch_answer_that_does_not_fit_is_an_unknown_outcome(answer: object) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=answer)
+
+    transport = httpx.MockTransport(handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://resend.test") as http:
+        with pytest.raises(ApplicationError) as caught:
+            await deliver_batch(http, batch_of(2))
+    assert caught.value.type == errors.PROVIDER_UNAVAILABLE and not caught.value.non_retryable
+
+
+async def test_outbox_writes_each_batch_email_once(tmp_path: Path) -> None:
+    activities = SendActivities(OutboxTransport(tmp_path))
+    run = ActivityEnvironment().run
+    first = await run(activities.send_batch, BatchAttemptInput(batch_of(3), "batch-x/send/0", 1))
+    second = await run(activities.send_batch, BatchAttemptInput(batch_of(3), "batch-x/send/0", 2))
+    assert first.items == second.items
+    assert len({item.provider_message_id for item in first.items}) == 3
+    assert len(list(tmp_path.glob("*.eml"))) == 3

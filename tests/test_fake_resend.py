@@ -478,3 +478,118 @@ async def test_stopping_the_server_answers_held_requests_and_keeps_their_deliver
             assert server.fake.in_flight == 0
     finally:
         server.stop()
+
+
+# -- POST /emails/batch ------------------------------------------------------------------------
+
+
+async def send_batch(
+    client: httpx.AsyncClient,
+    payload: list[Any],
+    key: str | None = None,
+    mode: str | None = None,
+) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key else {}
+    if mode:
+        headers["x-batch-validation"] = mode
+    return await client.post("/emails/batch", json=payload, headers=headers)
+
+
+def batch(n: int) -> list[dict[str, Any]]:
+    return [email(to=[f"user{i}@example.com"], subject=f"Hi {i}") for i in range(n)]
+
+
+async def test_batch_sends_every_email_in_one_request_ids_in_order(
+    client: httpx.AsyncClient, fake: FakeResend
+) -> None:
+    response = await send_batch(client, batch(3), "import/1")
+
+    assert response.status_code == 200
+    ids = [entry["id"] for entry in response.json()["data"]]
+    assert "errors" not in response.json()
+    assert ids == [d.id for d in fake.deliveries]
+    assert [d.to for d in fake.deliveries] == [[f"user{i}@example.com"] for i in range(3)]
+    assert [d.batch_index for d in fake.deliveries] == [0, 1, 2]
+    assert fake.requests_total == 1
+    assert fake.duplicates() == []
+
+
+async def test_strict_batch_with_one_invalid_email_sends_nothing(
+    client: httpx.AsyncClient, fake: FakeResend
+) -> None:
+    emails = batch(3)
+    del emails[1]["subject"]
+    strict = await send_batch(client, emails)
+    with_attachment = await send_batch(client, [email(attachments=[{"content": "aGk="}])])
+    too_many = await send_batch(client, batch(101))
+
+    assert strict.status_code == 422
+    assert strict.json()["name"] == "missing_required_field"
+    assert strict.json()["message"].startswith("emails[1]: ")
+    assert with_attachment.status_code == 422
+    assert "Attachments" in with_attachment.json()["message"]
+    assert too_many.status_code == 422
+    assert fake.delivered_count == 0
+
+
+async def test_permissive_batch_refuses_invalid_emails_by_index_and_sends_the_others(
+    client: httpx.AsyncClient, fake: FakeResend
+) -> None:
+    emails = batch(4)
+    emails[0]["to"] = "not-an-address"
+    fake.enqueue_faults([Fault(invalid_items=(2,))])
+    response = await send_batch(client, emails, "import/2", mode="permissive")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [e["index"] for e in body["errors"]] == [0, 2]
+    assert all(e["message"] for e in body["errors"])
+    assert [entry["id"] for entry in body["data"]] == [d.id for d in fake.deliveries]
+    assert [d.batch_index for d in fake.deliveries] == [1, 3]
+
+
+async def test_batch_key_replays_the_first_answer_and_refuses_another_payload(
+    client: httpx.AsyncClient, fake: FakeResend
+) -> None:
+    fake.enqueue_faults([Fault(hold=1.0, invalid_items=(1,))])
+    with pytest.raises(httpx.ReadTimeout):
+        await client.post(
+            "/emails/batch",
+            json=batch(3),
+            headers={"Idempotency-Key": "import/3", "x-batch-validation": "permissive"},
+            timeout=0.2,
+        )
+    assert fake.delivered_count == 2
+
+    deadline = time.monotonic() + 5
+    permissive = "permissive"
+    while (again := await send_batch(client, batch(3), "import/3", permissive)).status_code == 409:
+        assert again.json()["name"] == "concurrent_idempotent_requests"
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    other = await send_batch(client, batch(2), "import/3", "permissive")
+    single = await send(client, email(), "import/3")
+
+    assert again.status_code == 200
+    assert [entry["id"] for entry in again.json()["data"]] == [d.id for d in fake.deliveries]
+    assert [e["index"] for e in again.json()["errors"]] == [1]
+    assert (other.status_code, other.json()["name"]) == (409, "invalid_idempotent_request")
+    assert (single.status_code, single.json()["name"]) == (409, "invalid_idempotent_request")
+    assert fake.delivered_count == 2
+    assert fake.duplicates() == []
+
+
+async def test_resend_sdk_batch_send_reads_the_fake_answer(
+    server: FakeResendServer, fake: FakeResend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resend, "api_key", DEFAULT_API_KEY)
+    monkeypatch.setattr(resend, "api_url", server.url)
+    params: list[resend.Emails.SendParams] = [
+        {"from": "noreply@acme.test", "to": [f"u{i}@example.com"], "subject": "Hi", "text": "x"}
+        for i in range(2)
+    ]
+    sent = await resend.Batch.send_async(
+        params, {"idempotency_key": "sdk/batch", "batch_validation": "permissive"}
+    )
+
+    assert [entry["id"] for entry in sent["data"]] == [d.id for d in fake.deliveries]

@@ -14,6 +14,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from workflows.invite import Invite
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.types import EmailStatusResult, SendInviteEmailInput
@@ -25,19 +27,19 @@ def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
 
 
-def test_histories_cover_both_workflow_types() -> None:
+def test_histories_cover_every_workflow_type() -> None:
     types = {
         json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"][
             "workflowType"
         ]["name"]
         for p in HISTORIES
     }
-    assert {"SendInviteEmail", "SendEmail"} <= types
+    assert {"SendInviteEmail", "SendEmail", "SendBatch", "Invite"} <= types
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays_with_current_code(path: Path) -> None:
-    replayer = Replayer(workflows=[SendInviteEmail, SendEmail])
+    replayer = Replayer(workflows=[Invite, SendInviteEmail, SendEmail, SendBatch])
     await replayer.replay_workflow(load(path))
 
 

@@ -39,7 +39,13 @@ def svix_headers(
     }
 
 
-def event_body(event_type: str, *, email_id: str | None, provider_id: str = "re-unknown") -> bytes:
+def event_body(
+    event_type: str,
+    *,
+    email_id: str | None,
+    provider_id: str = "re-unknown",
+    message: str | None = None,
+) -> bytes:
     data: dict[str, Any] = {
         "email_id": provider_id,
         "from": "durable-mail <onboarding@resend.dev>",
@@ -49,6 +55,8 @@ def event_body(event_type: str, *, email_id: str | None, provider_id: str = "re-
     }
     if email_id is not None:
         data["tags"] = {"kind": "invite", "email_id": email_id}
+        if message is not None:
+            data["tags"]["message"] = message
     if event_type == "email.bounced":
         data["bounce"] = {
             "message": "The recipient ann@example.com does not exist",
@@ -69,6 +77,7 @@ async def post_event(
     email_id: str | None,
     provider_id: str = "re-unknown",
     msg_id: str | None = None,
+    message: str | None = None,
 ) -> httpx.Response:
-    body = event_body(event_type, email_id=email_id, provider_id=provider_id)
+    body = event_body(event_type, email_id=email_id, provider_id=provider_id, message=message)
     return await api.post(WEBHOOK_URL, content=body, headers=svix_headers(body, msg_id=msg_id))

@@ -40,13 +40,12 @@ unchanged. Attempt summaries and current details are not commands.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, NoReturn, Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.converter import value_to_type
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
@@ -77,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_REQUEST_SIGNAL,
         CANCEL_UPDATE,
         DELIVERY_EVENT_SIGNAL,
+        RESCHEDULE_UPDATE,
         AttemptRecord,
         CancelInput,
         CancelResult,
@@ -86,6 +86,8 @@ with workflow.unsafe.imports_passed_through():
         DeliveryPolicy,
         EmailError,
         EmailStatusResult,
+        RescheduleInput,
+        RescheduleResult,
     )
 
 # One try per activity: the workflow decides about the next one (see module docstring).
@@ -96,6 +98,7 @@ DAILY_QUOTA_RETRY = timedelta(hours=1)
 SEND_FAILED = "EmailDeliveryFailed"
 SEND_UNDETERMINED = "EmailDeliveryUndetermined"
 CANCEL_REJECTED = "EmailNotCancellable"
+RESCHEDULE_REJECTED = "EmailNotReschedulable"
 TRACKING_PATCH = "delivery-tracking-v1"
 BOUNDED_PATCH = "bounded-history-v1"
 # Outbox sends end when written: no provider, so no delivery event can come (no wait timer).
@@ -196,6 +199,18 @@ def _keep(items: list[T], item: T, first: int, last: int) -> int:
     return 1
 
 
+def task_priority(policy: DeliveryPolicy) -> Priority:
+    """The send activity's place on the send queue; the default (the workflow's) if unset."""
+    wanted = policy.priority
+    if wanted is None:
+        return Priority.default
+    return Priority(
+        priority_key=wanted.priority_key,
+        fairness_key=wanted.fairness_key,
+        fairness_weight=wanted.fairness_weight,
+    )
+
+
 def _failure_details(cause: ApplicationError) -> AttemptFailureDetails | None:
     """The typed details the send activity attached to its failure (None if it attached none).
 
@@ -209,9 +224,7 @@ def _failure_details(cause: ApplicationError) -> AttemptFailureDetails | None:
 
 
 class SendOptions(Protocol):
-    """What every email workflow's input carries for the delivery loop (a dataclass)."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
+    """What a send's options carry for the delivery loop (a workflow input, say)."""
 
     @property
     def policy(self) -> DeliveryPolicy: ...
@@ -219,17 +232,22 @@ class SendOptions(Protocol):
     def tenant_id(self) -> str | None: ...
     @property
     def send_at(self) -> str | None: ...
-    @property
-    def accepted_at(self) -> str | None: ...
-    @property
-    def continued(self) -> ContinuedDelivery | None: ...
+
+
+# How a workflow continues as new with a send's carry (and its accept time).
+ContinueAsNew = Callable[[str, ContinuedDelivery], NoReturn]
 
 
 class Delivery:
     """State and retry loop of one email; lives inside a workflow instance.
 
-    `message` is the email when the workflow input holds it (`SendEmail`); otherwise the
-    workflow pins it later (`run`'s `render`) and a continued run gets it from the carry.
+    `message`: the email when the workflow input holds it (`SendEmail`); otherwise it is
+    pinned when the send starts (`run`'s `render`, or `send`) and a continued run gets it
+    from the carry. `idempotency_key`: another email of the same workflow (an invite's
+    reminder) needs its own (default: the workflow's); `visible=False`: its status stays out
+    of the workflow's search attributes, which describe the workflow's main email.
+    `accepted_at` and `continued` come from the workflow input; `continue_as_new` is how
+    the workflow continues as new with a carry (without it, this send never does).
     """
 
     def __init__(
@@ -238,10 +256,18 @@ class Delivery:
         kind: SendKind,
         options: SendOptions,
         message: EmailMessage | None = None,
+        *,
+        idempotency_key: str | None = None,
+        visible: bool = True,
+        accepted_at: str | None = None,
+        continued: ContinuedDelivery | None = None,
+        continue_as_new: ContinueAsNew | None = None,
     ) -> None:
-        self._options = options
         self.policy = options.policy
-        carried = options.continued
+        self.idempotency_key = idempotency_key
+        self.visible = visible
+        self._continue_with = continue_as_new
+        carried = continued
         if carried is None:
             now = _iso(workflow.now())
             self.state = EmailStatusResult(
@@ -260,7 +286,7 @@ class Delivery:
         self.message = carried.message if message is None and carried else message
         # The accept time survives resets and is carried by continue-as-new; executions
         # accepted before it was recorded fall back on the first run's start time.
-        self._accepted_at = options.accepted_at or _iso(workflow.info().workflow_start_time)
+        self._accepted_at = accepted_at or _iso(workflow.info().workflow_start_time)
         self.tracking = False
         self._bounded: bool | None = None
         self.cancelled = False
@@ -313,16 +339,17 @@ class Delivery:
             return await self._wait_until_due_bounded()
         return await self._wait_until_due()
 
-    def pinned_message(self) -> EmailMessage:
-        """The message every attempt sends (answer of the `pinned_message` query)."""
-        if self.message is None:
-            raise ApplicationError("no message is pinned yet", type="NoPinnedMessage")
+    def pinned_message(self, digest: str | None = None) -> EmailMessage | None:
+        """The message every attempt sends, if it is the one of `digest` (the activity asks
+        by digest: a workflow may send several emails)."""
+        if self.message is None or (digest and message_sha256(self.message) != digest):
+            return None
         return self.message
 
     def _upsert_status(self, *, provider_message_id: str | None = None) -> None:
         # Only real status changes reach visibility: each upsert is a command and an event.
         # Before `begin` (a handler in the first task), only new executions upsert.
-        if not (self.tracking or self.bounded):
+        if not self.visible or not (self.tracking or self.bounded):
             return
         updates = [EMAIL_STATUS.value_set(self.state.status)]
         if provider_message_id:
@@ -340,28 +367,43 @@ class Delivery:
         )
 
     async def _wait_until_due(self) -> bool:
-        """Wait on a durable timer until `send_at`; False if cancelled meanwhile."""
+        """Wait on a durable timer until `send_at`; False if cancelled meanwhile.
+
+        A `reschedule` ends the wait and the loop starts a timer for the new time. Without
+        one, the commands are those of the single timer of before (no patch needed).
+        """
         if self.tracking and self.state.send_at and not self.cancelled:
-            due = datetime.fromisoformat(self.state.send_at)
-            delay = due - workflow.now()
-            if delay > timedelta(0):
-                await _wait_until(lambda: self.cancelled, delay)
+            while (due := self.state.send_at) is not None:
+                delay = datetime.fromisoformat(due) - workflow.now()
+                if delay <= timedelta(0):
+                    break
+                await _wait_until(lambda: self.cancelled or self.state.send_at != due, delay)
+                if self.cancelled or self.state.send_at == due:
+                    break
             if not self.cancelled:
                 self.set_status(SendStatus.QUEUED)
                 self._upsert_status()
         return not self.cancelled
 
     async def _wait_until_due_bounded(self) -> bool:
-        """As `_wait_until_due`, continuing as new if signals fill the history meanwhile."""
-        if self.state.status == SendStatus.SCHEDULED and self.state.send_at:
-            due = datetime.fromisoformat(self.state.send_at)
-            while not self.cancelled and workflow.now() < due:
-                await _wait_until(lambda: self.cancelled or _history_full(), due - workflow.now())
-                if not self.cancelled and workflow.now() < due:
-                    await self._continue_as_new()
-            if not self.cancelled:
-                self.set_status(SendStatus.QUEUED)
-                self._upsert_status()
+        """As `_wait_until_due` (a `reschedule` restarts the wait), continuing as new if
+        signals fill the history meanwhile."""
+        if self.state.status != SendStatus.SCHEDULED:
+            return not self.cancelled  # a continued run past its `send_at`
+        while not self.cancelled and (due := self.state.send_at) is not None:
+            if datetime.fromisoformat(due) <= workflow.now():
+                break
+            await _wait_until(
+                lambda: self.cancelled or self.state.send_at != due or self._history_full(),
+                datetime.fromisoformat(due) - workflow.now(),
+            )
+            if self.cancelled or self.state.send_at != due:
+                continue
+            if workflow.now() < datetime.fromisoformat(due):
+                await self._continue_as_new()
+        if not self.cancelled:
+            self.set_status(SendStatus.QUEUED)
+            self._upsert_status()
         return not self.cancelled
 
     def _cancellable(self) -> bool:
@@ -374,6 +416,28 @@ class Delivery:
                 f"email is {self.state.status}; only a send that has not gone out can be cancelled",
                 type=CANCEL_REJECTED,
             )
+
+    def check_reschedulable(self, send_at: str) -> None:
+        """Validator of the `reschedule` update: a send still waiting, and a time with a zone."""
+        try:
+            aware = datetime.fromisoformat(send_at).tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise ApplicationError(
+                "send_at must be ISO 8601 with a timezone", type=RESCHEDULE_REJECTED
+            )
+        if self.state.status != SendStatus.SCHEDULED or self.cancelled:
+            raise ApplicationError(
+                f"email is {self.state.status}; only a scheduled send can be rescheduled",
+                type=RESCHEDULE_REJECTED,
+            )
+
+    def reschedule(self, send_at: str) -> RescheduleResult:
+        self.state.send_at = send_at
+        self.state.updated_at = _iso(workflow.now())
+        workflow.logger.info("email %s rescheduled", self.state.id)
+        return RescheduleResult(status=self.state.status, send_at=send_at)
 
     def cancel(self) -> CancelResult:
         self.cancelled = True
@@ -468,7 +532,7 @@ class Delivery:
         self._show_details()
         while self.state.status not in ENDING_DELIVERY_STATUSES and workflow.now() < until:
             await _wait_until(
-                lambda: self.state.status in ENDING_DELIVERY_STATUSES or _history_full(),
+                lambda: self.state.status in ENDING_DELIVERY_STATUSES or self._history_full(),
                 until - workflow.now(),
             )
             if self.state.status not in ENDING_DELIVERY_STATUSES and workflow.now() < until:
@@ -515,11 +579,15 @@ class Delivery:
 
     async def send(self, message: EmailMessage) -> EmailStatusResult:
         """Send until accepted, a permanent error, or the end of the send window."""
+        if self.message is None:
+            self.message = message  # pinned: every attempt sends these bytes
         if self.tracking and self.bounded:
             await self._send_bounded(message)
             return self.state
         policy = self.policy
-        idempotency_key = provider_idempotency_key(workflow.info().workflow_id)
+        idempotency_key = self.idempotency_key or provider_idempotency_key(
+            workflow.info().workflow_id
+        )
         deadline = workflow.now() + timedelta(seconds=policy.window_seconds)
         backoff = timedelta(seconds=policy.initial_backoff_seconds)
         attempt = 0
@@ -544,9 +612,10 @@ class Delivery:
                     summary=attempt_summary(
                         attempt, self.state.attempts[-1] if self.state.attempts else None
                     ),
+                    priority=task_priority(policy),
                 )
             except ActivityError as err:
-                record, permanent, retry_after = self._failed_attempt(attempt, scheduled, err)
+                record, permanent, retry_after = self.failed_attempt(attempt, scheduled, err)
                 self._add_attempt(record)
                 error = EmailError(record.error_type or "", record.error_message or "")
                 self.state.last_error = error
@@ -579,10 +648,12 @@ class Delivery:
     async def _send_bounded(self, message: EmailMessage) -> None:
         """The send loop of bounded executions (see the module docstring)."""
         policy = self.policy
-        idempotency_key = provider_idempotency_key(workflow.info().workflow_id)
+        idempotency_key = self.idempotency_key or provider_idempotency_key(
+            workflow.info().workflow_id
+        )
         digest = message_sha256(message)
         while not self.cancelled:
-            if _history_full():
+            if self._history_full():
                 await self._continue_as_new()
             not_after = self._send_window_end()
             scheduled = workflow.now()
@@ -614,9 +685,10 @@ class Delivery:
                     summary=attempt_summary(
                         attempt, self.state.attempts[-1] if self.state.attempts else None
                     ),
+                    priority=task_priority(policy),
                 )
             except ActivityError as err:
-                record, permanent, retry_after = self._failed_attempt(attempt, scheduled, err)
+                record, permanent, retry_after = self.failed_attempt(attempt, scheduled, err)
                 self._add_attempt(record)
                 error = EmailError(record.error_type or "", record.error_message or "")
                 self.state.last_error = error
@@ -670,6 +742,10 @@ class Delivery:
             non_retryable=True,
         )
 
+    def _history_full(self) -> bool:
+        """Time to continue as new: the run's history is full and the workflow can."""
+        return self._continue_with is not None and _history_full()
+
     async def _continue_as_new(self) -> NoReturn:
         """Continue as new with everything the send needs (see `ContinuedDelivery`)."""
         # The handlers are synchronous today; one that awaits must not be cut off.
@@ -694,9 +770,8 @@ class Delivery:
             seen_event_ids=list(self._seen_events),
             pending_events=list(self._pending_events),
         )
-        workflow.continue_as_new(
-            dataclasses.replace(self._options, accepted_at=self._accepted_at, continued=carried)
-        )
+        assert self._continue_with is not None  # see `_history_full`
+        self._continue_with(self._accepted_at, carried)
 
     async def send_and_track(self, message: EmailMessage) -> EmailStatusResult:
         """Send, then (tracked executions) wait for the provider's delivery outcome."""
@@ -729,9 +804,12 @@ class Delivery:
         self._count_send(SendStatus.SENT)
         workflow.logger.info("email %s accepted after %d attempt(s)", self.state.id, attempt)
 
-    def _failed_attempt(
-        self, attempt: int, scheduled: datetime, err: ActivityError
+    @staticmethod
+    def failed_attempt(
+        attempt: int, scheduled: datetime, err: ActivityError
     ) -> tuple[AttemptRecord, bool, timedelta | None]:
+        """The record of a failed attempt, whether it is permanent, and the provider's
+        retry-after (shared by the single and the batch send loops)."""
         record = AttemptRecord(
             attempt=attempt,
             scheduled_at=_iso(scheduled),
@@ -772,6 +850,15 @@ class Delivery:
         return record, permanent, retry_after
 
 
+def pinned_of(deliveries: list[Delivery], digest: str | None) -> EmailMessage:
+    """The `pinned_message` query's answer: the message of `digest` among the workflow's."""
+    for delivery in deliveries:
+        message = delivery.pinned_message(digest)
+        if message is not None:
+            return message
+    raise ApplicationError("no such message is pinned here", type="NoPinnedMessage")
+
+
 class EmailHandlers:
     """Mixin of the handlers every email workflow shares (status and pinned-message queries,
     delivery-event and cancel-request signals, cancel update); the workflow class sets
@@ -785,9 +872,9 @@ class EmailHandlers:
         return self._delivery.state
 
     @workflow.query(name=PINNED_MESSAGE_QUERY)
-    def pinned_message(self) -> EmailMessage:
+    def pinned_message(self, digest: str | None = None) -> EmailMessage:
         """The message this send pinned: the send activity reads it here, not in its input."""
-        return self._delivery.pinned_message()
+        return pinned_of([self._delivery], digest)
 
     @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
     def delivery_event(self, event: DeliveryEventInput) -> None:
@@ -808,3 +895,12 @@ class EmailHandlers:
     @cancel.validator
     def validate_cancel(self, data: CancelInput) -> None:
         self._delivery.check_cancellable()
+
+    @workflow.update(name=RESCHEDULE_UPDATE)
+    def reschedule(self, data: RescheduleInput) -> RescheduleResult:
+        """Move a scheduled send to another time (rejected once it is due or cancelled)."""
+        return self._delivery.reschedule(data.send_at)
+
+    @reschedule.validator
+    def validate_reschedule(self, data: RescheduleInput) -> None:
+        self._delivery.check_reschedulable(data.send_at)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -12,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.render import render_invite
     from activities.types import EmailMessage
     from workflows.delivery import Delivery, EmailHandlers
-    from workflows.types import EmailStatusResult, SendInviteEmailInput
+    from workflows.types import ContinuedDelivery, EmailStatusResult, SendInviteEmailInput
 
 RENDER_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
 
@@ -24,7 +26,17 @@ class SendInviteEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendInviteEmailInput) -> None:
-        self._delivery = Delivery(data.invite_id, SendKind.INVITE, data)
+        def continue_as_new(accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
+            workflow.continue_as_new(replace(data, accepted_at=accepted_at, continued=carried))
+
+        self._delivery = Delivery(
+            data.invite_id,
+            SendKind.INVITE,
+            data,
+            accepted_at=data.accepted_at,
+            continued=data.continued,
+            continue_as_new=continue_as_new,
+        )
 
     @workflow.run
     async def run(self, data: SendInviteEmailInput) -> EmailStatusResult:

@@ -64,3 +64,12 @@ FINAL_DELIVERY_STATUSES = frozenset(
 # After one of these the provider has nothing more to tell. `delivered` is not among them:
 # a recipient can still mark the email as spam (`email.complained`) after delivery.
 ENDING_DELIVERY_STATUSES = FINAL_DELIVERY_STATUSES - {SendStatus.DELIVERED}
+
+
+class InviteStatus(StrEnum):
+    """Where an invite's life stands (workflow `Invite`); the last three end it."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"

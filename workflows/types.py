@@ -6,9 +6,15 @@ Fields are only ever added at the end, with defaults: recorded histories must st
 from dataclasses import dataclass, field, fields
 
 from activities.delivery_contract import SendKind
-from activities.types import EmailMessage, RenderInviteInput
+from activities.types import (
+    Brand,
+    EmailMessage,
+    InviteToken,
+    RenderInviteEmailsInput,
+    RenderInviteInput,
+)
 from config import SEND_TASK_QUEUE
-from workflows.status import SendStatus
+from workflows.status import InviteStatus, SendStatus
 
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
@@ -16,6 +22,33 @@ CANCEL_UPDATE = "cancel"
 # The durable form of a cancel (a signal): the API sends it when no worker answers the
 # update; the workflow applies it when it next runs, if the email has not gone out by then.
 CANCEL_REQUEST_SIGNAL = "cancel_request"
+RESCHEDULE_UPDATE = "reschedule"
+# Workflow `Invite`: its updates and its query (the invite, where `status` is its email's).
+ACCEPT_UPDATE = "accept"
+REVOKE_UPDATE = "revoke"
+INVITE_QUERY = "invite"
+# Why `Invite` refuses an accept or a revoke (update validators; the API answers by type).
+INVITE_NOT_FOUND = "InviteNotFound"
+INVITE_ALREADY_ACCEPTED = "InviteAlreadyAccepted"
+INVITE_EXPIRED = "InviteExpired"
+INVITE_REVOKED = "InviteRevoked"
+INVITE_LOCKED = "InviteLocked"
+INVITE_TOKEN_REQUIRED = "InviteTokenRequired"
+INVITE_TOKEN_NOT_EXPECTED = "InviteTokenNotExpected"
+
+
+@dataclass
+class QueuePriority:
+    """Where a send's tasks stand in the task queues (Temporal's task-queue priority).
+
+    `priority_key`: 1 (first) to 5, lower goes first: transactional sends ahead of bulk.
+    `fairness_key`: the tenant; backlogged tasks are dispatched across keys in proportion to
+    `fairness_weight`, so one tenant's backlog cannot starve another's sends.
+    """
+
+    priority_key: int | None = None
+    fairness_key: str | None = None
+    fairness_weight: float | None = None
 
 
 @dataclass
@@ -30,6 +63,8 @@ class DeliveryPolicy:
     send_task_queue: str = SEND_TASK_QUEUE
     # How long to wait for the provider's delivery outcome (webhooks) after the send.
     delivery_wait_seconds: float = 72 * 3600.0
+    # The send activity's place on the send queue (None: the workflow's own, as before).
+    priority: QueuePriority | None = None
 
 
 @dataclass
@@ -74,6 +109,10 @@ class DeliveryEventInput:
     type: str  # a ProviderEvent (others are ignored)
     occurred_at: str | None = None
     detail: str | None = None
+    # Our public id of the email (its webhook tag): a batch routes the event to that item.
+    email_id: str | None = None
+    # The `message` tag: which of an invite's emails (`invitation` or `reminder`) it is about.
+    message: str | None = None
 
 
 @dataclass
@@ -95,6 +134,19 @@ class CancelInput:
 @dataclass
 class CancelResult:
     status: SendStatus
+
+
+@dataclass
+class RescheduleInput:
+    """The new `send_at` of a scheduled send (ISO 8601 with a timezone)."""
+
+    send_at: str
+
+
+@dataclass
+class RescheduleResult:
+    status: SendStatus
+    send_at: str
 
 
 @dataclass
@@ -173,3 +225,99 @@ class ContinuedDelivery:
     tracking_until: str | None = None
     seen_event_ids: list[str] = field(default_factory=list)
     pending_events: list[DeliveryEventRecord] = field(default_factory=list)
+
+
+@dataclass
+class InviteInput:
+    """Workflow `Invite`: one invitation's life (its email, a reminder, accept, expiry, revoke).
+
+    `accept_url` is the app's own link verbatim, or ours holding the token's placeholder;
+    for ours, `invite_token` says how the send derives the token and `token_digest` is its
+    keyed hash, the only form of it this workflow ever sees.
+    """
+
+    invite_id: str
+    to: str
+    sender: str
+    tenant_name: str
+    inviter_name: str
+    accept_url: str
+    role: str | None = None
+    tenant_id: str | None = None
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # ISO 8601 UTC; the invitation waits on a durable timer until then.
+    send_at: str | None = None
+    locale: str = "en"
+    brand: Brand = field(default_factory=Brand)
+    expires_in_seconds: float = 7 * 86400.0
+    remind_after_seconds: float | None = None
+    invite_token: InviteToken | None = None
+    token_digest: str | None = None
+
+    def render_input(self, expires_at: str) -> RenderInviteEmailsInput:
+        """What the template needs (the workflow's render, and the API's preview)."""
+        return RenderInviteEmailsInput(
+            invite_id=self.invite_id,
+            to=self.to,
+            sender=self.sender,
+            tenant_name=self.tenant_name,
+            inviter_name=self.inviter_name,
+            accept_url=self.accept_url,
+            role=self.role,
+            locale=self.locale,
+            brand=self.brand,
+            expires_at=expires_at,
+            with_reminder=self.remind_after_seconds is not None,
+            invite_token=self.invite_token,
+        )
+
+
+@dataclass
+class InviteState:
+    """The answer of the `invite` query and the workflow's result."""
+
+    invite_id: str
+    status: InviteStatus
+    to: str
+    link: str  # "managed" (our token) | "app" (the app's own link)
+    locale: str
+    created_at: str
+    expires_at: str
+    tenant_id: str | None = None
+    role: str | None = None
+    remind_at: str | None = None
+    accepted_at: str | None = None
+    revoked_at: str | None = None
+    expired_at: str | None = None
+    wrong_tokens: int = 0
+    invitation: EmailStatusResult | None = None
+    reminder: EmailStatusResult | None = None
+    # Why no reminder went out when one was due (e.g. the invitation bounced).
+    reminder_skipped: str | None = None
+
+
+@dataclass
+class AcceptInput:
+    """Update `accept`. `token_digest`: of the token presented (None for an app's link);
+    `tenant_id`: the caller's tenant, None for the operator (any)."""
+
+    token_digest: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass
+class AcceptResult:
+    accepted: bool  # False: a wrong token (counted)
+    invite: InviteState
+
+
+@dataclass
+class RevokeInput:
+    tenant_id: str | None = None
+
+
+@dataclass
+class RevokeResult:
+    invite: InviteState
+    # The invitation (or reminder) was cancelled before it went out.
+    email_cancelled: bool

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from activities.types import EmailMessage
+from activities.types import BatchItemOutcome, EmailMessage
 
 
 class ProviderFailure(Exception):
@@ -36,9 +36,22 @@ class SentEmail:
     http_status: int
 
 
+@dataclass
+class SentBatch:
+    """The provider took a batch call: per email, in request order, its id or a refusal."""
+
+    items: list[BatchItemOutcome]
+    http_status: int
+
+
 class EmailTransport(Protocol):
     """Where an email goes; raises `ProviderFailure` when it cannot be accepted."""
 
     name: str
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail: ...
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        """Up to `MAX_BATCH_EMAILS` emails in one provider call (one rate-limit token);
+        an email the provider refuses is reported in its item, not as a failure."""
+        ...

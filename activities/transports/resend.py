@@ -1,23 +1,30 @@
-"""Resend's HTTP API (`POST /emails`) as a transport: one pooled client, answers classified.
+"""Resend's HTTP API (`POST /emails`, `POST /emails/batch`) as a transport: one pooled
+client, answers classified.
 
 The `Idempotency-Key` header carries the send's key on every attempt, so Resend returns the
 first answer to a retry instead of sending twice (within its 24 h window).
+
+Batch calls use `x-batch-validation: permissive`: an email Resend refuses comes back in the
+answer's `errors` (by index) while its siblings are sent; in the default strict mode one bad
+email would refuse all of them.
 """
 
 from __future__ import annotations
 
 import email.utils
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from activities import errors
-from activities.transports.base import ProviderFailure, SentEmail
+from activities.transports.base import ProviderFailure, SentBatch, SentEmail
 from activities.transports.pacer import Pacer
-from activities.types import EmailMessage
+from activities.types import BatchItemOutcome, EmailMessage
 
 MAX_ERROR_MESSAGE = 300
+BATCH_VALIDATION = "permissive"
 
 
 def resend_payload(message: EmailMessage) -> dict[str, Any]:
@@ -31,6 +38,17 @@ def resend_payload(message: EmailMessage) -> dict[str, Any]:
         body["reply_to"] = message.reply_to
     if message.tags:
         body["tags"] = [{"name": t.name, "value": t.value} for t in message.tags]
+    # Later fields: absent when empty, so older messages keep the exact same payload.
+    if message.cc:
+        body["cc"] = message.cc
+    if message.bcc:
+        body["bcc"] = message.bcc
+    if message.headers:
+        body["headers"] = message.headers
+    if message.attachments:
+        body["attachments"] = [
+            {k: v for k, v in asdict(a).items() if v is not None} for a in message.attachments
+        ]
     return body
 
 
@@ -59,26 +77,7 @@ class ResendTransport:
         self._pacer = pacer
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
-        if self._pacer is not None:
-            await self._pacer.wait()
-        headers = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Idempotency-Key": idempotency_key,
-            "User-Agent": "durable-mail/0.1",
-        }
-        try:
-            response = await self._client.post(
-                "/emails", json=resend_payload(message), headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            # Outcome unknown: Resend may have accepted it. The retry reuses the key.
-            raise ProviderFailure(
-                errors.NETWORK_ERROR, f"timed out talking to Resend ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            raise ProviderFailure(
-                errors.NETWORK_ERROR, f"could not reach Resend ({type(exc).__name__})"
-            ) from None
+        response = await self._post("/emails", resend_payload(message), idempotency_key)
         if 200 <= response.status_code < 300:
             message_id = _json_field(response, "id")
             if message_id:
@@ -89,6 +88,54 @@ class ResendTransport:
                 http_status=response.status_code,
             )
         raise self._classify(response)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        response = await self._post(
+            "/emails/batch",
+            [resend_payload(message) for message in messages],
+            idempotency_key,
+            {"x-batch-validation": BATCH_VALIDATION},
+        )
+        if not 200 <= response.status_code < 300:
+            raise self._classify(response)
+        items = _batch_items(response, len(messages))
+        if items is None:
+            # Accepted, but we cannot tell which id is whose: the retry (same key) is
+            # answered the same way, so this ends as an unknown outcome, never a resend.
+            raise ProviderFailure(
+                errors.PROVIDER_UNAVAILABLE,
+                f"Resend answered a batch of {len(messages)} without one id per email",
+                http_status=response.status_code,
+            )
+        return SentBatch(items, response.status_code)
+
+    async def _post(
+        self,
+        path: str,
+        body: Any,
+        idempotency_key: str,
+        extra_headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One provider request (one rate-limit token), paced; network failures classified."""
+        if self._pacer is not None:
+            await self._pacer.wait()
+        headers = {
+            "Authorization": f"Bearer {self._api_key}",
+            "Idempotency-Key": idempotency_key,
+            "User-Agent": "durable-mail/0.1",
+            **(extra_headers or {}),
+        }
+        try:
+            return await self._client.post(path, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            # Outcome unknown: Resend may have accepted it. The retry reuses the key.
+            raise ProviderFailure(
+                errors.NETWORK_ERROR, f"timed out talking to Resend ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProviderFailure(
+                errors.NETWORK_ERROR, f"could not reach Resend ({type(exc).__name__})"
+            ) from None
 
     def _classify(self, response: httpx.Response) -> ProviderFailure:
         status = response.status_code
@@ -135,3 +182,36 @@ def _json_field(response: httpx.Response, key: str) -> str | None:
         return None
     value = body.get(key) if isinstance(body, dict) else None
     return str(value) if value is not None else None
+
+
+def _batch_items(response: httpx.Response, count: int) -> list[BatchItemOutcome] | None:
+    """Each email's outcome from `{"data": [{"id"}...], "errors": [{"index", "message"}]}`.
+
+    `data` holds the ids of the emails sent, in request order (the refused ones left out;
+    an answer with one entry per email is read by position too). None if it does not fit.
+    """
+    try:
+        body = response.json()
+        data = body["data"]
+        ids = [str(entry["id"]) for entry in data]
+        refused = {
+            int(error["index"]): str(error.get("message") or "refused by the provider")
+            for error in body.get("errors") or []
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if any(not 0 <= index < count for index in refused):
+        return None
+    sent = [index for index in range(count) if index not in refused]
+    if len(ids) == count:
+        by_index = dict(enumerate(ids))
+    elif len(ids) == len(sent):
+        by_index = dict(zip(sent, ids, strict=True))
+    else:
+        return None
+    return [
+        BatchItemOutcome(refusal=refused[index][:MAX_ERROR_MESSAGE])
+        if index in refused
+        else BatchItemOutcome(provider_message_id=by_index[index])
+        for index in range(count)
+    ]

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
 from activities.delivery_contract import SendKind, correlation_tags
-from activities.types import EmailMessage, EmailTag
+from activities.templating import RenderedEmail, TemplateError, Templates
+from activities.types import Brand, EmailMessage, EmailTag
 from api import sends
 from api.deps import (
     CallerDep,
     FingerprintKeysDep,
     IdempotencyKey,
     SettingsDep,
+    TemplatesDep,
     TemporalClientDep,
 )
+from api.errors import InvalidField
 from api.idempotency import send_key
-from api.policy import delivery_policy
+from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
+    MAX_CONTENT_BYTES,
     CancelAccepted,
     EmailAccepted,
     EmailCreate,
@@ -29,7 +34,7 @@ from api.schemas import (
     EmailTimeline,
     TenantId,
 )
-from api.tenants import allowed_sender_domains, check_sender, default_sender
+from api.tenants import allowed_sender_domains, check_sender, default_sender, tenant_brand
 from api.timeline import timeline
 from workflows.ids import send_ids
 from workflows.status import SendStatus
@@ -44,6 +49,48 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
 
+def email_message(
+    body: EmailCreate, email_id: str, default_sender: str, rendered: RenderedEmail | None = None
+) -> EmailMessage:
+    """The message exactly as the provider gets it, with the tags its webhooks come back by.
+
+    `rendered`: the body's template, rendered (its subject unless the body gives one).
+    """
+    # The schema requires a subject without a template, and a template renders one.
+    subject = body.subject or (rendered.subject if rendered else "")
+    return EmailMessage(
+        sender=body.sender or default_sender,
+        to=_as_list(body.to),
+        subject=subject,
+        html=rendered.html if rendered else body.html,
+        text=rendered.text if rendered else body.text,
+        reply_to=_as_list(body.reply_to),
+        tags=[
+            *(EmailTag(t.name, t.value) for t in body.tags or []),
+            *correlation_tags(SendKind.EMAIL, email_id),
+        ],
+    )
+
+
+async def _render(body: EmailCreate, templates: Templates, brand: Brand) -> RenderedEmail:
+    """The named template in the asked locale; what cannot render is the caller's 422."""
+    assert body.template is not None
+    name = body.template
+
+    def render() -> RenderedEmail:
+        locale = templates.resolve_locale(name, body.locale)
+        return templates.render(name, locale, body.variables or {}, brand)
+
+    try:
+        rendered = await asyncio.to_thread(render)
+    except TemplateError as err:
+        raise InvalidField("template", str(err)) from None
+    size = sum(len(part.encode()) for part in (rendered.html, rendered.text) if part is not None)
+    if size > MAX_CONTENT_BYTES:
+        raise InvalidField("variables", f"the rendered email exceeds {MAX_CONTENT_BYTES} bytes")
+    return rendered
+
+
 @router.post(
     "", status_code=status.HTTP_202_ACCEPTED, response_model=EmailAccepted, responses=ERRORS
 )
@@ -52,11 +99,15 @@ async def create_email(
     response: Response,
     client: TemporalClientDep,
     settings: SettingsDep,
+    templates: TemplatesDep,
     caller: CallerDep,
     fingerprints: FingerprintKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> EmailAccepted:
-    """Queue one email durably and answer at once; the worker sends it exactly once."""
+    """Queue one email durably and answer at once; the worker sends it exactly once.
+
+    With `template`, the API renders it now (its bytes are then fixed in the workflow input).
+    """
     tenant_id = caller.tenant_for(body.tenant_id)
     sender = body.sender or default_sender(settings, caller)
     check_sender(
@@ -65,23 +116,13 @@ async def create_email(
     email_id, workflow_id = send_ids(
         SendKind.EMAIL, send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id)
     )
-    message = EmailMessage(
-        sender=sender,
-        to=_as_list(body.to),
-        subject=body.subject,
-        html=body.html,
-        text=body.text,
-        reply_to=_as_list(body.reply_to),
-        tags=[
-            *(EmailTag(t.name, t.value) for t in body.tags or []),
-            *correlation_tags(SendKind.EMAIL, email_id),
-        ],
-    )
+    brand = tenant_brand(settings, tenant_id)
+    rendered = await _render(body, templates, brand) if body.template else None
     data = SendEmailInput(
         email_id=email_id,
-        message=message,
+        message=email_message(body, email_id, sender, rendered),
         tenant_id=tenant_id,
-        policy=delivery_policy(settings),
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
         send_at=body.send_at.isoformat() if body.send_at else None,
     )
     started = await sends.start_send(

@@ -1,29 +1,125 @@
-"""`POST /v1/invites`: accept an invitation and start its `SendInviteEmail` workflow."""
+"""`/v1/invites`: create an invite (its `Invite` workflow), preview it, read, accept, revoke.
+
+The app's flow: `POST /v1/invites` (with its own `accept_url`, or without to get our
+link and token) -> the invitee opens the link on the app's page -> the app's backend posts
+the token to `POST /v1/invites/{id}/accept` -> 200 once, then 409; 410 once expired or
+revoked; 404 for a wrong token.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Response, status
 
 from activities.delivery_contract import SendKind
-from api import sends
+from activities.invite_tokens import PLACEHOLDER
+from activities.render import INVITE_TEMPLATE, render_invite_emails
+from activities.templating import TemplateError, Templates
+from activities.types import EmailMessage
+from api import invites, sends
 from api.deps import (
     CallerDep,
     FingerprintKeysDep,
     IdempotencyKey,
     SettingsDep,
+    TemplatesDep,
     TemporalClientDep,
 )
+from api.errors import InvalidField, NotConfigured
 from api.idempotency import send_key
-from api.policy import delivery_policy
-from api.schemas import ERRORS, InviteAccepted, InviteCreate
-from api.tenants import allowed_sender_domains, check_sender, default_sender
+from api.policy import delivery_policy, fairness_key, transactional
+from api.schemas import (
+    ERRORS,
+    INVITE_ERRORS,
+    InviteAcceptance,
+    InviteAcceptBody,
+    InviteAccepted,
+    InviteCreate,
+    InviteEmail,
+    InvitePreview,
+    InviteRevoked,
+    InviteView,
+    RenderedMessage,
+)
+from api.tenants import (
+    Caller,
+    allowed_sender_domains,
+    check_sender,
+    default_sender,
+    invite_url_hosts,
+    tenant_brand,
+)
+from config import Settings
 from workflows.ids import send_ids
-from workflows.types import SendInviteEmailInput
+from workflows.types import EmailStatusResult, InviteInput, InviteState
 
 router = APIRouter(prefix="/v1/invites", tags=["invites"])
+DAY = 86400.0
+
+
+def accept_url(settings: Settings, invite_id: str) -> str:
+    """A batch invitation's accept link (`SendInviteEmail`'s, as before `Invite`): a fresh
+    random token that nothing records, so nothing can check it; single invites have
+    `Invite`'s verifiable token or the app's own link instead."""
+    token = secrets.token_urlsafe(32)
+    return f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
+        {"invite": invite_id, "token": token}
+    )
+
+
+async def _locale(templates: Templates, requested: str | None) -> str:
+    try:
+        return await asyncio.to_thread(templates.resolve_locale, INVITE_TEMPLATE, requested)
+    except TemplateError as err:
+        raise InvalidField("locale", str(err)) from None
+
+
+async def _invite_input(
+    body: InviteCreate,
+    invite_id: str,
+    settings: Settings,
+    templates: Templates,
+    caller: Caller,
+    *,
+    issue_token: bool,
+) -> InviteInput:
+    """The workflow input of this request: its link (the app's, on a host its tenant allows,
+    or ours with a token), its sender, locale and brand."""
+    tenant_id = caller.tenant_for(body.tenant_id)
+    sender = default_sender(settings, caller)
+    check_sender(sender, allowed_sender_domains(settings, caller), field=None)
+    token, digest = None, None
+    if body.accept_url is not None:
+        invites.check_accept_url(body.accept_url, invite_url_hosts(settings, tenant_id))
+        link = body.accept_url
+    else:
+        link = invites.managed_link(settings, tenant_id, invite_id)
+        if issue_token:
+            token, digest = invites.issue_token(settings, invite_id)
+    return InviteInput(
+        invite_id=invite_id,
+        to=str(body.email),
+        sender=sender,
+        tenant_name=body.tenant_name,
+        inviter_name=body.inviter_name,
+        accept_url=link,
+        role=body.role,
+        tenant_id=tenant_id,
+        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
+        send_at=body.send_at.isoformat() if body.send_at else None,
+        locale=await _locale(templates, body.locale),
+        brand=tenant_brand(settings, tenant_id),
+        expires_in_seconds=body.expires_in_days * DAY,
+        remind_after_seconds=body.remind_after_days * DAY if body.remind_after_days else None,
+        invite_token=token,
+        token_digest=digest,
+    )
 
 
 @router.post(
@@ -34,38 +130,23 @@ async def create_invite(
     response: Response,
     client: TemporalClientDep,
     settings: SettingsDep,
+    templates: TemplatesDep,
     caller: CallerDep,
     fingerprints: FingerprintKeysDep,
     idempotency_key: IdempotencyKey = None,
 ) -> InviteAccepted:
-    """Create an invitation and queue its email durably; answers before any send."""
+    """Create an invite and queue its email durably; answers before any send."""
     tenant_id = caller.tenant_for(body.tenant_id)
-    sender = default_sender(settings, caller)
-    check_sender(sender, allowed_sender_domains(settings, caller), field=None)
     invite_id, workflow_id = send_ids(
         SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
     )
-    # The token is the only secret of the invite: unguessable, and never the workflow id.
-    token = secrets.token_urlsafe(32)
-    accept_url = f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
-        {"invite": invite_id, "token": token}
-    )
-    data = SendInviteEmailInput(
-        invite_id=invite_id,
-        to=str(body.email),
-        sender=sender,
-        tenant_name=body.tenant_name,
-        inviter_name=body.inviter_name,
-        accept_url=accept_url,
-        role=body.role,
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings),
-        send_at=body.send_at.isoformat() if body.send_at else None,
-    )
+    data = await _invite_input(body, invite_id, settings, templates, caller, issue_token=True)
     started = await sends.start_send(
         client,
         data,
         workflow_id=workflow_id,
+        # The tenant as resolved: the same request under a tenant's key and under an
+        # operator's naming that tenant is the same request.
         fingerprint=fingerprints.fingerprint(
             {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
             idempotency_key,
@@ -75,5 +156,119 @@ async def create_invite(
     if started.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return InviteAccepted(
-        invite_id=invite_id, workflow_id=workflow_id, status_url=f"/v1/emails/{invite_id}"
+        invite_id=invite_id,
+        workflow_id=workflow_id,
+        status_url=f"/v1/emails/{invite_id}",
+        invite_url=f"/v1/invites/{invite_id}",
     )
+
+
+def _rendered(message: EmailMessage) -> RenderedMessage:
+    return RenderedMessage(
+        sender=message.sender,
+        to=message.to,
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+    )
+
+
+@router.post("/preview", response_model=InvitePreview, responses=ERRORS)
+async def preview_invite(
+    body: InviteCreate,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> InvitePreview:
+    """Render an invite's emails exactly as they would be sent; nothing is sent or started.
+
+    The same `Idempotency-Key` as the create gives the same invite id (so the same link).
+    """
+    tenant_id = caller.tenant_for(body.tenant_id)
+    invite_id, _ = send_ids(
+        SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
+    )
+    data = await _invite_input(body, invite_id, settings, templates, caller, issue_token=False)
+    expires_at = datetime.now(UTC) + timedelta(seconds=data.expires_in_seconds)
+    try:
+        rendered = await asyncio.to_thread(
+            render_invite_emails, templates, data.render_input(expires_at.isoformat())
+        )
+    except TemplateError as err:
+        raise NotConfigured(f"the invite template cannot render: {err}") from None
+    return InvitePreview(
+        invite_id=invite_id,
+        locale=data.locale,
+        link="app" if body.accept_url else "managed",
+        invitation=_rendered(rendered.invitation),
+        reminder=_rendered(rendered.reminder) if rendered.reminder else None,
+        token_placeholder=None if body.accept_url else PLACEHOLDER,
+    )
+
+
+def _email_view(state: EmailStatusResult | None) -> InviteEmail | None:
+    if state is None:
+        return None
+    return InviteEmail.model_validate({**asdict(state), "attempt_count": len(state.attempts)})
+
+
+def _view(state: InviteState) -> dict[str, Any]:
+    return {
+        "invite_id": state.invite_id,
+        "status": state.status,
+        "email": state.to,
+        "tenant_id": state.tenant_id,
+        "role": state.role,
+        "locale": state.locale,
+        "link": state.link,
+        "created_at": state.created_at,
+        "expires_at": state.expires_at,
+        "remind_at": state.remind_at,
+        "accepted_at": state.accepted_at,
+        "revoked_at": state.revoked_at,
+        "expired_at": state.expired_at,
+        "wrong_tokens": state.wrong_tokens,
+        "invitation": _email_view(state.invitation),
+        "reminder": _email_view(state.reminder),
+        "reminder_skipped": state.reminder_skipped,
+    }
+
+
+@router.get("/{invite_id}", response_model=InviteView, responses=INVITE_ERRORS)
+async def get_invite(invite_id: str, client: TemporalClientDep, caller: CallerDep) -> InviteView:
+    """An invite: pending, accepted, expired or revoked, with its emails' delivery status."""
+    state = await invites.read_invite(client, invite_id, caller)
+    return InviteView.model_validate(_view(state))
+
+
+@router.post("/{invite_id}/accept", response_model=InviteAcceptance, responses=INVITE_ERRORS)
+async def accept_invite(
+    invite_id: str,
+    body: InviteAcceptBody,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> InviteAcceptance:
+    """Accept an invite with its link's token: 200 once, then 409; 410 if expired or
+    revoked; 404 for a wrong token (429 after too many)."""
+    digest = invites.presented_digest(settings, body.token)
+    state = await invites.accept_invite(client, invite_id, digest, caller)
+    return InviteAcceptance(
+        invite_id=state.invite_id,
+        status=state.status,
+        email=state.to,
+        tenant_id=state.tenant_id,
+        role=state.role,
+        accepted_at=state.accepted_at,
+    )
+
+
+@router.delete("/{invite_id}", response_model=InviteRevoked, responses=INVITE_ERRORS)
+async def revoke_invite(
+    invite_id: str, client: TemporalClientDep, caller: CallerDep
+) -> InviteRevoked:
+    """Revoke an invite (its email is cancelled if it has not gone out); later accepts get
+    410. Revoking again answers the same; 409 once accepted, 410 once expired."""
+    state, cancelled = await invites.revoke_invite(client, invite_id, caller)
+    return InviteRevoked.model_validate({**_view(state), "email_cancelled": cancelled})

@@ -19,7 +19,7 @@ import resend
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.datastructures import Headers
 
-from activities.delivery_contract import EMAIL_ID_TAG
+from activities.delivery_contract import EMAIL_ID_TAG, MESSAGE_TAG
 from api import sends
 from api.deps import SettingsDep, TemporalClientDep
 from api.metrics import WEBHOOK_EVENTS
@@ -102,9 +102,11 @@ async def resend_webhook(
         return WebhookAck(status="ignored")
     # Our id from the tags we sent, else Resend's own id (`data.email_id`) to look up.
     provider_id = data.get("email_id")
+    tags = _tags(data)
+    email_id = tags.get(EMAIL_ID_TAG)
     workflow_id = await sends.find_send(
         client,
-        email_id=_tags(data).get(EMAIL_ID_TAG),
+        email_id=email_id,
         provider_message_id=provider_id if isinstance(provider_id, str) else None,
     )
     signalled = workflow_id is not None and await sends.signal_delivery_event(
@@ -115,6 +117,9 @@ async def resend_webhook(
             type=event_type,
             occurred_at=str(payload.get("created_at") or "") or None,
             detail=_detail(data),
+            # A batch holds many emails: it routes the event to the item by this id.
+            email_id=email_id,
+            message=tags.get(MESSAGE_TAG),
         ),
     )
     if not signalled:

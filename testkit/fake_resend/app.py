@@ -1,11 +1,13 @@
-"""The fake's HTTP API: Resend's `/emails` routes, and `/_fake/*` control routes that a test
-or a benchmark in another process drives (see `client.FakeResendClient`)."""
+"""The fake's HTTP API: Resend's `/emails` routes (`/emails/batch` included), and `/_fake/*`
+control routes that a test or a benchmark in another process drives (see
+`client.FakeResendClient`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,18 @@ from starlette.routing import Route
 from testkit.fake_resend.errors import ApiError, RateLimited
 from testkit.fake_resend.faults import Fault
 from testkit.fake_resend.store import Delivery, FakeResend
-from testkit.fake_resend.validation import as_list, check_idempotency_key, parse_email
+from testkit.fake_resend.validation import (
+    BATCH_VALIDATION_MODES,
+    as_list,
+    check_batch_item,
+    check_idempotency_key,
+    parse_batch,
+    parse_email,
+)
+
+# What a send route does once the request passed auth, rate limit and faults: the answer's
+# body, and whether its idempotency key is now in flight.
+Accept = Callable[[FakeResend, bytes, str | None, Fault | None], Awaitable[tuple[Any, bool]]]
 
 
 def _fake_of(request: Request) -> FakeResend:
@@ -52,9 +65,50 @@ async def _pause(request: Request, delay: float) -> None:
 
 async def _send_email(request: Request) -> Response:
     """POST /emails: Resend's send, with the configured latency and faults."""
+    received = _received()
+
+    async def accept(
+        fake: FakeResend, body: bytes, key: str | None, fault: Fault | None
+    ) -> tuple[Any, bool]:
+        email_id, key_in_flight = fake.accept(parse_email(body), key, received)
+        return {"id": email_id}, key_in_flight
+
+    return await _send(request, received, accept)
+
+
+async def _send_batch(request: Request) -> Response:
+    """POST /emails/batch: up to 100 emails in one call, `x-batch-validation` strict (one
+    invalid email refuses the call) or permissive (the invalid ones are refused by index)."""
+    received = _received()
+    mode = request.headers.get("x-batch-validation", "strict")
+
+    async def accept(
+        fake: FakeResend, body: bytes, key: str | None, fault: Fault | None
+    ) -> tuple[Any, bool]:
+        if mode not in BATCH_VALIDATION_MODES:
+            raise ApiError(422, "validation_error", "Invalid `x-batch-validation` header.")
+        payload = parse_batch(body)
+        refused: dict[int, str] = {}
+        for index, item in enumerate(payload):
+            try:
+                check_batch_item(item)
+                if fault is not None and index in fault.invalid_items:
+                    raise ApiError(422, "validation_error", "Invalid `to` field.")
+            except ApiError as error:
+                if mode == "strict":
+                    message = f"emails[{index}]: {error.message}"
+                    raise ApiError(error.status, error.name, message) from None
+                refused[index] = error.message
+        return fake.accept_batch(payload, refused, key, received)
+
+    return await _send(request, received, accept)
+
+
+async def _send(request: Request, received: tuple[float, float], accept: Accept) -> Response:
+    """A send route: authentication, rate limit, faults, then `accept`; the configured latency
+    (and a fault's hold) before the answer."""
     fake = _fake_of(request)
     config = fake.config
-    received = _received()
     key = request.headers.get("idempotency-key")
     fake.request_received(send=True)
     headers: dict[str, str] = {}
@@ -71,9 +125,8 @@ async def _send_email(request: Request) -> Response:
         if error := fake.random_error():
             raise error
         check_idempotency_key(key)
-        payload = parse_email(await request.body())
-        email_id, key_in_flight = fake.accept(payload, key, received)
-        response: Response = JSONResponse({"id": email_id}, headers=headers)
+        answer, key_in_flight = await accept(fake, await request.body(), key, fault)
+        response: Response = JSONResponse(answer, headers=headers)
     except RateLimited as limited:
         response = limited.response(limited.headers)
     except ApiError as error:
@@ -213,6 +266,7 @@ def build_app(fake: FakeResend, draining: asyncio.Event | None = None) -> Starle
     app = Starlette(
         routes=[
             Route("/emails", _send_email, methods=["POST"]),
+            Route("/emails/batch", _send_batch, methods=["POST"]),
             Route("/emails", _read_emails, methods=["GET"]),
             Route("/emails/{email_id}", _read_emails, methods=["GET"]),
             Route("/_fake/stats", _control_stats, methods=["GET"]),

@@ -19,7 +19,7 @@ def _is_number(value: object) -> bool:
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted answer, consumed by the next authenticated POST /emails.
+    """One scripted answer, consumed by the next authenticated POST /emails (or /emails/batch).
 
     ``Fault(status=500)`` answers ``application_error``; ``Fault(status=429, retry_after=2)``
     answers ``rate_limit_exceeded`` with ``retry-after: 2``; ``name`` overrides the error name
@@ -27,6 +27,9 @@ class Fault:
     load balancer's HTML page instead of JSON. ``Fault(hold=5.0)`` (status 200) accepts and
     records the delivery at once, then keeps the response open for ``hold`` seconds: the
     client may time out, but the email was sent. On an error status ``hold`` only delays it.
+    ``Fault(invalid_items=(1,))`` (batch calls only) has the provider find the email at index
+    1 invalid: a permissive batch refuses it in its ``errors`` and sends the others, a strict
+    one answers 422 for the whole call.
     """
 
     status: int = 200
@@ -35,8 +38,16 @@ class Fault:
     retry_after: int | None = None
     hold: float = 0.0
     html: bool = False
+    invalid_items: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        items = self.invalid_items
+        if not isinstance(items, list | tuple) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in items
+        ):
+            raise ValueError(f"fault invalid_items must be indexes >= 0, got {items!r}")
+        # A JSON list (control route) becomes the tuple a frozen fault holds.
+        object.__setattr__(self, "invalid_items", tuple(items))
         if not isinstance(self.status, int) or not (
             self.status == 200 or 400 <= self.status <= 599
         ):

@@ -35,6 +35,8 @@ class Delivery:
     """``time.monotonic()`` when the request arrived (compare attempts' spacing with it)."""
     received_at_wall: float
     """``time.time()`` when the request arrived."""
+    batch_index: int | None = None
+    """Its index in a batch call (``POST /emails/batch``), whose key it shares."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +86,8 @@ class _IdempotencyEntry:
     fingerprint: str
     email_id: str
     in_flight: bool = True
+    # A batch call's answer, replayed as it was (its ids and its refusals).
+    batch_answer: dict[str, Any] | None = None
 
 
 class FakeResend:
@@ -176,9 +180,10 @@ class FakeResend:
         ]
 
     def duplicates(self) -> list[Delivery]:
-        """Deliveries that repeat an earlier one: same idempotency key, or, when sent
-        without a key, the same ``(to, subject, html, text)`` as an earlier delivery."""
-        seen_keys: set[str] = set()
+        """Deliveries that repeat an earlier one: same idempotency key (and index in its
+        batch), or, when sent without a key, the same ``(to, subject, html, text)`` as an
+        earlier delivery."""
+        seen_keys: set[tuple[str, int | None]] = set()
         seen_contents: set[tuple[object, ...]] = set()
         repeated = []
         for delivery in self.deliveries:
@@ -190,10 +195,13 @@ class FakeResend:
                 payload.get("text"),
             )
             key = delivery.idempotency_key
-            if (key is not None and key in seen_keys) or (key is None and content in seen_contents):
+            keyed = (key, delivery.batch_index) if key is not None else None
+            if (keyed is not None and keyed in seen_keys) or (
+                keyed is None and content in seen_contents
+            ):
                 repeated.append(delivery)
-            if key is not None:
-                seen_keys.add(key)
+            if keyed is not None:
+                seen_keys.add(keyed)
             seen_contents.add(content)
         return repeated
 
@@ -331,6 +339,59 @@ class FakeResend:
                 return delivery.id, False
             self._idempotency[idempotency_key] = _IdempotencyEntry(fingerprint, delivery.id)
             return delivery.id, True
+
+    def accept_batch(
+        self,
+        payload: list[Any],
+        refused: dict[int, str],
+        idempotency_key: str | None,
+        received: tuple[float, float],
+    ) -> tuple[dict[str, Any], bool]:
+        """Record the emails of a batch call but the ``refused`` ones (index -> reason), or
+        replay the answer made with the same key and payload:
+        ``{"data": [{"id"}...], "errors": [{"index", "message"}...]}``.
+
+        Returns the answer, and whether the key is now in flight (as ``accept``).
+        """
+        fingerprint = ""
+        if idempotency_key is not None:
+            fingerprint = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        with self._lock:
+            if idempotency_key is not None:
+                entry = self._idempotency.get(idempotency_key)
+                if entry is not None:
+                    if entry.fingerprint != fingerprint or entry.batch_answer is None:
+                        raise ApiError(409, "invalid_idempotent_request")
+                    if entry.in_flight:
+                        raise ApiError(409, "concurrent_idempotent_requests")
+                    return entry.batch_answer, False
+            data: list[dict[str, str]] = []
+            errors: list[dict[str, Any]] = []
+            for index, item in enumerate(payload):
+                if index in refused:
+                    errors.append({"index": index, "message": refused[index]})
+                    continue
+                delivery = Delivery(
+                    id=str(uuid.uuid4()),
+                    idempotency_key=idempotency_key,
+                    payload=item,
+                    to=as_list(item["to"]),
+                    received_at=received[0],
+                    received_at_wall=received[1],
+                    batch_index=index,
+                )
+                self._deliveries.append(delivery)
+                self._emails[delivery.id] = delivery
+                data.append({"id": delivery.id})
+            answer: dict[str, Any] = {"data": data}
+            if errors:
+                answer["errors"] = errors
+            if idempotency_key is None:
+                return answer, False
+            self._idempotency[idempotency_key] = _IdempotencyEntry(
+                fingerprint, "", batch_answer=answer
+            )
+            return answer, True
 
     def idempotent_request_done(self, idempotency_key: str) -> None:
         with self._lock:

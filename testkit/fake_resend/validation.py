@@ -1,4 +1,5 @@
-"""What POST /emails accepts, checked as Resend checks it (the same error names and codes)."""
+"""What POST /emails and POST /emails/batch accept, checked as Resend checks them (the same
+error names and codes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, Final
 from testkit.fake_resend.errors import ApiError
 
 MAX_RECIPIENTS: Final = 50
+MAX_BATCH: Final = 100
+BATCH_VALIDATION_MODES: Final = ("strict", "permissive")
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 256
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -91,12 +94,38 @@ def _check_optional_fields(payload: dict[str, Any]) -> None:
         raise ApiError(422, "validation_error", "`scheduled_at` must be a string.")
 
 
-def parse_email(body: bytes) -> dict[str, Any]:
-    """The JSON body of a send, or the ApiError Resend would answer to it."""
+def _json(body: bytes) -> Any:
     try:
-        payload = json.loads(body)
+        return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "validation_error", "The request body is not valid JSON.") from None
+
+
+def parse_email(body: bytes) -> dict[str, Any]:
+    """The JSON body of a send, or the ApiError Resend would answer to it."""
+    return check_email(_json(body))
+
+
+def parse_batch(body: bytes) -> list[Any]:
+    """The JSON array of a batch send (1 to 100 items, each checked by `check_email`)."""
+    payload = _json(body)
+    if not isinstance(payload, list) or not 1 <= len(payload) <= MAX_BATCH:
+        message = f"The request body must be an array of 1 to {MAX_BATCH} emails."
+        raise ApiError(422, "validation_error", message)
+    return payload
+
+
+def check_batch_item(item: Any) -> dict[str, Any]:
+    """One email of a batch (batch emails carry no attachments: Resend's batch endpoint does
+    not support them)."""
+    payload = check_email(item)
+    if payload.get("attachments") is not None:
+        raise ApiError(422, "validation_error", "Attachments are not supported in batch sending.")
+    return payload
+
+
+def check_email(payload: Any) -> dict[str, Any]:
+    """One email as a JSON value, or the ApiError Resend would answer to it."""
     if not isinstance(payload, dict):
         raise ApiError(422, "validation_error", "The request body must be a JSON object.")
     sender = payload.get("from")

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from testkit.dev_server import DevServer
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY
+from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY, INVITE_TOKEN_SECRET
 from testkit.procs import Proc, free_port
 from testkit.stack import api_proc, start_api, start_worker, worker_proc
 
@@ -62,6 +62,7 @@ def chaos_env(
         "API_KEYS": API_KEY,
         # Chaos runs encrypted, as production does.
         "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
+        "INVITE_TOKEN_SECRET": INVITE_TOKEN_SECRET,
         "LOG_LEVEL": "INFO",
         # Several workers on one machine: no fixed Prometheus port to collide on.
         "WORKER_METRICS_PORT": "0",

@@ -1,0 +1,220 @@
+"""The invite service: what the API asks of an invite's workflow (`Invite`), in domain words.
+
+Build an invite's link (the app's, checked against the hosts its tenant allows, or ours
+with a token we issue), start it once, read it, accept it, revoke it. Temporal's errors and
+the workflow's refusals become the domain errors of `api.errors`; nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from urllib.parse import urlencode, urlsplit
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest
+from activities.types import InviteToken
+from api.errors import (
+    Conflict,
+    Gone,
+    InvalidField,
+    NotConfigured,
+    NotFound,
+    SendError,
+    TooManyAttempts,
+    Unavailable,
+)
+from api.sends import RPC_TIMEOUT, temporal_errors
+from api.tenants import Caller, app_base_url
+from config import Settings
+from workflows.ids import workflow_id_for
+from workflows.search_attributes import TENANT_ID
+from workflows.status import InviteStatus
+from workflows.types import (
+    ACCEPT_UPDATE,
+    INVITE_ALREADY_ACCEPTED,
+    INVITE_EXPIRED,
+    INVITE_LOCKED,
+    INVITE_NOT_FOUND,
+    INVITE_QUERY,
+    INVITE_REVOKED,
+    INVITE_TOKEN_NOT_EXPECTED,
+    INVITE_TOKEN_REQUIRED,
+    REVOKE_UPDATE,
+    AcceptInput,
+    AcceptResult,
+    InviteState,
+    RevokeInput,
+    RevokeResult,
+)
+
+INVITE_WORKFLOW = "Invite"
+ACCEPT_PATH = "/invites/accept"
+NO_SUCH_INVITE = "no invite with this id"
+WRONG_TOKEN = "no invite with this id and token"
+
+
+def check_accept_url(url: str, allowed_hosts: Iterable[str]) -> None:
+    """The app's link must point at a host its tenant allows (its shape is checked earlier)."""
+    host = (urlsplit(url).hostname or "").lower()
+    allowed = {h.lower() for h in allowed_hosts}
+    if host not in allowed:
+        shown = ", ".join(sorted(allowed)) or "none configured"
+        raise InvalidField("accept_url", f"host {host!r} is not allowed (allowed: {shown})")
+
+
+def managed_link(settings: Settings, tenant_id: str | None, invite_id: str) -> str:
+    """Our accept link (on the tenant's app page), holding the placeholder the send
+    replaces with the token."""
+    query = urlencode({"invite": invite_id})
+    base = app_base_url(settings, tenant_id).rstrip("/")
+    return f"{base}{ACCEPT_PATH}?{query}&token={PLACEHOLDER}"
+
+
+def _secret(settings: Settings) -> str:
+    secret = settings.invite_token_secret
+    if secret is None:
+        raise NotConfigured(
+            "invites with our token need INVITE_TOKEN_SECRET; set it, or pass accept_url"
+        )
+    return secret.get_secret_value()
+
+
+def issue_token(settings: Settings, invite_id: str) -> tuple[InviteToken, str]:
+    """A new token's reference (what the send derives it from) and its keyed digest.
+
+    The token itself is derived here only to be hashed, and is dropped.
+    """
+    secret = _secret(settings)
+    ref = InviteToken(invite_id=invite_id, nonce=secrets.token_urlsafe(16))
+    return ref, token_digest(secret, derive_token(secret, ref))
+
+
+def presented_digest(settings: Settings, token: str | None) -> str | None:
+    """The digest an accept sends the workflow (the same HMAC work for any token)."""
+    return token_digest(_secret(settings), token) if token is not None else None
+
+
+def _scope(caller: Caller) -> str | None:
+    """The tenant the workflow must hold the invite for (None: an operator, any)."""
+    if caller.operator:
+        return None
+    if caller.tenant_id is None:
+        raise NotFound(NO_SUCH_INVITE)
+    return caller.tenant_id
+
+
+def _workflow_id(invite_id: str) -> str:
+    workflow_id = workflow_id_for(invite_id)
+    if workflow_id is None or not invite_id.startswith("inv_"):
+        raise NotFound(NO_SUCH_INVITE)
+    return workflow_id
+
+
+async def read_invite(client: Client, invite_id: str, caller: Caller) -> InviteState:
+    """The invite: from its `invite` query while it lives, from its result once ended.
+
+    Another tenant's invite is `NotFound`, as one that does not exist.
+    """
+    handle = client.get_workflow_handle(_workflow_id(invite_id), result_type=InviteState)
+    try:
+        with temporal_errors():
+            description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+            tenant_id = description.typed_search_attributes.get(TENANT_ID)
+            if description.workflow_type != INVITE_WORKFLOW or not caller.sees(tenant_id):
+                # An invite of the older `SendInviteEmail`: an email, read at /v1/emails.
+                raise NotFound(NO_SUCH_INVITE)
+            state: InviteState
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                state = await handle.query(
+                    INVITE_QUERY, result_type=InviteState, rpc_timeout=RPC_TIMEOUT
+                )
+            elif description.status == WorkflowExecutionStatus.COMPLETED:
+                state = await handle.result(rpc_timeout=RPC_TIMEOUT)
+            else:
+                ended = description.status.name if description.status else "unknown"
+                raise Gone(f"the invite's workflow ended abnormally ({ended})")
+    except NotFound:
+        raise NotFound(NO_SUCH_INVITE) from None
+    return state
+
+
+async def accept_invite(
+    client: Client, invite_id: str, digest: str | None, caller: Caller
+) -> InviteState:
+    """Accept once: the accepted invite; `Conflict` once accepted, `Gone` once expired or
+    revoked, `NotFound` for a wrong token (counted), `TooManyAttempts` once locked."""
+    handle = client.get_workflow_handle(_workflow_id(invite_id))
+    with temporal_errors():
+        try:
+            result: AcceptResult = await handle.execute_update(
+                ACCEPT_UPDATE,
+                AcceptInput(token_digest=digest, tenant_id=_scope(caller)),
+                result_type=AcceptResult,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            raise _as_error(await _why_refused(client, invite_id, caller, err)) from None
+    if not result.accepted:
+        raise NotFound(WRONG_TOKEN)
+    return result.invite
+
+
+async def revoke_invite(client: Client, invite_id: str, caller: Caller) -> tuple[InviteState, bool]:
+    """Revoke (again: the same answer); the invite and whether an email was cancelled.
+    `Conflict` once accepted, `Gone` once expired."""
+    handle = client.get_workflow_handle(_workflow_id(invite_id))
+    with temporal_errors():
+        try:
+            result: RevokeResult = await handle.execute_update(
+                REVOKE_UPDATE,
+                RevokeInput(tenant_id=_scope(caller)),
+                result_type=RevokeResult,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            return result.invite, result.email_cancelled
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            why = await _why_refused(client, invite_id, caller, err)
+    if why == InviteStatus.REVOKED:
+        return await read_invite(client, invite_id, caller), False
+    raise _as_error(why)
+
+
+async def _why_refused(
+    client: Client, invite_id: str, caller: Caller, err: Exception
+) -> InviteStatus | SendError:
+    """Why the workflow did not take an update: the status that ended the invite (from its
+    validator's failure type, or its final state once closed), or a refusal of its own."""
+    if isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
+        raise err
+    cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+    kind = cause.type if isinstance(cause, ApplicationError) else None
+    message = cause.message if isinstance(cause, ApplicationError) else ""
+    refused: dict[str | None, InviteStatus | SendError] = {
+        INVITE_NOT_FOUND: NotFound(NO_SUCH_INVITE),
+        INVITE_ALREADY_ACCEPTED: InviteStatus.ACCEPTED,
+        INVITE_EXPIRED: InviteStatus.EXPIRED,
+        INVITE_REVOKED: InviteStatus.REVOKED,
+        INVITE_LOCKED: TooManyAttempts(message),
+        INVITE_TOKEN_REQUIRED: InvalidField("token", message),
+        INVITE_TOKEN_NOT_EXPECTED: InvalidField("token", message),
+    }
+    if kind in refused:
+        return refused[kind]
+    # Closed (NOT_FOUND), an older invite type without this update, or it ended meanwhile.
+    return (await read_invite(client, invite_id, caller)).status
+
+
+def _as_error(why: InviteStatus | SendError) -> SendError:
+    if isinstance(why, SendError):
+        return why
+    if why == InviteStatus.ACCEPTED:
+        return Conflict("the invite was already accepted")
+    if why == InviteStatus.EXPIRED:
+        return Gone("the invite has expired")
+    if why == InviteStatus.REVOKED:
+        return Gone("the invite was revoked")
+    return Unavailable("the invite did not take the request; retry")

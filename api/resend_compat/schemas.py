@@ -1,0 +1,306 @@
+"""Resend's request and response shapes (https://resend.com/docs/api-reference/emails).
+
+Field names, and what each accepts, follow Resend's API and its SDKs' types (`resend`
+2.5x `SendParams`, `Attachment`, `Tag`, `Email`); what durable-mail cannot honour is refused
+with a message that says so, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+from activities.delivery_contract import MAX_BATCH_EMAILS, RESERVED_TAG_NAMES
+from api.schemas import (
+    MAX_BODY_CHARS,
+    MAX_CONTENT_BYTES,
+    MAX_RECIPIENTS,
+    MAX_SCHEDULE_AHEAD,
+    NoLineBreaks,
+    SendAt,
+    Sender,
+    SingleLine,
+)
+
+# Attachments travel in the workflow input (and each attempt's activity input, like the
+# body): base64 text, all attachments of one email together. Larger files go by `path`,
+# a URL the provider fetches itself.
+MAX_ATTACHMENT_BYTES = 128 * 1024
+MAX_HEADERS = 50
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# One address (`a@b.c` or `Name <a@b.c>`) or a list of them, as Resend takes them.
+Addresses = Annotated[
+    list[Sender],
+    BeforeValidator(_as_list),
+    Field(min_length=1, max_length=MAX_RECIPIENTS),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "maxItems": MAX_RECIPIENTS,
+                },
+            ]
+        }
+    ),
+]
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                "must be ISO 8601 with a timezone, e.g. 2030-01-01T09:00:00Z (durable-mail "
+                "does not read natural language such as 'in 1 min')"
+            ) from None
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a timezone, e.g. 2030-01-01T09:00:00Z")
+    return value.astimezone(UTC)
+
+
+def schedule_problem(value: datetime) -> str | None:
+    """Why a send's `scheduled_at` cannot be honoured now (None: it can).
+
+    Checked by the route after a repeat has been answered: a retry of a scheduled send
+    made after its time has passed gets the first answer, as Resend's 24 h window promises.
+    """
+    now = datetime.now(UTC)
+    if value <= now:
+        return "must be in the future"
+    if value > now + MAX_SCHEDULE_AHEAD:
+        return "must be at most 30 days ahead"
+    return None
+
+
+# `PATCH /emails/{id}`: a new time, in the future and at most 30 days ahead.
+ScheduledAt = Annotated[SendAt, BeforeValidator(_iso_datetime)]
+# `POST /emails`: a time with a zone; whether it is still ahead is the route's question.
+RequestedAt = Annotated[
+    datetime,
+    BeforeValidator(_iso_datetime),
+    AfterValidator(_aware_utc),
+    Field(description="Send later (ISO 8601 with timezone, up to 30 days ahead)."),
+]
+TagPart = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_-]*$")]
+HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
+HeaderValue = Annotated[str, NoLineBreaks, Field(max_length=998)]
+Line = Annotated[SingleLine, Field(min_length=1, max_length=255)]
+
+
+class ResendModel(BaseModel):
+    # Unknown fields are refused (a `template` or a newer field is not silently dropped);
+    # bodies are kept byte for byte (no whitespace stripping).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ResendTag(ResendModel):
+    name: Annotated[TagPart, Field(min_length=1)]
+    value: TagPart = ""
+
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("must be base64 (or a list of byte values)") from None
+    return value
+
+
+class ResendAttachment(ResendModel):
+    """A file: `content` (base64, or a list of byte values) and `filename`, or a `path` URL."""
+
+    content: (
+        Annotated[str, AfterValidator(_base64)] | list[Annotated[int, Field(ge=0, le=255)]] | None
+    ) = None
+    filename: Line | None = None
+    path: Annotated[Line, Field(max_length=2048, pattern=r"^https?://")] | None = None
+    content_type: Annotated[Line, Field(pattern=r"^[\w.+-]+/[\w.+-]+$")] | None = None
+    content_id: Line | None = None
+    inline_content_id: Line | None = None
+
+    @model_validator(mode="after")
+    def _content_or_path(self) -> ResendAttachment:
+        if (self.content is None) == (self.path is None):
+            raise ValueError("give either `content` (with `filename`) or `path`")
+        if self.content is not None and self.filename is None:
+            raise ValueError("an attachment with `content` needs a `filename`")
+        return self
+
+    def base64_content(self) -> str | None:
+        """The content as base64 text (a list of byte values is encoded once, here)."""
+        if isinstance(self.content, list):
+            return base64.b64encode(bytes(self.content)).decode()
+        return self.content
+
+
+def _within_attachment_limit(attachments: list[ResendAttachment]) -> list[ResendAttachment]:
+    size = sum(len(a.base64_content() or "") for a in attachments)
+    if size > MAX_ATTACHMENT_BYTES:
+        raise ValueError(
+            f"attachments are {size} bytes in base64; durable-mail records at most "
+            f"{MAX_ATTACHMENT_BYTES} per email. Send larger files by `path` (a URL)"
+        )
+    return attachments
+
+
+class ResendSendRequest(ResendModel):
+    """`POST /emails`: Resend's send-email body."""
+
+    sender: Sender = Field(alias="from")
+    to: Addresses
+    subject: Annotated[SingleLine, Field(min_length=1, max_length=998)]
+    cc: Addresses | None = None
+    bcc: Addresses | None = None
+    reply_to: Addresses | None = None
+    html: Annotated[str, Field(max_length=MAX_BODY_CHARS)] | None = None
+    # `""` is Resend's way to say: do not generate a text part from the HTML.
+    text: Annotated[str, Field(max_length=MAX_BODY_CHARS)] | None = None
+    headers: Annotated[dict[HeaderName, HeaderValue], Field(max_length=MAX_HEADERS)] | None = None
+    attachments: (
+        Annotated[list[ResendAttachment], AfterValidator(_within_attachment_limit)] | None
+    ) = None
+    tags: Annotated[list[ResendTag], Field(max_length=50)] | None = None
+    scheduled_at: RequestedAt | None = None
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> ResendSendRequest:
+        if not self.html and not self.text:
+            raise ValueError("give `html`, `text` or both")
+        size = sum(len(part.encode()) for part in (self.html, self.text) if part)
+        if size > MAX_CONTENT_BYTES:
+            raise ValueError(f"html and text together must be at most {MAX_CONTENT_BYTES} bytes")
+        if self.tags and any(t.name in RESERVED_TAG_NAMES for t in self.tags):
+            raise ValueError("tag names 'kind' and 'email_id' are reserved by durable-mail")
+        return self
+
+
+class ResendBatchEmail(ResendSendRequest):
+    """One email of `POST /emails/batch`: a send's body, without `attachments` or
+    `scheduled_at` (Resend's batch takes neither; send such an email on its own)."""
+
+    @model_validator(mode="after")
+    def _batchable(self) -> ResendBatchEmail:
+        for name in ("attachments", "scheduled_at"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"`{name}` is not supported in a batch; send this email alone")
+        return self
+
+
+class BatchValidation(StrEnum):
+    """`x-batch-validation`: refuse the whole batch for one invalid email, or only that one."""
+
+    STRICT = "strict"
+    PERMISSIVE = "permissive"
+
+
+# The body of `POST /emails/batch`: an email that does not validate stays as it was sent, so
+# that permissive mode can refuse it alone, by its index (the route validates it again).
+BatchBody = Annotated[
+    list[Annotated[ResendBatchEmail | Any, Field(union_mode="left_to_right")]],
+    Field(min_length=1, max_length=MAX_BATCH_EMAILS),
+]
+
+
+class ResendUpdateRequest(ResendModel):
+    """`PATCH /emails/{id}`: the new `scheduled_at` (the SDK repeats the `id` in the body)."""
+
+    id: str | None = None
+    scheduled_at: ScheduledAt
+
+
+class ResendLastEvent(StrEnum):
+    """Resend's `last_event` vocabulary (the subset our statuses reach)."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERY_DELAYED = "delivery_delayed"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SUPPRESSED = "suppressed"
+    # Not Resend's: an attempt's outcome stayed unknown (a timeout, a 5xx) until the send
+    # ended; the email may have gone out, so resubmitting it may send it twice.
+    UNDETERMINED = "undetermined"
+
+
+class ResendSendResponse(BaseModel):
+    id: str
+
+
+class ResendBatchError(BaseModel):
+    """An email of a permissive batch that was refused, by its index in the request."""
+
+    index: int
+    message: str
+
+
+class ResendBatchResponse(BaseModel):
+    """The ids of the accepted emails, in request order; `errors` in permissive mode."""
+
+    data: list[ResendSendResponse]
+    errors: list[ResendBatchError] | None = None
+
+
+class ResendEmailRef(BaseModel):
+    """The answer of update and cancel."""
+
+    object: Literal["email"] = "email"
+    id: str
+
+
+class ResendEmail(BaseModel):
+    """`GET /emails/{id}`: Resend's email object."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    object: Literal["email"] = "email"
+    id: str
+    sender: str | None = Field(alias="from")
+    to: list[str]
+    subject: str | None
+    html: str | None
+    text: str | None
+    cc: list[str] | None
+    bcc: list[str] | None
+    reply_to: list[str] | None
+    created_at: str
+    scheduled_at: str | None
+    last_event: ResendLastEvent
+
+
+class ResendErrorBody(BaseModel):
+    """Resend's error body; its SDKs raise an exception by `statusCode` and `name`."""
+
+    statusCode: int  # Resend's spelling
+    name: str
+    message: str

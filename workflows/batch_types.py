@@ -1,0 +1,126 @@
+"""Wire types of a batch send (`SendBatch`): its input, its status, and one item's status.
+
+Fields are only ever added at the end, with defaults: recorded histories must still decode.
+A batch's items share its provider calls, so the attempts are recorded once, on the batch;
+`item_status` gives one item the shape of a single send's status (`EmailStatusResult`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from activities.delivery_contract import SendKind
+from activities.errors import REJECTED
+from activities.types import EmailMessage, RenderInviteInput
+from workflows.status import SendStatus
+from workflows.types import (
+    AttemptRecord,
+    DeliveryEventRecord,
+    DeliveryPolicy,
+    EmailError,
+    EmailStatusResult,
+)
+
+BATCH_STATUS_QUERY = "batch_status"
+
+
+@dataclass
+class BatchItemInput:
+    """One item: its public id, and the email as composed (emails) or the invitation to
+    render once (invites)."""
+
+    email_id: str
+    message: EmailMessage | None = None
+    invite: RenderInviteInput | None = None
+
+
+@dataclass
+class BatchItemState:
+    """Where one item stands; refused by the provider -> `failed` with its `error`."""
+
+    id: str
+    status: SendStatus
+    updated_at: str
+    provider_message_id: str | None = None
+    sent_at: str | None = None
+    error: EmailError | None = None
+    delivery_events: list[DeliveryEventRecord] = field(default_factory=list)
+
+
+@dataclass
+class BatchStatusResult:
+    """The answer of the `batch_status` query and the batch workflow's result.
+
+    `status` is the provider call's: queued, sending, retrying, then sent (the provider took
+    the call; each item says whether its email was accepted) or failed (no item was sent).
+    """
+
+    id: str
+    kind: SendKind
+    status: SendStatus
+    created_at: str
+    updated_at: str
+    items: list[BatchItemState] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    transport: str | None = None
+    sent_at: str | None = None
+    last_error: EmailError | None = None
+    tenant_id: str | None = None
+
+
+@dataclass
+class BatchCarry:
+    """What one run of a batch hands the next when it continues as new mid-retry: the
+    status so far, the exact messages (never rendered twice) and where the loop stands."""
+
+    state: BatchStatusResult
+    messages: list[EmailMessage]
+    attempt: int
+    backoff_seconds: float
+    deadline: str
+
+
+@dataclass
+class SendBatchInput:
+    """A batch: 1 to 100 items of one kind, sent in one provider call."""
+
+    batch_id: str
+    kind: SendKind
+    items: list[BatchItemInput]
+    tenant_id: str | None = None
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    carry: BatchCarry | None = None
+
+
+def item_status(batch: BatchStatusResult, index: int) -> EmailStatusResult:
+    """One item as a single send's status: the batch's attempts, the last one as this
+    item saw it (its provider id, or the provider's refusal of it)."""
+    item = batch.items[index]
+    attempts = [replace(attempt) for attempt in batch.attempts]
+    last = attempts[-1] if attempts else None
+    if last is not None and last.outcome == "accepted":
+        if item.provider_message_id is None and item.error is not None:
+            last.outcome = "permanent_error"
+            last.error_type = item.error.type
+            last.error_message = item.error.message
+        else:
+            last.provider_message_id = item.provider_message_id
+    return EmailStatusResult(
+        id=item.id,
+        kind=batch.kind,
+        status=item.status,
+        created_at=batch.created_at,
+        updated_at=item.updated_at,
+        attempts=attempts,
+        provider_message_id=item.provider_message_id,
+        transport=batch.transport,
+        sent_at=item.sent_at,
+        last_error=item.error,
+        delivery_events=item.delivery_events,
+        tenant_id=batch.tenant_id,
+    )
+
+
+def refusal(message: str) -> EmailError:
+    """The error of an item the provider refused in a call it otherwise took."""
+    return EmailError(REJECTED, message)

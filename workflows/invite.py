@@ -1,0 +1,363 @@
+"""`Invite`: one invitation's life, from its email to accept, expiry or revoke.
+
+A new workflow type rather than `workflow.patched` branches in `SendInviteEmail`: the life
+has other commands (an expiry timer, a reminder, accept and revoke updates), another
+input (locale, brand, token digest) and another result (the invite, not one email's
+status). `SendInviteEmail` executions started by older code keep running, and their
+recorded histories keep replaying, on code that does not change; `POST /v1/invites`
+starts `Invite` from now on.
+
+The life:
+1. Render the invitation and the planned reminder once (a local activity: the recorded
+   result pins their bytes; a template change later cannot alter them).
+2. Send the invitation through the shared delivery loop (`Delivery`), concurrently with
+   the rest, and keep applying its delivery events.
+3. At `remind_at`, if not accepted and the invitation went out without bouncing, send the
+   reminder once, with its own idempotency key (`invite-…/reminder`).
+4. End at the first of: accept (update), revoke (update), expiry (a durable timer).
+   Whatever is still being sent then is cancelled if it has not gone out.
+
+A managed token is never here: the input holds its keyed digest and the rendered emails a
+placeholder (see `activities.invite_tokens`); an accept carries the digest of the token
+presented, compared in constant time, and wrong ones are counted (`MAX_WRONG_TOKENS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.delivery_contract import (
+        PINNED_MESSAGE_QUERY,
+        REMINDER,
+        SendKind,
+        reminder_idempotency_key,
+    )
+    from activities.render import TEMPLATE_FAILED, RenderActivities
+    from activities.types import EmailMessage
+    from workflows.delivery import RESCHEDULE_REJECTED, Delivery, pinned_of
+    from workflows.status import InviteStatus, SendStatus
+    from workflows.types import (
+        ACCEPT_UPDATE,
+        CANCEL_REQUEST_SIGNAL,
+        CANCEL_UPDATE,
+        DELIVERY_EVENT_SIGNAL,
+        INVITE_ALREADY_ACCEPTED,
+        INVITE_EXPIRED,
+        INVITE_LOCKED,
+        INVITE_NOT_FOUND,
+        INVITE_QUERY,
+        INVITE_REVOKED,
+        INVITE_TOKEN_NOT_EXPECTED,
+        INVITE_TOKEN_REQUIRED,
+        RESCHEDULE_UPDATE,
+        REVOKE_UPDATE,
+        AcceptInput,
+        AcceptResult,
+        CancelInput,
+        CancelResult,
+        DeliveryEventInput,
+        DeliveryPolicy,
+        EmailStatusResult,
+        InviteInput,
+        InviteState,
+        RescheduleInput,
+        RescheduleResult,
+        RevokeInput,
+        RevokeResult,
+    )
+
+RENDER_RETRY = RetryPolicy(
+    maximum_attempts=5,
+    initial_interval=timedelta(milliseconds=200),
+    non_retryable_error_types=[TEMPLATE_FAILED],
+)
+# Wrong tokens an invite takes before it refuses every accept (a locked invite is revoked
+# and sent again by the app). 256-bit tokens are not guessed; this bounds what a leaky
+# accept page in front of us can try, and the history's size.
+MAX_WRONG_TOKENS = 10
+# The invitation's states in which a reminder makes sense: it went out and did not bounce.
+REMINDABLE = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.DELIVERY_DELAYED})
+_REFUSALS = {
+    InviteStatus.ACCEPTED: (INVITE_ALREADY_ACCEPTED, "the invite was already accepted"),
+    InviteStatus.EXPIRED: (INVITE_EXPIRED, "the invite has expired"),
+    InviteStatus.REVOKED: (INVITE_REVOKED, "the invite was revoked"),
+}
+
+
+@dataclass
+class _ReminderOptions:
+    """The reminder's delivery options: the invite's policy and tenant, due at once."""
+
+    policy: DeliveryPolicy
+    tenant_id: str | None
+    send_at: str | None = None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+@workflow.defn(name="Invite")
+class Invite:
+    """One invite: its emails, and the accept, revoke and expiry that end it."""
+
+    @workflow.init
+    def __init__(self, data: InviteInput) -> None:
+        self._data = data
+        now = workflow.now()
+        self._expires_at = now + timedelta(seconds=data.expires_in_seconds)
+        self._remind_at = (
+            now + timedelta(seconds=data.remind_after_seconds)
+            if data.remind_after_seconds is not None
+            else None
+        )
+        self._state = InviteState(
+            invite_id=data.invite_id,
+            status=InviteStatus.PENDING,
+            to=data.to,
+            link="managed" if data.token_digest is not None else "app",
+            locale=data.locale,
+            created_at=_iso(now),
+            expires_at=_iso(self._expires_at),
+            tenant_id=data.tenant_id,
+            role=data.role,
+            remind_at=_iso(self._remind_at) if self._remind_at else None,
+        )
+        self._email = Delivery(data.invite_id, SendKind.INVITE, data)
+        # The reminder is due `remind_after_seconds` after the start (which a reset keeps):
+        # its send window counts from then.
+        started = workflow.info().workflow_start_time
+        self._reminder = Delivery(
+            data.invite_id,
+            SendKind.INVITE,
+            _ReminderOptions(data.policy, data.tenant_id),
+            idempotency_key=reminder_idempotency_key(workflow.info().workflow_id),
+            visible=False,
+            accepted_at=_iso(started + timedelta(seconds=data.remind_after_seconds or 0)),
+        )
+        self._reminder_started = False
+        self._sends: list[asyncio.Task[None]] = []
+
+    @workflow.run
+    async def run(self, data: InviteInput) -> InviteState:
+        rendered = await workflow.execute_local_activity_method(
+            RenderActivities.render_invite_emails,
+            data.render_input(self._state.expires_at),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RENDER_RETRY,
+        )
+        if self._pending:
+            self._start(self._email, rendered.invitation)
+        if self._remind_at is not None and rendered.reminder is not None:
+            if not await self._ended_before(self._remind_at):
+                self._remind(rendered.reminder)
+        if not await self._ended_before(self._expires_at):
+            self._end(InviteStatus.EXPIRED)
+            workflow.logger.info("invite %s expired", data.invite_id)
+        await self._stop_sends()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._snapshot()
+
+    @property
+    def _pending(self) -> bool:
+        return self._state.status == InviteStatus.PENDING
+
+    async def _ended_before(self, moment: datetime) -> bool:
+        """Wait (one durable timer) until `moment`; True if the invite ended first."""
+        delay = moment - workflow.now()
+        if not self._pending or delay <= timedelta(0):
+            return not self._pending
+        try:
+            await workflow.wait_condition(lambda: not self._pending, timeout=delay)
+        except asyncio.TimeoutError:  # noqa: UP041 (asyncio's, raised by wait_condition)
+            return False
+        return True
+
+    def _start(self, delivery: Delivery, message: EmailMessage) -> None:
+        async def send() -> None:
+            try:
+                if await delivery.begin():
+                    await delivery.send_and_track(message)
+            except ApplicationError as err:
+                # The send ended unaccepted; its status says why. The invite lives on
+                # (the app may revoke it and invite again).
+                workflow.logger.warning(
+                    "invite %s: email not sent (%s)", self._data.invite_id, err.type
+                )
+
+        self._sends.append(asyncio.create_task(send()))
+
+    def _remind(self, message: EmailMessage) -> None:
+        invitation = self._email.state.status
+        if invitation not in REMINDABLE:
+            self._state.reminder_skipped = f"the invitation is {invitation}"
+            return
+        self._reminder_started = True
+        self._start(self._reminder, message)
+
+    def _end(self, status: InviteStatus) -> None:
+        now = _iso(workflow.now())
+        self._state.status = status
+        if status == InviteStatus.ACCEPTED:
+            self._state.accepted_at = now
+        elif status == InviteStatus.REVOKED:
+            self._state.revoked_at = now
+        elif status == InviteStatus.EXPIRED:
+            self._state.expired_at = now
+
+    async def _stop_sends(self) -> None:
+        """The invite has ended: what has not gone out is cancelled, tracking stops."""
+        self._cancel_unsent()
+        for task in self._sends:
+            if not task.done():
+                task.cancel()
+        for task in self._sends:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    def _cancel_unsent(self) -> bool:
+        """Cancel the emails that provably have not gone out; True if one was."""
+        deliveries = [self._email, self._reminder] if self._reminder_started else [self._email]
+        cancelled = False
+        for delivery in deliveries:
+            if delivery.state.status == SendStatus.CANCELLED:
+                continue
+            try:
+                delivery.check_cancellable()
+            except ApplicationError:
+                continue
+            delivery.cancel()
+            cancelled = True
+        return cancelled
+
+    def _snapshot(self) -> InviteState:
+        return replace(
+            self._state,
+            invitation=self._email.state,
+            reminder=self._reminder.state if self._reminder_started else None,
+        )
+
+    # Checks shared by the update validators (a rejection is not recorded in history).
+
+    def _check_scope(self, tenant_id: str | None) -> None:
+        if tenant_id is not None and tenant_id != self._data.tenant_id:
+            raise ApplicationError("no invite with this id", type=INVITE_NOT_FOUND)
+
+    def _check_pending(self) -> None:
+        if self._pending and workflow.now() >= self._expires_at:
+            # The expiry timer is due but its task has not run yet: expired all the same.
+            raise ApplicationError("the invite has expired", type=INVITE_EXPIRED)
+        refusal = _REFUSALS.get(self._state.status)
+        if refusal is not None:
+            error_type, message = refusal
+            raise ApplicationError(message, type=error_type)
+
+    @workflow.query(name=INVITE_QUERY)
+    def invite(self) -> InviteState:
+        """The invite: status, timestamps, and the status of each of its emails."""
+        return self._snapshot()
+
+    @workflow.query(name="status")
+    def status(self) -> EmailStatusResult:
+        """The invitation email's status (what `GET /v1/emails/{id}` shows)."""
+        return self._email.state
+
+    @workflow.query(name=PINNED_MESSAGE_QUERY)
+    def pinned_message(self, digest: str | None = None) -> EmailMessage:
+        """The email the send activity asks for by its digest: the invitation or the reminder
+        (attempts carry the digest, not the message: see `workflows.delivery`)."""
+        return pinned_of([self._email, self._reminder], digest)
+
+    @workflow.signal(name=CANCEL_REQUEST_SIGNAL)
+    def cancel_request(self, data: CancelInput) -> None:
+        """The API's cancel when no worker answered `cancel` at once: applied as `cancel` is,
+        if the invitation has not gone out by now (else only noted in its status)."""
+        self._email.on_cancel_request()
+        if self._email.state.status == SendStatus.CANCELLED and self._pending:
+            self._end(InviteStatus.REVOKED)
+
+    @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
+    def delivery_event(self, event: DeliveryEventInput) -> None:
+        """A provider webhook event for the invitation or, by its `message` tag, the reminder."""
+        (self._reminder if event.message == REMINDER else self._email).on_delivery_event(event)
+
+    @workflow.update(name=ACCEPT_UPDATE)
+    def accept(self, data: AcceptInput) -> AcceptResult:
+        """Accept the invite once, with its token (managed) or without (the app's link)."""
+        expected = self._data.token_digest
+        if expected is not None and not hmac.compare_digest(data.token_digest or "", expected):
+            self._state.wrong_tokens += 1
+            workflow.logger.info("invite %s: wrong token", self._data.invite_id)
+            return AcceptResult(accepted=False, invite=self._snapshot())
+        self._end(InviteStatus.ACCEPTED)
+        workflow.logger.info("invite %s accepted", self._data.invite_id)
+        return AcceptResult(accepted=True, invite=self._snapshot())
+
+    @accept.validator
+    def validate_accept(self, data: AcceptInput) -> None:
+        self._check_scope(data.tenant_id)
+        self._check_pending()
+        if self._state.wrong_tokens >= MAX_WRONG_TOKENS:
+            raise ApplicationError(
+                "too many wrong tokens: the invite is locked (revoke it and invite again)",
+                type=INVITE_LOCKED,
+            )
+        managed = self._data.token_digest is not None
+        if managed and data.token_digest is None:
+            raise ApplicationError(
+                "this invite is accepted with its token", type=INVITE_TOKEN_REQUIRED
+            )
+        if not managed and data.token_digest is not None:
+            raise ApplicationError(
+                "this invite uses the app's own link: accept it without a token",
+                type=INVITE_TOKEN_NOT_EXPECTED,
+            )
+
+    @workflow.update(name=REVOKE_UPDATE)
+    def revoke(self, data: RevokeInput) -> RevokeResult:
+        """Revoke the invite; an email that has not gone out is cancelled."""
+        cancelled = self._cancel_unsent()
+        self._end(InviteStatus.REVOKED)
+        workflow.logger.info("invite %s revoked", self._data.invite_id)
+        return RevokeResult(invite=self._snapshot(), email_cancelled=cancelled)
+
+    @revoke.validator
+    def validate_revoke(self, data: RevokeInput) -> None:
+        self._check_scope(data.tenant_id)
+        self._check_pending()
+
+    @workflow.update(name=CANCEL_UPDATE)
+    def cancel(self, data: CancelInput) -> CancelResult:
+        """`DELETE /v1/emails/{id}`: cancel the invitation before it goes out, which revokes
+        the invite (nobody could accept it)."""
+        result = self._email.cancel()
+        if self._pending:
+            self._end(InviteStatus.REVOKED)
+        return result
+
+    @cancel.validator
+    def validate_cancel(self, data: CancelInput) -> None:
+        self._email.check_cancellable()
+
+    @workflow.update(name=RESCHEDULE_UPDATE)
+    def reschedule(self, data: RescheduleInput) -> RescheduleResult:
+        """Move the invitation's `send_at` while it waits (Resend-compatible `PATCH`)."""
+        return self._email.reschedule(data.send_at)
+
+    @reschedule.validator
+    def validate_reschedule(self, data: RescheduleInput) -> None:
+        self._email.check_reschedulable(data.send_at)
+        if self._pending and datetime.fromisoformat(data.send_at) >= self._expires_at:
+            raise ApplicationError(
+                "send_at must come before the invite expires", type=RESCHEDULE_REJECTED
+            )
