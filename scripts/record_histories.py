@@ -432,6 +432,22 @@ def life_accepted(*, app_link: bool) -> Scenario:
     return scenario
 
 
+async def life_continued_as_new(client: Client, policy: DeliveryPolicy) -> str:
+    """An invite whose invitation meets 429s until its run is full: it continues as new
+    mid-retries (bounded history), then the invitation goes out and the invite is accepted."""
+    data, _ = life_input(policy, app_link=True, expires_in=120.0)
+    handle = await start_life(client, data)
+
+    async def sent() -> bool:
+        state = await handle.query("status", result_type=EmailStatusResult)
+        return bool(state.status == "sent")
+
+    await eventually(sent, timeout=60, what="the invitation sent after the 429s")
+    await handle.execute_update(ACCEPT_UPDATE, AcceptInput(None), result_type=AcceptResult)
+    await handle.result()
+    return handle.id
+
+
 async def start_scheduled_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
     email_id = f"em_{uuid.uuid4().hex}"
     message = EmailMessage(
@@ -572,6 +588,11 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     # An invite continues as new after rendering: the next run sends the carried message.
     "invite_continued_as_new": ([Fault(status=429, retry_after=1)] * 20, run_invite),
     "email_reset_past_window": ([], reset_past_window),
+    # An invite's life continues as new mid-retries, carrying its state and both emails.
+    "invite_life_continued_as_new": (
+        [Fault(status=429, retry_after=1)] * 20,
+        life_continued_as_new,
+    ),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})

@@ -40,6 +40,8 @@ from workflows.types import (
     DeliveryEventInput,
     DeliveryPolicy,
     EmailStatusResult,
+    InviteInput,
+    InviteState,
     SendEmailInput,
     SendInviteEmailInput,
 )
@@ -364,3 +366,56 @@ async def test_webhook_flood_after_the_send_continues_as_new_and_keeps_counting(
     assert result.delivery_events[0].event_id == "msg_1"
     assert result.delivery_events[-1].event_id == "msg_end"
     assert result.sent_at is not None and result.attempt_count == 1
+
+
+async def test_invite_life_that_continues_as_new_sends_each_email_once_rendered_once(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    # The invitation meets 8 minutes of 429s (its run fills up and the invite continues as
+    # new mid-retries), then goes out; the reminder a day later; the invite expires at 3.
+    transport = OutageTransport(after(always(rate_limited), timedelta(minutes=8), lambda _: None))
+    invite_id = f"inv_{uuid.uuid4().hex}"
+    workflow_id = "invite-" + invite_id.removeprefix("inv_")
+    data = InviteInput(
+        invite_id=invite_id,
+        to="ann@example.com",
+        sender="Acme <team@acme.test>",
+        tenant_name="Acme",
+        inviter_name="Bob",
+        accept_url="https://app.example.test/accept?invite=x",
+        policy=policy(),
+        expires_in_seconds=3 * 86400,
+        remind_after_seconds=86400,
+    )
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=data.policy.send_task_queue
+    )
+    workflows, sends = build_workers(skipping_env.client, settings, transport)
+    async with workflows, sends:
+        handle = await skipping_env.client.start_workflow(
+            "Invite", data, id=workflow_id, task_queue=settings.task_queue, result_type=InviteState
+        )
+        result: InviteState = await handle.result()
+    runs = await runs_of(skipping_env.client, workflow_id, handle.first_execution_run_id or "")
+    log.info("invite: events per run %s", [r.events for r in runs])
+
+    assert result.status == "expired" and len(runs) >= 2
+    assert max(r.events for r in runs) <= MAX_RUN_EVENTS
+    assert set(transport.deliveries) == {f"{workflow_id}/send", f"{workflow_id}/reminder"}
+    assert len(transport.messages) == 2  # the invitation and the reminder, each the same bytes
+    assert result.invitation is not None and result.invitation.status == SendStatus.SENT
+    assert result.invitation.attempt_count > 400 and result.invitation.runs == len(runs)
+    assert result.reminder is not None and result.reminder.status == SendStatus.SENT
+    renders = 0
+    for run in runs:
+        history = await skipping_env.client.get_workflow_handle(
+            workflow_id, run_id=run.run_id
+        ).fetch_history()
+        renders += sum(
+            1
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        )
+    assert renders == 1

@@ -234,8 +234,10 @@ class SendOptions(Protocol):
     def send_at(self) -> str | None: ...
 
 
-# How a workflow continues as new with a send's carry (and its accept time).
-ContinueAsNew = Callable[[str, ContinuedDelivery], NoReturn]
+# How a workflow continues as new with a send's carry and its accept time: it never returns
+# (`workflow.continue_as_new` raises; a workflow with several sends parks this one until
+# all of them are at such a point, then continues as new with every carry).
+ContinueAsNew = Callable[[str, ContinuedDelivery], Awaitable[NoReturn]]
 
 
 class Delivery:
@@ -746,6 +748,11 @@ class Delivery:
         """Time to continue as new: the run's history is full and the workflow can."""
         return self._continue_with is not None and _history_full()
 
+    def history_full(self) -> bool:
+        """`_history_full` for the workflow, once this send has decided it is bounded (it
+        never decides it here: `workflow.patched` belongs in the first task)."""
+        return self._bounded is True and self._history_full()
+
     async def _continue_as_new(self) -> NoReturn:
         """Continue as new with everything the send needs (see `ContinuedDelivery`)."""
         # The handlers are synchronous today; one that awaits must not be cut off.
@@ -761,7 +768,12 @@ class Delivery:
         self._metrics.create_counter(
             "email_continued_as_new", "Runs that continued as new to bound history", "{run}"
         ).add(1, {"kind": self.state.kind.value})
-        carried = ContinuedDelivery(
+        assert self._continue_with is not None  # see `_history_full`
+        await self._continue_with(self._accepted_at, self.carry())
+
+    def carry(self) -> ContinuedDelivery:
+        """What this send carries into the workflow's next run (see `ContinuedDelivery`)."""
+        return ContinuedDelivery(
             state=self.state,
             message=None if self._message_in_input else self.message,
             backoff_seconds=self._backoff.total_seconds(),
@@ -770,8 +782,6 @@ class Delivery:
             seen_event_ids=list(self._seen_events),
             pending_events=list(self._pending_events),
         )
-        assert self._continue_with is not None  # see `_history_full`
-        self._continue_with(self._accepted_at, carried)
 
     async def send_and_track(self, message: EmailMessage) -> EmailStatusResult:
         """Send, then (tracked executions) wait for the provider's delivery outcome."""

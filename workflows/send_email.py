@@ -19,7 +19,7 @@ class SendEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendEmailInput) -> None:
-        def continue_as_new(accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
+        async def continue_as_new(accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
             workflow.continue_as_new(replace(data, accepted_at=accepted_at, continued=carried))
 
         self._delivery = Delivery(

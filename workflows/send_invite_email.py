@@ -26,7 +26,7 @@ class SendInviteEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendInviteEmailInput) -> None:
-        def continue_as_new(accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
+        async def continue_as_new(accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
             workflow.continue_as_new(replace(data, accepted_at=accepted_at, continued=carried))
 
         self._delivery = Delivery(

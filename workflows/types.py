@@ -253,6 +253,8 @@ class InviteInput:
     remind_after_seconds: float | None = None
     invite_token: InviteToken | None = None
     token_digest: str | None = None
+    # Set when a run continues as new (bounded history): what the invite carries over.
+    continued: "InviteCarry | None" = None
 
     def render_input(self, expires_at: str) -> RenderInviteEmailsInput:
         """What the template needs (the workflow's render, and the API's preview)."""
@@ -321,3 +323,19 @@ class RevokeResult:
     invite: InviteState
     # The invitation (or reminder) was cancelled before it went out.
     email_cancelled: bool
+
+
+@dataclass
+class InviteCarry:
+    """What an invite carries into its next run when it continues as new: its state, its
+    emails as rendered in the first run (never rendered again) and each send's carry."""
+
+    state: InviteState
+    invitation: EmailMessage
+    reminder: EmailMessage | None = None
+    # None: the send had not started (or, for the reminder, was not due yet).
+    email: ContinuedDelivery | None = None
+    email_done: bool = False
+    reminder_started: bool = False
+    reminder_email: ContinuedDelivery | None = None
+    reminder_done: bool = False
