@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from activities.invite_tokens import TokenFillingTransport
 from activities.render import RenderActivities, render_invite
 from activities.render_batch import render_invite_batch
-from activities.send import SendActivities
+from activities.send import SendActivities, WorkflowPinnedMessages
 from activities.templating import Templates
 from activities.transports.base import EmailTransport
 from activities.transports.outbox import OutboxTransport
@@ -75,7 +75,8 @@ def build_workers(
         ],
         max_cached_workflows=settings.worker_max_cached_workflows,
     )
-    provider = SendActivities(transport)
+    # The send activity reads each email's pinned message from its workflow (one query).
+    provider = SendActivities(transport, WorkflowPinnedMessages(client))
     sends = Worker(
         client,
         task_queue=settings.send_task_queue,

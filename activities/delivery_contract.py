@@ -5,6 +5,8 @@
   so Resend deduplicates a retry after a timeout or a crash instead of sending twice.
 - The correlation tags (`kind`, `email_id`): Resend echoes them in its webhooks, which is
   how a delivery event finds its send without a lookup.
+- How the send activity reads the message its workflow pinned (the `pinned_message` query)
+  and checks that it is the one pinned (`message_sha256`).
 
 They live beside the activities because the invite renderer (an activity) writes the tags
 into the message it records, and activities never import workflows.
@@ -12,9 +14,12 @@ into the message it records, and activities never import workflows.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
 from enum import StrEnum
 
-from activities.types import EmailTag
+from activities.types import EmailMessage, EmailTag
 
 
 class SendKind(StrEnum):
@@ -23,6 +28,9 @@ class SendKind(StrEnum):
     INVITE = "invite"
     EMAIL = "email"
 
+
+# The query by which the send activity reads the message its workflow pinned.
+PINNED_MESSAGE_QUERY = "pinned_message"
 
 # Resend's cap on the emails of one `POST /emails/batch` call.
 MAX_BATCH_EMAILS = 100
@@ -55,3 +63,9 @@ def batch_idempotency_key(workflow_id: str, call: int) -> str:
 def correlation_tags(kind: SendKind, email_id: str) -> list[EmailTag]:
     """The tags that bring the provider's webhooks back to this send (`email_id`: public id)."""
     return [EmailTag(KIND_TAG, kind.value), EmailTag(EMAIL_ID_TAG, email_id)]
+
+
+def message_sha256(message: EmailMessage) -> str:
+    """A digest of the message's fields (the workflow pins it, the activity checks it)."""
+    canonical = json.dumps(asdict(message), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

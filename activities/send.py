@@ -6,32 +6,74 @@ Every attempt of one send carries the same idempotency key (see
 `activities.delivery_contract`), so a retry after a timeout or a worker crash is
 deduplicated by the provider instead of sending twice. The transport is injected: Resend,
 the local outbox, or a fake in tests.
+
+Two guards come before the provider call:
+- `not_after`: the provider deduplicates a key for 24 h after its first use; the workflow
+  passes the end of its (shorter) send window and the activity refuses to call the provider
+  past it, whenever Temporal runs it: late, retried or after a reset of the workflow.
+- The pinned message: newer workflows do not repeat the message in every attempt's input
+  (it would be recorded in history once per attempt); the activity reads it from the
+  workflow that pinned it and sends it only if its digest is the one the workflow gave.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn, Protocol
 
 from temporalio import activity
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.service import RPCError
 
 from activities import errors
+from activities.delivery_contract import PINNED_MESSAGE_QUERY, message_sha256
 from activities.transports.base import EmailTransport, ProviderFailure
 from activities.types import (
     AttemptFailureDetails,
     BatchAttemptInput,
     BatchAttemptResult,
+    EmailMessage,
     SendAttemptInput,
     SendAttemptResult,
 )
+
+# Reading the pinned message must leave most of the attempt's time to the provider call.
+MAX_MESSAGE_READ = timedelta(seconds=10)
+
+
+class PinnedMessages(Protocol):
+    """Where the send activity reads the message its workflow pinned."""
+
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage: ...
+
+
+class WorkflowPinnedMessages:
+    """The `pinned_message` query of the workflow run that scheduled the attempt, asked by
+    digest (a workflow may send several emails: an invitation and its reminder)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage:
+        handle = self._client.get_workflow_handle(workflow_id, run_id=run_id)
+        message: EmailMessage = await handle.query(
+            PINNED_MESSAGE_QUERY, digest, result_type=EmailMessage, rpc_timeout=timeout
+        )
+        return message
 
 
 class SendActivities:
     """Provider-facing activities; the transport is injected (tests pass fakes or a fake URL)."""
 
-    def __init__(self, transport: EmailTransport) -> None:
+    def __init__(self, transport: EmailTransport, messages: PinnedMessages | None = None) -> None:
         self._transport = transport
+        self._messages = messages
 
     def _record_attempt(self, outcome: str, duration_ms: float) -> None:
         # Exported by the worker's runtime (Prometheus on WORKER_METRICS_PORT).
@@ -49,8 +91,22 @@ class SendActivities:
         """Hand one email to the provider once; classify a failure as transient or permanent."""
         started_at = datetime.now(UTC).isoformat()
         started = time.monotonic()
+        if data.not_after is not None and datetime.now(UTC) > datetime.fromisoformat(
+            data.not_after
+        ):
+            _refuse(
+                errors.SEND_WINDOW_CLOSED,
+                f"not sent: attempt {data.attempt} started after the send window ended "
+                f"({data.not_after}); the provider was not called",
+                started_at,
+            )
+        message = (
+            data.message
+            if data.message is not None
+            else await self._pinned_message(data, started_at)
+        )
         try:
-            sent = await self._transport.send(data.message, data.idempotency_key)
+            sent = await self._transport.send(message, data.idempotency_key)
         except ProviderFailure as failure:
             raise self._failed(failure, data.attempt, started_at, started) from None
         duration_ms = (time.monotonic() - started) * 1000
@@ -130,3 +186,45 @@ class SendActivities:
             if permanent
             else ApplicationErrorCategory.BENIGN,
         )
+
+    async def _pinned_message(self, data: SendAttemptInput, started_at: str) -> EmailMessage:
+        """The message the workflow pinned, checked against the digest it gave."""
+        if self._messages is None:
+            raise RuntimeError("this worker cannot read pinned messages (no Temporal client)")
+        info = activity.info()
+        timeout = min((info.start_to_close_timeout or MAX_MESSAGE_READ * 3) / 3, MAX_MESSAGE_READ)
+        try:
+            message = await self._messages.fetch(
+                info.workflow_id or "", info.workflow_run_id or "", data.message_sha256, timeout
+            )
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            _refuse(
+                errors.MESSAGE_UNAVAILABLE,
+                f"not sent: could not read the pinned message ({type(err).__name__}); "
+                "the provider was not called",
+                started_at,
+                permanent=False,
+            )
+        if message_sha256(message) != data.message_sha256:
+            _refuse(
+                errors.MESSAGE_MISMATCH,
+                "not sent: the workflow answered another message than the one it pinned",
+                started_at,
+            )
+        return message
+
+
+def _refuse(error_type: str, text: str, started_at: str, *, permanent: bool = True) -> NoReturn:
+    """Fail the attempt without calling the provider (so it provably did not accept it)."""
+    activity.logger.warning("send attempt refused before the provider call: %s", error_type)
+    raise ApplicationError(
+        text,
+        AttemptFailureDetails(
+            http_status=None, provider_error=None, started_at=started_at, duration_ms=0.0
+        ),
+        type=error_type,
+        non_retryable=permanent,
+        category=ApplicationErrorCategory.UNSPECIFIED
+        if permanent
+        else ApplicationErrorCategory.BENIGN,
+    )

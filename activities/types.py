@@ -90,11 +90,20 @@ class RenderInviteBatchResult:
 
 @dataclass
 class SendAttemptInput:
-    """One send attempt. `idempotency_key` is the same on every attempt of one email."""
+    """One send attempt. `idempotency_key` is the same on every attempt of one email.
 
-    message: EmailMessage
+    Executions started before bounded history carry the `message` in every attempt. Newer
+    ones leave it out (`None`) so that a long retry series does not record the message
+    again and again: the activity reads the message its workflow pinned (query
+    `pinned_message`) and checks it against `message_sha256` before sending it.
+    `not_after` (ISO 8601) is the last moment the provider may be called for this email.
+    """
+
+    message: EmailMessage | None
     idempotency_key: str
     attempt: int = 1
+    message_sha256: str | None = None
+    not_after: str | None = None
 
 
 @dataclass

@@ -15,6 +15,7 @@ from api.errors import (
     InvalidRequest,
     NotConfigured,
     NotFound,
+    NotRecorded,
     SenderNotAllowed,
     SendError,
     TooManyAttempts,
@@ -38,6 +39,8 @@ UNAVAILABLE_DETAIL = (
     "email service temporarily unavailable: not accepted. Retry with the same "
     "Idempotency-Key (a timed-out request may have been recorded; the key makes the retry safe)"
 )
+# A read, a list or a cancel changed nothing: there is no key to speak of.
+READ_UNAVAILABLE_DETAIL = "email service temporarily unavailable; retry shortly"
 
 
 async def send_error(request: Request, exc: Exception) -> JSONResponse:
@@ -65,8 +68,9 @@ async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
     log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
+    detail = UNAVAILABLE_DETAIL if isinstance(exc, NotRecorded) else READ_UNAVAILABLE_DETAIL
     return JSONResponse(
-        {"detail": UNAVAILABLE_DETAIL},
+        {"detail": detail},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "1"},
     )

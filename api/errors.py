@@ -79,4 +79,8 @@ class InvalidIdempotencyKey(InvalidRequest):
 
 
 class Unavailable(SendError):
-    """Temporal could not durably record or answer: nothing was accepted, retry later."""
+    """Temporal could not answer (a read, a list, a cancel): retry later."""
+
+
+class NotRecorded(Unavailable):
+    """Temporal could not durably record a new send: nothing was accepted, retry later."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -25,17 +26,30 @@ from workflows.status import InviteStatus, SendStatus
 # Resend's own cap on recipients per email.
 MAX_RECIPIENTS = 50
 MAX_BODY_CHARS = 256_000
-# html + text together, in UTF-8. The message travels in the workflow input and in every
-# send attempt's activity input, so it stays far below Temporal's 2 MB payload limit (and
-# a long retry series far below the history size limit). Gmail clips HTML past ~100 KB.
+# html + text together, in UTF-8. The message is recorded in the workflow input (once per
+# run), so it stays far below Temporal's 2 MB payload limit; JSON escapes non-ASCII, so the
+# largest (4-byte characters) takes ~393 KB there. Gmail clips HTML past ~100 KB.
 MAX_CONTENT_BYTES = 128 * 1024
+# Unicode's own line breaks (NEL, LINE and PARAGRAPH SEPARATOR) beside CR and LF: Python's
+# email package, and other mail software, split header lines on them too.
+_LINE_BREAK_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def _is_control(ch: str) -> bool:
+    """A control character or a line/paragraph separator (a tab is allowed in headers)."""
+    return ch != "\t" and unicodedata.category(ch) in _LINE_BREAK_CATEGORIES
 
 
 def _no_line_breaks(value: Any) -> Any:
-    # Checked before whitespace stripping: CR or LF anywhere in a header value is refused,
-    # even trailing, so header injection never depends on what a later step strips.
-    if isinstance(value, str) and ("\r" in value or "\n" in value):
-        raise ValueError("must not contain CR or LF (header injection)")
+    # Checked before whitespace stripping: a line break or another control character
+    # anywhere in a header value is refused, even trailing (U+0085 and U+2028 are
+    # whitespace to `str.strip`), so header injection never depends on what a later step
+    # strips.
+    if isinstance(value, str) and any(_is_control(ch) for ch in value):
+        raise ValueError(
+            "must not contain line breaks (CR, LF, U+0085, U+2028, U+2029) or other control "
+            "characters (header injection)"
+        )
     return value
 
 
@@ -43,7 +57,7 @@ MAX_SCHEDULE_AHEAD = timedelta(days=30)
 
 
 def _single_line(value: str) -> str:
-    if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+    if any(_is_control(ch) for ch in value):
         raise ValueError("must be a single line without control characters")
     return value
 
@@ -67,11 +81,11 @@ NoLineBreaks = BeforeValidator(_no_line_breaks)
 
 
 def _send_at(value: datetime) -> datetime:
+    # "Must be in the future" is checked by the service, after a repeat of an accepted
+    # request (same Idempotency-Key) has been answered as it was: the clock moves on.
     if value.tzinfo is None:
         raise ValueError("must include a timezone, e.g. 2030-01-01T09:00:00Z")
     now = datetime.now(UTC)
-    if value <= now:
-        raise ValueError("must be in the future")
     if value > now + MAX_SCHEDULE_AHEAD:
         raise ValueError("must be at most 30 days ahead")
     return value.astimezone(UTC)
@@ -86,7 +100,7 @@ TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 SendAt = Annotated[
     datetime,
     AfterValidator(_send_at),
-    Field(description="Send later (ISO 8601 with timezone, up to 30 days ahead)."),
+    Field(description="Send later (ISO 8601 with timezone, in the future, up to 30 days ahead)."),
 ]
 
 
@@ -357,7 +371,12 @@ class EmailStatus(BaseModel):
     kind: SendKind
     workflow_id: str
     status: SendStatus
+    # False: no worker answered in time, so this is what Temporal itself knows (status,
+    # ids, times), without attempts or events; ask again for the live state.
+    live: bool = True
     attempt_count: int
+    # `attempts` lists the first and the latest; this many in between are only counted.
+    attempts_omitted: int = 0
     attempts: list[Attempt]
     last_error: ErrorInfo | None
     provider_message_id: str | None
@@ -367,8 +386,18 @@ class EmailStatus(BaseModel):
     sent_at: str | None
     send_at: str | None = None
     cancelled_at: str | None = None
+    cancel_requested_at: str | None = None
     tenant_id: str | None = None
+    first_attempt_at: str | None = None
+    # No attempt is made after this moment (the provider deduplicates for 24 h after the first).
+    not_after: str | None = None
+    # True once an attempt's outcome is unknown: the provider may have accepted the email.
+    provider_may_have_accepted: bool = False
+    delivery_event_count: int = 0
+    delivery_events_omitted: int = 0
     delivery_events: list[DeliveryEvent] = []
+    # How many workflow runs the send has taken (it continues as new to bound its history).
+    runs: int = 1
 
 
 class EmailSummary(BaseModel):
@@ -393,7 +422,19 @@ class TimelineEvent(BaseModel):
     """One step of a send's story, oldest first."""
 
     at: str | None
-    type: Literal["accepted", "scheduled", "attempt", "sent", "delivery", "failed", "cancelled"]
+    type: Literal[
+        "accepted",
+        "scheduled",
+        "attempt",
+        "attempts_omitted",
+        "sent",
+        "delivery",
+        "delivery_events_omitted",
+        "failed",
+        "undetermined",
+        "cancel_requested",
+        "cancelled",
+    ]
     attempt: int | None = None
     outcome: str | None = None
     http_status: int | None = None
@@ -441,7 +482,10 @@ class BatchStatus(BaseModel):
 
 class CancelAccepted(BaseModel):
     id: str
+    # `cancelled` when applied (200); else (202) the status Temporal knows now.
     status: SendStatus
+    # Set when the cancel was only requested (202): what happens next.
+    detail: str | None = None
 
 
 class WebhookAck(BaseModel):

@@ -7,19 +7,25 @@ knows about HTTP (`api.error_handlers` answers them).
 Every read, list and cancel is scoped to its `Caller`: a send of another tenant is
 `NotFound`, exactly like a send that does not exist (no existence oracle). A send's tenant
 is its `TenantId` search attribute, set with the start and never changed.
+
+Reads and cancels answer without a worker: a read that gets no answer from the workflow
+within `QUERY_TIMEOUT` answers what the server itself knows (search attributes, times),
+marked not live; a cancel that gets no answer within `CANCEL_WAIT` is recorded as a signal
+that the workflow applies when it next runs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -28,7 +34,11 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -40,12 +50,15 @@ from temporalio.converter import value_to_type
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import errors
 from activities.delivery_contract import SendKind
 from api.errors import (
     IdempotencyKeyReused,
+    InvalidField,
     InvalidRequest,
     NotCancellable,
     NotFound,
+    NotRecorded,
     NotReschedulable,
     Unavailable,
 )
@@ -67,12 +80,14 @@ from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.status import SendStatus
 from workflows.types import (
+    CANCEL_REQUEST_SIGNAL,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
     RESCHEDULE_UPDATE,
     CancelInput,
     CancelResult,
     DeliveryEventInput,
+    EmailError,
     EmailStatusResult,
     InviteInput,
     InviteState,
@@ -85,7 +100,12 @@ from workflows.types import (
 log = logging.getLogger("durable_mail.api")
 
 RPC_TIMEOUT = timedelta(seconds=5)
+# How long a read waits for the workflow's own answer (a worker) before it answers from
+# what the server knows; how long a cancel waits before it is recorded as a request.
+QUERY_TIMEOUT = timedelta(seconds=1)
+CANCEL_WAIT = timedelta(seconds=1)
 REQUEST_HASH_MEMO = "request_sha256"
+ACCEPTED_AT_MEMO = "accepted_at"
 TOKEN_CHECK_BYTES = 8
 UNAVAILABLE_CODES = {
     RPCStatusCode.UNAVAILABLE,
@@ -128,6 +148,19 @@ class SendRecord:
 
     workflow_id: str
     state: EmailStatusResult
+    # False when no worker answered: the state is what the server knows (its search
+    # attributes and times), without attempts or events.
+    live: bool = True
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel did: applied (`cancelled`), or only requested."""
+
+    status: SendStatus
+    # True when no worker answered at once: the cancel is recorded and takes effect when the
+    # send's workflow next runs, if the email has not gone out by then.
+    requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,10 +217,21 @@ async def start_send(
     The workflow id derives from the tenant's idempotency key, so a repeat is always of
     the same tenant as `data.tenant_id`. The policy's queue priority is the workflow's too:
     its workflow tasks are ordered as its provider calls are (a tenant's backlog of new
-    sends cannot hold another's back).
+    sends cannot hold another's back). The accept time goes into the input of the email
+    workflows (a reset of the workflow keeps it) and into the memo.
     """
     run, kind = _workflow_of(data)
-    with temporal_errors():
+    accepted_at = datetime.now(UTC)
+    if isinstance(data, SendEmailInput | SendInviteEmailInput):
+        data = dataclasses.replace(data, accepted_at=data.accepted_at or accepted_at.isoformat())
+    send_at = None if isinstance(data, SendBatchInput) else data.send_at
+    if send_at and datetime.fromisoformat(send_at) <= accepted_at:
+        # A repeat of an accepted request gets its answer again whatever the clock says
+        # now: only a new request must name a moment still to come.
+        if await is_repeat(client, workflow_id, fingerprint):
+            return StartedSend(workflow_id, replayed=True)
+        raise InvalidField("send_at", "must be in the future")
+    with temporal_errors(accepting=True):
         try:
             await client.start_workflow(
                 run,
@@ -196,7 +240,10 @@ async def start_send(
                 task_queue=task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={REQUEST_HASH_MEMO: fingerprint.recorded},
+                memo={
+                    REQUEST_HASH_MEMO: fingerprint.recorded,
+                    ACCEPTED_AT_MEMO: accepted_at.isoformat(),
+                },
                 search_attributes=_initial_search_attributes(kind, data),
                 static_summary=start_summary(kind, data.tenant_id),
                 priority=task_priority(data.policy),
@@ -215,7 +262,7 @@ async def is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) 
 
     False if there is no such send; `IdempotencyKeyReused` if another body started it.
     """
-    with temporal_errors():
+    with temporal_errors(accepting=True):
         try:
             description = await client.get_workflow_handle(workflow_id).describe(
                 rpc_timeout=RPC_TIMEOUT
@@ -265,7 +312,7 @@ async def read_send(client: Client, email_id: str, caller: Caller) -> SendRecord
             raise NotFound(NO_SUCH_EMAIL)
         return SendRecord(workflow_id, item_status(batch, index))
     workflow_id = _workflow_id(email_id)
-    return SendRecord(workflow_id, await _read_status(client, workflow_id, caller))
+    return await _read(client, workflow_id, caller)
 
 
 def _check_tenant(description: WorkflowExecutionDescription, caller: Caller) -> None:
@@ -307,7 +354,9 @@ async def _read_batch(
         raise NotFound(not_found) from None
 
 
-async def _read_status(client: Client, workflow_id: str, caller: Caller) -> EmailStatusResult:
+async def _read(client: Client, workflow_id: str, caller: Caller) -> SendRecord:
+    """A send's status: from the result once closed, else from the `status` query, else
+    (no worker answered within `QUERY_TIMEOUT`) from what the server knows, not live."""
     handle = client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
@@ -320,15 +369,85 @@ async def _read_status(client: Client, workflow_id: str, caller: Caller) -> Emai
                 ).result(rpc_timeout=RPC_TIMEOUT)
                 if invite.invitation is None:
                     raise Unavailable("invite without an invitation status")
-                return invite.invitation
+                return SendRecord(workflow_id, invite.invitation)
             result: EmailStatusResult = await handle.result(rpc_timeout=RPC_TIMEOUT)
-            return result
+            return SendRecord(workflow_id, result)
         if description.status == WorkflowExecutionStatus.FAILED:
-            return await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT), EmailStatusResult)
-        state: EmailStatusResult = await handle.query(
-            "status", result_type=EmailStatusResult, rpc_timeout=RPC_TIMEOUT
-        )
+            failed = await _failed_status(handle.result(rpc_timeout=RPC_TIMEOUT), EmailStatusResult)
+            return SendRecord(workflow_id, failed)
+        try:
+            state: EmailStatusResult = await handle.query(
+                "status", result_type=EmailStatusResult, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            # No worker answered in time (or it could not): say what the server knows.
+            log.info("status of %s not live: %s", workflow_id, type(err).__name__)
+            known = await _known_state(workflow_id, description)
+            return SendRecord(
+                workflow_id, _ended_early(known, description.status, live=False), live=False
+            )
+        return SendRecord(workflow_id, _ended_early(state, description.status))
+
+
+async def _known_state(
+    workflow_id: str, description: WorkflowExecutionDescription
+) -> EmailStatusResult:
+    """A send's state as the server knows it without a worker: search attributes and times."""
+    attributes = description.typed_search_attributes
+    kind = attributes.get(EMAIL_KIND)
+    status = attributes.get(EMAIL_STATUS)
+    accepted_at = await description.memo_value(ACCEPTED_AT_MEMO, None)
+    started = description.start_time.isoformat()
+    return EmailStatusResult(
+        id=public_id_for(workflow_id) or workflow_id,
+        kind=SendKind(kind) if kind else _kind_of(workflow_id),
+        status=SendStatus(status) if status else SendStatus.QUEUED,
+        created_at=str(accepted_at or started),
+        updated_at=description.close_time.isoformat() if description.close_time else started,
+        provider_message_id=attributes.get(PROVIDER_MESSAGE_ID),
+        tenant_id=attributes.get(TENANT_ID),
+    )
+
+
+def _kind_of(workflow_id: str) -> SendKind:
+    return SendKind.INVITE if workflow_id.startswith("invite-") else SendKind.EMAIL
+
+
+# Where a send can stand while its workflow runs; an execution that ended (terminated by
+# an operator or a Temporal limit, timed out) in one of these never finished its send.
+UNFINISHED = frozenset(
+    {SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.SENDING, SendStatus.RETRYING}
+)
+
+
+def _ended_early(
+    state: EmailStatusResult, execution: WorkflowExecutionStatus | None, *, live: bool = True
+) -> EmailStatusResult:
+    """The honest status of a send whose workflow was ended from outside before it finished.
+
+    Undetermined unless the provider provably never had it: still scheduled, or (from the
+    workflow's own state) no attempt with an unknown outcome and none in flight."""
+    if execution == WorkflowExecutionStatus.RUNNING or state.status not in UNFINISHED:
         return state
+    name = execution.name.lower() if execution else "ended"
+    maybe_sent = state.status != SendStatus.SCHEDULED and (
+        not live
+        or state.provider_may_have_accepted
+        or state.status == SendStatus.SENDING
+        or any(a.error_type not in errors.NOT_ACCEPTED for a in state.attempts)
+    )
+    if maybe_sent:
+        status = SendStatus.UNDETERMINED
+        message = (
+            f"the send's workflow was {name} before it finished; an attempt may have reached "
+            "the provider. Resubmitting it under a new Idempotency-Key may send it twice."
+        )
+    else:
+        status = SendStatus.FAILED
+        message = f"the send's workflow was {name} before any attempt reached the provider"
+    return dataclasses.replace(
+        state, status=status, last_error=EmailError(f"Workflow{name.title()}", message)
+    )
 
 
 async def _failed_status(result: Awaitable[Any], status_type: type[StatusT]) -> StatusT:
@@ -343,8 +462,11 @@ async def _failed_status(result: Awaitable[Any], status_type: type[StatusT]) -> 
     raise Unavailable("failed workflow without a recorded status")
 
 
-async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelResult:
-    """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have."""
+async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelOutcome:
+    """Cancel a send that has not gone out; `NotCancellable` (with the status) once it may have.
+
+    With no worker to answer within `CANCEL_WAIT`, the cancel is recorded as a signal (a
+    durable request) that the workflow applies when it next runs, if it still can."""
     if batch_item_of(email_id) is not None:
         send = await read_send(client, email_id, caller)  # NotFound for no such item
         raise NotCancellable(
@@ -359,19 +481,34 @@ async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelRe
             _check_tenant(await handle.describe(rpc_timeout=RPC_TIMEOUT), caller)
         try:
             result: CancelResult = await handle.execute_update(
-                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=RPC_TIMEOUT
+                CANCEL_UPDATE, CancelInput(), result_type=CancelResult, rpc_timeout=CANCEL_WAIT
             )
-            return result
+            return CancelOutcome(result.status)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             detail = cause.message if isinstance(cause, ApplicationError) else "cannot cancel"
             raise NotCancellable(detail) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return await _request_cancel(handle)
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
     # Not found (NotFound from the read), or already closed: the status read tells which.
-    state = await _read_status(client, workflow_id, caller)
-    raise NotCancellable(f"email is {state.status}; it can no longer be cancelled")
+    record = await _read(client, workflow_id, caller)
+    raise NotCancellable(f"email is {record.state.status}; it can no longer be cancelled")
+
+
+async def _request_cancel(handle: WorkflowHandle[Any, Any]) -> CancelOutcome:
+    """No worker answered the update: record the cancel as a signal, unless the server
+    already knows the send is past cancelling."""
+    description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+    known = description.typed_search_attributes.get(EMAIL_STATUS)
+    status = SendStatus(known) if known else SendStatus.QUEUED
+    if description.status != WorkflowExecutionStatus.RUNNING or status not in UNFINISHED:
+        raise NotCancellable(f"email is {status}; it can no longer be cancelled")
+    await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput(), rpc_timeout=RPC_TIMEOUT)
+    log.info("cancel of %s requested (no worker answered)", handle.id)
+    return CancelOutcome(status, requested=True)
 
 
 async def read_input(client: Client, email_id: str, caller: Caller) -> RecordedSend:
@@ -434,8 +571,8 @@ async def reschedule_send(
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
     # Not found (NotFound from the read), or already closed: the status read tells which.
-    state = await _read_status(client, workflow_id, caller)
-    raise NotReschedulable(f"email is {state.status}; it can no longer be rescheduled")
+    record = await _read(client, workflow_id, caller)
+    raise NotReschedulable(f"email is {record.state.status}; it can no longer be rescheduled")
 
 
 async def list_sends(
@@ -497,10 +634,23 @@ async def _list(
         try:
             await pages.fetch_next_page()
         except RPCError as err:
-            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT or (
+                page_token is not None and await _lists_without_token(client, query)
+            ):
                 raise InvalidRequest("invalid page_token") from None
             raise
     return list(pages.current_page or []), pages.next_page_token
+
+
+async def _lists_without_token(client: Client, query: str) -> bool:
+    """Whether the same query answers without the page token (then the token was bad: the
+    server answers a token it cannot read with a generic error, not a false outage)."""
+    probe = client.list_workflows(query, page_size=1, rpc_timeout=RPC_TIMEOUT)
+    try:
+        await probe.fetch_next_page()
+    except RPCError:
+        return False
+    return True
 
 
 def _encode_token(token: bytes) -> str:
@@ -558,8 +708,10 @@ async def signal_delivery_event(
 
 
 @contextmanager
-def temporal_errors() -> Iterator[None]:
-    """Temporal client failures as domain errors: unknown workflow, or Temporal unavailable."""
+def temporal_errors(*, accepting: bool = False) -> Iterator[None]:
+    """Temporal client failures as domain errors: unknown workflow, or Temporal unavailable
+    (`NotRecorded` while accepting a send: then nothing was accepted)."""
+    unavailable = NotRecorded if accepting else Unavailable
     try:
         yield
     except RPCError as err:
@@ -568,9 +720,9 @@ def temporal_errors() -> Iterator[None]:
         if err.status not in UNAVAILABLE_CODES:
             # Unexpected (e.g. permission denied): nothing was accepted either.
             log.error("temporal error: %s", err.status)
-        raise Unavailable(err.message) from None
+        raise unavailable(err.message) from None
     except RuntimeError as err:
         # A lazy client that has never reached the server fails its first call this way.
         if "client connect" in str(err):
-            raise Unavailable("cannot connect to Temporal") from None
+            raise unavailable("cannot connect to Temporal") from None
         raise

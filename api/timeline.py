@@ -13,11 +13,23 @@ from workflows.types import EmailStatusResult
 
 
 def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
-    """accepted, scheduled, each attempt, sent, each delivery event, failed/cancelled."""
+    """accepted, scheduled, each attempt, sent, each delivery event, failed/undetermined,
+    cancel requested, cancelled. Attempts and events dropped from the middle of a long
+    story (the workflow keeps the first and the latest) are one line with their count."""
     events = [TimelineEvent(at=state.created_at, type="accepted")]
     if state.send_at:
         events.append(TimelineEvent(at=state.created_at, type="scheduled", detail=state.send_at))
+    previous = 0
     for attempt in state.attempts:
+        if attempt.attempt > previous + 1:
+            events.append(
+                TimelineEvent(
+                    at=attempt.scheduled_at,
+                    type="attempts_omitted",
+                    detail=f"attempts {previous + 1} to {attempt.attempt - 1} not kept",
+                )
+            )
+        previous = attempt.attempt
         events.append(
             TimelineEvent(
                 at=attempt.finished_at,
@@ -46,15 +58,26 @@ def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
                 detail=event.detail,
             )
         )
-    if state.status == SendStatus.FAILED and state.last_error and not state.sent_at:
+    if state.delivery_events_omitted:
         events.append(
             TimelineEvent(
                 at=state.updated_at,
-                type="failed",
+                type="delivery_events_omitted",
+                detail=f"{state.delivery_events_omitted} delivery events not kept",
+            )
+        )
+    unsent = {SendStatus.FAILED: "failed", SendStatus.UNDETERMINED: "undetermined"}
+    if state.status in unsent and state.last_error and not state.sent_at:
+        events.append(
+            TimelineEvent(
+                at=state.updated_at,
+                type=unsent[state.status],
                 error_type=state.last_error.type,
                 detail=state.last_error.message,
             )
         )
+    if state.cancel_requested_at:
+        events.append(TimelineEvent(at=state.cancel_requested_at, type="cancel_requested"))
     if state.status == SendStatus.CANCELLED:
         events.append(TimelineEvent(at=state.cancelled_at, type="cancelled"))
     # Stable sort: an event received before the send was recorded still shows after `sent`

@@ -1,7 +1,11 @@
 """Record workflow histories for the replay tests: `python scripts/record_histories.py [name...]`.
 
 Runs each scenario on a fresh dev server against the fake Resend, then exports the history
-with the real CLI (`temporal workflow show --output json`) into tests/histories/.
+with the real CLI (`temporal workflow show --output json`) into tests/histories/. A send that
+continued as new is exported run by run: `<name>.json` (the first run), `<name>_run2.json`...
+The dev server suggests continue-as-new after `SUGGEST_CONTINUE_AS_NEW_EVENTS` events, so
+that such a history stays small (the workflow honours the suggestion as it does in production,
+where the server suggests it after 4 Ki events).
 
 It never overwrites a recorded history: those of older code (recorded before a
 `workflow.patched` change) are the proof that sends started by that code still replay.
@@ -12,6 +16,7 @@ naming a scenario whose history exists is refused (add a new scenario under a ne
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -59,6 +64,7 @@ from workflows.send_email import SendEmail  # noqa: E402
 from workflows.send_invite_email import SendInviteEmail  # noqa: E402
 from workflows.types import (  # noqa: E402
     ACCEPT_UPDATE,
+    CANCEL_REQUEST_SIGNAL,
     CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
     RESCHEDULE_UPDATE,
@@ -82,6 +88,8 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
 # that its history does not hold it.
 TOKEN_SECRET = INVITE_TOKEN_SECRET
 log = logging.getLogger("record")
+# Far above every other scenario's history (< 100 events), far below the production default.
+SUGGEST_CONTINUE_AS_NEW_EVENTS = 200
 
 Scenario = Callable[[Client, DeliveryPolicy], Awaitable[str]]
 
@@ -99,6 +107,8 @@ def invite_input(policy: DeliveryPolicy, send_at: str | None = None) -> SendInvi
         policy=policy,
         tenant_id="acme",
         send_at=send_at,
+        # The API writes the accept time into every input (a reset keeps it).
+        accepted_at=datetime.now(UTC).isoformat(),
     )
 
 
@@ -125,7 +135,12 @@ async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[
     )
     return await client.start_workflow(
         SendEmail.run,
-        SendEmailInput(email_id=email_id, message=message, policy=policy),
+        SendEmailInput(
+            email_id=email_id,
+            message=message,
+            policy=policy,
+            accepted_at=datetime.now(UTC).isoformat(),
+        ),
         id="email-" + email_id.removeprefix("em_"),
         task_queue="record",
         static_summary=start_summary(SendKind.EMAIL, None),
@@ -234,6 +249,39 @@ def with_events(*event_types: str, early: bool = False, start: Starter = start_i
     return scenario
 
 
+def with_policy(scenario: Scenario, **changes: Any) -> Scenario:
+    """The same scenario under another delivery policy (a short send window, say)."""
+
+    async def changed(client: Client, policy: DeliveryPolicy) -> str:
+        return await scenario(client, dataclasses.replace(policy, **changes))
+
+    return changed
+
+
+def cancel_requested(*, in_first_task: bool) -> Scenario:
+    """A scheduled invite cancelled by the durable `cancel_request` signal (the API's cancel
+    when no worker answers): while it waits, or in its very first workflow task."""
+
+    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
+        send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        data = invite_input(policy, send_at=send_at)
+        workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
+        signal: dict[str, Any] = (
+            {"start_signal": CANCEL_REQUEST_SIGNAL, "start_signal_args": [CancelInput()]}
+            if in_first_task
+            else {}
+        )
+        handle = await client.start_workflow(
+            SendInviteEmail.run, data, id=workflow_id, task_queue="record", **signal
+        )
+        if not in_first_task:
+            await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput())
+        await handle.result()
+        return workflow_id
+
+    return scenario
+
+
 def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = False) -> Scenario:
     """A batch whose items' provider events (item index, event type) arrive by item id."""
 
@@ -253,6 +301,28 @@ def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = Fa
         return handle.id
 
     return scenario
+
+
+async def reset_past_window(client: Client, policy: DeliveryPolicy) -> str:
+    """Sent, then reset (to its first task) after its send window: no second attempt."""
+    short = dataclasses.replace(policy, window_seconds=1.0)
+    handle = await start_email(client, short)
+    await handle.result()
+    state: EmailStatusResult = await handle.query("status", result_type=EmailStatusResult)
+    assert state.not_after is not None
+    not_after = datetime.fromisoformat(state.not_after)
+    await eventually(lambda: datetime.now(UTC) > not_after, what="the end of the send window")
+    address = client.service_client.config.target_host
+    subprocess.run(
+        [temporal_binary(), "workflow", "reset", "--address", address,
+         "--workflow-id", handle.id, "--type", "FirstWorkflowTask", "--reason", "recorded"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        await client.get_workflow_handle(handle.id).result()
+    except WorkflowFailureError:
+        pass
+    return handle.id
 
 
 def scheduled(*, cancel: bool) -> Scenario:
@@ -360,6 +430,22 @@ def life_accepted(*, app_link: bool) -> Scenario:
         return handle.id
 
     return scenario
+
+
+async def life_continued_as_new(client: Client, policy: DeliveryPolicy) -> str:
+    """An invite whose invitation meets 429s until its run is full: it continues as new
+    mid-retries (bounded history), then the invitation goes out and the invite is accepted."""
+    data, _ = life_input(policy, app_link=True, expires_in=120.0)
+    handle = await start_life(client, data)
+
+    async def sent() -> bool:
+        state = await handle.query("status", result_type=EmailStatusResult)
+        return bool(state.status == "sent")
+
+    await eventually(sent, timeout=60, what="the invitation sent after the 429s")
+    await handle.execute_update(ACCEPT_UPDATE, AcceptInput(None), result_type=AcceptResult)
+    await handle.result()
+    return handle.id
 
 
 async def start_scheduled_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
@@ -479,6 +565,34 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     # Resend-compatible fields in the message, and a `reschedule` update while scheduled.
     "email_rescheduled": ([], email_rescheduled(while_waiting=False)),
     "email_rescheduled_while_waiting": ([], email_rescheduled(while_waiting=True)),
+    # Bounded history and honest outcomes (workflow.patched "bounded-history-v1"): the
+    # message is read by the activity (not in its input), the window ends at `not_after`.
+    "email_sent_bounded": ([], run_email),
+    "invite_retried_bounded": ([Fault(status=500), Fault(status=429, retry_after=1)], run_invite),
+    "email_undetermined_after_500s": (
+        [Fault(status=500)] * 30,
+        with_policy(run_email, window_seconds=2.0),
+    ),
+    "email_failed_after_429s": (
+        [Fault(status=429, retry_after=1)] * 30,
+        with_policy(run_email, window_seconds=2.5),
+    ),
+    "email_undetermined_409": (
+        [Fault(status=409, name="invalid_idempotent_request")],
+        run_email,
+    ),
+    "invite_cancel_requested": ([], cancel_requested(in_first_task=False)),
+    "invite_cancel_requested_first_task": ([], cancel_requested(in_first_task=True)),
+    # Continue-as-new mid-retries (carrying attempts, backoff and window), then sent.
+    "email_continued_as_new": ([Fault(status=500)] * 24, run_email),
+    # An invite continues as new after rendering: the next run sends the carried message.
+    "invite_continued_as_new": ([Fault(status=429, retry_after=1)] * 20, run_invite),
+    "email_reset_past_window": ([], reset_past_window),
+    # An invite's life continues as new mid-retries, carrying its state and both emails.
+    "invite_life_continued_as_new": (
+        [Fault(status=429, retry_after=1)] * 20,
+        life_continued_as_new,
+    ),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})
@@ -520,6 +634,36 @@ def to_record(names: list[str]) -> list[str]:
     return [name for name in names or SCENARIOS if name not in recorded]
 
 
+async def run_ids(client: Client, workflow_id: str) -> list[str]:
+    """The runs of a workflow, first to last (more than one if it continued as new)."""
+    latest = await client.get_workflow_handle(workflow_id).describe()
+    run_id = latest.raw_description.workflow_execution_info.first_run_id or latest.run_id
+    runs = []
+    while run_id:
+        runs.append(run_id)
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else ""
+        )
+    return runs
+
+
+def export(address: str, workflow_id: str, run_id: str | None, path: Path) -> None:
+    """`temporal workflow show --output json` of one run (the latest if `run_id` is None)."""
+    run = ["--run-id", run_id] if run_id else []
+    shown = subprocess.run(
+        [temporal_binary(), "workflow", "show", "--address", address,
+         "--workflow-id", workflow_id, *run, "--output", "json"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    # "x": fails rather than overwrite a history written meanwhile.
+    with path.open("x") as out:
+        out.write(shown.stdout)
+
+
 async def main(names: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -527,7 +671,12 @@ async def main(names: list[str]) -> None:
     if not chosen:
         log.info("nothing to record: every scenario has its history in %s", OUT)
         return
-    env = await start_local()
+    env = await start_local(
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_EVENTS}",
+        ]
+    )
     address = env.client.service_client.config.target_host
     try:
         with FakeResendServer() as fake:
@@ -558,18 +707,16 @@ async def main(names: list[str]) -> None:
                 async with workers[0], workers[1]:
                     for name in chosen:
                         faults, scenario = SCENARIOS[name]
+                        fake.fake.reset()  # no fault left over from the last scenario
                         transport.use_outbox(name in OUTBOX_SCENARIOS)
                         fake.fake.enqueue_faults(faults)
                         workflow_id = await scenario(env.client, policy)
-                        shown = subprocess.run(
-                            [temporal_binary(), "workflow", "show", "--address", address,
-                             "--workflow-id", workflow_id, "--output", "json"],
-                            check=True, capture_output=True, text=True,
-                        )  # fmt: skip
-                        # "x": fails rather than overwrite a history written meanwhile.
-                        with (OUT / f"{name}.json").open("x") as out:
-                            out.write(shown.stdout)
-                        log.info("recorded %s (%s)", name, workflow_id)
+                        runs = await run_ids(env.client, workflow_id)
+                        for n, run_id in enumerate(runs, start=1):
+                            suffix = f"_run{n}" if n > 1 else ""
+                            export(address, workflow_id, run_id if len(runs) > 1 else None,
+                                   OUT / f"{name}{suffix}.json")  # fmt: skip
+                        log.info("recorded %s (%s, %d run(s))", name, workflow_id, len(runs))
     finally:
         await env.shutdown()
 

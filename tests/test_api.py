@@ -12,6 +12,7 @@ import pytest
 from google.protobuf.json_format import MessageToJson
 from temporalio.client import Client
 
+from api import sends
 from api.main import create_app
 from config import Settings
 from infra.temporal_client import API_RETRY, connect
@@ -72,6 +73,16 @@ async def test_generic_email_is_sent_once_with_tags_and_default_sender(
         ("/v1/emails", {"to": "ann@example.com", "subject": "No body"}, None),
         ("/v1/emails", {**EMAIL, "from": "no address here"}, "from"),
         ("/v1/emails", {**EMAIL, "tags": [{"name": "bad tag", "value": "x"}]}, "tags"),
+        # Unicode line breaks and other control characters (trailing ones too: `strip`
+        # would remove U+0085 and U+2028 before a later check saw them).
+        ("/v1/emails", {**EMAIL, "subject": "Hi\u2028Bcc: x@evil.test"}, "subject"),
+        ("/v1/emails", {**EMAIL, "subject": "Hi\u2029"}, "subject"),
+        ("/v1/emails", {**EMAIL, "subject": "Hi\x85"}, "subject"),
+        ("/v1/emails", {**EMAIL, "subject": "Hi\x1b[31m"}, "subject"),
+        ("/v1/emails", {**EMAIL, "from": "Ann\u2028 <ann@example.com>"}, "from"),
+        ("/v1/invites", {**INVITE, "inviter_name": "Bob\u2028"}, "inviter_name"),
+        ("/v1/invites", {**INVITE, "tenant_name": "Acme\x85Inc"}, "tenant_name"),
+        ("/v1/invites", {**INVITE, "role": "admin\x0b"}, "role"),
     ],
 )
 async def test_bad_input_is_422_with_field_errors_and_starts_nothing(
@@ -134,8 +145,13 @@ async def test_temporal_unreachable_is_503_never_202(
         assert "not accepted" in response.json()["detail"]
         assert "Idempotency-Key" in response.json()["detail"]
         assert response.headers["Retry-After"] == "1"
-    status = await api_without_temporal.get("/v1/emails/inv_0123456789abcdef")
-    assert status.status_code == 503
+    # A read changed nothing: its error has no key to speak of.
+    for read in ("/v1/emails/inv_0123456789abcdef", "/v1/emails"):
+        status = await api_without_temporal.get(read)
+        assert status.status_code == 503
+        assert "Idempotency-Key" not in status.text and "not accepted" not in status.text
+    cancel = await api_without_temporal.delete("/v1/emails/inv_0123456789abcdef")
+    assert cancel.status_code == 503 and "Idempotency-Key" not in cancel.text
     ready = await api_without_temporal.get("/readyz")
     assert ready.status_code == 503
 
@@ -203,3 +219,12 @@ async def test_outbox_routes_exist_only_in_outbox_mode(api: httpx.AsyncClient) -
     for path in ("/dev/outbox", "/dev/outbox/x.html"):
         response = await api.get(path, headers={"Host": "localhost"})
         assert response.status_code == 404
+
+
+async def test_forged_page_token_is_a_400_not_an_outage(api: httpx.AsyncClient) -> None:
+    # Well-formed for our own check (its checksum matches), garbage for Temporal.
+    forged = sends._encode_token(b"\x00forged-by-a-client" * 3)
+    response = await api.get(f"/v1/emails?page_token={forged}")
+    assert response.status_code == 400, response.text
+    assert response.json() == {"detail": "invalid page_token"}
+    assert (await api.get("/v1/emails?page_token=garbage")).status_code == 400

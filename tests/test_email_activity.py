@@ -7,14 +7,18 @@ import email
 import email.policy
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities import errors
+from activities.delivery_contract import message_sha256
 from activities.send import SendActivities
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
@@ -203,6 +207,86 @@ async def test_pacer_spaces_calls_at_the_rate() -> None:
     await asyncio.gather(*(call() for _ in range(6)))
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert all(gap >= 0.045 for gap in gaps), gaps
+
+
+class PinnedMessage:
+    """A workflow's `pinned_message` answer, as the send worker reads it."""
+
+    def __init__(self, message: EmailMessage | Exception) -> None:
+        self.message = message
+        self.asked: list[tuple[str, str]] = []
+
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage:
+        self.asked.append((workflow_id, run_id))
+        if isinstance(self.message, Exception):
+            raise self.message
+        return self.message
+
+
+def pinned_attempt(
+    digest: str | None = None, not_after: datetime | None = None
+) -> SendAttemptInput:
+    """An attempt of a bounded-history workflow: no message in the input, only its digest."""
+    return SendAttemptInput(
+        None,
+        "email-1/send",
+        1,
+        message_sha256=digest or message_sha256(MESSAGE),
+        not_after=(not_after or datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    )
+
+
+async def test_attempt_without_message_sends_the_one_its_workflow_pinned(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    pinned = PinnedMessage(MESSAGE)
+    activities = SendActivities(ResendTransport(http, FAKE_KEY), pinned)
+    result = await ActivityEnvironment().run(activities.send_email, pinned_attempt())
+    [delivery] = fake_resend.fake.deliveries
+    assert result.provider_message_id == delivery.id
+    assert delivery.payload["subject"] == MESSAGE.subject and len(pinned.asked) == 1
+
+
+@pytest.mark.parametrize(
+    ("pinned", "error_type", "permanent"),
+    [
+        # The workflow answered another message than the digest it gave: never send it.
+        (PinnedMessage(replace(MESSAGE, subject="Other")), errors.MESSAGE_MISMATCH, True),
+        # No answer (no workflow worker, say): the next attempt may get one.
+        (PinnedMessage(RPCError("timeout", RPCStatusCode.CANCELLED, b"")),
+         errors.MESSAGE_UNAVAILABLE, False),
+    ],
+    ids=["digest-mismatch", "no-answer"],
+)  # fmt: skip
+async def test_attempt_whose_pinned_message_cannot_be_read_or_checked_calls_no_provider(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    pinned: PinnedMessage,
+    error_type: str,
+    permanent: bool,
+) -> None:
+    activities = SendActivities(ResendTransport(http, FAKE_KEY), pinned)
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(activities.send_email, pinned_attempt())
+    assert caught.value.type == error_type and caught.value.non_retryable is permanent
+    assert error_type in errors.NOT_ACCEPTED
+    assert fake_resend.fake.requests_total == 0
+
+
+async def test_attempt_started_after_not_after_never_calls_the_provider(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    # E.g. a task Temporal hands out late, or the attempt of a workflow reset days later:
+    # past the window the provider may have forgotten the key, so a call could send twice.
+    activities = SendActivities(ResendTransport(http, FAKE_KEY), PinnedMessage(MESSAGE))
+    late = pinned_attempt(not_after=datetime.now(UTC) - timedelta(seconds=1))
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(activities.send_email, late)
+    assert caught.value.type == errors.SEND_WINDOW_CLOSED and caught.value.non_retryable
+    assert "provider was not called" in caught.value.message
+    assert fake_resend.fake.requests_total == 0
 
 
 def batch_of(n: int) -> list[EmailMessage]:

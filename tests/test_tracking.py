@@ -222,6 +222,29 @@ async def test_send_at_in_the_past_or_beyond_30_days_is_rejected(api: httpx.Asyn
     for send_at in ("2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z", "2030-01-01T00:00:00"):
         response = await api.post("/v1/emails", json={**email, "send_at": send_at})
         assert response.status_code == 422, send_at
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "send_at"], error
+
+
+async def test_same_key_repeat_of_a_scheduled_request_replays_after_send_at_passed(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    send_at = time.time() + 1.5
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(send_at)) + ".9+00:00"
+    body, key = {**INVITE, "send_at": iso}, {"Idempotency-Key": tenant()}
+    first = await api.post("/v1/invites", json=body, headers=key)
+    assert first.status_code == 202, first.text
+    await wait_for_status(api, first.json()["invite_id"], "sent", timeout=20)
+
+    # send_at is now in the past: the repeat still gets the original answer, not a 422.
+    again = await api.post("/v1/invites", json=body, headers=key)
+    assert again.status_code == 202, again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = {**body, "email": "eve@example.com"}
+    assert (await api.post("/v1/invites", json=other, headers=key)).status_code == 409
+    fresh = {"Idempotency-Key": tenant()}
+    assert (await api.post("/v1/invites", json=body, headers=fresh)).status_code == 422
+    assert fake_resend.fake.delivered_count == 1
 
 
 async def test_cancel_after_the_send_is_a_conflict(api: httpx.AsyncClient, worker: None) -> None:

@@ -28,19 +28,27 @@ import asyncio
 import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery_contract import REMINDER, SendKind, reminder_idempotency_key
+    from activities.delivery_contract import (
+        INVITATION,
+        PINNED_MESSAGE_QUERY,
+        REMINDER,
+        SendKind,
+        reminder_idempotency_key,
+    )
     from activities.render import TEMPLATE_FAILED, RenderActivities
     from activities.types import EmailMessage
-    from workflows.delivery import RESCHEDULE_REJECTED, Delivery
+    from workflows.delivery import RESCHEDULE_REJECTED, Delivery, pinned_of
     from workflows.status import InviteStatus, SendStatus
     from workflows.types import (
         ACCEPT_UPDATE,
+        CANCEL_REQUEST_SIGNAL,
         CANCEL_UPDATE,
         DELIVERY_EVENT_SIGNAL,
         INVITE_ALREADY_ACCEPTED,
@@ -57,9 +65,11 @@ with workflow.unsafe.imports_passed_through():
         AcceptResult,
         CancelInput,
         CancelResult,
+        ContinuedDelivery,
         DeliveryEventInput,
         DeliveryPolicy,
         EmailStatusResult,
+        InviteCarry,
         InviteInput,
         InviteState,
         RescheduleInput,
@@ -106,49 +116,86 @@ class Invite:
     @workflow.init
     def __init__(self, data: InviteInput) -> None:
         self._data = data
-        now = workflow.now()
-        self._expires_at = now + timedelta(seconds=data.expires_in_seconds)
+        carried = data.continued
+        if carried is None:
+            now = workflow.now()
+            expires_at = now + timedelta(seconds=data.expires_in_seconds)
+            remind_at = (
+                now + timedelta(seconds=data.remind_after_seconds)
+                if data.remind_after_seconds is not None
+                else None
+            )
+            self._state = InviteState(
+                invite_id=data.invite_id,
+                status=InviteStatus.PENDING,
+                to=data.to,
+                link="managed" if data.token_digest is not None else "app",
+                locale=data.locale,
+                created_at=_iso(now),
+                expires_at=_iso(expires_at),
+                tenant_id=data.tenant_id,
+                role=data.role,
+                remind_at=_iso(remind_at) if remind_at else None,
+            )
+            # The reminder is due `remind_after_seconds` after the start (which a reset
+            # keeps): its send window counts from then.
+            reminder_due = workflow.info().workflow_start_time + timedelta(
+                seconds=data.remind_after_seconds or 0
+            )
+        else:
+            self._state = carried.state
+            reminder_due = datetime.fromisoformat(
+                carried.state.remind_at or carried.state.created_at
+            )
+        self._expires_at = datetime.fromisoformat(self._state.expires_at)
         self._remind_at = (
-            now + timedelta(seconds=data.remind_after_seconds)
-            if data.remind_after_seconds is not None
-            else None
+            datetime.fromisoformat(self._state.remind_at) if self._state.remind_at else None
         )
-        self._state = InviteState(
-            invite_id=data.invite_id,
-            status=InviteStatus.PENDING,
-            to=data.to,
-            link="managed" if data.token_digest is not None else "app",
-            locale=data.locale,
-            created_at=_iso(now),
-            expires_at=_iso(self._expires_at),
-            tenant_id=data.tenant_id,
-            role=data.role,
-            remind_at=_iso(self._remind_at) if self._remind_at else None,
+        self._email = Delivery(
+            data.invite_id,
+            SendKind.INVITE,
+            data,
+            continued=carried.email if carried else None,
+            continue_as_new=self._park,
         )
-        self._email = Delivery(data.invite_id, SendKind.INVITE, data)
         self._reminder = Delivery(
             data.invite_id,
             SendKind.INVITE,
             _ReminderOptions(data.policy, data.tenant_id),
             idempotency_key=reminder_idempotency_key(workflow.info().workflow_id),
             visible=False,
+            accepted_at=_iso(reminder_due),
+            continued=carried.reminder_email if carried else None,
+            continue_as_new=self._park,
         )
-        self._reminder_started = False
-        self._sends: list[asyncio.Task[None]] = []
+        self._reminder_started = carried.reminder_started if carried else False
+        self._sends: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
+        self._parked: set[str] = set()
+        self._invitation: EmailMessage | None = carried.invitation if carried else None
+        self._reminder_message: EmailMessage | None = carried.reminder if carried else None
 
     @workflow.run
     async def run(self, data: InviteInput) -> InviteState:
-        rendered = await workflow.execute_local_activity_method(
-            RenderActivities.render_invite_emails,
-            data.render_input(self._state.expires_at),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RENDER_RETRY,
-        )
-        if self._pending:
-            self._start(self._email, rendered.invitation)
-        if self._remind_at is not None and rendered.reminder is not None:
-            if not await self._ended_before(self._remind_at):
-                self._remind(rendered.reminder)
+        carried = data.continued
+        if carried is None:
+            rendered = await workflow.execute_local_activity_method(
+                RenderActivities.render_invite_emails,
+                data.render_input(self._state.expires_at),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RENDER_RETRY,
+            )
+            self._invitation, self._reminder_message = rendered.invitation, rendered.reminder
+        assert self._invitation is not None
+        if self._pending and not (carried and carried.email_done):
+            self._start(INVITATION, self._email, self._invitation)
+        if self._remind_at is not None and self._reminder_message is not None:
+            if self._reminder_started:
+                # A run that continued as new after the reminder was started.
+                if carried and not carried.reminder_done:
+                    self._start(REMINDER, self._reminder, self._reminder_message)
+            elif self._state.reminder_skipped is None:
+                if not await self._ended_before(self._remind_at):
+                    self._remind(self._reminder_message)
         if not await self._ended_before(self._expires_at):
             self._end(InviteStatus.EXPIRED)
             workflow.logger.info("invite %s expired", data.invite_id)
@@ -161,21 +208,62 @@ class Invite:
         return self._state.status == InviteStatus.PENDING
 
     async def _ended_before(self, moment: datetime) -> bool:
-        """Wait (one durable timer) until `moment`; True if the invite ended first."""
+        """Wait (one durable timer) until `moment`; True if the invite ended first. The
+        invite continues as new from here when its history is full (`_ready_to_continue`)."""
         delay = moment - workflow.now()
         if not self._pending or delay <= timedelta(0):
             return not self._pending
         try:
-            await workflow.wait_condition(lambda: not self._pending, timeout=delay)
+            await workflow.wait_condition(
+                lambda: not self._pending or self._ready_to_continue(), timeout=delay
+            )
         except asyncio.TimeoutError:  # noqa: UP041 (asyncio's, raised by wait_condition)
             return False
+        if self._pending:
+            await self._continue_as_new()
         return True
 
-    def _start(self, delivery: Delivery, message: EmailMessage) -> None:
+    def _ready_to_continue(self) -> bool:
+        """The run's history is full and no send is mid-attempt: every running send waits
+        in `_park` (or none runs and events filled the history)."""
+        running = [name for name, (_, task) in self._sends.items() if not task.done()]
+        if running:
+            return all(name in self._parked for name in running)
+        return self._email.history_full()
+
+    async def _park(self, accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
+        """A send whose run is full waits here until the invite continues as new with it."""
+        name = INVITATION if carried.state is self._email.state else REMINDER
+        self._parked.add(name)
+        await workflow.wait_condition(lambda: False)
+        raise AssertionError("unreachable: the invite continued as new")
+
+    async def _continue_as_new(self) -> NoReturn:
+        """Continue as new (bounded history) with the invite, its rendered emails and each
+        send's carry; the workflow id, hence each email's idempotency key, stays."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self._invitation is not None
+        email = self._sends.get(INVITATION)
+        reminder = self._sends.get(REMINDER)
+        carried = InviteCarry(
+            state=self._state,
+            invitation=self._invitation,
+            reminder=self._reminder_message,
+            email=self._email.carry() if email else None,
+            email_done=bool(email and email[1].done()),
+            reminder_started=self._reminder_started,
+            reminder_email=self._reminder.carry() if reminder else None,
+            reminder_done=bool(reminder and reminder[1].done()),
+        )
+        workflow.logger.info("invite %s continues as new", self._data.invite_id)
+        workflow.continue_as_new(replace(self._data, continued=carried))
+
+    def _start(self, name: str, delivery: Delivery, message: EmailMessage) -> None:
         async def send() -> None:
             try:
-                if await delivery.begin():
-                    await delivery.send_and_track(message)
+                if delivery.message is None:
+                    delivery.message = message
+                await delivery.run()
             except ApplicationError as err:
                 # The send ended unaccepted; its status says why. The invite lives on
                 # (the app may revoke it and invite again).
@@ -183,7 +271,7 @@ class Invite:
                     "invite %s: email not sent (%s)", self._data.invite_id, err.type
                 )
 
-        self._sends.append(asyncio.create_task(send()))
+        self._sends[name] = (delivery, asyncio.create_task(send()))
 
     def _remind(self, message: EmailMessage) -> None:
         invitation = self._email.state.status
@@ -191,7 +279,7 @@ class Invite:
             self._state.reminder_skipped = f"the invitation is {invitation}"
             return
         self._reminder_started = True
-        self._start(self._reminder, message)
+        self._start(REMINDER, self._reminder, message)
 
     def _end(self, status: InviteStatus) -> None:
         now = _iso(workflow.now())
@@ -206,10 +294,11 @@ class Invite:
     async def _stop_sends(self) -> None:
         """The invite has ended: what has not gone out is cancelled, tracking stops."""
         self._cancel_unsent()
-        for task in self._sends:
+        tasks = [task for _, task in self._sends.values()]
+        for task in tasks:
             if not task.done():
                 task.cancel()
-        for task in self._sends:
+        for task in tasks:
             try:
                 await task
             except asyncio.CancelledError:
@@ -261,6 +350,20 @@ class Invite:
     def status(self) -> EmailStatusResult:
         """The invitation email's status (what `GET /v1/emails/{id}` shows)."""
         return self._email.state
+
+    @workflow.query(name=PINNED_MESSAGE_QUERY)
+    def pinned_message(self, digest: str | None = None) -> EmailMessage:
+        """The email the send activity asks for by its digest: the invitation or the reminder
+        (attempts carry the digest, not the message: see `workflows.delivery`)."""
+        return pinned_of([self._email, self._reminder], digest)
+
+    @workflow.signal(name=CANCEL_REQUEST_SIGNAL)
+    def cancel_request(self, data: CancelInput) -> None:
+        """The API's cancel when no worker answered `cancel` at once: applied as `cancel` is,
+        if the invitation has not gone out by now (else only noted in its status)."""
+        self._email.on_cancel_request()
+        if self._email.state.status == SendStatus.CANCELLED and self._pending:
+            self._end(InviteStatus.REVOKED)
 
     @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
     def delivery_event(self, event: DeliveryEventInput) -> None:

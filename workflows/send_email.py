@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import NoReturn
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind
     from workflows.delivery import Delivery, EmailHandlers
-    from workflows.types import EmailStatusResult, SendEmailInput
+    from workflows.types import ContinuedDelivery, EmailStatusResult, SendEmailInput
 
 
 @workflow.defn(name="SendEmail")
@@ -16,10 +19,19 @@ class SendEmail(EmailHandlers):
 
     @workflow.init
     def __init__(self, data: SendEmailInput) -> None:
-        self._delivery = Delivery(data.email_id, SendKind.EMAIL, data)
+        async def continue_as_new(accepted_at: str, carried: ContinuedDelivery) -> NoReturn:
+            workflow.continue_as_new(replace(data, accepted_at=accepted_at, continued=carried))
+
+        self._delivery = Delivery(
+            data.email_id,
+            SendKind.EMAIL,
+            data,
+            data.message,
+            accepted_at=data.accepted_at,
+            continued=data.continued,
+            continue_as_new=continue_as_new,
+        )
 
     @workflow.run
     async def run(self, data: SendEmailInput) -> EmailStatusResult:
-        if not await self._delivery.begin():
-            return self._delivery.state
-        return await self._delivery.send_and_track(data.message)
+        return await self._delivery.run()

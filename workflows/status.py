@@ -16,7 +16,13 @@ class SendStatus(StrEnum):
     RETRYING = "retrying"
     # The provider accepted the email (a 2xx); whether it reached the inbox comes later.
     SENT = "sent"
+    # The provider provably did not accept it (refused before any attempt whose outcome is
+    # unknown): resubmitting it is safe.
     FAILED = "failed"
+    # The send ended after an attempt whose outcome is unknown (timeout, network error, 5xx,
+    # 409 invalid_idempotent_request): the provider may have accepted it, so resubmitting it
+    # under a new key may send it twice.
+    UNDETERMINED = "undetermined"
     CANCELLED = "cancelled"
     DELIVERY_DELAYED = "delivery_delayed"
     DELIVERED = "delivered"

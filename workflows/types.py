@@ -19,6 +19,9 @@ from workflows.status import InviteStatus, SendStatus
 # Signal and update names (the webhook route and the operator CLI use them).
 DELIVERY_EVENT_SIGNAL = "delivery_event"
 CANCEL_UPDATE = "cancel"
+# The durable form of a cancel (a signal): the API sends it when no worker answers the
+# update; the workflow applies it when it next runs, if the email has not gone out by then.
+CANCEL_REQUEST_SIGNAL = "cancel_request"
 RESCHEDULE_UPDATE = "reschedule"
 # Workflow `Invite`: its updates and its query (the invite, where `status` is its email's).
 ACCEPT_UPDATE = "accept"
@@ -75,6 +78,10 @@ class SendInviteEmailInput(RenderInviteInput):
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # ISO 8601 UTC; the workflow waits on a durable timer until then.
     send_at: str | None = None
+    # When the API accepted the send (ISO 8601): kept by a reset, unlike later events.
+    accepted_at: str | None = None
+    # Set when a run continues as new: what the send carries into its next run.
+    continued: "ContinuedDelivery | None" = None
 
     def render_input(self) -> RenderInviteInput:
         """The template's fields alone: the render activity's input keeps its own shape."""
@@ -90,6 +97,8 @@ class SendEmailInput:
     tenant_id: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     send_at: str | None = None
+    accepted_at: str | None = None
+    continued: "ContinuedDelivery | None" = None
 
 
 @dataclass
@@ -180,6 +189,42 @@ class EmailStatusResult:
     delivery_events: list[DeliveryEventRecord] = field(default_factory=list)
     cancelled_at: str | None = None
     tenant_id: str | None = None
+    # Every attempt counts here; `attempts` keeps the first few and the most recent ones.
+    attempt_count: int = 0
+    attempts_omitted: int = 0
+    # The time of the first attempt, and the last moment the provider may be called (the
+    # provider deduplicates the idempotency key for 24 h after its first use).
+    first_attempt_at: str | None = None
+    not_after: str | None = None
+    # Every provider event counts here; `delivery_events` keeps the first and the latest.
+    delivery_event_count: int = 0
+    delivery_events_omitted: int = 0
+    cancel_requested_at: str | None = None
+    # True once an attempt's outcome is unknown (a timeout, a network error, a 5xx, a 409):
+    # the provider may have accepted the email, so it can no longer be cancelled, and a send
+    # that ends unaccepted ends `undetermined`, not `failed`.
+    provider_may_have_accepted: bool = False
+    # How many workflow runs the send has taken (it continues as new to bound its history).
+    runs: int = 1
+
+
+@dataclass
+class ContinuedDelivery:
+    """What a send carries into its next run when it continues as new.
+
+    The message is the one pinned in the first run (an invite is never rendered again); the
+    state carries the attempt count, the kept attempts and events, the send window.
+    """
+
+    state: EmailStatusResult
+    # None when the workflow input already holds the message (`SendEmailInput`).
+    message: EmailMessage | None = None
+    backoff_seconds: float | None = None
+    sent: bool = False
+    # The end of the wait for delivery events (ISO 8601), once sent.
+    tracking_until: str | None = None
+    seen_event_ids: list[str] = field(default_factory=list)
+    pending_events: list[DeliveryEventRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -208,6 +253,8 @@ class InviteInput:
     remind_after_seconds: float | None = None
     invite_token: InviteToken | None = None
     token_digest: str | None = None
+    # Set when a run continues as new (bounded history): what the invite carries over.
+    continued: "InviteCarry | None" = None
 
     def render_input(self, expires_at: str) -> RenderInviteEmailsInput:
         """What the template needs (the workflow's render, and the API's preview)."""
@@ -276,3 +323,19 @@ class RevokeResult:
     invite: InviteState
     # The invitation (or reminder) was cancelled before it went out.
     email_cancelled: bool
+
+
+@dataclass
+class InviteCarry:
+    """What an invite carries into its next run when it continues as new: its state, its
+    emails as rendered in the first run (never rendered again) and each send's carry."""
+
+    state: InviteState
+    invitation: EmailMessage
+    reminder: EmailMessage | None = None
+    # None: the send had not started (or, for the reminder, was not due yet).
+    email: ContinuedDelivery | None = None
+    email_done: bool = False
+    reminder_started: bool = False
+    reminder_email: ContinuedDelivery | None = None
+    reminder_done: bool = False

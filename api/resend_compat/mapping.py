@@ -19,6 +19,7 @@ LAST_EVENT: dict[SendStatus, ResendLastEvent] = {
     SendStatus.RETRYING: ResendLastEvent.QUEUED,
     SendStatus.SENT: ResendLastEvent.SENT,
     SendStatus.FAILED: ResendLastEvent.FAILED,
+    SendStatus.UNDETERMINED: ResendLastEvent.UNDETERMINED,
     SendStatus.CANCELLED: ResendLastEvent.CANCELED,
     SendStatus.DELIVERY_DELAYED: ResendLastEvent.DELIVERY_DELAYED,
     SendStatus.DELIVERED: ResendLastEvent.DELIVERED,

@@ -248,6 +248,9 @@ class ResendLastEvent(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     SUPPRESSED = "suppressed"
+    # Not Resend's: an attempt's outcome stayed unknown (a timeout, a 5xx) until the send
+    # ended; the email may have gone out, so resubmitting it may send it twice.
+    UNDETERMINED = "undetermined"
 
 
 class ResendSendResponse(BaseModel):

@@ -184,23 +184,43 @@ async def get_email_events(
     )
 
 
-@router.delete("/{email_id}", response_model=CancelAccepted, responses=ERRORS)
+CANCEL_REQUESTED = (
+    "cancel requested: no worker answered at once. The request is recorded and takes effect "
+    "when the send's worker next runs, if the email has not gone out by then; "
+    "GET /v1/emails/{id} shows the outcome (cancel_requested_at, status)."
+)
+
+
+@router.delete(
+    "/{email_id}",
+    response_model=CancelAccepted,
+    response_model_exclude_none=True,
+    responses={**ERRORS, 202: {"model": CancelAccepted, "description": "Cancel requested"}},
+)
 async def cancel_email(
-    email_id: str, client: TemporalClientDep, caller: CallerDep
+    email_id: str, response: Response, client: TemporalClientDep, caller: CallerDep
 ) -> CancelAccepted:
-    """Cancel a send that has not gone out (scheduled or waiting); 409 once it has."""
-    result = await sends.cancel_send(client, email_id, caller)
-    return CancelAccepted(id=email_id, status=result.status)
+    """Cancel a send that has not gone out (scheduled or waiting): 200 once cancelled, 202
+    when only requested (no worker answered; applied when one runs), 409 once it has gone."""
+    outcome = await sends.cancel_send(client, email_id, caller)
+    if outcome.requested:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return CancelAccepted(id=email_id, status=outcome.status, detail=CANCEL_REQUESTED)
+    return CancelAccepted(id=email_id, status=outcome.status)
 
 
 @router.get("/{email_id}", response_model=EmailStatus, responses=ERRORS)
 async def get_email(email_id: str, client: TemporalClientDep, caller: CallerDep) -> EmailStatus:
-    """Status of an email or invite: every attempt, the last error and the provider id."""
+    """Status of an email or invite: the attempts (first and latest, all counted), the last
+    error and the provider id; `live: false` when no worker answered (what Temporal knows)."""
     send = await sends.read_send(client, email_id, caller)
+    state = send.state
     return EmailStatus.model_validate(
         {
-            **asdict(send.state),
+            **asdict(state),
             "workflow_id": send.workflow_id,
-            "attempt_count": len(send.state.attempts),
+            "live": send.live,
+            # Results of sends finished before the count existed hold every attempt.
+            "attempt_count": max(state.attempt_count, len(state.attempts)),
         }
     )

@@ -45,6 +45,7 @@ COLUMNS = (
     ("replayed_202", "replayed 202"),
     ("provider_answers", "provider answers"),
     ("elapsed_s", "elapsed s"),
+    ("notes", "notes"),
 )
 
 

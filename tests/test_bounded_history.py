@@ -1,0 +1,421 @@
+"""Bounded history under a long provider outage, on Temporal's time-skipping test server.
+
+A whole send window (23 h) of provider trouble runs in seconds: the test server skips the
+timers between attempts. The provider is an in-process transport whose answers follow the
+(skipped) clock of the attempts, so "down for 22 h 50 min" means what it says. Every run
+of the workflow is read back from the server and measured: events and bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.converter import value_to_type
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from activities import errors
+from activities.delivery_contract import message_sha256
+from activities.transports.base import ProviderFailure, SentBatch, SentEmail
+from activities.types import EmailMessage, EmailTag
+from config import Settings
+from infra.temporal_client import data_converter
+from testkit.dev_server import start_time_skipping
+from testkit.keys import CODEC_KEYS
+from testkit.polling import eventually
+from worker import build_workers
+from workflows.send_email import SendEmail
+from workflows.status import SendStatus
+from workflows.types import (
+    DELIVERY_EVENT_SIGNAL,
+    DeliveryEventInput,
+    DeliveryPolicy,
+    EmailStatusResult,
+    InviteInput,
+    InviteState,
+    SendEmailInput,
+    SendInviteEmailInput,
+)
+
+# The largest body we accept: 128 KiB of 4-byte characters (JSON escapes each as 12 bytes).
+LARGEST_TEXT = "\U0001f600" * (128 * 1024 // 4)
+# What each run must stay under (Temporal ends a workflow at 51,200 events or 50 MB).
+MAX_RUN_EVENTS = 10_000
+MAX_RUN_BYTES = 10 * 1024 * 1024
+
+log = logging.getLogger("tests.bounded_history")
+
+Answer = Callable[[timedelta], ProviderFailure | None]
+
+
+@dataclass
+class OutageTransport:
+    """A provider whose answer depends on the time since the first attempt (skipped clock),
+    and that deduplicates idempotency keys as Resend does: one delivery per key."""
+
+    answer: Answer
+    name: str = "outage"
+    requests: list[tuple[str, timedelta]] = field(default_factory=list)
+    messages: set[str] = field(default_factory=set)
+    deliveries: dict[str, str] = field(default_factory=dict)
+    first: datetime | None = None
+
+    async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        now = activity.info().current_attempt_scheduled_time
+        self.first = self.first or now
+        elapsed = now - self.first
+        self.requests.append((idempotency_key, elapsed))
+        self.messages.add(message_sha256(message))
+        failure = self.answer(elapsed)
+        if failure is not None:
+            raise failure
+        email_id = self.deliveries.setdefault(idempotency_key, f"re-{uuid.uuid4()}")
+        return SentEmail(provider_message_id=email_id, http_status=200)
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        raise NotImplementedError("single sends only")
+
+
+def rate_limited(retry_after: float = 1) -> ProviderFailure:
+    return ProviderFailure(
+        errors.RATE_LIMITED,
+        "HTTP 429 rate_limit_exceeded",
+        http_status=429,
+        retry_after_seconds=retry_after,
+    )
+
+
+def server_error() -> ProviderFailure:
+    return ProviderFailure(
+        errors.PROVIDER_UNAVAILABLE, "HTTP 500 application_error", http_status=500
+    )
+
+
+@dataclass
+class Run:
+    run_id: str
+    events: int
+    size: int
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    converter = data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))
+    env = await start_time_skipping(converter)
+    yield env
+    await env.shutdown()
+
+
+def email_input(policy: DeliveryPolicy, text: str = LARGEST_TEXT) -> tuple[str, SendEmailInput]:
+    key = uuid.uuid4().hex
+    email_id = f"em_{key}"
+    message = EmailMessage(
+        sender="Acme <team@acme.test>",
+        to=["ann@example.com"],
+        subject="Your report",
+        text=text,
+        tags=[EmailTag("kind", "email"), EmailTag("email_id", email_id)],
+    )
+    # No `accepted_at`: the window counts from the start on the server's (skipped) clock.
+    data = SendEmailInput(email_id=email_id, message=message, policy=policy)
+    return f"email-{key}", data
+
+
+async def send(
+    env: WorkflowEnvironment,
+    transport: OutageTransport,
+    data: SendEmailInput | SendInviteEmailInput,
+    workflow_id: str,
+) -> tuple[EmailStatusResult, list[Run]]:
+    """Run one send to its end on the skipping server: its final state (the result, or the
+    state a failed send carries in its failure) and each of its runs, measured."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=data.policy.send_task_queue
+    )
+    workflows, sends = build_workers(env.client, settings, transport)
+    workflow_type = "SendInviteEmail" if isinstance(data, SendInviteEmailInput) else "SendEmail"
+    async with workflows, sends:
+        handle = await env.client.start_workflow(
+            workflow_type,
+            data,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            result_type=EmailStatusResult,
+        )
+        try:
+            result: EmailStatusResult = await handle.result()
+        except WorkflowFailureError as failure:
+            assert isinstance(failure.cause, ApplicationError), failure.cause
+            result = value_to_type(EmailStatusResult, failure.cause.details[0], [])
+    runs = await runs_of(env.client, workflow_id, handle.first_execution_run_id or "")
+    log.info(
+        "%s: %d attempts, %d runs, events per run %s, bytes per run %s",
+        result.status,
+        len(transport.requests),
+        len(runs),
+        [r.events for r in runs],
+        [r.size for r in runs],
+    )
+    return result, runs
+
+
+async def runs_of(client: Client, workflow_id: str, run_id: str) -> list[Run]:
+    """Every run of the workflow, first to last, with its history's event count and size."""
+    runs = []
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs.append(Run(run_id, len(history.events), sum(e.ByteSize() for e in history.events)))
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else ""
+        )
+    return runs
+
+
+def policy() -> DeliveryPolicy:
+    return DeliveryPolicy(send_task_queue=f"send-{uuid.uuid4().hex[:8]}", delivery_wait_seconds=0)
+
+
+async def test_23h_outage_of_429s_then_500s_sends_once_with_every_run_bounded(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    # 429 `retry-after: 1` for the first 10 minutes (an attempt a second), then 5xx until
+    # 22 h 50 min after the first attempt (backoff up to 5 min), then the provider recovers.
+    def answer(elapsed: timedelta) -> ProviderFailure | None:
+        if elapsed < timedelta(minutes=10):
+            return rate_limited()
+        if elapsed < timedelta(hours=22, minutes=50):
+            return server_error()
+        return None
+
+    transport = OutageTransport(answer)
+    workflow_id, data = email_input(policy())
+    result, runs = await send(skipping_env, transport, data, workflow_id)
+
+    assert result.status == SendStatus.SENT
+    assert len(transport.deliveries) == 1
+    assert result.attempt_count == len(transport.requests) > 800
+    assert {key for key, _ in transport.requests} == {f"{workflow_id}/send"}
+    assert transport.requests[-1][1] >= timedelta(hours=22, minutes=50)
+    # The history of every run stays far below Temporal's limits.
+    assert len(runs) >= 3 and result.runs == len(runs)
+    assert max(r.events for r in runs) <= MAX_RUN_EVENTS, runs
+    assert max(r.size for r in runs) <= MAX_RUN_BYTES, runs
+    # The status keeps the first and the latest attempts, and counts all of them.
+    assert len(result.attempts) < 30
+    assert result.attempts_omitted == result.attempt_count - len(result.attempts)
+    assert [a.attempt for a in result.attempts[:3]] == [1, 2, 3]
+    assert result.attempts[-1].outcome == "accepted"
+    assert result.attempts[-1].attempt == result.attempt_count
+    # No attempt later than the window after the email was due, the first attempt's time.
+    assert result.first_attempt_at is not None and result.not_after is not None
+    first = datetime.fromisoformat(result.first_attempt_at)
+    window_end = datetime.fromisoformat(result.not_after)
+    assert timedelta(hours=23) - timedelta(seconds=5) < window_end - first <= timedelta(hours=23)
+
+
+def after(first: Answer, until: timedelta, then: Answer) -> Answer:
+    return lambda elapsed: first(elapsed) if elapsed < until else then(elapsed)
+
+
+def always(failure: Callable[[], ProviderFailure]) -> Answer:
+    return lambda elapsed: failure()
+
+
+def conflict() -> ProviderFailure:
+    return ProviderFailure(
+        errors.IDEMPOTENCY_CONFLICT, "HTTP 409 invalid_idempotent_request", http_status=409
+    )
+
+
+def rejected() -> ProviderFailure:
+    return ProviderFailure(errors.REJECTED, "HTTP 422 invalid_from_address", http_status=422)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "attempts"),
+    [
+        # Refused (429) until the window ends: provably never accepted.
+        (always(lambda: rate_limited(60)), SendStatus.FAILED, (50, 70)),
+        # One 500 (it may have gone through), then refusals: nobody can tell.
+        (
+            after(always(server_error), timedelta(seconds=1), always(lambda: rate_limited(60))),
+            SendStatus.UNDETERMINED,
+            (50, 70),
+        ),
+        # Same key, other payload: the provider had something under this key.
+        (always(conflict), SendStatus.UNDETERMINED, (1, 1)),
+        # Refused for good at the first attempt.
+        (always(rejected), SendStatus.FAILED, (1, 1)),
+    ],
+    ids=["429-until-window-end", "500-then-429s", "409-invalid-idempotent-request", "422"],
+)
+async def test_unaccepted_send_ends_failed_only_when_the_provider_provably_refused_it(
+    skipping_env: WorkflowEnvironment,
+    answer: Answer,
+    status: SendStatus,
+    attempts: tuple[int, int],
+) -> None:
+    one_hour = dataclasses.replace(policy(), window_seconds=3600)
+    transport = OutageTransport(answer)
+    workflow_id, data = email_input(one_hour, text="hello")
+    result, _ = await send(skipping_env, transport, data, workflow_id)
+
+    assert result.status == status
+    assert attempts[0] <= result.attempt_count == len(transport.requests) <= attempts[1]
+    assert transport.deliveries == {}
+    assert result.last_error is not None
+    may_duplicate = "resubmitting it under a new Idempotency-Key may send it twice"
+    assert (may_duplicate in result.last_error.message) == (status == SendStatus.UNDETERMINED)
+    assert result.provider_may_have_accepted == (status == SendStatus.UNDETERMINED)
+    assert transport.requests[-1][1] < timedelta(hours=1)
+
+
+async def test_invite_that_continues_as_new_is_rendered_once_and_sent_byte_identical(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    transport = OutageTransport(after(always(rate_limited), timedelta(minutes=8), lambda _: None))
+    invite = f"inv_{uuid.uuid4().hex}"
+    data = SendInviteEmailInput(
+        invite_id=invite,
+        to="ann@example.com",
+        sender="Acme <team@acme.test>",
+        tenant_name="Acme",
+        inviter_name="Bob",
+        accept_url=f"https://app.example.test/invites/accept?invite={invite}&token=t",
+        policy=policy(),
+    )
+    workflow_id = "invite-" + invite.removeprefix("inv_")
+    result, runs = await send(skipping_env, transport, data, workflow_id)
+
+    assert result.status == SendStatus.SENT and len(transport.deliveries) == 1
+    assert len(runs) >= 2
+    # Every attempt, in every run, sent the one message rendered in the first run.
+    assert len(transport.messages) == 1
+    renders = 0
+    for run in runs:
+        history = await skipping_env.client.get_workflow_handle(
+            workflow_id, run_id=run.run_id
+        ).fetch_history()
+        renders += sum(
+            1
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        )
+    assert renders == 1
+
+
+async def test_webhook_flood_after_the_send_continues_as_new_and_keeps_counting(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    transport = OutageTransport(lambda _: None)
+    tracked = dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
+    workflow_id, data = email_input(tracked, text="hello")
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=tracked.send_task_queue
+    )
+    workflows, sends = build_workers(skipping_env.client, settings, transport)
+    async with workflows, sends:
+        handle = await skipping_env.client.start_workflow(
+            SendEmail.run, data, id=workflow_id, task_queue=settings.task_queue
+        )
+        await eventually(lambda: len(transport.deliveries) == 1, what="sent")
+        first_run = handle.first_execution_run_id
+        latest = skipping_env.client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
+        events = 0
+        # Past the run's event budget; a flood that never pauses would keep failing the
+        # workflow task that continues as new (each new signal must be handled first).
+        while (await latest.describe()).history_length < 4_200:
+            for _ in range(100):
+                events += 1
+                await latest.signal(
+                    DELIVERY_EVENT_SIGNAL,
+                    DeliveryEventInput(f"msg_{events}", "email.delivery_delayed"),
+                )
+
+        async def continued() -> bool:
+            return (await latest.describe()).run_id != first_run
+
+        await eventually(continued, what="continued as new")
+        await latest.signal(DELIVERY_EVENT_SIGNAL, DeliveryEventInput("msg_end", "email.bounced"))
+        # A repeat of a recent event id (delivered again by the provider) is not counted.
+        await latest.signal(DELIVERY_EVENT_SIGNAL, DeliveryEventInput("msg_end", "email.bounced"))
+        result: EmailStatusResult = await latest.result()
+    runs = await runs_of(skipping_env.client, workflow_id, first_run or "")
+    log.info("flood of %d events: events per run %s", events + 1, [r.events for r in runs])
+
+    assert result.status == SendStatus.BOUNCED and len(runs) >= 2
+    assert max(r.events for r in runs) <= MAX_RUN_EVENTS
+    assert result.delivery_event_count == events + 1
+    assert result.delivery_events_omitted == events + 1 - len(result.delivery_events)
+    assert len(result.delivery_events) == 25
+    assert result.delivery_events[0].event_id == "msg_1"
+    assert result.delivery_events[-1].event_id == "msg_end"
+    assert result.sent_at is not None and result.attempt_count == 1
+
+
+async def test_invite_life_that_continues_as_new_sends_each_email_once_rendered_once(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    # The invitation meets 8 minutes of 429s (its run fills up and the invite continues as
+    # new mid-retries), then goes out; the reminder a day later; the invite expires at 3.
+    transport = OutageTransport(after(always(rate_limited), timedelta(minutes=8), lambda _: None))
+    invite_id = f"inv_{uuid.uuid4().hex}"
+    workflow_id = "invite-" + invite_id.removeprefix("inv_")
+    data = InviteInput(
+        invite_id=invite_id,
+        to="ann@example.com",
+        sender="Acme <team@acme.test>",
+        tenant_name="Acme",
+        inviter_name="Bob",
+        accept_url="https://app.example.test/accept?invite=x",
+        policy=policy(),
+        expires_in_seconds=3 * 86400,
+        remind_after_seconds=86400,
+    )
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=data.policy.send_task_queue
+    )
+    workflows, sends = build_workers(skipping_env.client, settings, transport)
+    async with workflows, sends:
+        handle = await skipping_env.client.start_workflow(
+            "Invite", data, id=workflow_id, task_queue=settings.task_queue, result_type=InviteState
+        )
+        result: InviteState = await handle.result()
+    runs = await runs_of(skipping_env.client, workflow_id, handle.first_execution_run_id or "")
+    log.info("invite: events per run %s", [r.events for r in runs])
+
+    assert result.status == "expired" and len(runs) >= 2
+    assert max(r.events for r in runs) <= MAX_RUN_EVENTS
+    assert set(transport.deliveries) == {f"{workflow_id}/send", f"{workflow_id}/reminder"}
+    assert len(transport.messages) == 2  # the invitation and the reminder, each the same bytes
+    assert result.invitation is not None and result.invitation.status == SendStatus.SENT
+    assert result.invitation.attempt_count > 400 and result.invitation.runs == len(runs)
+    assert result.reminder is not None and result.reminder.status == SendStatus.SENT
+    renders = 0
+    for run in runs:
+        history = await skipping_env.client.get_workflow_handle(
+            workflow_id, run_id=run.run_id
+        ).fetch_history()
+        renders += sum(
+            1
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        )
+    assert renders == 1

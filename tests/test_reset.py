@@ -1,0 +1,74 @@
+"""Exactly once across `temporal workflow reset`.
+
+A reset starts a new run from an earlier point of the history and discards what came after
+it, the send included. Within the send window the new run's attempt reuses the idempotency
+key, so the provider answers it without sending again. Past the window the provider may
+have forgotten the key: the new run must not call it at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+from temporalio.client import Client
+
+from config import Settings
+from testkit.dev_server import temporal_binary
+from testkit.fake_resend import FakeResendServer
+from testkit.polling import eventually
+from tests.helpers import wait_for_status
+
+EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello"}
+
+
+async def reset_to_first_task(settings: Settings, workflow_id: str) -> None:
+    """What an operator runs: `temporal workflow reset --type FirstWorkflowTask`."""
+    proc = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "reset",
+        "--address", settings.temporal_address,
+        "--workflow-id", workflow_id,
+        "--type", "FirstWorkflowTask",
+        "--reason", "test: replay the send",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+
+
+async def test_reset_within_the_window_resends_under_the_same_key_and_delivers_once(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:  # fmt: skip
+    settings.delivery_wait_seconds = 0
+    body = (await api.post("/v1/emails", json=EMAIL)).json()
+    sent = await wait_for_status(api, body["id"], "sent")
+    await client.get_workflow_handle(body["workflow_id"]).result()
+
+    await reset_to_first_task(settings, body["workflow_id"])
+    await eventually(lambda: fake_resend.fake.requests_total == 2, what="the reset run's attempt")
+    again = await wait_for_status(api, body["id"], "sent")
+    assert fake_resend.fake.delivered_count == 1  # the provider replayed its first answer
+    assert again["provider_message_id"] == sent["provider_message_id"]
+
+
+async def test_reset_past_the_send_window_makes_no_attempt_and_says_undetermined(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:  # fmt: skip
+    settings.delivery_wait_seconds = 0
+    settings.send_window_seconds = 2.0
+    body = (await api.post("/v1/emails", json=EMAIL)).json()
+    sent = await wait_for_status(api, body["id"], "sent")
+    await client.get_workflow_handle(body["workflow_id"]).result()
+    not_after = datetime.fromisoformat(sent["not_after"])
+    # Past the window (its end is in the status), the provider may forget the key.
+    await eventually(lambda: datetime.now(UTC) > not_after, what="the window's end")
+
+    await reset_to_first_task(settings, body["workflow_id"])
+    status = await wait_for_status(api, body["id"], "undetermined")
+    assert fake_resend.fake.requests_total == 1 and fake_resend.fake.delivered_count == 1
+    assert status["attempt_count"] == 0  # the reset run knows of no attempt, and made none
+    assert "reset" in status["last_error"]["message"]
+    assert "may send it twice" in status["last_error"]["message"]

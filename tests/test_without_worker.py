@@ -1,0 +1,124 @@
+"""Reads and cancels while no worker runs: answered from what Temporal knows, promptly.
+
+Each test's task queues are its own, so no worker polls them until the test starts one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from config import Settings
+from testkit.fake_resend import FakeResendServer, Fault
+from testkit.polling import eventually
+from tests.helpers import INVITE, wait_for_status
+from worker import build_transport, build_workers
+from workflows.search_attributes import EMAIL_STATUS
+from workflows.types import CANCEL_REQUEST_SIGNAL, CancelInput
+
+EMAIL = {"to": "ann@example.com", "subject": "Later", "text": "hi"}
+# The read waits ~1 s for the workflow's own answer; the rest is two round trips.
+PROMPT = 2.5
+
+
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    async with httpx.AsyncClient(base_url=settings.resend_api_url, timeout=5) as http:
+        workflows, sends = build_workers(client, settings, build_transport(settings, http))
+        async with workflows, sends:
+            yield
+
+
+async def timed(request: Any) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response: httpx.Response = await request
+    return response, time.monotonic() - started
+
+
+async def test_read_without_a_worker_answers_what_temporal_knows_marked_not_live(
+    api: httpx.AsyncClient,
+) -> None:
+    body = (await api.post("/v1/emails", json=EMAIL)).json()
+    response, elapsed = await timed(api.get(body["status_url"]))
+    assert response.status_code == 200, response.text
+    status = response.json()
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    assert status["live"] is False
+    assert status["status"] == "queued" and status["kind"] == "email"
+    assert status["created_at"] and status["attempts"] == []
+    events, _ = await timed(api.get(f"{body['status_url']}/events"))
+    assert events.status_code == 200 and events.json()["events"][0]["type"] == "accepted"
+
+
+async def test_cancel_without_a_worker_is_recorded_then_applied_when_one_runs(
+    api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
+) -> None:
+    send_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    body = (await api.post("/v1/emails", json={**EMAIL, "send_at": send_at})).json()
+
+    response, elapsed = await timed(api.delete(body["status_url"]))
+    assert response.status_code == 202, response.text
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    assert response.json()["status"] == "scheduled"
+    assert "cancel requested" in response.json()["detail"]
+
+    # The workflow has never run: the request is handled in its very first task, and the
+    # search attribute follows it there (it stayed `scheduled` before).
+    async with running_worker(client, settings):
+        status = await wait_for_status(api, body["id"], "cancelled")
+    assert status["live"] is True and status["cancel_requested_at"] and status["cancelled_at"]
+    handle = client.get_workflow_handle(body["workflow_id"])
+
+    async def attribute() -> str | None:
+        return (await handle.describe()).typed_search_attributes.get(EMAIL_STATUS)
+
+    assert await eventually(attribute) == "cancelled"
+    kinds = [e["type"] for e in (await api.get(f"{body['status_url']}/events")).json()["events"]]
+    assert kinds == ["accepted", "scheduled", "cancel_requested", "cancelled"]
+    assert fake_resend.fake.requests_total == 0
+
+
+async def test_cancel_request_once_an_attempt_may_have_gone_out_is_noted_not_applied(
+    api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
+) -> None:
+    # After a 500 the provider may have the email: a cancel must not claim otherwise.
+    fake_resend.fake.enqueue_faults([Fault(status=500, retry_after=2)])
+    body = (await api.post("/v1/invites", json=INVITE)).json()
+    async with running_worker(client, settings):
+        await wait_for_status(api, body["invite_id"], "retrying")
+        # What the API records when no worker answers the update at once.
+        handle = client.get_workflow_handle(body["workflow_id"])
+        await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput())
+        status = await wait_for_status(api, body["invite_id"], "sent")
+    assert status["cancel_requested_at"] and status["cancelled_at"] is None
+    assert status["provider_may_have_accepted"] is True
+    assert fake_resend.fake.delivered_count == 1
+    # Sent: the server alone knows it too, so no worker is needed for the 409.
+    assert (await api.delete(body["status_url"])).status_code == 409
+
+
+async def test_read_of_a_terminated_send_says_what_is_known_not_sending(
+    api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
+) -> None:
+    # Refused (429) then terminated: provably never sent. A 500 then terminated: unknown.
+    fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=60)])
+    refused = (await api.post("/v1/invites", json=INVITE)).json()
+    async with running_worker(client, settings):
+        await wait_for_status(api, refused["invite_id"], "retrying")
+        fake_resend.fake.enqueue_faults([Fault(status=500, retry_after=60)])
+        unknown = (await api.post("/v1/invites", json=INVITE)).json()
+        await wait_for_status(api, unknown["invite_id"], "retrying")
+        for body in (refused, unknown):
+            await client.get_workflow_handle(body["workflow_id"]).terminate("operator")
+        failed = await wait_for_status(api, refused["invite_id"], "failed")
+        undetermined = await wait_for_status(api, unknown["invite_id"], "undetermined")
+    assert failed["last_error"]["type"] == "WorkflowTerminated"
+    assert "may send it twice" in undetermined["last_error"]["message"]
+    # Without a worker, the server alone cannot tell what the attempts were: undetermined.
+    not_live = (await api.get(refused["status_url"])).json()
+    assert not_live["live"] is False and not_live["status"] == "undetermined"
