@@ -31,6 +31,8 @@ class SendKind(StrEnum):
 
 # The query by which the send activity reads the message its workflow pinned.
 PINNED_MESSAGE_QUERY = "pinned_message"
+# ... and the batch activity, the messages of its batch.
+PINNED_BATCH_QUERY = "pinned_batch"
 
 # Resend's cap on the emails of one `POST /emails/batch` call.
 MAX_BATCH_EMAILS = 100
@@ -69,3 +71,8 @@ def message_sha256(message: EmailMessage) -> str:
     """A digest of the message's fields (the workflow pins it, the activity checks it)."""
     canonical = json.dumps(asdict(message), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def batch_sha256(messages: list[EmailMessage]) -> str:
+    """A digest of a batch's messages, in order (the workflow pins them, the activity checks)."""
+    return hashlib.sha256("\n".join(message_sha256(m) for m in messages).encode()).hexdigest()

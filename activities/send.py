@@ -28,7 +28,12 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError
 
 from activities import errors
-from activities.delivery_contract import PINNED_MESSAGE_QUERY, message_sha256
+from activities.delivery_contract import (
+    PINNED_BATCH_QUERY,
+    PINNED_MESSAGE_QUERY,
+    batch_sha256,
+    message_sha256,
+)
 from activities.transports.base import EmailTransport, ProviderFailure
 from activities.types import (
     AttemptFailureDetails,
@@ -50,6 +55,10 @@ class PinnedMessages(Protocol):
         self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
     ) -> EmailMessage: ...
 
+    async def fetch_batch(
+        self, workflow_id: str, run_id: str, digest: str, timeout: timedelta
+    ) -> list[EmailMessage]: ...
+
 
 class WorkflowPinnedMessages:
     """The `pinned_message` query of the workflow run that scheduled the attempt, asked by
@@ -66,6 +75,15 @@ class WorkflowPinnedMessages:
             PINNED_MESSAGE_QUERY, digest, result_type=EmailMessage, rpc_timeout=timeout
         )
         return message
+
+    async def fetch_batch(
+        self, workflow_id: str, run_id: str, digest: str, timeout: timedelta
+    ) -> list[EmailMessage]:
+        handle = self._client.get_workflow_handle(workflow_id, run_id=run_id)
+        messages: list[EmailMessage] = await handle.query(
+            PINNED_BATCH_QUERY, digest, result_type=list[EmailMessage], rpc_timeout=timeout
+        )
+        return messages
 
 
 class SendActivities:
@@ -91,15 +109,7 @@ class SendActivities:
         """Hand one email to the provider once; classify a failure as transient or permanent."""
         started_at = datetime.now(UTC).isoformat()
         started = time.monotonic()
-        if data.not_after is not None and datetime.now(UTC) > datetime.fromisoformat(
-            data.not_after
-        ):
-            _refuse(
-                errors.SEND_WINDOW_CLOSED,
-                f"not sent: attempt {data.attempt} started after the send window ended "
-                f"({data.not_after}); the provider was not called",
-                started_at,
-            )
+        _check_window(data.not_after, data.attempt, started_at)
         message = (
             data.message
             if data.message is not None
@@ -131,8 +141,14 @@ class SendActivities:
         classified as a single send's is, an email the provider refuses is in its item."""
         started_at = datetime.now(UTC).isoformat()
         started = time.monotonic()
+        _check_window(data.not_after, data.attempt, started_at)
+        messages = (
+            data.messages
+            if data.messages is not None
+            else await self._pinned_batch(data.messages_sha256, started_at)
+        )
         try:
-            sent = await self._transport.send_batch(data.messages, data.idempotency_key)
+            sent = await self._transport.send_batch(messages, data.idempotency_key)
         except ProviderFailure as failure:
             raise self._failed(failure, data.attempt, started_at, started) from None
         duration_ms = (time.monotonic() - started) * 1000
@@ -189,29 +205,64 @@ class SendActivities:
 
     async def _pinned_message(self, data: SendAttemptInput, started_at: str) -> EmailMessage:
         """The message the workflow pinned, checked against the digest it gave."""
+        messages, workflow_id, run_id, timeout = self._pinned_source()
+        try:
+            message = await messages.fetch(workflow_id, run_id, data.message_sha256, timeout)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            _unavailable(err, started_at)
+        if message_sha256(message) != data.message_sha256:
+            _mismatch(started_at)
+        return message
+
+    async def _pinned_batch(self, digest: str | None, started_at: str) -> list[EmailMessage]:
+        """The batch's messages as the workflow pinned them, checked against its digest."""
+        if digest is None:
+            _mismatch(started_at)
+        messages, workflow_id, run_id, timeout = self._pinned_source()
+        try:
+            batch = await messages.fetch_batch(workflow_id, run_id, digest, timeout)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            _unavailable(err, started_at)
+        if batch_sha256(batch) != digest:
+            _mismatch(started_at)
+        return batch
+
+    def _pinned_source(self) -> tuple[PinnedMessages, str, str, timedelta]:
+        """Where to read the pinned message(s): this attempt's workflow run, and how long."""
         if self._messages is None:
             raise RuntimeError("this worker cannot read pinned messages (no Temporal client)")
         info = activity.info()
         timeout = min((info.start_to_close_timeout or MAX_MESSAGE_READ * 3) / 3, MAX_MESSAGE_READ)
-        try:
-            message = await self._messages.fetch(
-                info.workflow_id or "", info.workflow_run_id or "", data.message_sha256, timeout
-            )
-        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-            _refuse(
-                errors.MESSAGE_UNAVAILABLE,
-                f"not sent: could not read the pinned message ({type(err).__name__}); "
-                "the provider was not called",
-                started_at,
-                permanent=False,
-            )
-        if message_sha256(message) != data.message_sha256:
-            _refuse(
-                errors.MESSAGE_MISMATCH,
-                "not sent: the workflow answered another message than the one it pinned",
-                started_at,
-            )
-        return message
+        return self._messages, info.workflow_id or "", info.workflow_run_id or "", timeout
+
+
+def _check_window(not_after: str | None, attempt: int, started_at: str) -> None:
+    """Refuse an attempt that starts after the send window (the provider is not called)."""
+    if not_after is not None and datetime.now(UTC) > datetime.fromisoformat(not_after):
+        _refuse(
+            errors.SEND_WINDOW_CLOSED,
+            f"not sent: attempt {attempt} started after the send window ended "
+            f"({not_after}); the provider was not called",
+            started_at,
+        )
+
+
+def _unavailable(err: Exception, started_at: str) -> NoReturn:
+    _refuse(
+        errors.MESSAGE_UNAVAILABLE,
+        f"not sent: could not read the pinned message ({type(err).__name__}); "
+        "the provider was not called",
+        started_at,
+        permanent=False,
+    )
+
+
+def _mismatch(started_at: str) -> NoReturn:
+    _refuse(
+        errors.MESSAGE_MISMATCH,
+        "not sent: the workflow answered another message than the one it pinned",
+        started_at,
+    )
 
 
 def _refuse(error_type: str, text: str, started_at: str, *, permanent: bool = True) -> NoReturn:

@@ -169,13 +169,20 @@ class RenderInviteEmailsResult:
 class BatchAttemptInput:
     """One attempt to hand up to 100 emails to the provider in one call.
 
-    `idempotency_key` is the same on every attempt of one call, and `messages` the same
+    `idempotency_key` is the same on every attempt of one call, and the messages the same
     bytes: a retry after a timeout is answered from the provider's first answer.
+
+    Batches started before `batch-bounded-v1` carry the `messages` in every attempt; newer
+    ones give None and `messages_sha256`, and the activity reads the messages pinned in the
+    workflow (`pinned_batch` query) and checks them. `not_after` (ISO 8601): the last moment
+    the provider may be called for this batch.
     """
 
-    messages: list[EmailMessage]
+    messages: list[EmailMessage] | None
     idempotency_key: str
     attempt: int = 1
+    messages_sha256: str | None = None
+    not_after: str | None = None
 
 
 @dataclass

@@ -475,8 +475,15 @@ class BatchStatus(BaseModel):
     total: int
     counts: dict[str, int]
     attempt_count: int
+    # `attempts` lists the first and the latest; this many in between are only counted.
+    attempts_omitted: int = 0
     attempts: list[Attempt]
     last_error: ErrorInfo | None
+    # No attempt is made after this moment (the send window after the accept).
+    not_after: str | None = None
+    # True once an attempt's outcome is unknown: the provider may have accepted the call.
+    provider_may_have_accepted: bool = False
+    runs: int = 1
     items: list[BatchItemStatus]
 
 

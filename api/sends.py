@@ -218,11 +218,11 @@ async def start_send(
     the same tenant as `data.tenant_id`. The policy's queue priority is the workflow's too:
     its workflow tasks are ordered as its provider calls are (a tenant's backlog of new
     sends cannot hold another's back). The accept time goes into the input of the email
-    workflows (a reset of the workflow keeps it) and into the memo.
+    and batch workflows (a reset of the workflow keeps it) and into the memo.
     """
     run, kind = _workflow_of(data)
     accepted_at = datetime.now(UTC)
-    if isinstance(data, SendEmailInput | SendInviteEmailInput):
+    if isinstance(data, SendEmailInput | SendInviteEmailInput | SendBatchInput):
         data = dataclasses.replace(data, accepted_at=data.accepted_at or accepted_at.isoformat())
     send_at = None if isinstance(data, SendBatchInput) else data.send_at
     if send_at and datetime.fromisoformat(send_at) <= accepted_at:

@@ -3,6 +3,7 @@ deliver_email_batch -> the fake Resend's POST /emails/batch; items read and trac
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,7 +117,8 @@ async def test_retried_batch_call_delivers_each_item_once(
     assert [i["provider_message_id"] for i in batch["items"]] == [d.id for d in deliveries]
     assert batch["counts"] == {"sent": 3}
 
-    # Each attempt is its own event in history, carrying the same messages and key.
+    # Each attempt is its own event in history, with the same key and the same digest of
+    # the messages (pinned once: the activity reads them from the workflow, not its input).
     history = await client.get_workflow_handle(accepted["workflow_id"]).fetch_history()
     inputs = [
         (
@@ -129,7 +131,17 @@ async def test_retried_batch_call_delivers_each_item_once(
     ]
     assert len(inputs) == len(outcomes) >= 3
     assert [i.attempt for i in inputs] == list(range(1, len(inputs) + 1))
-    assert all((i.messages, i.idempotency_key) == (inputs[0].messages, key) for i in inputs)
+    first = inputs[0]
+    assert first.messages is None and first.messages_sha256 and first.not_after
+    assert all(
+        (i.messages_sha256, i.not_after, i.idempotency_key)
+        == (first.messages_sha256, first.not_after, key)
+        for i in inputs
+    )
+    # The window counts from the accept (the input, which a reset keeps): 23 h by default.
+    not_after = datetime.fromisoformat(batch["not_after"])
+    created = datetime.fromisoformat(batch["created_at"])
+    assert timedelta(hours=22, minutes=59) < not_after - created <= timedelta(hours=23)
 
 
 async def test_invalid_item_refuses_the_batch_with_its_index_and_starts_nothing(
@@ -275,23 +287,26 @@ async def test_unknown_batches_and_items_are_404_and_items_are_not_cancellable(
     assert cancel.status_code == 409 and "one by one" in cancel.json()["detail"]
 
 
-async def test_long_retry_series_of_a_large_batch_continues_as_new_and_sends_once(
+async def test_long_retry_series_of_a_large_batch_records_its_messages_once(
     api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer, client: Client
 ) -> None:
-    # ~450 KB of messages, recorded again by every attempt: Temporal suggests continuing as
-    # new once the history passes a few MB.
+    # ~450 KB of messages: recorded by every attempt, 13 attempts would write ~6 MB of
+    # history (batches started before `batch-bounded-v1` did). Pinned once, they are not.
     big = emails(100, html="<p>" + "x" * 4400 + "</p>")
     failures = 12
     fake_resend.fake.enqueue_faults([Fault(status=500)] * failures)
     accepted = (await api.post("/v1/emails/batch", json={"emails": big})).json()
 
     batch = await wait_for_batch(api, accepted["id"], "sent", timeout=90)
+    assert batch["attempt_count"] == failures + 1
     assert [a["attempt"] for a in batch["attempts"]] == list(range(1, failures + 2))
     assert [a["outcome"] for a in batch["attempts"]][-1] == "accepted"
     assert len(fake_resend.fake.deliveries) == 100 and fake_resend.fake.duplicates() == []
     key = f"{accepted['workflow_id']}/send/0"
     assert {r.idempotency_key for r in fake_resend.fake.request_log} == {key}
-    # The run that sent is not the first: it continued from one that was retrying.
+    # Every attempt sent the same payload (another under the same key would be a 409).
+    assert {r.status for r in fake_resend.fake.request_log} == {500, 200}
     history = await client.get_workflow_handle(accepted["workflow_id"]).fetch_history()
-    started = history.events[0].workflow_execution_started_event_attributes
-    assert started.continued_execution_run_id
+    messages_bytes = sum(len(json.dumps(d.payload)) for d in fake_resend.fake.deliveries)
+    history_bytes = sum(e.ByteSize() for e in history.events)
+    assert messages_bytes > 400_000 and history_bytes < 1.5 * messages_bytes, history_bytes

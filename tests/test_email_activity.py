@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities import errors
-from activities.delivery_contract import message_sha256
+from activities.delivery_contract import batch_sha256, message_sha256
 from activities.send import SendActivities
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
@@ -224,6 +224,32 @@ class PinnedMessage:
             raise self.message
         return self.message
 
+    async def fetch_batch(
+        self, workflow_id: str, run_id: str, digest: str, timeout: timedelta
+    ) -> list[EmailMessage]:
+        raise AssertionError("a single send never reads a batch")
+
+
+class PinnedBatch:
+    """A batch workflow's `pinned_batch` answer, as the send worker reads it."""
+
+    def __init__(self, messages: list[EmailMessage] | Exception) -> None:
+        self.messages = messages
+        self.asked: list[str] = []
+
+    async def fetch(
+        self, workflow_id: str, run_id: str, digest: str | None, timeout: timedelta
+    ) -> EmailMessage:
+        raise AssertionError("a batch never reads a single message")
+
+    async def fetch_batch(
+        self, workflow_id: str, run_id: str, digest: str, timeout: timedelta
+    ) -> list[EmailMessage]:
+        self.asked.append(digest)
+        if isinstance(self.messages, Exception):
+            raise self.messages
+        return self.messages
+
 
 def pinned_attempt(
     digest: str | None = None, not_after: datetime | None = None
@@ -374,3 +400,63 @@ async def test_outbox_writes_each_batch_email_once(tmp_path: Path) -> None:
     assert first.items == second.items
     assert len({item.provider_message_id for item in first.items}) == 3
     assert len(list(tmp_path.glob("*.eml"))) == 3
+
+
+def pinned_batch_attempt(
+    messages: list[EmailMessage], not_after: datetime | None = None
+) -> BatchAttemptInput:
+    """A batch attempt since `batch-bounded-v1`: no messages in the input, their digest."""
+    return BatchAttemptInput(
+        None,
+        "batch-1/send/0",
+        1,
+        messages_sha256=batch_sha256(messages),
+        not_after=(not_after or datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    )
+
+
+async def test_batch_attempt_without_messages_sends_the_ones_its_workflow_pinned(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    messages = batch_of(3)
+    pinned = PinnedBatch(messages)
+    activities = SendActivities(ResendTransport(http, FAKE_KEY), pinned)
+    result = await ActivityEnvironment().run(activities.send_batch, pinned_batch_attempt(messages))
+    sent = fake_resend.fake.deliveries
+    assert [item.provider_message_id for item in result.items] == [d.id for d in sent]
+    assert [d.payload["to"] for d in sent] == [m.to for m in messages]
+    assert pinned.asked == [batch_sha256(messages)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "late", "error_type", "permanent"),
+    [
+        # Another batch (or the same emails in another order) than the digest: never send.
+        (batch_of(3)[::-1], False, errors.MESSAGE_MISMATCH, True),
+        (batch_of(2), False, errors.MESSAGE_MISMATCH, True),
+        # No answer (no workflow worker, say): the next attempt may get one.
+        (RPCError("timeout", RPCStatusCode.CANCELLED, b""), False,
+         errors.MESSAGE_UNAVAILABLE, False),
+        # Started past the window (late, or after a reset days later): the provider may
+        # have forgotten the key, so a call could send twice.
+        (batch_of(3), True, errors.SEND_WINDOW_CLOSED, True),
+    ],
+    ids=["reordered", "other-batch", "no-answer", "past-window"],
+)  # fmt: skip
+async def test_batch_attempt_that_cannot_check_its_messages_or_is_late_calls_no_provider(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    answer: list[EmailMessage] | Exception,
+    late: bool,
+    error_type: str,
+    permanent: bool,
+) -> None:
+    activities = SendActivities(ResendTransport(http, FAKE_KEY), PinnedBatch(answer))
+    not_after = datetime.now(UTC) - timedelta(seconds=1) if late else None
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(
+            activities.send_batch, pinned_batch_attempt(batch_of(3), not_after)
+        )
+    assert caught.value.type == error_type and caught.value.non_retryable is permanent
+    assert error_type in errors.NOT_ACCEPTED
+    assert fake_resend.fake.requests_total == 0

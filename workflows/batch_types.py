@@ -66,6 +66,15 @@ class BatchStatusResult:
     sent_at: str | None = None
     last_error: EmailError | None = None
     tenant_id: str | None = None
+    # Since `batch-bounded-v1`: every attempt counts here, `attempts` keeps the first few
+    # and the latest; the last moment the provider may be called (the window after the
+    # accept); and whether an attempt's outcome was unknown (then the batch never ends
+    # `failed`: it ends `undetermined`, as a single send does).
+    attempt_count: int = 0
+    attempts_omitted: int = 0
+    not_after: str | None = None
+    provider_may_have_accepted: bool = False
+    runs: int = 1
 
 
 @dataclass
@@ -78,6 +87,9 @@ class BatchCarry:
     attempt: int
     backoff_seconds: float
     deadline: str
+    # Set once the provider took the call: the next run only waits for delivery events,
+    # until this moment (ISO 8601).
+    tracking_until: str | None = None
 
 
 @dataclass
@@ -90,6 +102,9 @@ class SendBatchInput:
     tenant_id: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     carry: BatchCarry | None = None
+    # When the API accepted the batch (ISO 8601): the send window counts from it, and a
+    # reset of the workflow keeps it (the input is the start event's).
+    accepted_at: str | None = None
 
 
 def item_status(batch: BatchStatusResult, index: int) -> EmailStatusResult:
@@ -118,6 +133,11 @@ def item_status(batch: BatchStatusResult, index: int) -> EmailStatusResult:
         last_error=item.error,
         delivery_events=item.delivery_events,
         tenant_id=batch.tenant_id,
+        attempt_count=max(batch.attempt_count, len(batch.attempts)),
+        attempts_omitted=batch.attempts_omitted,
+        not_after=batch.not_after,
+        provider_may_have_accepted=batch.provider_may_have_accepted,
+        runs=batch.runs,
     )
 
 

@@ -11,22 +11,42 @@ Resend's permissive validation sends the valid emails and refuses the others by 
 refused item ends `failed` with the provider's reason while its siblings are `sent`, then
 each moves with its own delivery webhooks (the `delivery_event` signal, routed by item id).
 
-Every attempt records the batch's messages again in history (up to the API's request size):
-a long retry series continues as new when Temporal suggests it, carrying the messages and
-the status so far.
+Bounded and honest since `batch-bounded-v1` (as single sends since `bounded-history-v1`):
+- The messages are pinned once (the input, or the render's recorded result) and never
+  repeated in an attempt's input: the activity reads them with the `pinned_batch` query
+  and checks their digest.
+- The send window (23 h) counts from the accept time in the input (`accepted_at`), which
+  a reset keeps; no attempt is made past its end (`not_after`), by the workflow nor by the
+  activity, so a reset run cannot call the provider after it may have forgotten the key.
+- A run continues as new before its history nears Temporal's limits, mid-retries (carrying
+  the messages, the attempt count and backoff, the window) or while it waits for delivery
+  events (carrying the status and the end of the wait). Kept in the status: the first and
+  the latest attempts and events, and the counts of all.
+- Ends: `failed` only when the provider provably did not take the call; `undetermined` when
+  an attempt's outcome is unknown (timeout, network error, 5xx, 409) or when a reset may
+  have discarded attempts.
+Batches started before it replay unchanged: their attempts carry the messages, their
+window counts from the run's start, and they continue as new only when Temporal suggests it.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery_contract import SendKind, batch_idempotency_key
+    from activities import errors
+    from activities.delivery_contract import (
+        PINNED_BATCH_QUERY,
+        SendKind,
+        batch_idempotency_key,
+        batch_sha256,
+    )
     from activities.render_batch import render_invite_batch
     from activities.send import SendActivities
     from activities.transports.outbox import OutboxTransport
@@ -45,10 +65,19 @@ with workflow.unsafe.imports_passed_through():
         refusal,
     )
     from workflows.delivery import (
+        KEEP_FIRST_ATTEMPTS,
+        KEEP_FIRST_EVENTS,
+        KEEP_LAST_ATTEMPTS,
+        KEEP_LAST_EVENTS,
         SEND_FAILED,
+        SEND_UNDETERMINED,
         SINGLE_ATTEMPT,
+        UNDETERMINED_NOTE,
         Delivery,
+        _history_full,
+        _is_reset_run,
         _iso,
+        _keep,
         _wait_until,
         task_priority,
     )
@@ -71,6 +100,7 @@ RENDER_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(millis
 # The only provider call of a batch (the API takes at most as many items as one call carries).
 CALL = 0
 BAD_INPUT = "BatchInputInvalid"
+BATCH_BOUNDED_PATCH = "batch-bounded-v1"
 
 
 @workflow.defn(name="SendBatch")
@@ -93,21 +123,41 @@ class SendBatch:
                 tenant_id=data.tenant_id,
             )
         self._index = {item.id: n for n, item in enumerate(self._state.items)}
-        self._sent = False
+        self._sent = data.carry is not None and data.carry.tracking_until is not None
+        self._pinned: list[EmailMessage] | None = None
         self._pending: list[tuple[int, DeliveryEventRecord]] = []
         self._metrics = workflow.metric_meter()
 
     @workflow.run
     async def run(self, data: SendBatchInput) -> BatchStatusResult:
-        messages = data.carry.messages if data.carry else await self._messages(data)
-        await self._send(data, messages)
-        await self._track(timedelta(seconds=data.policy.delivery_wait_seconds))
+        # Decided in each run's first task (a marker command in new runs; see module doc).
+        bounded = workflow.patched(BATCH_BOUNDED_PATCH)
+        carry = data.carry
+        if bounded and carry is not None and carry.tracking_until is not None:
+            # A run that continued as new while waiting for delivery events.
+            await self._track_bounded(data, datetime.fromisoformat(carry.tracking_until))
+            return self._state
+        messages = carry.messages if carry else await self._messages(data)
+        self._pinned = messages
+        await self._send(data, messages, bounded=bounded)
+        wait = timedelta(seconds=data.policy.delivery_wait_seconds)
+        if bounded:
+            await self._track_bounded(data, workflow.now() + wait)
+        else:
+            await self._track(wait)
         return self._state
 
     @workflow.query(name=BATCH_STATUS_QUERY)
     def status(self) -> BatchStatusResult:
         """Where the batch's call and each of its items stand."""
         return self._state
+
+    @workflow.query(name=PINNED_BATCH_QUERY)
+    def pinned_batch(self, digest: str) -> list[EmailMessage]:
+        """The messages this batch pinned, for the send activity (not in its input)."""
+        if self._pinned is None or batch_sha256(self._pinned) != digest:
+            raise ApplicationError("no such batch is pinned here", type="NoPinnedMessage")
+        return self._pinned
 
     @workflow.signal(name=DELIVERY_EVENT_SIGNAL)
     def delivery_event(self, event: DeliveryEventInput) -> None:
@@ -126,7 +176,8 @@ class SendBatch:
             occurred_at=event.occurred_at,
             detail=event.detail,
         )
-        item.delivery_events.append(record)
+        # The first and the latest only (a stream of events must not grow the state).
+        _keep(item.delivery_events, record, KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS)
         self._metrics.create_counter(
             "email_delivery_events", "Provider delivery events by type", "{event}"
         ).add(1, {"type": event.type})
@@ -154,7 +205,9 @@ class SendBatch:
             raise ApplicationError("an email batch item has no message", type=BAD_INPUT)
         return messages
 
-    async def _send(self, data: SendBatchInput, messages: list[EmailMessage]) -> None:
+    async def _send(
+        self, data: SendBatchInput, messages: list[EmailMessage], *, bounded: bool
+    ) -> None:
         """Call until the provider takes it, a permanent error, or the end of the window."""
         policy, carry = data.policy, data.carry
         # The same key on every attempt, in every run of this workflow id.
@@ -163,16 +216,45 @@ class SendBatch:
             attempt, deadline = carry.attempt, datetime.fromisoformat(carry.deadline)
             backoff = timedelta(seconds=carry.backoff_seconds)
         else:
-            attempt, deadline = 0, workflow.now() + timedelta(seconds=policy.window_seconds)
-            backoff = timedelta(seconds=policy.initial_backoff_seconds)
+            attempt, backoff = 0, timedelta(seconds=policy.initial_backoff_seconds)
+            # Bounded: from the accept time, which a reset keeps (not from this run's start).
+            since = workflow.now()
+            if bounded:
+                since = datetime.fromisoformat(
+                    data.accepted_at or _iso(workflow.info().workflow_start_time)
+                )
+            deadline = since + timedelta(seconds=policy.window_seconds)
+        if bounded:
+            self._state.not_after = _iso(deadline)
+        digest = batch_sha256(messages)
         while True:
+            if bounded and _history_full():
+                await self._continue_as_new(
+                    data, BatchCarry(self._state, messages, attempt, backoff.total_seconds(),
+                                     _iso(deadline))
+                )  # fmt: skip
+            scheduled = workflow.now()
+            if bounded and scheduled >= deadline:
+                self._end_unsent(
+                    EmailError(
+                        errors.SEND_WINDOW_CLOSED,
+                        "the send window ended before another attempt could be made",
+                    )
+                )
             attempt += 1
             self._set_status(SendStatus.SENDING)
-            scheduled = workflow.now()
+            attempt_input = (
+                # No messages: the activity reads the pinned ones (`pinned_batch`), so a
+                # retry series does not record them once per attempt.
+                BatchAttemptInput(None, key, attempt, messages_sha256=digest,
+                                  not_after=_iso(deadline))
+                if bounded
+                else BatchAttemptInput(messages=messages, idempotency_key=key, attempt=attempt)
+            )  # fmt: skip
             try:
                 result = await workflow.execute_activity_method(
                     SendActivities.send_batch,
-                    BatchAttemptInput(messages=messages, idempotency_key=key, attempt=attempt),
+                    attempt_input,
                     task_queue=policy.send_task_queue,
                     start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_seconds),
                     # Never after the window: past it the provider's 24 h idempotency window
@@ -183,25 +265,19 @@ class SendBatch:
                 )
             except ActivityError as err:
                 record, permanent, retry_after = Delivery.failed_attempt(attempt, scheduled, err)
-                self._state.attempts.append(record)
+                self._add_attempt(record)
                 error = EmailError(record.error_type or "", record.error_message or "")
                 self._state.last_error = error
                 delay = retry_after if retry_after is not None else backoff
                 if permanent or workflow.now() + delay >= deadline:
                     if not permanent:
                         error.message += " (send window exhausted)"
-                    self._fail(error)
-                    raise ApplicationError(
-                        f"batch not delivered: {error.message}",
-                        self._state,
-                        type=SEND_FAILED,
-                        non_retryable=True,
-                    ) from None
+                    self._end_unsent(error)
                 record.retry_in_seconds = delay.total_seconds()
                 self._set_status(SendStatus.RETRYING)
                 await workflow.sleep(delay)
                 backoff = min(backoff * 2, timedelta(seconds=policy.max_backoff_seconds))
-                if workflow.info().is_continue_as_new_suggested():
+                if not bounded and workflow.info().is_continue_as_new_suggested():
                     carried = BatchCarry(
                         self._state, messages, attempt, backoff.total_seconds(), _iso(deadline)
                     )
@@ -210,9 +286,63 @@ class SendBatch:
             self._accepted(attempt, scheduled, result)
             return
 
+    async def _continue_as_new(self, data: SendBatchInput, carry: BatchCarry) -> NoReturn:
+        """Continue as new with what the batch needs (same workflow id, so same key)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        info = workflow.info()
+        workflow.logger.info(
+            "batch %s continues as new after %d events (%d bytes), %d attempts",
+            self._state.id,
+            info.get_current_history_length(),
+            info.get_current_history_size(),
+            self._state.attempt_count,
+        )
+        self._metrics.create_counter(
+            "email_continued_as_new", "Runs that continued as new to bound history", "{run}"
+        ).add(1, {"kind": "batch"})
+        self._state.runs += 1
+        workflow.continue_as_new(replace(data, carry=carry))
+
+    def _add_attempt(self, record: AttemptRecord) -> None:
+        """Count it, keep the first few and the latest, note an unknown outcome."""
+        self._state.attempt_count = max(self._state.attempt_count, len(self._state.attempts))
+        self._state.attempt_count += 1
+        self._state.attempts_omitted += _keep(
+            self._state.attempts, record, KEEP_FIRST_ATTEMPTS, KEEP_LAST_ATTEMPTS
+        )
+        if record.outcome != "accepted" and record.error_type not in errors.NOT_ACCEPTED:
+            self._state.provider_may_have_accepted = True
+
+    def _end_unsent(self, error: EmailError) -> NoReturn:
+        """End a batch the provider did not take: `failed` if it provably did not, else
+        `undetermined` (an attempt's outcome is unknown, or a reset may have lost some)."""
+        reset = _is_reset_run()
+        if self._state.provider_may_have_accepted or reset:
+            status, failure_type = SendStatus.UNDETERMINED, SEND_UNDETERMINED
+            error.message = f"{error.message}. {UNDETERMINED_NOTE}"
+            if reset:
+                error.message += (
+                    " This batch's workflow was reset: an earlier run may have sent it."
+                )
+        else:
+            status, failure_type = SendStatus.FAILED, SEND_FAILED
+        self._state.last_error = error
+        for item in self._state.items:
+            item.error = error
+        self._set_status(status)
+        self._upsert_status()
+        self._count_items()
+        workflow.logger.warning("batch %s %s: %s", self._state.id, status, error.type)
+        raise ApplicationError(
+            f"batch not delivered ({status}): {error.message}",
+            self._state,
+            type=failure_type,
+            non_retryable=True,
+        )
+
     def _accepted(self, attempt: int, scheduled: datetime, result: BatchAttemptResult) -> None:
         now = _iso(workflow.now())
-        self._state.attempts.append(
+        self._add_attempt(
             AttemptRecord(
                 attempt=attempt,
                 scheduled_at=_iso(scheduled),
@@ -246,14 +376,6 @@ class SendBatch:
             len(self._state.items),
         )
 
-    def _fail(self, error: EmailError) -> None:
-        for item in self._state.items:
-            item.error = error
-        self._set_status(SendStatus.FAILED)
-        self._upsert_status()
-        self._count_items()
-        workflow.logger.warning("batch %s failed: %s", self._state.id, error.type)
-
     async def _track(self, wait: timedelta) -> None:
         """After the call: apply early events, then wait (one timer) until every item has
         a final outcome, or the delivery wait ends."""
@@ -269,6 +391,28 @@ class SendBatch:
         if self._state.transport == OutboxTransport.name:
             return
         if not every_item_ended() and not await _wait_until(every_item_ended, wait):
+            workflow.logger.info("no final event for every item of %s", self._state.id)
+
+    async def _track_bounded(self, data: SendBatchInput, until: datetime) -> None:
+        """`_track` of bounded batches: it continues as new (with the time left) if a stream
+        of delivery events fills this run's history."""
+        if not self._sent:
+            self._sent = True
+            for index, record in self._pending:
+                self._apply(self._state.items[index], record)
+            self._pending.clear()
+        if self._state.transport == OutboxTransport.name:
+            return
+
+        def every_item_ended() -> bool:
+            return all(item.status in ENDING_DELIVERY_STATUSES for item in self._state.items)
+
+        while not every_item_ended() and workflow.now() < until:
+            await _wait_until(lambda: every_item_ended() or _history_full(), until - workflow.now())
+            if not every_item_ended() and workflow.now() < until:
+                carry = BatchCarry(self._state, [], 0, 0.0, "", tracking_until=_iso(until))
+                await self._continue_as_new(data, carry)
+        if not every_item_ended():
             workflow.logger.info("no final event for every item of %s", self._state.id)
 
     def _apply(self, item: BatchItemState, record: DeliveryEventRecord) -> None:

@@ -208,9 +208,13 @@ async def get_batch(batch_id: str, client: TemporalClientDep, caller: CallerDep)
             "transport": state.transport,
             "total": len(state.items),
             "counts": counts,
-            "attempt_count": len(state.attempts),
+            "attempt_count": max(state.attempt_count, len(state.attempts)),
+            "attempts_omitted": state.attempts_omitted,
             "attempts": [asdict(attempt) for attempt in state.attempts],
             "last_error": asdict(state.last_error) if state.last_error else None,
+            "not_after": state.not_after,
+            "provider_may_have_accepted": state.provider_may_have_accepted,
+            "runs": state.runs,
             "items": [
                 {
                     "id": item.id,
