@@ -24,15 +24,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import errors
-from activities.delivery_contract import message_sha256
+from activities.delivery_contract import SendKind, batch_sha256, message_sha256
 from activities.transports.base import ProviderFailure, SentBatch, SentEmail
-from activities.types import EmailMessage, EmailTag
+from activities.types import BatchItemOutcome, EmailMessage, EmailTag
 from config import Settings
 from infra.temporal_client import data_converter
 from testkit.dev_server import start_time_skipping
 from testkit.keys import CODEC_KEYS
 from testkit.polling import eventually
 from worker import build_workers
+from workflows.batch_types import BatchItemInput, BatchStatusResult, SendBatchInput
+from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.status import SendStatus
 from workflows.types import (
@@ -67,6 +69,7 @@ class OutageTransport:
     requests: list[tuple[str, timedelta]] = field(default_factory=list)
     messages: set[str] = field(default_factory=set)
     deliveries: dict[str, str] = field(default_factory=dict)
+    batches: dict[str, list[str]] = field(default_factory=dict)
     first: datetime | None = None
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
@@ -82,7 +85,16 @@ class OutageTransport:
         return SentEmail(provider_message_id=email_id, http_status=200)
 
     async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
-        raise NotImplementedError("single sends only")
+        now = activity.info().current_attempt_scheduled_time
+        self.first = self.first or now
+        elapsed = now - self.first
+        self.requests.append((idempotency_key, elapsed))
+        self.messages.add(batch_sha256(messages))
+        failure = self.answer(elapsed)
+        if failure is not None:
+            raise failure
+        ids = self.batches.setdefault(idempotency_key, [f"re-{uuid.uuid4()}" for _ in messages])
+        return SentBatch([BatchItemOutcome(provider_message_id=i) for i in ids], 200)
 
 
 def rate_limited(retry_after: float = 1) -> ProviderFailure:
@@ -419,3 +431,185 @@ async def test_invite_life_that_continues_as_new_sends_each_email_once_rendered_
             and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
         )
     assert renders == 1
+
+
+def batch_input(
+    policy: DeliveryPolicy, n: int = 100, text: str = "hello"
+) -> tuple[str, SendBatchInput]:
+    key = uuid.uuid4().hex
+    items = [
+        BatchItemInput(
+            email_id=f"em_{key}_{i}",
+            message=EmailMessage(
+                sender="Acme <team@acme.test>",
+                to=[f"user{i}@example.com"],
+                subject="Your report",
+                text=text,
+                tags=[EmailTag("kind", "email"), EmailTag("email_id", f"em_{key}_{i}")],
+            ),
+        )
+        for i in range(n)
+    ]
+    # No `accepted_at`: the window counts from the start on the server's (skipped) clock.
+    return f"batch-{key}", SendBatchInput(f"bat_{key}", SendKind.EMAIL, items, policy=policy)
+
+
+async def send_batch(
+    env: WorkflowEnvironment, transport: OutageTransport, data: SendBatchInput, workflow_id: str
+) -> tuple[BatchStatusResult, list[Run]]:
+    """`send` for a batch: its final state and each of its runs, measured."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=data.policy.send_task_queue
+    )
+    workflows, sends = build_workers(env.client, settings, transport)
+    async with workflows, sends:
+        handle = await env.client.start_workflow(
+            SendBatch.run, data, id=workflow_id, task_queue=settings.task_queue
+        )
+        try:
+            result = await handle.result()
+        except WorkflowFailureError as failure:
+            assert isinstance(failure.cause, ApplicationError), failure.cause
+            result = value_to_type(BatchStatusResult, failure.cause.details[0], [])
+    runs = await runs_of(env.client, workflow_id, handle.first_execution_run_id or "")
+    log.info(
+        "batch %s: %d attempts, %d runs, events per run %s, bytes per run %s",
+        result.status,
+        len(transport.requests),
+        len(runs),
+        [r.events for r in runs],
+        [r.size for r in runs],
+    )
+    return result, runs
+
+
+async def test_23h_outage_of_a_100_email_batch_sends_each_once_with_every_run_bounded(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    # As for a single send: 429s for 10 minutes, then 5xx until 22 h 50 min, then recovery;
+    # 100 emails of 4 KB each (~0.5 MB), which batches started before `batch-bounded-v1`
+    # recorded again in every attempt's input (800+ attempts: ~400 MB of history).
+    def answer(elapsed: timedelta) -> ProviderFailure | None:
+        if elapsed < timedelta(minutes=10):
+            return rate_limited()
+        if elapsed < timedelta(hours=22, minutes=50):
+            return server_error()
+        return None
+
+    transport = OutageTransport(answer)
+    workflow_id, data = batch_input(policy(), text="x" * 4000)
+    result, runs = await send_batch(skipping_env, transport, data, workflow_id)
+
+    assert result.status == SendStatus.SENT
+    assert [item.status for item in result.items] == [SendStatus.SENT] * 100
+    key = f"{workflow_id}/send/0"
+    assert list(transport.batches) == [key] and len(set(transport.batches[key])) == 100
+    assert [item.provider_message_id for item in result.items] == transport.batches[key]
+    assert {k for k, _ in transport.requests} == {key} and len(transport.messages) == 1
+    assert result.attempt_count == len(transport.requests) > 800
+    assert transport.requests[-1][1] >= timedelta(hours=22, minutes=50)
+    assert len(runs) >= 2 and result.runs == len(runs)
+    assert max(r.events for r in runs) <= MAX_RUN_EVENTS, runs
+    assert max(r.size for r in runs) <= MAX_RUN_BYTES, runs
+    assert len(result.attempts) < 30
+    assert result.attempts_omitted == result.attempt_count - len(result.attempts)
+    assert result.attempts[-1].outcome == "accepted"
+    assert result.not_after is not None
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "attempts"),
+    [
+        # Refused (429) until the window ends: provably never accepted.
+        (always(lambda: rate_limited(60)), SendStatus.FAILED, (50, 70)),
+        # One 500 (the provider may have taken the call), then refusals: nobody can tell.
+        (
+            after(always(server_error), timedelta(seconds=1), always(lambda: rate_limited(60))),
+            SendStatus.UNDETERMINED,
+            (50, 70),
+        ),
+        # Same key, other payload: the provider had something under this key.
+        (always(conflict), SendStatus.UNDETERMINED, (1, 1)),
+        (always(rejected), SendStatus.FAILED, (1, 1)),
+    ],
+    ids=["429-until-window-end", "500-then-429s", "409-invalid-idempotent-request", "422"],
+)
+async def test_unaccepted_batch_ends_failed_only_when_the_provider_provably_refused_it(
+    skipping_env: WorkflowEnvironment,
+    answer: Answer,
+    status: SendStatus,
+    attempts: tuple[int, int],
+) -> None:
+    one_hour = dataclasses.replace(policy(), window_seconds=3600)
+    transport = OutageTransport(answer)
+    workflow_id, data = batch_input(one_hour, n=3)
+    result, _ = await send_batch(skipping_env, transport, data, workflow_id)
+
+    assert result.status == status
+    assert [item.status for item in result.items] == [status] * 3
+    assert attempts[0] <= result.attempt_count == len(transport.requests) <= attempts[1]
+    assert transport.batches == {}
+    assert result.last_error is not None
+    may_duplicate = "resubmitting it under a new Idempotency-Key may send it twice"
+    assert (may_duplicate in result.last_error.message) == (status == SendStatus.UNDETERMINED)
+    assert result.provider_may_have_accepted == (status == SendStatus.UNDETERMINED)
+    assert transport.requests[-1][1] < timedelta(hours=1)
+
+
+async def test_webhook_flood_after_a_batch_continues_as_new_and_tracks_each_item(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    transport = OutageTransport(lambda _: None)
+    tracked = dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
+    workflow_id, data = batch_input(tracked, n=2)
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=tracked.send_task_queue
+    )
+    workflows, sends = build_workers(skipping_env.client, settings, transport)
+    first, second = (item.email_id for item in data.items)
+    async with workflows, sends:
+        handle = await skipping_env.client.start_workflow(
+            SendBatch.run, data, id=workflow_id, task_queue=settings.task_queue
+        )
+        await eventually(lambda: len(transport.batches) == 1, what="sent")
+        first_run = handle.first_execution_run_id
+        latest = skipping_env.client.get_workflow_handle(workflow_id, result_type=BatchStatusResult)
+        await latest.signal(
+            DELIVERY_EVENT_SIGNAL,
+            DeliveryEventInput("msg_done", "email.delivered", email_id=second),
+        )
+        events = 0
+        while (await latest.describe()).history_length < 4_200:
+            for _ in range(100):
+                events += 1
+                await latest.signal(
+                    DELIVERY_EVENT_SIGNAL,
+                    DeliveryEventInput(f"msg_{events}", "email.delivery_delayed", email_id=first),
+                )
+
+        async def continued() -> bool:
+            return (await latest.describe()).run_id != first_run
+
+        await eventually(continued, what="continued as new")
+        # The second item's state came through the continue-as-new: delivered, then a
+        # complaint (an ending); the first bounces.
+        await latest.signal(
+            DELIVERY_EVENT_SIGNAL,
+            DeliveryEventInput("msg_complaint", "email.complained", email_id=second),
+        )
+        await latest.signal(
+            DELIVERY_EVENT_SIGNAL, DeliveryEventInput("msg_end", "email.bounced", email_id=first)
+        )
+        result: BatchStatusResult = await latest.result()
+    runs = await runs_of(skipping_env.client, workflow_id, first_run or "")
+    log.info("batch flood of %d events: events per run %s", events + 1, [r.events for r in runs])
+
+    assert len(runs) >= 2 and result.runs == len(runs)
+    assert max(r.events for r in runs) <= MAX_RUN_EVENTS
+    assert [item.status for item in result.items] == [SendStatus.BOUNCED, SendStatus.COMPLAINED]
+    assert [e.event_id for e in result.items[1].delivery_events] == ["msg_done", "msg_complaint"]
+    kept = result.items[0].delivery_events
+    assert len(kept) == 25 and kept[0].event_id == "msg_1" and kept[-1].event_id == "msg_end"
+    assert result.attempt_count == 1 and len(transport.requests) == 1
