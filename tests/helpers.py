@@ -47,6 +47,20 @@ async def wait_for_status(
     return result
 
 
+async def wait_for_batch(
+    api: httpx.AsyncClient, batch_id: str, *statuses: str, timeout: float = 15.0
+) -> dict[str, Any]:
+    """GET /v1/batches/{id} until the call's status is one of `statuses`."""
+
+    async def check() -> dict[str, Any] | None:
+        response = await api.get(f"/v1/batches/{batch_id}")
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 and body["status"] in statuses else None
+
+    result: dict[str, Any] = await eventually(check, timeout=timeout, what=f"{batch_id} {statuses}")
+    return result
+
+
 def readable_text(node: Any) -> Iterator[str]:
     """Every string in a history's JSON, plus the base64 ones decoded (payload data)."""
     if isinstance(node, dict):

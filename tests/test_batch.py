@@ -12,8 +12,7 @@ from temporalio.client import Client
 
 from activities.types import BatchAttemptInput
 from testkit.fake_resend import FakeResendServer, Fault
-from testkit.polling import eventually
-from tests.helpers import INVITE, wait_for_status
+from tests.helpers import INVITE, wait_for_batch, wait_for_status
 from tests.webhooks import post_event
 
 
@@ -22,20 +21,6 @@ def emails(n: int, **extra: Any) -> list[dict[str, Any]]:
         {"to": f"user{i}@example.com", "subject": f"Report {i}", "text": f"Hello {i}", **extra}
         for i in range(n)
     ]
-
-
-async def wait_for_batch(
-    api: httpx.AsyncClient, batch_id: str, *statuses: str, timeout: float = 15.0
-) -> dict[str, Any]:
-    """GET /v1/batches/{id} until the call's status is one of `statuses`."""
-
-    async def check() -> dict[str, Any] | None:
-        response = await api.get(f"/v1/batches/{batch_id}")
-        body: dict[str, Any] = response.json()
-        return body if response.status_code == 200 and body["status"] in statuses else None
-
-    result: dict[str, Any] = await eventually(check, timeout=timeout, what=f"{batch_id} {statuses}")
-    return result
 
 
 def batch_requests(fake_resend: FakeResendServer) -> list[str]:

@@ -18,9 +18,10 @@ from config import Settings
 from testkit.dev_server import temporal_binary
 from testkit.fake_resend import FakeResendServer
 from testkit.polling import eventually
-from tests.helpers import wait_for_status
+from tests.helpers import wait_for_batch, wait_for_status
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello"}
+BATCH = {"emails": [{**EMAIL, "to": f"user{i}@example.com"} for i in range(3)]}
 
 
 async def reset_to_first_task(settings: Settings, workflow_id: str) -> None:
@@ -72,3 +73,45 @@ async def test_reset_past_the_send_window_makes_no_attempt_and_says_undetermined
     assert status["attempt_count"] == 0  # the reset run knows of no attempt, and made none
     assert "reset" in status["last_error"]["message"]
     assert "may send it twice" in status["last_error"]["message"]
+
+
+async def test_reset_batch_within_the_window_resends_under_the_same_key_and_delivers_once(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:  # fmt: skip
+    settings.delivery_wait_seconds = 0
+    body = (await api.post("/v1/emails/batch", json=BATCH)).json()
+    sent = await wait_for_batch(api, body["id"], "sent")
+    await client.get_workflow_handle(body["workflow_id"]).result()
+
+    await reset_to_first_task(settings, body["workflow_id"])
+    await eventually(lambda: fake_resend.fake.requests_total == 2, what="the reset run's attempt")
+    again = await wait_for_batch(api, body["id"], "sent")
+    assert fake_resend.fake.delivered_count == 3  # the provider replayed its first answer
+    assert [i["provider_message_id"] for i in again["items"]] == [
+        i["provider_message_id"] for i in sent["items"]
+    ]
+
+
+async def test_reset_batch_past_the_send_window_makes_no_attempt_and_says_undetermined(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:  # fmt: skip
+    settings.delivery_wait_seconds = 0
+    settings.send_window_seconds = 2.0
+    body = (await api.post("/v1/emails/batch", json=BATCH)).json()
+    sent = await wait_for_batch(api, body["id"], "sent")
+    await client.get_workflow_handle(body["workflow_id"]).result()
+    # The window counts from the accept (kept in the input), not from the reset run's start.
+    not_after = datetime.fromisoformat(sent["not_after"])
+    await eventually(lambda: datetime.now(UTC) > not_after, what="the window's end")
+
+    await reset_to_first_task(settings, body["workflow_id"])
+    status = await wait_for_batch(api, body["id"], "undetermined")
+    assert fake_resend.fake.requests_total == 1 and fake_resend.fake.delivered_count == 3
+    assert status["attempt_count"] == 0 and status["not_after"] == sent["not_after"]
+    assert "reset" in status["last_error"]["message"]
+    assert "may send it twice" in status["last_error"]["message"]
+    assert status["counts"] == {"undetermined": 3}
+    item = (await api.get(f"/v1/emails/{body['items'][0]['id']}")).json()
+    assert item["status"] == "undetermined" and item["provider_may_have_accepted"] is False
