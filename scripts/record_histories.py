@@ -189,6 +189,8 @@ async def start_batch(
         items=items,
         tenant_id="acme",
         policy=replace(policy, priority=QueuePriority(priority_key=4, fairness_key="acme")),
+        # As the API starts it since `batch-bounded-v1` (older recordings had none).
+        accepted_at=datetime.now(UTC).isoformat(),
     )
     return await client.start_workflow(SendBatch.run, data, id=f"batch-{key}", task_queue="record")
 
@@ -310,19 +312,33 @@ async def reset_past_window(client: Client, policy: DeliveryPolicy) -> str:
     await handle.result()
     state: EmailStatusResult = await handle.query("status", result_type=EmailStatusResult)
     assert state.not_after is not None
-    not_after = datetime.fromisoformat(state.not_after)
+    return await reset_after(client, handle.id, datetime.fromisoformat(state.not_after))
+
+
+async def reset_batch_past_window(client: Client, policy: DeliveryPolicy) -> str:
+    """A batch sent, then reset (to its first task) after its send window: no second call."""
+    short = dataclasses.replace(policy, window_seconds=1.0)
+    handle = await start_email_batch(client, short)
+    await handle.result()
+    batch = await handle.query(BATCH_STATUS_QUERY, result_type=BatchStatusResult)
+    assert batch.not_after is not None
+    return await reset_after(client, handle.id, datetime.fromisoformat(batch.not_after))
+
+
+async def reset_after(client: Client, workflow_id: str, not_after: datetime) -> str:
+    """Reset the workflow to its first task once `not_after` has passed; await its end."""
     await eventually(lambda: datetime.now(UTC) > not_after, what="the end of the send window")
     address = client.service_client.config.target_host
     subprocess.run(
         [temporal_binary(), "workflow", "reset", "--address", address,
-         "--workflow-id", handle.id, "--type", "FirstWorkflowTask", "--reason", "recorded"],
+         "--workflow-id", workflow_id, "--type", "FirstWorkflowTask", "--reason", "recorded"],
         check=True, capture_output=True,
     )  # fmt: skip
     try:
-        await client.get_workflow_handle(handle.id).result()
+        await client.get_workflow_handle(workflow_id).result()
     except WorkflowFailureError:
         pass
-    return handle.id
+    return workflow_id
 
 
 def scheduled(*, cancel: bool) -> Scenario:
@@ -593,6 +609,28 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
         [Fault(status=429, retry_after=1)] * 20,
         life_continued_as_new,
     ),
+    # Bounded, honest batches (workflow.patched "batch-bounded-v1"): the messages are read
+    # by the activity (`pinned_batch`), the window counts from `accepted_at` in the input.
+    "batch_invites_delivered_bounded": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        batch_with_events(
+            start_invite_batch, (0, "email.delivered"), (1, "email.bounced"), (2, "email.bounced")
+        ),
+    ),
+    "batch_emails_one_refused_bounded": (
+        [Fault(invalid_items=(1,))],
+        batch_with_events(start_email_batch, (0, "email.bounced"), (2, "email.complained")),
+    ),
+    "batch_undetermined_after_500s": (
+        [Fault(status=500)] * 30,
+        with_policy(to_the_end(start_email_batch), window_seconds=2.0),
+    ),
+    "batch_failed_after_429s": (
+        [Fault(status=429, retry_after=1)] * 30,
+        with_policy(to_the_end(start_email_batch), window_seconds=2.5),
+    ),
+    "batch_continued_as_new": ([Fault(status=500)] * 24, to_the_end(start_email_batch)),
+    "batch_reset_past_window": ([], reset_batch_past_window),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})
