@@ -42,16 +42,28 @@ router = APIRouter(prefix="/v1", tags=["batches"])
 
 
 async def _start(
-    data: SendBatchInput,
+    kind: SendKind,
+    items: list[BatchItemInput],
     body: EmailBatchCreate | InviteBatchCreate,
     *,
-    workflow_id: str,
+    key: str,
+    caller: Caller,
+    tenant_id: str | None,
     response: Response,
     client: TemporalClientDep,
     settings: Settings,
     fingerprints: FingerprintKeys,
     idempotency_key: str | None,
 ) -> BatchAccepted:
+    """Start the batch's workflow (one start for every item), as bulk work of the tenant."""
+    batch_id, workflow_id = batch_ids(key)
+    data = SendBatchInput(
+        batch_id=batch_id,
+        kind=kind,
+        items=items,
+        tenant_id=tenant_id,
+        policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
+    )
     started = await sends.start_send(
         client,
         data,
@@ -108,23 +120,18 @@ async def create_email_batch(
             check_sender(email.sender, allowed, field=f"emails.{index}.from")
     fallback = _default_sender(settings, caller, allowed, any(not e.sender for e in body.emails))
     key = send_key(batch_kind(SendKind.EMAIL), idempotency_key, tenant_id=tenant_id)
-    batch_id, workflow_id = batch_ids(key)
     items = []
     for index, email in enumerate(body.emails):
         email_id = batch_item_id(SendKind.EMAIL, key, index)
         message = email_message(email, email_id, fallback)
         items.append(BatchItemInput(email_id=email_id, message=message))
-    data = SendBatchInput(
-        batch_id=batch_id,
-        kind=SendKind.EMAIL,
-        items=items,
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
-    )
     return await _start(
-        data,
+        SendKind.EMAIL,
+        items,
         body,
-        workflow_id=workflow_id,
+        key=key,
+        caller=caller,
+        tenant_id=tenant_id,
         response=response,
         client=client,
         settings=settings,
@@ -153,7 +160,6 @@ async def create_invite_batch(
     tenant_id = caller.tenant_for(body.invites[0].tenant_id)  # items share one (validated)
     sender = _default_sender(settings, caller, allowed_sender_domains(settings, caller), True)
     key = send_key(batch_kind(SendKind.INVITE), idempotency_key, tenant_id=tenant_id)
-    batch_id, workflow_id = batch_ids(key)
     items = []
     for index, invite in enumerate(body.invites):
         invite_id = batch_item_id(SendKind.INVITE, key, index)
@@ -167,17 +173,13 @@ async def create_invite_batch(
             role=invite.role,
         )
         items.append(BatchItemInput(email_id=invite_id, invite=render))
-    data = SendBatchInput(
-        batch_id=batch_id,
-        kind=SendKind.INVITE,
-        items=items,
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
-    )
     return await _start(
-        data,
+        SendKind.INVITE,
+        items,
         body,
-        workflow_id=workflow_id,
+        key=key,
+        caller=caller,
+        tenant_id=tenant_id,
         response=response,
         client=client,
         settings=settings,
