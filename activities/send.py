@@ -115,6 +115,7 @@ class SendActivities:
             if data.message is not None
             else await self._pinned_message(data, started_at)
         )
+        read_ms = (time.monotonic() - started) * 1000
         try:
             sent = await self._transport.send(message, data.idempotency_key)
         except ProviderFailure as failure:
@@ -122,10 +123,11 @@ class SendActivities:
         duration_ms = (time.monotonic() - started) * 1000
         self._record_attempt("accepted", duration_ms)
         activity.logger.info(
-            "send attempt %d accepted by %s in %.0f ms",
+            "send attempt %d accepted by %s in %.0f ms (message read in %.0f ms)",
             data.attempt,
             self._transport.name,
             duration_ms,
+            read_ms,
         )
         return SendAttemptResult(
             provider_message_id=sent.provider_message_id,

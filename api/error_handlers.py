@@ -14,6 +14,7 @@ from api.errors import (
     InvalidField,
     InvalidRequest,
     NotConfigured,
+    NotConfirmed,
     NotFound,
     NotRecorded,
     SenderNotAllowed,
@@ -68,7 +69,11 @@ async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
     log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
-    detail = UNAVAILABLE_DETAIL if isinstance(exc, NotRecorded) else READ_UNAVAILABLE_DETAIL
+    detail = READ_UNAVAILABLE_DETAIL
+    if isinstance(exc, NotRecorded):
+        detail = UNAVAILABLE_DETAIL
+    elif isinstance(exc, NotConfirmed):
+        detail = exc.detail
     return JSONResponse(
         {"detail": detail},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

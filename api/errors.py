@@ -82,5 +82,10 @@ class Unavailable(SendError):
     """Temporal could not answer (a read, a list, a cancel): retry later."""
 
 
+class NotConfirmed(Unavailable):
+    """No worker answered a change (an invite's accept or revoke) in time: it was neither
+    refused nor confirmed, and may still be applied when a worker runs."""
+
+
 class NotRecorded(Unavailable):
     """Temporal could not durably record a new send: nothing was accepted, retry later."""

@@ -7,11 +7,22 @@ the workflow's refusals become the domain errors of `api.errors`; nothing here k
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,12 +33,13 @@ from api.errors import (
     Gone,
     InvalidField,
     NotConfigured,
+    NotConfirmed,
     NotFound,
     SendError,
     TooManyAttempts,
     Unavailable,
 )
-from api.sends import RPC_TIMEOUT, temporal_errors
+from api.sends import ACCEPTED_AT_MEMO, QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
 from workflows.ids import workflow_id_for
@@ -46,15 +58,23 @@ from workflows.types import (
     REVOKE_UPDATE,
     AcceptInput,
     AcceptResult,
+    InviteInput,
     InviteState,
     RevokeInput,
     RevokeResult,
 )
 
+log = logging.getLogger(__name__)
+
 INVITE_WORKFLOW = "Invite"
 ACCEPT_PATH = "/invites/accept"
 NO_SUCH_INVITE = "no invite with this id"
 WRONG_TOKEN = "no invite with this id and token"
+NOT_CONFIRMED = (
+    "no worker answered in time: the {change} is neither confirmed nor refused, and may "
+    "still be applied when a worker runs. Read the invite (GET) before retrying; a retry "
+    "after it was applied is answered as such."
+)
 
 
 def check_accept_url(url: str, allowed_hosts: Iterable[str]) -> None:
@@ -114,8 +134,23 @@ def _workflow_id(invite_id: str) -> str:
     return workflow_id
 
 
+@dataclass
+class InviteRecord:
+    """An invite as read; `live` False: no worker answered in time, so this is what the
+    server knows (the invite's input and times), without its emails' progress."""
+
+    state: InviteState
+    live: bool = True
+
+
 async def read_invite(client: Client, invite_id: str, caller: Caller) -> InviteState:
-    """The invite: from its `invite` query while it lives, from its result once ended.
+    """`read_invite_record`'s state."""
+    return (await read_invite_record(client, invite_id, caller)).state
+
+
+async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> InviteRecord:
+    """The invite: from its `invite` query while it lives (from its input if no worker
+    answers within `QUERY_TIMEOUT`), from its result once ended.
 
     Another tenant's invite is `NotFound`, as one that does not exist.
     """
@@ -129,9 +164,13 @@ async def read_invite(client: Client, invite_id: str, caller: Caller) -> InviteS
                 raise NotFound(NO_SUCH_INVITE)
             state: InviteState
             if description.status == WorkflowExecutionStatus.RUNNING:
-                state = await handle.query(
-                    INVITE_QUERY, result_type=InviteState, rpc_timeout=RPC_TIMEOUT
-                )
+                try:
+                    state = await handle.query(
+                        INVITE_QUERY, result_type=InviteState, rpc_timeout=QUERY_TIMEOUT
+                    )
+                except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+                    log.info("invite %s not live: %s", invite_id, type(err).__name__)
+                    return InviteRecord(await _known_invite(client, description), live=False)
             elif description.status == WorkflowExecutionStatus.COMPLETED:
                 state = await handle.result(rpc_timeout=RPC_TIMEOUT)
             else:
@@ -139,6 +178,48 @@ async def read_invite(client: Client, invite_id: str, caller: Caller) -> InviteS
                 raise Gone(f"the invite's workflow ended abnormally ({ended})")
     except NotFound:
         raise NotFound(NO_SUCH_INVITE) from None
+    return InviteRecord(state)
+
+
+async def _known_invite(client: Client, description: WorkflowExecutionDescription) -> InviteState:
+    """A running invite as the server knows it: the state its latest run started from
+    (carried by a continue-as-new), or the one its input makes (times from the accept).
+    Running means not accepted nor revoked; past `expires_at` it is expired (the workflow
+    would say so too, whatever its timer)."""
+    events = client.get_workflow_handle(
+        description.id, run_id=description.run_id
+    ).fetch_history_events(page_size=1, rpc_timeout=RPC_TIMEOUT)
+    data: InviteInput | None = None
+    async for event in events:
+        started = event.workflow_execution_started_event_attributes
+        [decoded] = await client.data_converter.decode(started.input.payloads, [InviteInput])
+        data = decoded if isinstance(decoded, InviteInput) else None
+        break
+    if data is None:
+        raise Unavailable("the invite's start event holds no invite")
+    state: InviteState
+    if data.continued is not None:
+        state = data.continued.state
+    else:
+        accepted = await description.memo_value(ACCEPTED_AT_MEMO, None)
+        created = datetime.fromisoformat(str(accepted)) if accepted else description.start_time
+        remind = data.remind_after_seconds
+        state = InviteState(
+            invite_id=data.invite_id,
+            status=InviteStatus.PENDING,
+            to=data.to,
+            link="managed" if data.token_digest is not None else "app",
+            locale=data.locale,
+            created_at=created.isoformat(),
+            expires_at=(created + timedelta(seconds=data.expires_in_seconds)).isoformat(),
+            tenant_id=data.tenant_id,
+            role=data.role,
+            remind_at=(created + timedelta(seconds=remind)).isoformat() if remind else None,
+        )
+    if state.status == InviteStatus.PENDING and datetime.now(UTC) >= datetime.fromisoformat(
+        state.expires_at
+    ):
+        state = replace(state, status=InviteStatus.EXPIRED, expired_at=state.expires_at)
     return state
 
 
@@ -158,6 +239,8 @@ async def accept_invite(
             )
         except (WorkflowUpdateFailedError, RPCError) as err:
             raise _as_error(await _why_refused(client, invite_id, caller, err)) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise NotConfirmed(NOT_CONFIRMED.format(change="accept")) from None
     if not result.accepted:
         raise NotFound(WRONG_TOKEN)
     return result.invite
@@ -178,6 +261,8 @@ async def revoke_invite(client: Client, invite_id: str, caller: Caller) -> tuple
             return result.invite, result.email_cancelled
         except (WorkflowUpdateFailedError, RPCError) as err:
             why = await _why_refused(client, invite_id, caller, err)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise NotConfirmed(NOT_CONFIRMED.format(change="revoke")) from None
     if why == InviteStatus.REVOKED:
         return await read_invite(client, invite_id, caller), False
     raise _as_error(why)

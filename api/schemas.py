@@ -540,6 +540,9 @@ class InviteEmail(BaseModel):
 class InviteView(BaseModel):
     invite_id: str
     status: InviteStatus
+    # False: no worker answered in time, so this is what Temporal itself knows (the invite's
+    # input and times), without its emails' progress; ask again for the live state.
+    live: bool = True
     email: str
     tenant_id: str | None
     role: str | None

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from activities.delivery_contract import batch_sha256
 from activities.types import BatchAttemptInput
 from testkit.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, wait_for_batch, wait_for_status
@@ -103,7 +104,7 @@ async def test_retried_batch_call_delivers_each_item_once(
     assert batch["counts"] == {"sent": 3}
 
     # Each attempt is its own event in history, with the same key and the same digest of
-    # the messages (pinned once: the activity reads them from the workflow, not its input).
+    # the messages: the first carries them, later ones read them from the workflow.
     history = await client.get_workflow_handle(accepted["workflow_id"]).fetch_history()
     inputs = [
         (
@@ -117,7 +118,8 @@ async def test_retried_batch_call_delivers_each_item_once(
     assert len(inputs) == len(outcomes) >= 3
     assert [i.attempt for i in inputs] == list(range(1, len(inputs) + 1))
     first = inputs[0]
-    assert first.messages is None and first.messages_sha256 and first.not_after
+    assert first.messages is not None and first.messages_sha256 == batch_sha256(first.messages)
+    assert all(i.messages is None for i in inputs[1:]) and first.not_after
     assert all(
         (i.messages_sha256, i.not_after, i.idempotency_key)
         == (first.messages_sha256, first.not_after, key)
@@ -276,7 +278,8 @@ async def test_long_retry_series_of_a_large_batch_records_its_messages_once(
     api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer, client: Client
 ) -> None:
     # ~450 KB of messages: recorded by every attempt, 13 attempts would write ~6 MB of
-    # history (batches started before `batch-bounded-v1` did). Pinned once, they are not.
+    # history (batches started before `batch-bounded-v1` did). Now: the input and the
+    # first attempt only.
     big = emails(100, html="<p>" + "x" * 4400 + "</p>")
     failures = 12
     fake_resend.fake.enqueue_faults([Fault(status=500)] * failures)
@@ -294,4 +297,4 @@ async def test_long_retry_series_of_a_large_batch_records_its_messages_once(
     history = await client.get_workflow_handle(accepted["workflow_id"]).fetch_history()
     messages_bytes = sum(len(json.dumps(d.payload)) for d in fake_resend.fake.deliveries)
     history_bytes = sum(e.ByteSize() for e in history.events)
-    assert messages_bytes > 400_000 and history_bytes < 1.5 * messages_bytes, history_bytes
+    assert messages_bytes > 400_000 and history_bytes < 2.5 * messages_bytes, history_bytes

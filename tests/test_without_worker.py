@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -66,11 +67,17 @@ async def test_cancel_without_a_worker_is_recorded_then_applied_when_one_runs(
     assert elapsed < PROMPT, f"took {elapsed:.1f}s"
     assert response.json()["status"] == "scheduled"
     assert "cancel requested" in response.json()["detail"]
+    # Resend's surface says it the same way: 202 (recorded), not 200 (cancelled).
+    other = (await api.post("/v1/emails", json={**EMAIL, "send_at": send_at})).json()
+    resend_cancel = await api.post(f"/emails/{other['id']}/cancel")
+    assert resend_cancel.status_code == 202, resend_cancel.text
+    assert resend_cancel.json() == {"object": "email", "id": other["id"]}
 
     # The workflow has never run: the request is handled in its very first task, and the
     # search attribute follows it there (it stayed `scheduled` before).
     async with running_worker(client, settings):
         status = await wait_for_status(api, body["id"], "cancelled")
+        await wait_for_status(api, other["id"], "cancelled")
     assert status["live"] is True and status["cancel_requested_at"] and status["cancelled_at"]
     handle = client.get_workflow_handle(body["workflow_id"])
 
@@ -122,3 +129,39 @@ async def test_read_of_a_terminated_send_says_what_is_known_not_sending(
     # Without a worker, the server alone cannot tell what the attempts were: undetermined.
     not_live = (await api.get(refused["status_url"])).json()
     assert not_live["live"] is False and not_live["status"] == "undetermined"
+
+
+async def test_invite_without_a_worker_is_read_from_its_input_and_changes_are_not_confirmed(
+    api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
+) -> None:
+    body = (await api.post("/v1/invites", json={**INVITE, "remind_after_days": 2})).json()
+    url = f"/v1/invites/{body['invite_id']}"
+    response, elapsed = await timed(api.get(url))
+    assert response.status_code == 200, response.text
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    view = response.json()
+    assert view["live"] is False and view["status"] == "pending" and view["link"] == "managed"
+    created = datetime.fromisoformat(view["created_at"])
+    assert datetime.fromisoformat(view["expires_at"]) - created == timedelta(days=7)
+    assert datetime.fromisoformat(view["remind_at"]) - created == timedelta(days=2)
+    assert view["invitation"] is None and view["email"] == INVITE["email"]
+
+    # An accept or a revoke needs the invite's workflow to decide: without a worker it is
+    # a 503 that says the change may still apply (not a 500, not a false refusal).
+    for request in (api.post(f"{url}/accept", json={"token": "not-the-token"}), api.delete(url)):
+        refused = await request
+        assert refused.status_code == 503, refused.text
+        assert "may still be applied" in refused.json()["detail"]
+
+    # And it did: once a worker runs, the revoke that no worker answered is applied.
+    async with running_worker(client, settings):
+
+        async def ended() -> dict[str, Any] | None:
+            got = (await api.get(url)).json()
+            return got if got["live"] and got["status"] != "pending" else None
+
+        live = await eventually(ended, what="the invite's live state")
+    assert live["status"] == "revoked" and live["revoked_at"]
+    # The workflow counts the invite's times from its first task (here when the worker
+    # came), the server-known view from the accept: the live view is at most that later.
+    assert datetime.fromisoformat(live["created_at"]) >= created

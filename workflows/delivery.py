@@ -13,9 +13,11 @@ A `send_at` in the future is a durable timer before the first attempt; a `cancel
 not gone out.
 
 Bounded history (executions that took `BOUNDED_PATCH`), whatever the provider does:
-- The message is pinned once (workflow input, or the render's recorded result) and never
-  repeated in an attempt's input: the send activity reads it with the `pinned_message`
-  query and checks its digest.
+- The message is pinned once (workflow input, or the render's recorded result) and given
+  to the first attempt only: a later attempt's send activity reads it with the
+  `pinned_message` query and checks its digest (so a history holds at most two copies,
+  whatever the number of attempts, and a send that goes out at once needs no query to the
+  workflow's worker, which a backlog of workflow tasks can make slow).
 - A run continues as new before its history nears Temporal's limits (`RUN_EVENT_BUDGET`,
   `RUN_SIZE_BUDGET`, or the server's suggestion), carrying the pinned message, the attempt
   count, the recent attempts and delivery events, the send window and the retry backoff.
@@ -671,10 +673,12 @@ class Delivery:
             try:
                 result = await workflow.execute_activity_method(
                     SendActivities.send_email,
-                    # No message: the activity reads the pinned one (`pinned_message`), so a
-                    # retry series does not record it once per attempt.
+                    # The message in the first attempt only (most sends need no other, and
+                    # it needs no query to the workflow's worker); later attempts read the
+                    # pinned one (`pinned_message`), so a retry series does not record it
+                    # once per attempt.
                     SendAttemptInput(
-                        message=None,
+                        message=message if self.state.attempt_count == 0 else None,
                         idempotency_key=idempotency_key,
                         attempt=attempt,
                         message_sha256=digest,

@@ -12,9 +12,9 @@ refused item ends `failed` with the provider's reason while its siblings are `se
 each moves with its own delivery webhooks (the `delivery_event` signal, routed by item id).
 
 Bounded and honest since `batch-bounded-v1` (as single sends since `bounded-history-v1`):
-- The messages are pinned once (the input, or the render's recorded result) and never
-  repeated in an attempt's input: the activity reads them with the `pinned_batch` query
-  and checks their digest.
+- The messages are pinned once (the input, or the render's recorded result) and given to
+  the first attempt only: later attempts read them with the `pinned_batch` query and
+  check their digest.
 - The send window (23 h) counts from the accept time in the input (`accepted_at`), which
   a reset keeps; no attempt is made past its end (`not_after`), by the workflow nor by the
   activity, so a reset run cannot call the provider after it may have forgotten the key.
@@ -244,10 +244,10 @@ class SendBatch:
             attempt += 1
             self._set_status(SendStatus.SENDING)
             attempt_input = (
-                # No messages: the activity reads the pinned ones (`pinned_batch`), so a
-                # retry series does not record them once per attempt.
-                BatchAttemptInput(None, key, attempt, messages_sha256=digest,
-                                  not_after=_iso(deadline))
+                # The messages in the first attempt only; later ones read the pinned ones
+                # (`pinned_batch`), so a retry series does not record them once per attempt.
+                BatchAttemptInput(messages if attempt == 1 else None, key, attempt,
+                                  messages_sha256=digest, not_after=_iso(deadline))
                 if bounded
                 else BatchAttemptInput(messages=messages, idempotency_key=key, attempt=attempt)
             )  # fmt: skip

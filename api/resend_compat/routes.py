@@ -221,10 +221,20 @@ async def update_email(
     return ResendEmailRef(id=email_id)
 
 
-@router.post("/emails/{email_id}/cancel", response_model=ResendEmailRef)
+@router.post(
+    "/emails/{email_id}/cancel",
+    response_model=ResendEmailRef,
+    responses={202: {"description": "No worker answered: the cancel is recorded, not applied"}},
+)
 async def cancel_email(
-    email_id: str, client: TemporalClientDep, caller: CallerDep
+    email_id: str, client: TemporalClientDep, caller: CallerDep, response: Response
 ) -> ResendEmailRef:
-    """Cancel an email that has not gone out (Resend's `POST /emails/{id}/cancel`)."""
-    await sends.cancel_send(client, email_id, caller)
+    """Cancel an email that has not gone out (Resend's `POST /emails/{id}/cancel`).
+
+    200 once cancelled; 202 when no worker answered in time: the cancel is recorded and
+    applied when the send's workflow next runs, if nothing has gone out by then (read
+    `last_event` to see which)."""
+    outcome = await sends.cancel_send(client, email_id, caller)
+    if outcome.requested:
+        response.status_code = 202
     return ResendEmailRef(id=email_id)

@@ -238,8 +238,8 @@ def _view(state: InviteState) -> dict[str, Any]:
 @router.get("/{invite_id}", response_model=InviteView, responses=INVITE_ERRORS)
 async def get_invite(invite_id: str, client: TemporalClientDep, caller: CallerDep) -> InviteView:
     """An invite: pending, accepted, expired or revoked, with its emails' delivery status."""
-    state = await invites.read_invite(client, invite_id, caller)
-    return InviteView.model_validate(_view(state))
+    record = await invites.read_invite_record(client, invite_id, caller)
+    return InviteView.model_validate({**_view(record.state), "live": record.live})
 
 
 @router.post("/{invite_id}/accept", response_model=InviteAcceptance, responses=INVITE_ERRORS)
