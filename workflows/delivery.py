@@ -192,6 +192,19 @@ def _is_reset_run() -> bool:
     return info.run_id != info.original_execution_run_id
 
 
+def unsent_ending(error: EmailError, may_have_accepted: bool, what: str) -> tuple[SendStatus, str]:
+    """How a `what` ("send", "batch") the provider did not take ends, and its failure type:
+    `failed` if the provider provably did not take it, else `undetermined` (an attempt's
+    outcome is unknown, or a reset may have discarded attempts); `error` says which."""
+    reset = _is_reset_run()
+    if not may_have_accepted and not reset:
+        return SendStatus.FAILED, SEND_FAILED
+    error.message = f"{error.message}. {UNDETERMINED_NOTE}"
+    if reset:
+        error.message += f" This {what}'s workflow was reset: an earlier run may have sent it."
+    return SendStatus.UNDETERMINED, SEND_UNDETERMINED
+
+
 def _keep(items: list[T], item: T, first: int, last: int) -> int:
     """Append `item`, keeping the first `first` and the last `last`; how many were dropped."""
     items.append(item)
@@ -728,14 +741,7 @@ class Delivery:
     def _end_unsent(self, error: EmailError) -> NoReturn:
         """End a send that was not accepted: `failed` if the provider provably did not take
         it, `undetermined` if an attempt's outcome is unknown."""
-        reset = _is_reset_run()
-        if self.state.provider_may_have_accepted or reset:
-            status, failure_type = SendStatus.UNDETERMINED, SEND_UNDETERMINED
-            error.message = f"{error.message}. {UNDETERMINED_NOTE}"
-            if reset:
-                error.message += " This send's workflow was reset: an earlier run may have sent it."
-        else:
-            status, failure_type = SendStatus.FAILED, SEND_FAILED
+        status, failure_type = unsent_ending(error, self.state.provider_may_have_accepted, "send")
         self.state.last_error = error
         self.set_status(status)
         self._upsert_status()

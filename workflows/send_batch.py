@@ -69,17 +69,14 @@ with workflow.unsafe.imports_passed_through():
         KEEP_FIRST_EVENTS,
         KEEP_LAST_ATTEMPTS,
         KEEP_LAST_EVENTS,
-        SEND_FAILED,
-        SEND_UNDETERMINED,
         SINGLE_ATTEMPT,
-        UNDETERMINED_NOTE,
         Delivery,
         _history_full,
-        _is_reset_run,
         _iso,
         _keep,
         _wait_until,
         task_priority,
+        unsent_ending,
     )
     from workflows.search_attributes import EMAIL_STATUS
     from workflows.status import (
@@ -316,16 +313,8 @@ class SendBatch:
     def _end_unsent(self, error: EmailError) -> NoReturn:
         """End a batch the provider did not take: `failed` if it provably did not, else
         `undetermined` (an attempt's outcome is unknown, or a reset may have lost some)."""
-        reset = _is_reset_run()
-        if self._state.provider_may_have_accepted or reset:
-            status, failure_type = SendStatus.UNDETERMINED, SEND_UNDETERMINED
-            error.message = f"{error.message}. {UNDETERMINED_NOTE}"
-            if reset:
-                error.message += (
-                    " This batch's workflow was reset: an earlier run may have sent it."
-                )
-        else:
-            status, failure_type = SendStatus.FAILED, SEND_FAILED
+        may_have_accepted = self._state.provider_may_have_accepted
+        status, failure_type = unsent_ending(error, may_have_accepted, "batch")
         self._state.last_error = error
         for item in self._state.items:
             item.error = error
