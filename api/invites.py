@@ -39,7 +39,7 @@ from api.errors import (
     TooManyAttempts,
     Unavailable,
 )
-from api.sends import ACCEPTED_AT_MEMO, QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
+from api.sends import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
 from workflows.ids import workflow_id_for
@@ -201,8 +201,9 @@ async def _known_invite(client: Client, description: WorkflowExecutionDescriptio
     if data.continued is not None:
         state = data.continued.state
     else:
-        accepted = await description.memo_value(ACCEPTED_AT_MEMO, None)
-        created = datetime.fromisoformat(str(accepted)) if accepted else description.start_time
+        # As the workflow counts (`Invite`, since `invite-times-from-start-v1`): from its
+        # start on the server's clock, which a reset keeps.
+        created = description.start_time
         remind = data.remind_after_seconds
         state = InviteState(
             invite_id=data.invite_id,

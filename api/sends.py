@@ -222,7 +222,7 @@ async def start_send(
     """
     run, kind = _workflow_of(data)
     accepted_at = datetime.now(UTC)
-    if isinstance(data, SendEmailInput | SendInviteEmailInput | SendBatchInput):
+    if not isinstance(data, InviteInput):  # an invite counts from its start (see `Invite`)
         data = dataclasses.replace(data, accepted_at=data.accepted_at or accepted_at.isoformat())
     send_at = None if isinstance(data, SendBatchInput) else data.send_at
     if send_at and datetime.fromisoformat(send_at) <= accepted_at:

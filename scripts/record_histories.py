@@ -631,6 +631,12 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     ),
     "batch_continued_as_new": ([Fault(status=500)] * 24, to_the_end(start_email_batch)),
     "batch_reset_past_window": ([], reset_batch_past_window),
+    # An invite's times count from its start, not its first task (workflow.patched
+    # "invite-times-from-start-v1").
+    "invite_life_reminded_then_expired_from_start": (
+        [Fault(status=500)],
+        life_reminded_then_expired,
+    ),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})

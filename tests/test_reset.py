@@ -18,7 +18,7 @@ from config import Settings
 from testkit.dev_server import temporal_binary
 from testkit.fake_resend import FakeResendServer
 from testkit.polling import eventually
-from tests.helpers import wait_for_batch, wait_for_status
+from tests.helpers import INVITE, wait_for_batch, wait_for_status
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello"}
 BATCH = {"emails": [{**EMAIL, "to": f"user{i}@example.com"} for i in range(3)]}
@@ -115,3 +115,22 @@ async def test_reset_batch_past_the_send_window_makes_no_attempt_and_says_undete
     assert status["counts"] == {"undetermined": 3}
     item = (await api.get(f"/v1/emails/{body['items'][0]['id']}")).json()
     assert item["status"] == "undetermined" and item["provider_may_have_accepted"] is False
+
+
+async def test_reset_invite_keeps_its_life_and_sends_its_invitation_once(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:  # fmt: skip
+    body = (await api.post("/v1/invites", json={**INVITE, "remind_after_days": 2})).json()
+    await wait_for_status(api, body["invite_id"], "sent")
+    before = (await api.get(f"/v1/invites/{body['invite_id']}")).json()
+
+    # The reset run starts over from the first task, seconds later: its expiry and reminder
+    # still count from the accept (a reset must not give the invite a new life).
+    await reset_to_first_task(settings, body["workflow_id"])
+    await eventually(lambda: fake_resend.fake.requests_total == 2, what="the reset run's attempt")
+    after = (await api.get(f"/v1/invites/{body['invite_id']}")).json()
+    assert after["status"] == "pending" and after["live"] is True
+    times = ("created_at", "expires_at", "remind_at")
+    assert [after[t] for t in times] == [before[t] for t in times]
+    assert fake_resend.fake.delivered_count == 1  # the provider replayed its first answer

@@ -87,6 +87,8 @@ RENDER_RETRY = RetryPolicy(
 # and sent again by the app). 256-bit tokens are not guessed; this bounds what a leaky
 # accept page in front of us can try, and the history's size.
 MAX_WRONG_TOKENS = 10
+# The invite's times count from its start, not from its first workflow task (see __init__).
+TIMES_PATCH = "invite-times-from-start-v1"
 # The invitation's states in which a reminder makes sense: it went out and did not bounce.
 REMINDABLE = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.DELIVERY_DELAYED})
 _REFUSALS = {
@@ -118,7 +120,12 @@ class Invite:
         self._data = data
         carried = data.continued
         if carried is None:
+            # Since TIMES_PATCH from the workflow's start (the server's clock; a reset keeps
+            # it), not from this first task: a reset must not give the invite a new life,
+            # nor a late first task (no worker for a while) a longer one.
             now = workflow.now()
+            if workflow.patched(TIMES_PATCH):
+                now = workflow.info().workflow_start_time
             expires_at = now + timedelta(seconds=data.expires_in_seconds)
             remind_at = (
                 now + timedelta(seconds=data.remind_after_seconds)
