@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Resend's Node SDK, a real client of our Resend-compatible surface (tests/node/drop_in.cjs);
+# Node.js and npm from the distribution if missing.
+NODE_SDK := .dev/node/node_modules/resend/package.json
+$(NODE_SDK):
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	npm install --prefix .dev/node --no-audit --no-fund --silent resend@6.38.0
+
 # make dev                 Resend if RESEND_API_KEY is set, else the local outbox
 # make dev PROVIDER=fake   the bundled fake Resend; `make fault` makes its next sends fail
 dev: $(STAMP)
@@ -24,7 +31,7 @@ dev: $(STAMP)
 fault: $(STAMP)
 	$(PY) scripts/fault.py $(or $(KIND),500) --count $(or $(COUNT),1)
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_SDK)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Kills workers and the Temporal server under a 300-invite burst; figures in the summary.
