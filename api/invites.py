@@ -183,7 +183,7 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
 
 async def _known_invite(client: Client, description: WorkflowExecutionDescription) -> InviteState:
     """A running invite as the server knows it: the state its latest run started from
-    (carried by a continue-as-new), or the one its input makes (times from the accept).
+    (carried by a continue-as-new), or the one its input makes (times from its start).
     Running means not accepted nor revoked; past `expires_at` it is expired (the workflow
     would say so too, whatever its timer)."""
     events = client.get_workflow_handle(
