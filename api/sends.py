@@ -72,7 +72,13 @@ from workflows.batch_types import (
     item_status,
 )
 from workflows.delivery import task_priority
-from workflows.ids import batch_item_of, batch_workflow_id_for, public_id_for, workflow_id_for
+from workflows.ids import (
+    batch_ids,
+    batch_item_of,
+    batch_workflow_id_for,
+    public_id_for,
+    workflow_id_for,
+)
 from workflows.invite import Invite
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_batch import SendBatch
@@ -87,6 +93,7 @@ from workflows.types import (
     CancelInput,
     CancelResult,
     DeliveryEventInput,
+    DeliveryPolicy,
     EmailError,
     EmailStatusResult,
     InviteInput,
@@ -255,6 +262,29 @@ async def start_send(
     if not await is_repeat(client, workflow_id, fingerprint):
         raise NotFound(NO_SUCH_EMAIL)  # started, then gone (retention) between two calls
     return StartedSend(workflow_id, replayed=True)
+
+
+async def start_batch(
+    client: Client,
+    *,
+    key: str,
+    kind: SendKind,
+    items: list[BatchItemInput],
+    tenant_id: str | None,
+    policy: DeliveryPolicy,
+    fingerprint: Fingerprint,
+    task_queue: str,
+) -> tuple[SendBatchInput, StartedSend]:
+    """Start a batch (either surface's): one workflow start records every item; its ids
+    derive from the tenant's idempotency `key`, as `start_send` requires."""
+    batch_id, workflow_id = batch_ids(key)
+    data = SendBatchInput(
+        batch_id=batch_id, kind=kind, items=items, tenant_id=tenant_id, policy=policy
+    )
+    started = await start_send(
+        client, data, workflow_id=workflow_id, fingerprint=fingerprint, task_queue=task_queue
+    )
+    return data, started
 
 
 async def is_repeat(client: Client, workflow_id: str, fingerprint: Fingerprint) -> bool:

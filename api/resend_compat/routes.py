@@ -51,8 +51,8 @@ from api.resend_compat.schemas import (
     schedule_problem,
 )
 from api.tenants import allowed_sender_domains, check_sender
-from workflows.batch_types import BatchItemInput, SendBatchInput
-from workflows.ids import batch_ids, batch_item_id, send_ids
+from workflows.batch_types import BatchItemInput
+from workflows.ids import batch_item_id, send_ids
 from workflows.types import SendEmailInput
 
 TAG = "Resend-compatible"
@@ -162,22 +162,17 @@ async def send_batch(
     key = send_key(
         batch_kind(SendKind.EMAIL), idempotency_key, tenant_id=tenant_id, surface=SURFACE_SCOPE
     )
-    batch_id, workflow_id = batch_ids(key)
     items = []
     for position, email in enumerate(valid):
         email_id = batch_item_id(SendKind.EMAIL, key, position)
         items.append(BatchItemInput(email_id=email_id, message=message_of(email, email_id)))
-    data = SendBatchInput(
-        batch_id=batch_id,
+    _, started = await sends.start_batch(
+        client,
+        key=key,
         kind=SendKind.EMAIL,
         items=items,
         tenant_id=tenant_id,
         policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
-    )
-    started = await sends.start_send(
-        client,
-        data,
-        workflow_id=workflow_id,
         # The request as sent (every email, valid or not) and how it asked to be validated.
         fingerprint=fingerprints.fingerprint(
             {

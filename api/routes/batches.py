@@ -35,8 +35,8 @@ from api.schemas import (
 )
 from api.tenants import Caller, allowed_sender_domains, check_sender, default_sender
 from config import Settings
-from workflows.batch_types import BatchItemInput, SendBatchInput, item_status
-from workflows.ids import batch_ids, batch_item_id
+from workflows.batch_types import BatchItemInput, item_status
+from workflows.ids import batch_item_id
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 
@@ -56,22 +56,17 @@ async def _start(
     idempotency_key: str | None,
 ) -> BatchAccepted:
     """Start the batch's workflow (one start for every item), as bulk work of the tenant."""
-    batch_id, workflow_id = batch_ids(key)
-    data = SendBatchInput(
-        batch_id=batch_id,
+    data, started = await sends.start_batch(
+        client,
+        key=key,
         kind=kind,
         items=items,
         tenant_id=tenant_id,
         policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
-    )
-    started = await sends.start_send(
-        client,
-        data,
-        workflow_id=workflow_id,
         # The tenant as resolved, as for single sends: the same request under a tenant's key
         # and under an operator's naming that tenant is the same request.
         fingerprint=fingerprints.fingerprint(
-            {**body.model_dump(mode="json", by_alias=True), "tenant_id": data.tenant_id},
+            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
             idempotency_key,
         ),
         task_queue=settings.task_queue,
@@ -80,7 +75,7 @@ async def _start(
         response.headers["Idempotent-Replayed"] = "true"
     return BatchAccepted(
         id=data.batch_id,
-        workflow_id=workflow_id,
+        workflow_id=started.workflow_id,
         status_url=f"/v1/batches/{data.batch_id}",
         items=[
             BatchItemAccepted(id=item.email_id, status_url=f"/v1/emails/{item.email_id}")
