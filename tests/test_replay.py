@@ -20,7 +20,7 @@ from workflows.send_email import SendEmail
 from workflows.send_invite_email import SendInviteEmail
 from workflows.types import EmailStatusResult, SendInviteEmailInput
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories" / "archive" / "0.1.0").glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:

@@ -21,7 +21,7 @@ from testkit.keys import CODEC_KEYS
 from tests.helpers import INVITE, wait_for_status
 from workflows.send_email import SendEmail
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent / "histories" / "archive" / "0.1.0"
 SCENARIOS = (
     "invite_sent",
     "invite_retried_500_429",

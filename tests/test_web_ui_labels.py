@@ -20,7 +20,7 @@ from tests.helpers import INVITE, wait_for_status
 from workflows.delivery import OUTBOX_DONE_PATCH
 from workflows.types import EmailStatusResult
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent / "histories" / "archive" / "0.1.0"
 # Written by the recorder (scripts/record_histories.py): recipient, subject, token.
 SECRETS_IN_RECORDED_INPUTS = ("ann@example.com", "bob@example.com", "token=", "report is ready")
 
