@@ -136,7 +136,7 @@ async def run(settings: Settings) -> None:
         transport = build_transport(settings, http)
         if settings.invite_token_secret is None:
             log.warning("INVITE_TOKEN_SECRET is not set: invites with our token cannot be sent")
-        if transport.name == "outbox":
+        if not transport.capabilities.reports_delivery_events:
             log.warning(
                 "OUTBOX MODE: no RESEND_API_KEY; emails are written to %s, not sent",
                 settings.outbox_dir.resolve(),

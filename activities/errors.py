@@ -1,37 +1,68 @@
 """Error types shared by the send activity and the workflows that decide what to do next.
 
-The activity classifies every provider answer (see shared/reference §1.4); the workflow
-only reads the type, whether it is permanent, and whether it proves the provider did not
-accept the email (`NOT_ACCEPTED`: every other failure leaves the outcome unknown).
+The activity classifies every provider answer (see shared/reference §1.4) into one of these
+provider-neutral types; the failure's details (`AttemptFailureDetails`) say whether the
+provider provably did not take the message(s) (`not_accepted`) and whether a retry could
+send twice (`retry_may_duplicate`). Decide from those fields, not from these names.
+
+Before 1.0 the types were named after Resend (`ResendRateLimited`, ...). Those names stay in
+recorded histories and in the statuses of executions started then: `LEGACY_NAMES` maps each
+to its new name, `canonical()` reads either, and `PERMANENT_ERRORS` / `NOT_ACCEPTED` hold
+both spellings.
 """
 
 from __future__ import annotations
 
 # Transient: the workflow retries with the same idempotency key.
-RATE_LIMITED = "ResendRateLimited"
-DAILY_QUOTA_EXCEEDED = "ResendDailyQuotaExceeded"
-CONCURRENT_REQUEST = "ResendConcurrentIdempotentRequest"
-PROVIDER_UNAVAILABLE = "ResendServerError"
-NETWORK_ERROR = "ResendNetworkError"
+RATE_LIMITED = "ProviderRateLimited"
+DAILY_QUOTA_EXCEEDED = "ProviderDailyQuotaExceeded"
+CONCURRENT_REQUEST = "ProviderConcurrentRequest"
+PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+NETWORK_ERROR = "ProviderNetworkError"
 # The activity could not read the pinned message from its workflow: the provider was not called.
 MESSAGE_UNAVAILABLE = "PinnedMessageUnavailable"
 # Nothing was sent: this worker lacks INVITE_TOKEN_SECRET; one that has it will send.
 INVITE_TOKEN_UNAVAILABLE = "InviteTokenUnavailable"
 
 # Permanent: retrying cannot help; the send fails at once.
-REJECTED = "ResendRejected"
-AUTH_FAILED = "ResendAuthError"
-MONTHLY_QUOTA_EXCEEDED = "ResendMonthlyQuotaExceeded"
+REJECTED = "ProviderRejected"
+AUTH_FAILED = "ProviderAuthFailed"
+MONTHLY_QUOTA_EXCEEDED = "ProviderMonthlyQuotaExceeded"
 # 409 invalid_idempotent_request: this key was already used for a different payload, so an
 # email was probably sent; resending under a new key could deliver twice.
-IDEMPOTENCY_CONFLICT = "ResendIdempotencyConflict"
+IDEMPOTENCY_CONFLICT = "ProviderIdempotencyConflict"
 # The attempt started after its `not_after`: past it the provider's 24 h idempotency window
 # could no longer deduplicate it, so the activity refused to call the provider.
 SEND_WINDOW_CLOSED = "SendWindowClosed"
 # The message the workflow answered is not the one it pinned (a bug): never send it.
 MESSAGE_MISMATCH = "PinnedMessageMismatch"
 
-PERMANENT_ERRORS = frozenset(
+# The names recorded before 1.0 (histories, statuses, API answers of those executions) -> the
+# name the same failure has now. Never remove an entry: recorded histories keep the old name.
+LEGACY_NAMES: dict[str, str] = {
+    "ResendRateLimited": RATE_LIMITED,
+    "ResendDailyQuotaExceeded": DAILY_QUOTA_EXCEEDED,
+    "ResendConcurrentIdempotentRequest": CONCURRENT_REQUEST,
+    "ResendServerError": PROVIDER_UNAVAILABLE,
+    "ResendNetworkError": NETWORK_ERROR,
+    "ResendRejected": REJECTED,
+    "ResendAuthError": AUTH_FAILED,
+    "ResendMonthlyQuotaExceeded": MONTHLY_QUOTA_EXCEEDED,
+    "ResendIdempotencyConflict": IDEMPOTENCY_CONFLICT,
+}
+
+
+def canonical(error_type: str) -> str:
+    """The current name of an error type, whichever release recorded it."""
+    return LEGACY_NAMES.get(error_type, error_type)
+
+
+def _with_legacy_names(types: set[str]) -> frozenset[str]:
+    """`types` plus their pre-1.0 names, so a membership test reads either."""
+    return frozenset(types | {old for old, new in LEGACY_NAMES.items() if new in types})
+
+
+PERMANENT_ERRORS = _with_legacy_names(
     {
         REJECTED,
         AUTH_FAILED,
@@ -45,7 +76,7 @@ PERMANENT_ERRORS = frozenset(
 # Failures that prove the provider did not accept the email: an answer that refused it
 # (4xx other than 409), or no call at all. After any other failure (a timeout, a network
 # error, a 5xx, a 409) the provider may have accepted it.
-NOT_ACCEPTED = frozenset(
+NOT_ACCEPTED = _with_legacy_names(
     {
         RATE_LIMITED,
         DAILY_QUOTA_EXCEEDED,

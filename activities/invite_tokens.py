@@ -66,6 +66,7 @@ class TokenFillingTransport:
     def __init__(self, inner: EmailTransport, secret: str | None) -> None:
         self.inner = inner
         self.name = inner.name
+        self.capabilities = inner.capabilities
         self._secret = secret
 
     def _filled(self, message: EmailMessage) -> EmailMessage:

@@ -135,6 +135,7 @@ class SendActivities:
             transport=self._transport.name,
             started_at=started_at,
             duration_ms=round(duration_ms, 1),
+            reports_delivery_events=self._transport.capabilities.reports_delivery_events,
         )
 
     @activity.defn(name="deliver_email_batch")
@@ -170,40 +171,39 @@ class SendActivities:
             transport=self._transport.name,
             started_at=started_at,
             duration_ms=round(duration_ms, 1),
+            reports_delivery_events=self._transport.capabilities.reports_delivery_events,
         )
 
     def _failed(
         self, failure: ProviderFailure, attempt: int, started_at: str, started: float
     ) -> ApplicationError:
-        """The attempt's failure as the workflow reads it: typed, permanent or not, in history."""
-        permanent = failure.error_type in errors.PERMANENT_ERRORS
+        """The attempt's failure as the workflow reads it: typed, with what the provider
+        did (`not_accepted`) and whether a retry is safe (`retry_may_duplicate`)."""
+        not_accepted = failure.error_type in errors.NOT_ACCEPTED
+        # Outcome unknown and nothing to deduplicate a retry: the workflow must not retry.
+        may_duplicate = not not_accepted and not self._transport.capabilities.deduplicates_by_key
         duration_ms = (time.monotonic() - started) * 1000
         self._record_attempt(failure.error_type, duration_ms)
-        # The provider's message can quote a recipient: it goes only into the
-        # (encrypted) history, the log line keeps the type and status.
+        # The provider's message can quote a recipient: it goes only into the failure's
+        # (encrypted) details; the log line and the failure's message say type and status.
         activity.logger.warning(
             "send attempt %d failed: %s (HTTP %s)",
             attempt,
             failure.error_type,
             failure.http_status or "-",
         )
-        return ApplicationError(
-            failure.message,
-            AttemptFailureDetails(
-                http_status=failure.http_status,
-                provider_error=failure.provider_error,
-                started_at=started_at,
-                duration_ms=round(duration_ms, 1),
-                retry_after_seconds=failure.retry_after_seconds,
-            ),
-            type=failure.error_type,
-            non_retryable=permanent,
-            # Transient provider trouble is expected: our own warning above is enough,
-            # the SDK need not log a stack trace or count it as a task failure.
-            category=ApplicationErrorCategory.UNSPECIFIED
-            if permanent
-            else ApplicationErrorCategory.BENIGN,
+        details = AttemptFailureDetails(
+            http_status=failure.http_status,
+            provider_error=failure.provider_error,
+            started_at=started_at,
+            duration_ms=round(duration_ms, 1),
+            retry_after_seconds=failure.retry_after_seconds,
+            not_accepted=not_accepted,
+            retry_may_duplicate=may_duplicate,
+            provider_message=failure.provider_message,
         )
+        permanent = failure.error_type in errors.PERMANENT_ERRORS or may_duplicate
+        return _attempt_error(failure.message, failure.error_type, details, permanent)
 
     async def _pinned_message(self, data: SendAttemptInput, started_at: str) -> EmailMessage:
         """The message the workflow pinned, checked against the digest it gave."""
@@ -270,13 +270,39 @@ def _mismatch(started_at: str) -> NoReturn:
 def _refuse(error_type: str, text: str, started_at: str, *, permanent: bool = True) -> NoReturn:
     """Fail the attempt without calling the provider (so it provably did not accept it)."""
     activity.logger.warning("send attempt refused before the provider call: %s", error_type)
-    raise ApplicationError(
-        text,
-        AttemptFailureDetails(
-            http_status=None, provider_error=None, started_at=started_at, duration_ms=0.0
-        ),
+    details = AttemptFailureDetails(
+        http_status=None,
+        provider_error=None,
+        started_at=started_at,
+        duration_ms=0.0,
+        not_accepted=True,
+    )
+    # `from None`: a failure's cause is converted too, in clear; ours says all there is.
+    raise _attempt_error(text, error_type, details, permanent) from None
+
+
+def _attempt_error(
+    what: str, error_type: str, details: AttemptFailureDetails, permanent: bool
+) -> ApplicationError:
+    """A failed attempt whose message (shown in clear in the Web UI's rows) is our own words:
+    what happened, its type, whether the provider took it, what comes next. The provider's
+    own text is in `details` only (payloads, which the codec encrypts)."""
+    taken = "not accepted" if details.not_accepted else "may have been accepted"
+    if details.retry_may_duplicate:
+        then = "not retried: this transport cannot deduplicate a retry"
+    elif permanent:
+        then = "permanent"
+    elif details.retry_after_seconds is not None:
+        then = f"retryable after {details.retry_after_seconds:g} s"
+    else:
+        then = "retryable"
+    return ApplicationError(
+        f"{what} ({error_type}): {taken}, {then}",
+        details,
         type=error_type,
         non_retryable=permanent,
+        # Transient provider trouble is expected: our own warning is enough, the SDK need
+        # not log a stack trace or count it as a task failure.
         category=ApplicationErrorCategory.UNSPECIFIED
         if permanent
         else ApplicationErrorCategory.BENIGN,

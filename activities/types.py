@@ -115,17 +115,29 @@ class SendAttemptResult:
     transport: str
     started_at: str
     duration_ms: float
+    reports_delivery_events: bool = True
 
 
 @dataclass
 class AttemptFailureDetails:
-    """Carried as the details of a failed attempt's `ApplicationError`, so it is in history."""
+    """Carried as the details of a failed attempt's `ApplicationError`, so it is in history
+    (details are payloads: the codec encrypts them, unlike the failure's message).
+
+    `provider_error` is the provider's error code (`rate_limit_exceeded`); `provider_message`
+    its own text, which can quote a recipient (the failure's message never holds it).
+    `not_accepted`: the provider provably did not take the message(s) (an answer that refused
+    them, or no call made). `retry_may_duplicate`: the outcome is unknown and the transport
+    cannot deduplicate a retry by key (do not retry: the send ends `undetermined`).
+    """
 
     http_status: int | None
     provider_error: str | None
     started_at: str
     duration_ms: float
     retry_after_seconds: float | None = None
+    not_accepted: bool = False
+    retry_may_duplicate: bool = False
+    provider_message: str | None = None
 
 
 @dataclass
@@ -202,3 +214,4 @@ class BatchAttemptResult:
     transport: str
     started_at: str
     duration_ms: float
+    reports_delivery_events: bool = True

@@ -650,10 +650,12 @@ class ScenarioTransport:
         self.outbox = outbox
         self.current = resend
         self.name = resend.name
+        self.capabilities = resend.capabilities
 
     def use_outbox(self, outbox: bool) -> None:
         self.current = self.outbox if outbox else self.resend
         self.name = self.current.name
+        self.capabilities = self.current.capabilities
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
         return await self.current.send(message, idempotency_key)

@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import errors
 from activities.delivery_contract import SendKind, batch_sha256, message_sha256
 from activities.transports.base import ProviderFailure, SentBatch, SentEmail
+from activities.transports.resend import CAPABILITIES as RESEND_CAPABILITIES
 from activities.types import BatchItemOutcome, EmailMessage, EmailTag
 from config import Settings
 from infra.temporal_client import data_converter
@@ -66,6 +67,7 @@ class OutageTransport:
 
     answer: Answer
     name: str = "outage"
+    capabilities = RESEND_CAPABILITIES  # deduplicates by key, reports delivery events
     requests: list[tuple[str, timedelta]] = field(default_factory=list)
     messages: set[str] = field(default_factory=set)
     deliveries: dict[str, str] = field(default_factory=dict)

@@ -8,8 +8,37 @@ from typing import Protocol
 from activities.types import BatchItemOutcome, EmailMessage
 
 
+@dataclass(frozen=True)
+class TransportCapabilities:
+    """What a transport can do; the engine decides from this, never from a transport's name.
+
+    - `reports_delivery_events`: the provider tells later whether each email was delivered,
+      bounced... (webhooks); without them a send is over once the provider took it.
+    - `deduplicates_by_key`: a retry under the same idempotency key cannot send twice (Resend
+      keeps a key 24 h). Without it, a retry after an unknown outcome could deliver twice.
+    - `max_batch`: the most emails one `send_batch` call carries.
+    - `max_request_bytes`: the largest email the provider takes, as its request body (JSON,
+      attachments base64-encoded).
+    - `batch_attachments`: whether a batch call may carry emails with attachments (Resend's
+      batch endpoint does not take them: such an email goes as a single send).
+    """
+
+    reports_delivery_events: bool
+    deduplicates_by_key: bool
+    max_batch: int
+    max_request_bytes: int
+    batch_attachments: bool
+
+
 class ProviderFailure(Exception):
-    """A classified failure of one send attempt (type from `activities.errors`)."""
+    """A classified failure of one send attempt (type from `activities.errors`).
+
+    `message` is our own words (what happened: `HTTP 429 rate_limit_exceeded from the
+    provider`, `timed out waiting for the provider (ReadTimeout)`): it becomes the failure's
+    message, in clear in history, so it never holds a recipient, subject or token.
+    `provider_message` is the provider's own text, which can quote a recipient: it goes only
+    into the failure's (encrypted) details. `provider_error`: the provider's error code.
+    """
 
     def __init__(
         self,
@@ -18,6 +47,7 @@ class ProviderFailure(Exception):
         *,
         http_status: int | None = None,
         provider_error: str | None = None,
+        provider_message: str | None = None,
         retry_after_seconds: float | None = None,
     ) -> None:
         super().__init__(message)
@@ -25,6 +55,7 @@ class ProviderFailure(Exception):
         self.message = message
         self.http_status = http_status
         self.provider_error = provider_error
+        self.provider_message = provider_message
         self.retry_after_seconds = retry_after_seconds
 
 
@@ -47,11 +78,12 @@ class SentBatch:
 class EmailTransport(Protocol):
     """Where an email goes; raises `ProviderFailure` when it cannot be accepted."""
 
-    name: str
+    name: str  # for logs and metrics only
+    capabilities: TransportCapabilities
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail: ...
 
     async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
-        """Up to `MAX_BATCH_EMAILS` emails in one provider call (one rate-limit token);
+        """Up to `capabilities.max_batch` emails in one provider call (one rate-limit token);
         an email the provider refuses is reported in its item, not as a failure."""
         ...

@@ -12,6 +12,7 @@ email would refuse all of them.
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +20,29 @@ from typing import Any
 import httpx
 
 from activities import errors
-from activities.transports.base import ProviderFailure, SentBatch, SentEmail
+from activities.delivery_contract import MAX_BATCH_EMAILS
+from activities.transports.base import (
+    ProviderFailure,
+    SentBatch,
+    SentEmail,
+    TransportCapabilities,
+)
 from activities.transports.pacer import Pacer
 from activities.types import BatchItemOutcome, EmailMessage
 
 MAX_ERROR_MESSAGE = 300
 BATCH_VALIDATION = "permissive"
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# https://resend.com/docs/api-reference/emails/send-email: 40 MB per email after Base64;
+# https://resend.com/docs/dashboard/emails/attachments: no attachments on the batch endpoint.
+# Webhooks report each email's delivery; a key deduplicates for 24 h (shared/reference §1.2).
+CAPABILITIES = TransportCapabilities(
+    reports_delivery_events=True,
+    deduplicates_by_key=True,
+    max_batch=MAX_BATCH_EMAILS,
+    max_request_bytes=40 * 1024 * 1024,
+    batch_attachments=False,
+)
 
 
 def resend_payload(message: EmailMessage) -> dict[str, Any]:
@@ -70,6 +88,7 @@ class ResendTransport:
     """Resend's HTTP API through one shared `httpx.AsyncClient` (async, never blocks)."""
 
     name = "resend"
+    capabilities = CAPABILITIES
 
     def __init__(self, client: httpx.AsyncClient, api_key: str, pacer: Pacer | None = None) -> None:
         self._client = client
@@ -84,7 +103,7 @@ class ResendTransport:
                 return SentEmail(provider_message_id=message_id, http_status=response.status_code)
             raise ProviderFailure(
                 errors.PROVIDER_UNAVAILABLE,
-                "Resend answered success without an email id",
+                f"HTTP {response.status_code} from the provider without an email id",
                 http_status=response.status_code,
             )
         raise self._classify(response)
@@ -104,7 +123,8 @@ class ResendTransport:
             # answered the same way, so this ends as an unknown outcome, never a resend.
             raise ProviderFailure(
                 errors.PROVIDER_UNAVAILABLE,
-                f"Resend answered a batch of {len(messages)} without one id per email",
+                f"HTTP {response.status_code} from the provider without one id per email "
+                f"of {len(messages)}",
                 http_status=response.status_code,
             )
         return SentBatch(items, response.status_code)
@@ -130,18 +150,20 @@ class ResendTransport:
         except httpx.TimeoutException as exc:
             # Outcome unknown: Resend may have accepted it. The retry reuses the key.
             raise ProviderFailure(
-                errors.NETWORK_ERROR, f"timed out talking to Resend ({type(exc).__name__})"
+                errors.NETWORK_ERROR, f"timed out waiting for the provider ({type(exc).__name__})"
             ) from None
         except httpx.TransportError as exc:
             raise ProviderFailure(
-                errors.NETWORK_ERROR, f"could not reach Resend ({type(exc).__name__})"
+                errors.NETWORK_ERROR, f"could not reach the provider ({type(exc).__name__})"
             ) from None
 
     def _classify(self, response: httpx.Response) -> ProviderFailure:
         status = response.status_code
         name = _json_field(response, "name") or ""
         detail = _json_field(response, "message") or response.reason_phrase
-        text = self._redact(f"HTTP {status} {name or 'error'}: {detail}")[:MAX_ERROR_MESSAGE]
+        # Resend's error names are a fixed vocabulary of codes; anything else is not shown.
+        code = f" {name}" if _ERROR_CODE.fullmatch(name) else ""
+        text = f"HTTP {status}{code} from the provider"
         retry_after = _parse_seconds(response.headers.get("retry-after")) or _parse_seconds(
             response.headers.get("ratelimit-reset")
         )
@@ -152,6 +174,7 @@ class ResendTransport:
                 text,
                 http_status=status,
                 provider_error=name or None,
+                provider_message=self._redact(detail)[:MAX_ERROR_MESSAGE],
                 retry_after_seconds=retry_after,
             )
 
