@@ -1,9 +1,14 @@
 """Payload encryption: AES-256-GCM over every payload the SDK stores in Temporal.
 
-Workflow inputs, results, memos, query answers and (with the encoded-attributes failure
-converter) failure messages hold recipients, invite tokens and bodies. The server only ever
-sees `binary/encrypted` payloads; the key id travels in the metadata so old histories stay
-readable after a rotation (put the new key first, keep the old ones after it).
+Workflow inputs, results, memos, query answers and failure details hold recipients, invite
+tokens and bodies. The server only ever sees `binary/encrypted` payloads; the key id travels
+in the metadata so old histories stay readable after a rotation (put the new key first, keep
+the old ones after it).
+
+Failure messages and stack traces are not payloads: they stay in clear (the Web UI's rows
+show why an attempt failed), so they hold only our own words; a provider's text, which can
+quote a recipient, goes into the failure's details (`AttemptFailureDetails.provider_message`).
+Failures recorded before 1.0 have their message encoded (`Encoded failure`): still decoded.
 """
 
 from __future__ import annotations

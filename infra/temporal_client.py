@@ -1,8 +1,9 @@
 """One way to connect to Temporal, shared by the worker, the API and the tooling.
 
-Every process gets the same data converter here: payloads encrypted by `EncryptionCodec`,
-and failures (messages and stack traces, which can quote a recipient) encoded as payloads
-too, so the Temporal database holds no recipient, token or body in the clear.
+Every process gets the same data converter here: payloads encrypted by `EncryptionCodec`
+(failure details included), so the Temporal database holds no recipient, token or body in
+the clear. Failure messages stay readable (the Web UI's rows say why an attempt failed): they
+are our own words, never a provider's text (see `activities.send`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter, DefaultFailureConverter
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
@@ -92,5 +93,5 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(
         DataConverter.default,
         payload_codec=payload_codec(settings),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        failure_converter_class=DefaultFailureConverter,
     )

@@ -213,7 +213,8 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
     settings: Settings,
 ) -> None:
     # A failed attempt first whose provider message quotes the recipient, as real ones can:
-    # failure messages are in history too, and must be encrypted like payloads.
+    # the failure's message is in clear (the Web UI shows it in the row), so it is our own
+    # words; the provider's text is in its details, encrypted like every payload.
     quoting = f"mailbox {INVITE['email']} is temporarily unavailable"
     fake_resend.fake.enqueue_faults([Fault(status=500, message=quoting)])
     body = (await api.post("/v1/invites", json=INVITE)).json()
@@ -236,6 +237,13 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
     text = "\n".join(readable_text(history.to_json_dict()))
     assert "binary/encrypted" in text and "EVENT_TYPE_ACTIVITY_TASK_FAILED" in text
     assert {name: s for name, s in secrets.items() if s in text} == {}
+    assert "is temporarily unavailable" not in text  # the provider's text, encrypted
+    # ... and the row says why the attempt failed, without expanding it.
+    readable = (
+        "HTTP 500 application_error from the provider (ProviderUnavailable): "
+        "may have been accepted, retryable"
+    )
+    assert readable in text and "Encoded failure" not in text
 
     shown = await asyncio.create_subprocess_exec(
         temporal_binary(), "workflow", "show", "-w", body["workflow_id"],
@@ -245,6 +253,7 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
     cli_out, _ = await shown.communicate()
     cli_text = "\n".join(readable_text(json.loads(cli_out)))
     assert {name: s for name, s in secrets.items() if s in cli_text} == {}
+    assert readable in cli_text
 
     # Control: the same history, decoded with the codec, does hold the recipient and the
     # link; the token is never in history at all (its placeholder is: tests/test_invite_life).
@@ -253,3 +262,9 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
     [workflow_input] = await client.data_converter.decode(started.input.payloads)
     assert workflow_input["to"] == INVITE["email"]
     assert workflow_input["accept_url"].endswith(f"&token={PLACEHOLDER}")
+    failed = next(e for e in decoded.events if e.HasField("activity_task_failed_event_attributes"))
+    failure = failed.activity_task_failed_event_attributes.failure
+    [details] = await client.data_converter.decode(
+        failure.application_failure_info.details.payloads
+    )
+    assert details["provider_message"] == quoting and not details["not_accepted"]

@@ -13,17 +13,27 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities import errors
 from activities.delivery_contract import batch_sha256, message_sha256
+from activities.invite_tokens import TokenFillingTransport
 from activities.send import SendActivities
+from activities.transports.base import (
+    ProviderFailure,
+    SentBatch,
+    SentEmail,
+    TransportCapabilities,
+)
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
 from activities.transports.resend import ResendTransport, resend_payload
 from activities.types import (
+    AttemptFailureDetails,
     BatchAttemptInput,
     BatchAttemptResult,
     EmailAttachment,
@@ -460,3 +470,152 @@ async def test_batch_attempt_that_cannot_check_its_messages_or_is_late_calls_no_
     assert caught.value.type == error_type and caught.value.non_retryable is permanent
     assert error_type in errors.NOT_ACCEPTED
     assert fake_resend.fake.requests_total == 0
+
+
+def test_transports_say_what_they_can_do(tmp_path: Path) -> None:
+    resend = ResendTransport(httpx.AsyncClient(), FAKE_KEY).capabilities
+    assert resend.reports_delivery_events and resend.deduplicates_by_key
+    assert resend.max_batch == 100 and resend.max_request_bytes == 40 * 1024 * 1024
+    assert not resend.batch_attachments  # Resend's batch endpoint drops attachments
+    outbox = OutboxTransport(tmp_path).capabilities
+    assert not outbox.reports_delivery_events and outbox.deduplicates_by_key
+    # The invite-token wrapper can do what the transport it wraps can.
+    assert TokenFillingTransport(OutboxTransport(tmp_path), None).capabilities == outbox
+
+
+async def test_results_say_whether_delivery_events_will_follow(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    assert (await deliver(http)).reports_delivery_events
+    run = ActivityEnvironment().run
+    outbox = SendActivities(TokenFillingTransport(OutboxTransport(tmp_path), None))
+    single = await run(outbox.send_email, SendAttemptInput(MESSAGE, "email-o/send", 1))
+    batch = await run(outbox.send_batch, BatchAttemptInput(batch_of(2), "batch-o/send/0", 1))
+    assert not single.reports_delivery_events and not batch.reports_delivery_events
+
+
+def clear_text(error: BaseException) -> str:
+    """What history holds of a failure outside its payloads: messages and stack traces of the
+    failure and its causes (details are payloads, which the codec encrypts)."""
+    failure = Failure()
+    DataConverter.default.failure_converter.to_failure(
+        error, DataConverter.default.payload_converter, failure
+    )
+    parts: list[str] = []
+    while True:
+        parts += [failure.message, failure.stack_trace]
+        if not failure.HasField("cause"):
+            return "\n".join(parts)
+        failure = failure.cause
+
+
+@pytest.mark.parametrize(
+    ("fault", "readable", "not_accepted"),
+    [
+        (Fault(status=422, name="invalid_to_address"),
+         "HTTP 422 invalid_to_address from the provider (ProviderRejected): "
+         "not accepted, permanent", True),
+        (Fault(status=429, retry_after=2),
+         "HTTP 429 rate_limit_exceeded from the provider (ProviderRateLimited): "
+         "not accepted, retryable after 2 s", True),
+        (Fault(status=500),
+         "HTTP 500 application_error from the provider (ProviderUnavailable): "
+         "may have been accepted, retryable", False),
+        # A code outside Resend's vocabulary is not shown: it could be anything.
+        (Fault(status=400, name="ann@example.com"),
+         "HTTP 400 from the provider (ProviderRejected): not accepted, permanent", True),
+    ],
+)  # fmt: skip
+async def test_failure_message_is_our_words_and_the_providers_text_only_in_details(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    fault: Fault,
+    readable: str,
+    not_accepted: bool,
+) -> None:
+    quoting = "mailbox ann@example.com does not accept mail about Hi"
+    fake_resend.fake.enqueue_faults([replace(fault, message=quoting)])
+    error = await failure_of(http)
+    assert error.message == readable
+    assert "ann@example.com" not in clear_text(error)
+    details: AttemptFailureDetails = error.details[0]
+    assert details.provider_message == quoting
+    assert (details.not_accepted, details.retry_may_duplicate) == (not_accepted, False)
+
+
+async def test_refused_attempt_keeps_the_cause_it_swallowed_out_of_history(
+    http: httpx.AsyncClient,
+) -> None:
+    # The query failure's text is not ours: it must not ride along as the failure's cause.
+    no_answer = RPCError("query failed for ann@example.com", RPCStatusCode.CANCELLED, b"")
+    activities = SendActivities(ResendTransport(http, FAKE_KEY), PinnedMessage(no_answer))
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(activities.send_email, pinned_attempt())
+    assert "ann@example.com" not in clear_text(caught.value)
+    assert "the provider was not called" in caught.value.message
+    assert caught.value.details[0].not_accepted
+
+
+class ForgetfulTransport:
+    """A provider with no idempotency key (SMTP, say): a retry after a lost answer could
+    deliver twice."""
+
+    name = "forgetful"
+    capabilities = TransportCapabilities(
+        reports_delivery_events=False,
+        deduplicates_by_key=False,
+        max_batch=1,
+        max_request_bytes=10 * 1024 * 1024,
+        batch_attachments=True,
+    )
+
+    def __init__(self, failure: ProviderFailure) -> None:
+        self.failure = failure
+
+    async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
+        raise self.failure
+
+    async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        raise self.failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "may_duplicate"),
+    [
+        # The answer was lost: it may have been sent, and nothing would stop a second copy.
+        (ProviderFailure(errors.NETWORK_ERROR, "timed out waiting for the provider"), True),
+        (ProviderFailure(errors.PROVIDER_UNAVAILABLE, "HTTP 503", http_status=503), True),
+        # A refusing answer: nothing went out, a retry is as safe as the first try.
+        (ProviderFailure(errors.RATE_LIMITED, "HTTP 429", http_status=429), False),
+    ],
+)
+async def test_unknown_outcome_on_a_transport_without_key_dedupe_is_never_retried(
+    failure: ProviderFailure, may_duplicate: bool
+) -> None:
+    activities = SendActivities(ForgetfulTransport(failure))
+    run = ActivityEnvironment().run
+    for attempt in (
+        run(activities.send_email, SendAttemptInput(MESSAGE, "email-f/send", 1)),
+        run(activities.send_batch, BatchAttemptInput(batch_of(1), "batch-f/send/0", 1)),
+    ):
+        with pytest.raises(ApplicationError) as caught:
+            await attempt
+        details: AttemptFailureDetails = caught.value.details[0]
+        assert details.retry_may_duplicate is may_duplicate
+        assert details.not_accepted is not may_duplicate
+        assert caught.value.non_retryable is may_duplicate
+        assert ("not retried" in caught.value.message) is may_duplicate
+
+
+def test_pre_1_0_error_names_stay_readable() -> None:
+    # Recorded histories and the statuses of executions started before 1.0 hold these.
+    assert errors.canonical("ResendRateLimited") == errors.RATE_LIMITED == "ProviderRateLimited"
+    assert errors.canonical("ResendServerError") == errors.PROVIDER_UNAVAILABLE
+    assert errors.canonical(errors.REJECTED) == errors.REJECTED
+    assert errors.canonical("SendWindowClosed") == errors.SEND_WINDOW_CLOSED
+    assert {"ResendRejected", errors.REJECTED} <= errors.PERMANENT_ERRORS
+    assert {"ResendRateLimited", errors.RATE_LIMITED} <= errors.NOT_ACCEPTED
+    assert "ResendServerError" not in errors.NOT_ACCEPTED | errors.PERMANENT_ERRORS
+    assert set(errors.LEGACY_NAMES.values()) <= {
+        value for name, value in vars(errors).items() if name.isupper() and isinstance(value, str)
+    }
