@@ -19,8 +19,9 @@ Two guards come before the provider call:
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
@@ -43,6 +44,8 @@ from activities.types import (
     SendAttemptInput,
     SendAttemptResult,
 )
+
+T = TypeVar("T")
 
 # Reading the pinned message must leave most of the attempt's time to the provider call.
 MAX_MESSAGE_READ = timedelta(seconds=10)
@@ -86,6 +89,21 @@ class WorkflowPinnedMessages:
         return messages
 
 
+class _Clock:
+    """When an attempt started (wall clock, for history) and how long it took (monotonic)."""
+
+    def __init__(self) -> None:
+        self.started_at = datetime.now(UTC).isoformat()
+        self._started = time.monotonic()
+        self.duration_ms = 0.0
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self._started) * 1000
+
+    def stop(self) -> None:
+        self.duration_ms = round(self.elapsed_ms(), 1)
+
+
 class SendActivities:
     """Provider-facing activities; the transport is injected (tests pass fakes or a fake URL)."""
 
@@ -107,34 +125,28 @@ class SendActivities:
     @activity.defn(name="deliver_email")
     async def send_email(self, data: SendAttemptInput) -> SendAttemptResult:
         """Hand one email to the provider once; classify a failure as transient or permanent."""
-        started_at = datetime.now(UTC).isoformat()
-        started = time.monotonic()
-        _check_window(data.not_after, data.attempt, started_at)
+        clock = _Clock()
+        _check_window(data.not_after, data.attempt, clock.started_at)
         message = (
             data.message
             if data.message is not None
-            else await self._pinned_message(data, started_at)
+            else await self._pinned_message(data, clock.started_at)
         )
-        read_ms = (time.monotonic() - started) * 1000
-        try:
-            sent = await self._transport.send(message, data.idempotency_key)
-        except ProviderFailure as failure:
-            raise self._failed(failure, data.attempt, started_at, started) from None
-        duration_ms = (time.monotonic() - started) * 1000
-        self._record_attempt("accepted", duration_ms)
+        read_ms = clock.elapsed_ms()
+        sent = await self._call(self._transport.send(message, data.idempotency_key), data, clock)
         activity.logger.info(
             "send attempt %d accepted by %s in %.0f ms (message read in %.0f ms)",
             data.attempt,
             self._transport.name,
-            duration_ms,
+            clock.duration_ms,
             read_ms,
         )
         return SendAttemptResult(
             provider_message_id=sent.provider_message_id,
             http_status=sent.http_status,
             transport=self._transport.name,
-            started_at=started_at,
-            duration_ms=round(duration_ms, 1),
+            started_at=clock.started_at,
+            duration_ms=clock.duration_ms,
             reports_delivery_events=self._transport.capabilities.reports_delivery_events,
         )
 
@@ -142,20 +154,15 @@ class SendActivities:
     async def send_batch(self, data: BatchAttemptInput) -> BatchAttemptResult:
         """Hand up to 100 emails to the provider in one call; a failure of the call is
         classified as a single send's is, an email the provider refuses is in its item."""
-        started_at = datetime.now(UTC).isoformat()
-        started = time.monotonic()
-        _check_window(data.not_after, data.attempt, started_at)
+        clock = _Clock()
+        _check_window(data.not_after, data.attempt, clock.started_at)
         messages = (
             data.messages
             if data.messages is not None
-            else await self._pinned_batch(data.messages_sha256, started_at)
+            else await self._pinned_batch(data.messages_sha256, clock.started_at)
         )
-        try:
-            sent = await self._transport.send_batch(messages, data.idempotency_key)
-        except ProviderFailure as failure:
-            raise self._failed(failure, data.attempt, started_at, started) from None
-        duration_ms = (time.monotonic() - started) * 1000
-        self._record_attempt("accepted", duration_ms)
+        call = self._transport.send_batch(messages, data.idempotency_key)
+        sent = await self._call(call, data, clock)
         refused = sum(1 for item in sent.items if item.refusal is not None)
         activity.logger.info(
             "batch attempt %d: %d of %d emails accepted by %s in %.0f ms",
@@ -163,27 +170,37 @@ class SendActivities:
             len(sent.items) - refused,
             len(sent.items),
             self._transport.name,
-            duration_ms,
+            clock.duration_ms,
         )
         return BatchAttemptResult(
             items=sent.items,
             http_status=sent.http_status,
             transport=self._transport.name,
-            started_at=started_at,
-            duration_ms=round(duration_ms, 1),
+            started_at=clock.started_at,
+            duration_ms=clock.duration_ms,
             reports_delivery_events=self._transport.capabilities.reports_delivery_events,
         )
 
-    def _failed(
-        self, failure: ProviderFailure, attempt: int, started_at: str, started: float
-    ) -> ApplicationError:
+    async def _call(
+        self, call: Awaitable[T], data: SendAttemptInput | BatchAttemptInput, clock: _Clock
+    ) -> T:
+        """The provider call of one attempt, timed and counted; a failure classified."""
+        try:
+            sent = await call
+        except ProviderFailure as failure:
+            raise self._failed(failure, data.attempt, clock) from None
+        clock.stop()
+        self._record_attempt("accepted", clock.duration_ms)
+        return sent
+
+    def _failed(self, failure: ProviderFailure, attempt: int, clock: _Clock) -> ApplicationError:
         """The attempt's failure as the workflow reads it: typed, with what the provider
         did (`not_accepted`) and whether a retry is safe (`retry_may_duplicate`)."""
         not_accepted = failure.error_type in errors.NOT_ACCEPTED
         # Outcome unknown and nothing to deduplicate a retry: the workflow must not retry.
         may_duplicate = not not_accepted and not self._transport.capabilities.deduplicates_by_key
-        duration_ms = (time.monotonic() - started) * 1000
-        self._record_attempt(failure.error_type, duration_ms)
+        clock.stop()
+        self._record_attempt(failure.error_type, clock.duration_ms)
         # The provider's message can quote a recipient: it goes only into the failure's
         # (encrypted) details; the log line and the failure's message say type and status.
         activity.logger.warning(
@@ -195,8 +212,8 @@ class SendActivities:
         details = AttemptFailureDetails(
             http_status=failure.http_status,
             provider_error=failure.provider_error,
-            started_at=started_at,
-            duration_ms=round(duration_ms, 1),
+            started_at=clock.started_at,
+            duration_ms=clock.duration_ms,
             retry_after_seconds=failure.retry_after_seconds,
             not_accepted=not_accepted,
             retry_may_duplicate=may_duplicate,

@@ -12,11 +12,12 @@ import email.utils
 import hashlib
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activities.delivery_contract import MAX_BATCH_EMAILS
-from activities.transports.base import SentBatch, SentEmail, TransportCapabilities
+from activities.transports.base import SentBatch, SentEmail
+from activities.transports.resend import CAPABILITIES as RESEND_CAPABILITIES
 from activities.types import BatchItemOutcome, EmailAttachment, EmailMessage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -41,14 +42,10 @@ class OutboxTransport:
     """Writes each email into `directory` instead of sending it (nothing leaves the machine)."""
 
     name = "outbox"
-    # Nothing is delivered, so no event ever comes; the same key writes once (a marker file);
-    # limits as Resend's, so what works here works there.
-    capabilities = TransportCapabilities(
-        reports_delivery_events=False,
-        deduplicates_by_key=True,
-        max_batch=MAX_BATCH_EMAILS,
-        max_request_bytes=40 * 1024 * 1024,
-        batch_attachments=True,
+    # Nothing is delivered, so no event ever comes; the same key writes once (a marker file),
+    # as Resend deduplicates; Resend's limits, so what works here works there.
+    capabilities = replace(
+        RESEND_CAPABILITIES, reports_delivery_events=False, batch_attachments=True
     )
 
     def __init__(self, directory: Path) -> None:
