@@ -14,6 +14,13 @@ Two guards come before the provider call:
 - The pinned message: newer workflows do not repeat the message in every attempt's input
   (it would be recorded in history once per attempt); the activity reads it from the
   workflow that pinned it and sends it only if its digest is the one the workflow gave.
+
+A failed attempt raises an `ApplicationError` whose message is our own words (HTTP status,
+error type, whether the provider took it, what comes next): it is in clear in history, so
+an operator reads it in the Web UI's row. The provider's text, which can quote a recipient,
+is only in its details (`AttemptFailureDetails`, a payload the codec encrypts), with
+`not_accepted` and `retry_may_duplicate` (from the transport's `capabilities`), from which
+the workflow decides; results say whether delivery events will follow.
 """
 
 from __future__ import annotations

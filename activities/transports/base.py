@@ -1,4 +1,5 @@
-"""The contract of a transport: send one message under an idempotency key, or fail classified."""
+"""The contract of a transport: send one message (or a batch) under an idempotency key, or
+fail classified; and say what it can do (`TransportCapabilities`)."""
 
 from __future__ import annotations
 
