@@ -75,6 +75,41 @@ def _check_key(key: SecretStr) -> SecretStr:
     return key
 
 
+# Minimum strength of the secrets we accept (a digest `sha256:<hex>` is the operator's word).
+MIN_KEY_CHARS, MIN_KEY_DISTINCT = 16, 8
+MIN_SECRET_CHARS, MIN_SECRET_DISTINCT = 32, 10
+
+
+def _weak(value: str, chars: int, distinct: int) -> bool:
+    return not value.startswith(KEY_DIGEST_PREFIX) and (
+        len(value) < chars or len(set(value)) < distinct
+    )
+
+
+def weak_secret_problem(settings: Settings) -> str | None:
+    """The first too-weak secret setting, named (never its value); None if all are strong.
+
+    API keys (operator and tenant) need 16 characters, 8 of them distinct; CODEC_UI_SECRET
+    and INVITE_TOKEN_SECRET 32, 10 distinct: `make dev` and `openssl rand -hex 32` give more.
+    """
+    key_rule = f"at least {MIN_KEY_CHARS} characters, {MIN_KEY_DISTINCT} of them distinct"
+    if any(_weak(key, MIN_KEY_CHARS, MIN_KEY_DISTINCT) for key in settings.api_key_list):
+        return f"API_KEYS: a key is too weak: {key_rule} (or its sha256: digest)"
+    for tenant_id, tenant in settings.tenants.items():
+        for key in tenant.api_keys:
+            if _weak(key.get_secret_value(), MIN_KEY_CHARS, MIN_KEY_DISTINCT):
+                return f"TENANTS: a key of tenant {tenant_id!r} is too weak: {key_rule}"
+    secret_rule = f"at least {MIN_SECRET_CHARS} characters, {MIN_SECRET_DISTINCT} of them distinct"
+    for name, secret in (
+        ("CODEC_UI_SECRET", settings.codec_ui_secret),
+        ("INVITE_TOKEN_SECRET", settings.invite_token_secret),
+    ):
+        value = secret.get_secret_value() if secret else ""
+        if value and _weak(value, MIN_SECRET_CHARS, MIN_SECRET_DISTINCT):
+            return f"{name} is too weak: {secret_rule} (e.g. openssl rand -hex 32)"
+    return None
+
+
 HEX_COLOR = r"^#(?:[0-9A-Fa-f]{3}){1,2}$"
 # A host name or an IP address as `urlsplit(...).hostname` gives it (lower case, no port).
 HOST_NAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:]+")

@@ -17,12 +17,13 @@ from activities.templating import Templates
 from api import error_handlers
 from api.deps import API_KEY_SCHEME, get_operator
 from api.docs import install_offline_docs
+from api.idempotency import IdKeys
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.resend_compat import errors as resend_errors
 from api.resend_compat import routes as resend_compat
 from api.routes import batches, codec, emails, health, invites, outbox, webhooks
 from api.security import RequestGuard
-from config import Settings, get_settings
+from config import Settings, get_settings, weak_secret_problem
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
 
@@ -42,6 +43,8 @@ def startup_problem(settings: Settings) -> str | None:
         return problem
     if not settings.api_key_list and not settings.tenants:
         return "no API key: set API_KEYS (operator keys) or TENANTS / TENANTS_FILE"
+    if problem := weak_secret_problem(settings):
+        return problem
     try:
         settings.operator_sender_domains  # noqa: B018 (EMAIL_FROM and SENDER_DOMAINS parse)
     except ValueError as err:
@@ -85,6 +88,8 @@ def create_app(
     """The API with these settings (default: the environment's) and Temporal client
     (default: one the lifespan connects; pass one to share it, e.g. in-process)."""
     settings = settings or get_settings()
+    if not encryption_problem(settings):
+        IdKeys.install(settings)  # the keys of public ids (the startup refuses otherwise)
     app = FastAPI(
         title="durable-mail",
         version="0.1.0",

@@ -185,3 +185,29 @@ def test_access_log_lines_hide_the_codec_capability(path: str) -> None:
     record.args = ("127.0.0.1:5000", "POST", path, "1.1", 200)
     RedactCodecCapability().filter(record)
     assert "s3cr3t" not in record.getMessage() and "[redacted]" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("variable", "weak"),
+    [
+        ("API_KEYS", "Q"),  # the issue's `a`, in a letter no log line holds
+        ("API_KEYS", "QQQQQQQQQQQQQQQQQQQQQQQQQQQQ"),
+        ("CODEC_UI_SECRET", "Q"),
+        ("CODEC_UI_SECRET", "Q-short-but-not-32-chars"),
+        ("TENANTS", '{"acme": {"api_keys": ["Qw3ak"], "sender_domains": ["acme.example"]}}'),
+    ],
+)
+async def test_api_refuses_to_start_with_a_weak_secret_naming_it_never_echoing_it(
+    settings: Settings, tmp_path: Path, variable: str, weak: str
+) -> None:
+    api = api_proc(stack_env(settings, **{variable: weak}), tmp_path, free_port())
+    api.start()
+    try:
+        code = await exited(api)
+    finally:
+        await api.stop()
+    log = api.log_since_start()
+    assert code != 0
+    assert variable in log and "too weak" in log, log
+    secret = weak if variable != "TENANTS" else "Qw3ak"
+    assert secret not in log, log

@@ -1,0 +1,143 @@
+"""What an attacker with a valid key of one tenant (or none) still tried (issue 22).
+
+Each test is one finding of that red-team run and failed on the code it was found in.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.deps import get_temporal_client
+from testkit.keys import ACME_KEY, GLOBEX_KEY
+from tests.helpers import INVITE
+
+EMAIL = {"to": "ann@example.com", "subject": "Report", "text": "Hello", "from": "a@acme.example"}
+
+
+class CountingClient:
+    """The real Temporal client, counting every workflow handle the API asks for."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.handles: list[str] = []
+
+    def get_workflow_handle(self, workflow_id: str, **kwargs: Any) -> Any:
+        self.handles.append(workflow_id)
+        return self._client.get_workflow_handle(workflow_id, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@pytest.fixture
+def counting(app: FastAPI, client: Client) -> CountingClient:
+    counting_client = CountingClient(client)
+    app.dependency_overrides[get_temporal_client] = lambda: counting_client
+    return counting_client
+
+
+def _http(app: FastAPI, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api.test",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+@pytest.fixture
+async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with _http(app, ACME_KEY) as http:
+        yield http
+
+
+@pytest.fixture
+async def globex(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with _http(app, GLOBEX_KEY) as http:
+        yield http
+
+
+def later() -> str:
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
+def _id_routes(email_id: str, batch_id: str, invite_id: str) -> list[tuple[str, str, Any]]:
+    """Every route that takes an id: (method, path, json body)."""
+    return [
+        ("GET", f"/v1/emails/{email_id}", None),
+        ("GET", f"/v1/emails/{email_id}/events", None),
+        ("DELETE", f"/v1/emails/{email_id}", None),
+        ("GET", f"/v1/batches/{batch_id}", None),
+        ("GET", f"/v1/emails/{batch_id.replace('bat_', 'em_')}_0", None),
+        ("GET", f"/v1/invites/{invite_id}", None),
+        ("POST", f"/v1/invites/{invite_id}/accept", {}),
+        ("DELETE", f"/v1/invites/{invite_id}", None),
+        ("GET", f"/emails/{email_id}", None),
+        ("PATCH", f"/emails/{email_id}", {"scheduled_at": later()}),
+        ("POST", f"/emails/{email_id}/cancel", None),
+    ]
+
+
+async def test_another_tenants_ids_get_the_answer_of_no_id_without_asking_temporal(
+    acme: httpx.AsyncClient, globex: httpx.AsyncClient, counting: CountingClient
+) -> None:
+    # acme's sends: scheduled (they wait without a worker), a batch, an app-link invite.
+    email = await acme.post("/v1/emails", json={**EMAIL, "send_at": later()})
+    batch = await acme.post("/v1/emails/batch", json={"emails": [EMAIL]})
+    invite = await acme.post(
+        "/v1/invites",
+        json={**INVITE, "accept_url": "https://app.example.test/join?t=1", "send_at": later()},
+    )
+    for accepted in (email, batch, invite):
+        assert accepted.status_code == 202, accepted.text
+    theirs = _id_routes(email.json()["id"], batch.json()["id"], invite.json()["invite_id"])
+    # Ids of the same shape that name nothing: a fresh key with a made-up tag.
+    fresh = secrets.token_hex(24)
+    nobodys = _id_routes(f"em_{fresh}", f"bat_{fresh}", f"inv_{fresh}")
+    counting.handles.clear()
+    for (method, path, body), (_, unknown_path, _) in zip(theirs, nobodys, strict=True):
+        foreign = await globex.request(method, path, json=body)
+        unknown = await globex.request(method, unknown_path, json=body)
+        assert foreign.status_code == unknown.status_code == 404, (path, foreign.text)
+        assert foreign.json() == unknown.json(), path
+    # Refused before any call to Temporal: the same time, with or without a worker.
+    assert counting.handles == []
+    # The owner still reads each.
+    assert (await acme.get(f"/v1/emails/{email.json()['id']}")).status_code == 200
+    assert (await acme.get(f"/v1/invites/{invite.json()['invite_id']}")).status_code == 200
+    # (a running batch answers from its query: 503 with no worker, never 404)
+    assert (await acme.get(f"/v1/batches/{batch.json()['id']}")).status_code in (200, 503)
+
+
+async def test_another_tenants_invite_answers_as_fast_as_an_unknown_one(
+    acme: httpx.AsyncClient, globex: httpx.AsyncClient
+) -> None:
+    invite = await acme.post(
+        "/v1/invites", json={**INVITE, "accept_url": "https://app.example.test/join?t=1"}
+    )
+    assert invite.status_code == 202, invite.text
+    invite_id = invite.json()["invite_id"]
+    unknown_id = f"inv_{secrets.token_hex(24)}"
+
+    async def median_ms(path: str) -> float:
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            answer = await globex.post(path, json={})
+            times.append((time.perf_counter() - start) * 1000)
+            assert answer.status_code == 404
+        return sorted(times)[len(times) // 2]
+
+    await median_ms(f"/v1/invites/{unknown_id}/accept")  # warm up
+    foreign = await median_ms(f"/v1/invites/{invite_id}/accept")
+    unknown = await median_ms(f"/v1/invites/{unknown_id}/accept")
+    # Before: ~17 ms against ~5 ms (a describe and an update against none).
+    assert foreign < unknown * 2 + 2, (foreign, unknown)
