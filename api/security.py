@@ -167,7 +167,7 @@ class RequestGuard:
         surface = next((s for s in self.surfaces if s.covers(path)), None)
         word = surface.word if surface is not None else v1_refusal
         if not is_open(path):
-            caller = self._caller(path, headers)
+            caller = self._caller(path, headers, _literal(scope, path))
             if caller is None:
                 await _answer(send, word(Refused(_why_unauthenticated(headers))))
                 return
@@ -192,16 +192,24 @@ class RequestGuard:
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    def _caller(self, path: str, headers: dict[str, str]) -> Caller | None:
+    def _caller(self, path: str, headers: dict[str, str], literal: bool) -> Caller | None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return self.keys.authenticate(token.strip())
-        capability = _CODEC_CAPABILITY.fullmatch(path)
+        # Only a capability URL spelled literally (no percent-encoding, which the access
+        # log would show undecoded, past any redaction that looks for `/codec/<x>/decode`).
+        capability = _CODEC_CAPABILITY.fullmatch(path) if literal else None
         if capability and self.codec_ui_digest is not None:
             presented = hashlib.sha256(capability[1].encode()).digest()
             if hmac.compare_digest(presented, self.codec_ui_digest):
                 return Caller(key_id=CODEC_UI_KEY_ID, operator=True)
         return None
+
+
+def _literal(scope: Scope, path: str) -> bool:
+    """Whether the request's path was sent as the router sees it (nothing percent-encoded)."""
+    raw: bytes = scope.get("raw_path") or path.encode()
+    return b"%" not in raw
 
 
 def _why_unauthenticated(headers: dict[str, str]) -> Refusal:
