@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +19,12 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.deps import get_temporal_client
-from testkit.keys import ACME_KEY, GLOBEX_KEY
+from config import Settings
+from testkit.keys import ACME_KEY, API_KEY, GLOBEX_KEY
+from testkit.procs import free_port
+from testkit.stack import api_proc, start_api
 from tests.helpers import INVITE
+from tests.test_secure_defaults import stack_env
 
 EMAIL = {"to": "ann@example.com", "subject": "Report", "text": "Hello", "from": "a@acme.example"}
 
@@ -141,3 +147,52 @@ async def test_another_tenants_invite_answers_as_fast_as_an_unknown_one(
     unknown = await median_ms(f"/v1/invites/{unknown_id}/accept")
     # Before: ~17 ms against ~5 ms (a describe and an update against none).
     assert foreign < unknown * 2 + 2, (foreign, unknown)
+
+
+async def test_key_guessing_is_throttled_per_client_and_prefix_but_a_real_key_keeps_working(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    api = api_proc(stack_env(settings), tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+
+    def from_address(address: str, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        transport = httpx.AsyncHTTPTransport(local_address=address)
+        return httpx.AsyncClient(base_url=url, transport=transport, headers=headers)
+
+    prefix = API_KEY[:8]
+    try:
+        await start_api(api, url)
+        async with from_address("127.0.0.1") as attacker:
+            answers = [
+                await attacker.get(
+                    "/v1/emails", headers={"Authorization": f"Bearer {prefix}{uuid.uuid4().hex}"}
+                )
+                for _ in range(60)
+            ]
+            codes = [answer.status_code for answer in answers]
+            # Before: 60 × 401, never slowed.
+            assert codes[:20] == [401] * 20 and codes[-1] == 429, codes
+            assert int(answers[-1].headers["retry-after"]) >= 1
+            guesses = [f"/codec/{uuid.uuid4().hex}/decode" for _ in range(5)]
+            assert {(await attacker.post(path, json={})).status_code for path in guesses} == {429}
+            # This client's own real key waits too (it is the one that failed)...
+            assert (await attacker.get("/v1/emails", headers=bearer(API_KEY))).status_code == 429
+        # ...guesses at the prefix from many addresses exhaust the prefix's budget...
+        for host in range(10, 40):
+            async with from_address(f"127.0.0.{host}") as other:
+                for _ in range(5):
+                    await other.get("/v1/emails", headers=bearer(f"{prefix}{uuid.uuid4().hex}"))
+                last = await other.get("/v1/emails", headers=bearer(f"{prefix}{uuid.uuid4().hex}"))
+        assert last.status_code == 429
+        # ...and the real key, from a client that has not failed, still works at once.
+        async with from_address("127.0.0.2", API_KEY) as owner:
+            listed = await owner.get("/v1/emails?limit=1")
+            assert listed.status_code == 200, listed.text
+    finally:
+        await api.stop()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
