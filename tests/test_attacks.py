@@ -196,3 +196,62 @@ async def test_key_guessing_is_throttled_per_client_and_prefix_but_a_real_key_ke
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+RESEND_EMAIL = {**EMAIL, "to": ["ann@example.com"]}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["From", "Sender", "Reply-To", "Return-Path", "Bcc", "To", "Cc", "DKIM-Signature", "from"],
+)
+async def test_resend_headers_cannot_name_addresses_or_route_the_message(
+    acme: httpx.AsyncClient, counting: CountingClient, name: str
+) -> None:
+    body = {**RESEND_EMAIL, "headers": {name: "Security <security@paypal.example>"}}
+    answer = await acme.post("/emails", json=body)
+    # Before: 200, and the header reached the provider verbatim.
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["name"] == "validation_error"
+    assert "`headers`" in answer.json()["message"] and "paypal" not in answer.json()["message"]
+    assert counting.handles == []
+
+
+async def test_resend_headers_documented_by_resend_still_pass(
+    acme: httpx.AsyncClient, counting: CountingClient
+) -> None:
+    headers = {"X-Entity-Ref-ID": "r-1", "List-Unsubscribe": "<https://acme.example/u>"}
+    answer = await acme.post(
+        "/emails", json={**RESEND_EMAIL, "headers": headers, "scheduled_at": later()}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def test_resend_reschedule_to_the_past_is_refused(
+    acme: httpx.AsyncClient, counting: CountingClient
+) -> None:
+    scheduled = await acme.post("/emails", json={**RESEND_EMAIL, "scheduled_at": later()})
+    assert scheduled.status_code == 200, scheduled.text
+    email_id = scheduled.json()["id"]
+    past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    counting.handles.clear()
+    answer = await acme.patch(f"/emails/{email_id}", json={"scheduled_at": past})
+    # Before: 200, and the email went out at once.
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["name"] == "validation_error"
+    assert "`scheduled_at`" in answer.json()["message"]
+    assert counting.handles == []
+
+
+async def test_resend_503_of_a_read_does_not_speak_of_an_idempotency_key(
+    app: FastAPI, acme: httpx.AsyncClient, counting: CountingClient
+) -> None:
+    scheduled = await acme.post("/emails", json={**RESEND_EMAIL, "scheduled_at": later()})
+    email_id = scheduled.json()["id"]
+
+    # Temporal where nothing listens.
+    down = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    app.dependency_overrides[get_temporal_client] = lambda: down
+    answer = await acme.get(f"/emails/{email_id}")
+    assert answer.status_code == 503, answer.text
+    assert "Idempotency-Key" not in answer.json()["message"]
