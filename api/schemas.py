@@ -113,16 +113,30 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _URL_UNSAFE = re.compile(r"[^\x21-\x7e]|[\\<>\"'`{}|^]")
 
 
-def _accept_url(value: str) -> str:
+def link_shape_problem(value: str) -> str | None:
+    """Why `value` is not a link we put in an email, by its shape alone (None: it is one);
+    hosts and ports a tenant allows are `api.links`'s question."""
     if _URL_UNSAFE.search(value):
-        raise ValueError("must be plain ASCII without spaces, quotes, backslashes or <>{}|^`")
+        return "must be plain ASCII without spaces, quotes, backslashes or <>{}|^`"
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an absolute https:// URL")
+        return "must be an absolute https:// URL"
     if "@" in parts.netloc:
-        raise ValueError("must not carry a user name or password")
+        return "must not carry a user name or password"
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise ValueError("must use https (http only for localhost)")
+        return "must use https (http only for localhost)"
+    try:
+        port = parts.port
+    except ValueError:
+        return "must have a valid port (1-65535) or none"
+    if port == 0 or parts.netloc.endswith(":"):
+        return "must have a valid port (1-65535) or none"
+    return None
+
+
+def _accept_url(value: str) -> str:
+    if problem := link_shape_problem(value):
+        raise ValueError(problem)
     return value
 
 

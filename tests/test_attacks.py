@@ -255,3 +255,65 @@ async def test_resend_503_of_a_read_does_not_speak_of_an_idempotency_key(
     answer = await acme.get(f"/emails/{email_id}")
     assert answer.status_code == 503, answer.text
     assert "Idempotency-Key" not in answer.json()["message"]
+
+
+TEMPLATED = {"to": "ann@example.com", "from": "a@acme.example", "template": "invite"}
+INVITE_VARIABLES = {
+    "inviter_name": "Bob",
+    "tenant_name": "Acme",
+    "reminder": False,
+    "role": None,
+    "expires_on": "1 May",
+}
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"accept_url": "javascript:alert(document.cookie)"},
+        {"accept_url": " JavaScript:alert(1)"},
+        {"accept_url": "https://evil.example/phish"},
+        {"accept_url": "https://app.example.test:8443/join"},
+        {"other": "data:text/html;base64,PHNjcmlwdD4="},
+        {"nested": {"logo_url": "http://evil.example/x.png"}},
+    ],
+)
+async def test_a_templated_email_takes_only_links_an_invite_could_have(
+    acme: httpx.AsyncClient, counting: CountingClient, variables: dict[str, Any]
+) -> None:
+    body = {**TEMPLATED, "variables": {**INVITE_VARIABLES, **variables}}
+    answer = await acme.post("/v1/emails", json=body)
+    # Before: 202, and the link was the invite's button.
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][1].startswith("variables")
+    assert counting.handles == []
+
+
+async def test_a_templated_email_with_the_tenants_own_link_is_accepted(
+    acme: httpx.AsyncClient, counting: CountingClient
+) -> None:
+    variables = {**INVITE_VARIABLES, "accept_url": "https://app.example.test/join?t=1"}
+    body = {**TEMPLATED, "variables": variables, "send_at": later()}
+    answer = await acme.post("/v1/emails", json=body)
+    assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize(
+    "accept_url",
+    [
+        "https://app.example.test:0/join",
+        "https://app.example.test:99999/join",
+        "https://app.example.test:abc/join",
+        "https://app.example.test:/join",
+        "https://app.example.test:8443/join",  # a port the tenant's app page is not on
+    ],
+)
+async def test_invite_links_take_only_the_tenants_port(
+    acme: httpx.AsyncClient, counting: CountingClient, accept_url: str
+) -> None:
+    answer = await acme.post("/v1/invites", json={**INVITE, "accept_url": accept_url})
+    assert answer.status_code == 422, answer.text
+    assert counting.handles == []
+    ok = "https://app.example.test:443/join"
+    accepted = await acme.post("/v1/invites", json={**INVITE, "accept_url": ok, "send_at": later()})
+    assert accepted.status_code == 202, accepted.text
