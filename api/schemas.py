@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -63,20 +65,39 @@ def _single_line(value: str) -> str:
 
 
 def _sender(value: str) -> str:
+    """`addr` or `Name <addr>` in its one canonical form: the domain as IDNA ASCII, lower
+    case (`acme。com` and `acme．com` are `acme.com`), checked and forwarded as such; a
+    display name that reads as an address once decoded is refused."""
     _single_line(value)
     match = _SENDER.fullmatch(value)
     if match is None:
         raise ValueError('must be one address or "Name <address@domain>"')
     address = match["address"] or match["bare"]
     try:
-        validate_email(address, check_deliverability=False)
+        valid = validate_email(address, check_deliverability=False)
     except EmailNotValidError as err:
         raise ValueError(f"invalid sender address: {err}") from None
-    return value
+    canonical = f"{valid.local_part}@{valid.ascii_domain.lower()}"
+    if match["bare"]:
+        return canonical
+    name = match["name"].strip()
+    if _poses_as_address(name):
+        raise ValueError("the display name must not contain an address (@), even encoded")
+    return f"{name} <{canonical}>" if name else canonical
+
+
+def _poses_as_address(name: str) -> bool:
+    """Whether a display name shows an `@` once decoded (RFC 2047) and normalised (NFKC:
+    `＠` and `﹫` are `@`), which a mail client would show as the sender."""
+    try:
+        decoded = str(make_header(decode_header(name)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return True  # an encoded word we cannot read is not shown as a name
+    return any("@" in unicodedata.normalize("NFKC", text) for text in (name, decoded))
 
 
 # `address` or `Display Name <address>`: one address, no quoting, no lists.
-_SENDER = re.compile(r"[^<>\"@,;]*<(?P<address>[^<>\s,;]+)>|(?P<bare>[^<>\s,;\"]+)")
+_SENDER = re.compile(r"(?P<name>[^<>\"@,;]*)<(?P<address>[^<>\s,;]+)>|(?P<bare>[^<>\s,;\"]+)")
 NoLineBreaks = BeforeValidator(_no_line_breaks)
 
 

@@ -317,3 +317,36 @@ async def test_invite_links_take_only_the_tenants_port(
     ok = "https://app.example.test:443/join"
     accepted = await acme.post("/v1/invites", json={**INVITE, "accept_url": ok, "send_at": later()})
     assert accepted.status_code == 202, accepted.text
+
+
+@pytest.mark.parametrize("sender", ["a@acme\u3002example", "a@acme\uff0eexample", "a@ACME.example"])
+async def test_a_sender_is_checked_and_forwarded_in_one_canonical_form(
+    acme: httpx.AsyncClient, sender: str
+) -> None:
+    body = {**RESEND_EMAIL, "from": f"Acme <{sender}>", "scheduled_at": later()}
+    answer = await acme.post("/emails", json=body)
+    assert answer.status_code == 200, answer.text
+    recorded = await acme.get(f"/emails/{answer.json()['id']}")
+    # Before: forwarded as given (`a@acme。example`), which the check read as acme.example.
+    assert recorded.json()["from"] == "Acme <a@acme.example>"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "=?utf-8?q?security=40paypal.example?= <a@acme.example>",
+        "=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmV4YW1wbGU=?= <a@acme.example>",
+        "security\uff20paypal.example <a@acme.example>",
+        "security\ufe6bpaypal.example <a@acme.example>",
+    ],
+)
+async def test_a_display_name_cannot_pose_as_another_address(
+    acme: httpx.AsyncClient, counting: CountingClient, sender: str
+) -> None:
+    for path, body in (
+        ("/emails", {**RESEND_EMAIL, "from": sender}),
+        ("/v1/emails", {**EMAIL, "from": sender}),
+    ):
+        answer = await acme.post(path, json=body)
+        assert answer.status_code == 422, (path, answer.text)
+    assert counting.handles == []
