@@ -132,7 +132,12 @@ def configure_logging() -> None:
     handler.addFilter(WithholdExceptionText())
     handler.addFilter(RedactCodecCapability())
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler], force=True)
-    # uvicorn's loggers have handlers of their own (they do not reach ours): filter at them.
+    protect_logs()
+
+
+def protect_logs() -> None:
+    """The filters on uvicorn's loggers, which have handlers of their own (they do not reach
+    ours): also applied by an app mounted in another, whose logging is that app's."""
     _add_filter(logging.getLogger("uvicorn.error"), WithholdExceptionText())
     _add_filter(logging.getLogger("uvicorn.access"), RedactCodecCapability())
 

@@ -16,9 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from temporalio.client import Client
 
 from api.deps import get_temporal_client
+from api.main import create_app
 from config import Settings
 from testkit.keys import ACME_KEY, API_KEY, GLOBEX_KEY
 from testkit.procs import free_port
@@ -350,3 +353,37 @@ async def test_a_display_name_cannot_pose_as_another_address(
         answer = await acme.post(path, json=body)
         assert answer.status_code == 422, (path, answer.text)
     assert counting.handles == []
+
+
+async def test_the_app_mounted_in_another_works_without_its_own_lifespan(
+    settings: Settings,
+) -> None:
+    # No client given and no lifespan run: Starlette runs only the outer app's.
+    outer = Starlette(routes=[Mount("/mail", app=create_app(settings))])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://host.test", headers=bearer(ACME_KEY)
+    ) as http:
+        accepted = await http.post("/mail/v1/emails", json={**EMAIL, "send_at": later()})
+        # Before: 500 (no Temporal client) on every route that needs one.
+        assert accepted.status_code == 202, accepted.text
+        listed = await http.get("/mail/v1/emails?limit=5")
+        assert listed.status_code == 200, listed.text
+        resend = await http.get(f"/mail/emails/{accepted.json()['id']}")
+        assert resend.status_code == 200, resend.text
+        assert (await http.get("/mail/v1/emails", headers=bearer("wrong"))).status_code == 401
+
+
+async def test_a_mounted_app_without_keys_refuses_every_request_naming_what_is_missing(
+    settings: Settings,
+) -> None:
+    unsafe = settings.model_copy(update={"payload_codec_keys": None})
+    outer = Starlette(routes=[Mount("/mail", app=create_app(unsafe))])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=outer),
+        base_url="http://host.test",
+        headers=bearer(ACME_KEY),
+    ) as http:
+        answer = await http.post("/mail/v1/emails", json=EMAIL)
+        assert answer.status_code == 503
+        assert "PAYLOAD_CODEC_KEYS" in answer.json()["detail"]
