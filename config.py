@@ -238,7 +238,8 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "0.0.0.0"
 
     worker_max_concurrent_activities: int = Field(default=200, gt=0)
-    # Each cached workflow costs ~90 kB in the worker (measured); evicted ones replay on demand.
+    # Each cached open invite costs ~220 kB in the worker (bench/invite_memory.py): the cache,
+    # not the number of open invites, bounds its memory; evicted ones replay on demand.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
     # Operator keys of the API (act on every tenant), comma-separated: several at once so
