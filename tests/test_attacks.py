@@ -5,6 +5,7 @@ Each test is one finding of that red-team run and failed on the code it was foun
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -387,3 +388,47 @@ async def test_a_mounted_app_without_keys_refuses_every_request_naming_what_is_m
         answer = await http.post("/mail/v1/emails", json=EMAIL)
         assert answer.status_code == 503
         assert "PAYLOAD_CODEC_KEYS" in answer.json()["detail"]
+
+
+async def test_without_a_worker_another_tenants_invite_answers_at_once_like_none(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The real API process, and no worker at all (as in the red-team run).
+    tenants = {
+        "acme": {
+            "api_keys": [ACME_KEY],
+            "sender_domains": ["acme.example"],
+            "email_from": "Acme <a@acme.example>",
+        },
+        "globex": {"api_keys": [GLOBEX_KEY], "sender_domains": ["globex.example"]},
+    }
+    env = stack_env(settings, TENANTS=json.dumps(tenants), APP_BASE_URL="https://app.example.test")
+    port = free_port()
+    api = api_proc(env, tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await start_api(api, url)
+        async with (
+            httpx.AsyncClient(base_url=url, headers=bearer(ACME_KEY), timeout=30) as acme,
+            httpx.AsyncClient(base_url=url, headers=bearer(GLOBEX_KEY), timeout=30) as globex,
+        ):
+            link = "https://app.example.test/join?t=1"
+            created = await acme.post("/v1/invites", json={**INVITE, "accept_url": link})
+            assert created.status_code == 202, created.text
+            theirs, nobodys = created.json()["invite_id"], f"inv_{secrets.token_hex(24)}"
+            for invite_id in (theirs, nobodys):
+                for method, path in (
+                    ("POST", f"/v1/invites/{invite_id}/accept"),
+                    ("DELETE", f"/v1/invites/{invite_id}"),
+                ):
+                    start = time.perf_counter()
+                    answer = await globex.request(
+                        method, path, json={} if method == "POST" else None
+                    )
+                    elapsed = time.perf_counter() - start
+                    # Before: 503 after 5 s for theirs, 404 at once for none.
+                    assert answer.status_code == 404, (invite_id == theirs, path, answer.text)
+                    assert answer.json() == {"detail": "no invite with this id"}
+                    assert elapsed < 1.0, (invite_id == theirs, path, elapsed)
+    finally:
+        await api.stop()
