@@ -25,7 +25,7 @@ from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.resend_compat import errors as resend_errors
 from api.resend_compat import routes as resend_compat
 from api.routes import batches, codec, emails, health, invites, outbox, webhooks
-from api.security import RequestGuard
+from api.security import RequestGuard, is_open, route_path
 from config import Settings, get_settings, weak_secret_problem
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging, protect_logs
@@ -82,7 +82,7 @@ class ConnectOnFirstUse:
     Mounted in another app (`Mount("/mail", app)`), an app's own lifespan never runs
     (Starlette runs the outer app's only): this connects it anyway, once, and applies the
     startup checks the lifespan would have (a misconfigured app answers 503 naming the
-    problem, never its value).
+    problem, never its value, on every route but the open ones: probes and docs).
     """
 
     def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
@@ -96,7 +96,7 @@ class ConnectOnFirstUse:
             async with self.lock:
                 if self.state.temporal_client is None and self.problem is None:
                     await self._connect()
-            if self.problem is not None:
+            if self.problem is not None and not is_open(route_path(scope)):
                 await JSONResponse({"detail": self.problem}, status_code=503)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
