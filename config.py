@@ -51,6 +51,19 @@ def sender_domain(sender: str) -> str:
         raise ValueError(f"not an email address: {err}") from None
 
 
+def canonical_sender(sender: str) -> str:
+    """`addr` or `Name <addr>` with its domain as the sender checks read it (IDNA ASCII, lower
+    case), so what is forwarded is what was checked; unparsable: as given (refused later)."""
+    name, bracket, rest = sender.rpartition("<")
+    address = rest.rstrip(">").strip() if bracket else sender.strip()
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return sender
+    canonical = f"{valid.local_part}@{valid.ascii_domain.lower()}"
+    return f"{name.strip()} <{canonical}>" if bracket and name.strip() else canonical
+
+
 def normalise_domain(domain: str) -> str:
     """A sender domain as configured -> as `sender_domain` returns it (lower case, IDNA)."""
     try:
@@ -181,6 +194,11 @@ class TenantConfig(BaseModel):
             raise ValueError("app_base_url must be an http(s) URL without query or fragment")
         return url
 
+    @field_validator("email_from")
+    @classmethod
+    def _canonical_email_from(cls, sender: str | None) -> str | None:
+        return canonical_sender(sender) if sender is not None else None
+
     @model_validator(mode="after")
     def _email_from_is_ours(self) -> TenantConfig:
         sender = self.email_from
@@ -305,6 +323,11 @@ class Settings(BaseSettings):
                         "each key acts for one holder only"
                     )
         return self
+
+    @field_validator("email_from")
+    @classmethod
+    def _canonical_default_sender(cls, sender: str) -> str:
+        return canonical_sender(sender)
 
     @field_validator("invite_token_secret", "template_dir", mode="before")
     @classmethod

@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from temporalio.client import Client
 
 from api.deps import get_temporal_client
 from api.main import create_app
-from config import Settings
+from config import Settings, TenantConfig
 from testkit.keys import ACME_KEY, API_KEY, GLOBEX_KEY
 from testkit.procs import free_port
 from testkit.stack import api_proc, start_api
@@ -432,3 +433,14 @@ async def test_without_a_worker_another_tenants_invite_answers_at_once_like_none
                     assert elapsed < 1.0, (invite_id == theirs, path, elapsed)
     finally:
         await api.stop()
+
+
+def test_configured_senders_are_forwarded_in_the_form_they_are_checked_in() -> None:
+    tenant = TenantConfig(
+        api_keys=[SecretStr(ACME_KEY)],
+        sender_domains=["acme.example"],
+        email_from="Acme <hello@ACME\u3002example>",
+    )
+    assert tenant.email_from == "Acme <hello@acme.example>"
+    settings = Settings(_env_file=None, email_from="ops@Mail\uff0eAcme.example")
+    assert settings.email_from == "ops@mail.acme.example"
