@@ -51,6 +51,19 @@ def sender_domain(sender: str) -> str:
         raise ValueError(f"not an email address: {err}") from None
 
 
+def canonical_sender(sender: str) -> str:
+    """`addr` or `Name <addr>` with its domain as the sender checks read it (IDNA ASCII, lower
+    case), so what is forwarded is what was checked; unparsable: as given (refused later)."""
+    name, bracket, rest = sender.rpartition("<")
+    address = rest.rstrip(">").strip() if bracket else sender.strip()
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return sender
+    canonical = f"{valid.local_part}@{valid.ascii_domain.lower()}"
+    return f"{name.strip()} <{canonical}>" if bracket and name.strip() else canonical
+
+
 def normalise_domain(domain: str) -> str:
     """A sender domain as configured -> as `sender_domain` returns it (lower case, IDNA)."""
     try:
@@ -73,6 +86,41 @@ def _check_key(key: SecretStr) -> SecretStr:
     if value.startswith(KEY_DIGEST_PREFIX) and not _KEY_DIGEST.fullmatch(value):
         raise ValueError("a key digest is sha256: and 64 lower-case hex digits")
     return key
+
+
+# Minimum strength of the secrets we accept (a digest `sha256:<hex>` is the operator's word).
+MIN_KEY_CHARS, MIN_KEY_DISTINCT = 16, 8
+MIN_SECRET_CHARS, MIN_SECRET_DISTINCT = 32, 10
+
+
+def _weak(value: str, chars: int, distinct: int) -> bool:
+    return not value.startswith(KEY_DIGEST_PREFIX) and (
+        len(value) < chars or len(set(value)) < distinct
+    )
+
+
+def weak_secret_problem(settings: Settings) -> str | None:
+    """The first too-weak secret setting, named (never its value); None if all are strong.
+
+    API keys (operator and tenant) need 16 characters, 8 of them distinct; CODEC_UI_SECRET
+    and INVITE_TOKEN_SECRET 32, 10 distinct: `make dev` and `openssl rand -hex 32` give more.
+    """
+    key_rule = f"at least {MIN_KEY_CHARS} characters, {MIN_KEY_DISTINCT} of them distinct"
+    if any(_weak(key, MIN_KEY_CHARS, MIN_KEY_DISTINCT) for key in settings.api_key_list):
+        return f"API_KEYS: a key is too weak: {key_rule} (or its sha256: digest)"
+    for tenant_id, tenant in settings.tenants.items():
+        for key in tenant.api_keys:
+            if _weak(key.get_secret_value(), MIN_KEY_CHARS, MIN_KEY_DISTINCT):
+                return f"TENANTS: a key of tenant {tenant_id!r} is too weak: {key_rule}"
+    secret_rule = f"at least {MIN_SECRET_CHARS} characters, {MIN_SECRET_DISTINCT} of them distinct"
+    for name, secret in (
+        ("CODEC_UI_SECRET", settings.codec_ui_secret),
+        ("INVITE_TOKEN_SECRET", settings.invite_token_secret),
+    ):
+        value = secret.get_secret_value() if secret else ""
+        if value and _weak(value, MIN_SECRET_CHARS, MIN_SECRET_DISTINCT):
+            return f"{name} is too weak: {secret_rule} (e.g. openssl rand -hex 32)"
+    return None
 
 
 HEX_COLOR = r"^#(?:[0-9A-Fa-f]{3}){1,2}$"
@@ -146,6 +194,11 @@ class TenantConfig(BaseModel):
             raise ValueError("app_base_url must be an http(s) URL without query or fragment")
         return url
 
+    @field_validator("email_from")
+    @classmethod
+    def _canonical_email_from(cls, sender: str | None) -> str | None:
+        return canonical_sender(sender) if sender is not None else None
+
     @model_validator(mode="after")
     def _email_from_is_ours(self) -> TenantConfig:
         sender = self.email_from
@@ -203,7 +256,8 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "0.0.0.0"
 
     worker_max_concurrent_activities: int = Field(default=200, gt=0)
-    # Each cached workflow costs ~90 kB in the worker (measured); evicted ones replay on demand.
+    # Each cached open invite costs ~220 kB in the worker (bench/invite_memory.py): the cache,
+    # not the number of open invites, bounds its memory; evicted ones replay on demand.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
     # Operator keys of the API (act on every tenant), comma-separated: several at once so
@@ -269,6 +323,11 @@ class Settings(BaseSettings):
                         "each key acts for one holder only"
                     )
         return self
+
+    @field_validator("email_from")
+    @classmethod
+    def _canonical_default_sender(cls, sender: str) -> str:
+        return canonical_sender(sender)
 
     @field_validator("invite_token_secret", "template_dir", mode="before")
     @classmethod

@@ -10,8 +10,10 @@ statuses and ids only, and two filters cover what other code logs:
   exception, whose message is the provider's text and can quote a recipient; uvicorn logs
   an API error the same way: records of those loggers keep the exception's type and
   frames, never its message;
-- uvicorn's access log would show the Web UI's codec capability URL: its secret segment
-  is replaced.
+- a path under `/codec/` other than `/codec/decode` and `/codec/encode` may hold the Web
+  UI's codec capability (`/codec/<secret>/decode`, or any mistyped or percent-encoded
+  variant of it): in uvicorn's access log and in ours, everything after `/codec/` is
+  replaced, whatever the path looks like.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ import re
 import traceback
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from temporalio.exceptions import ApplicationError
 
 _IDENTITY_FIELDS = ("workflow_id", "run_id", "workflow_type", "activity_type", "attempt")
 # Loggers of other people's code that log exceptions they did not write the message of.
 WITHHELD_LOGGERS = frozenset({"temporalio", "uvicorn"})
-_CODEC_CAPABILITY = re.compile(r"/codec/[^/\s]+/(decode|encode)")
+# `/codec/` in a path, however it is spelled or encoded, and what follows it.
+_CODEC_PATH = re.compile(r"/codec/(\S*)", re.IGNORECASE)
+_OPERATOR_CODEC_ROUTE = re.compile(r"(?:decode|encode)(?:\?\S*)?")
 
 
 def exception_without_text(error: BaseException) -> str:
@@ -69,14 +74,31 @@ class WithholdExceptionText(logging.Filter):
         return True
 
 
+def redact_codec_capability(text: str) -> str:
+    """`text` with anything that may be a codec capability (a path under `/codec/` other
+    than the operator routes) replaced; percent-encoding does not hide it."""
+    decoded = unquote(text)
+    if "/codec/" not in decoded.lower():
+        return text
+
+    def redact(match: re.Match[str]) -> str:
+        if _OPERATOR_CODEC_ROUTE.fullmatch(match[1]):
+            return match[0]
+        return "/codec/[redacted]"
+
+    return _CODEC_PATH.sub(redact, decoded)
+
+
 class RedactCodecCapability(logging.Filter):
-    """On uvicorn's access logger: `/codec/<secret>/decode` becomes `/codec/[redacted]/decode`."""
+    """On uvicorn's access logger and our handler: a codec capability in a record's
+    message or arguments becomes `/codec/[redacted]`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_codec_capability(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(
-                _CODEC_CAPABILITY.sub(r"/codec/[redacted]/\1", arg) if isinstance(arg, str) else arg
-                for arg in record.args
+                redact_codec_capability(arg) if isinstance(arg, str) else arg for arg in record.args
             )
         return True
 
@@ -108,8 +130,14 @@ def configure_logging() -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(WithholdExceptionText())
+    handler.addFilter(RedactCodecCapability())
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler], force=True)
-    # uvicorn's loggers have handlers of their own (they do not reach ours): filter at them.
+    protect_logs()
+
+
+def protect_logs() -> None:
+    """The filters on uvicorn's loggers, which have handlers of their own (they do not reach
+    ours): also applied by an app mounted in another, whose logging is that app's."""
     _add_filter(logging.getLogger("uvicorn.error"), WithholdExceptionText())
     _add_filter(logging.getLogger("uvicorn.access"), RedactCodecCapability())
 

@@ -39,10 +39,10 @@ from api.errors import (
     TooManyAttempts,
     Unavailable,
 )
+from api.idempotency import owned_workflow_id
 from api.sends import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
-from workflows.ids import workflow_id_for
 from workflows.search_attributes import TENANT_ID
 from workflows.status import InviteStatus
 from workflows.types import (
@@ -127,8 +127,8 @@ def _scope(caller: Caller) -> str | None:
     return caller.tenant_id
 
 
-def _workflow_id(invite_id: str) -> str:
-    workflow_id = workflow_id_for(invite_id)
+def _workflow_id(invite_id: str, caller: Caller) -> str:
+    workflow_id = owned_workflow_id(invite_id, caller)
     if workflow_id is None or not invite_id.startswith("inv_"):
         raise NotFound(NO_SUCH_INVITE)
     return workflow_id
@@ -154,7 +154,7 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
 
     Another tenant's invite is `NotFound`, as one that does not exist.
     """
-    handle = client.get_workflow_handle(_workflow_id(invite_id), result_type=InviteState)
+    handle = client.get_workflow_handle(_workflow_id(invite_id, caller), result_type=InviteState)
     try:
         with temporal_errors():
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
@@ -229,7 +229,7 @@ async def accept_invite(
 ) -> InviteState:
     """Accept once: the accepted invite; `Conflict` once accepted, `Gone` once expired or
     revoked, `NotFound` for a wrong token (counted), `TooManyAttempts` once locked."""
-    handle = client.get_workflow_handle(_workflow_id(invite_id))
+    handle = client.get_workflow_handle(_workflow_id(invite_id, caller))
     with temporal_errors():
         try:
             result: AcceptResult = await handle.execute_update(
@@ -250,7 +250,7 @@ async def accept_invite(
 async def revoke_invite(client: Client, invite_id: str, caller: Caller) -> tuple[InviteState, bool]:
     """Revoke (again: the same answer); the invite and whether an email was cancelled.
     `Conflict` once accepted, `Gone` once expired."""
-    handle = client.get_workflow_handle(_workflow_id(invite_id))
+    handle = client.get_workflow_handle(_workflow_id(invite_id, caller))
     with temporal_errors():
         try:
             result: RevokeResult = await handle.execute_update(

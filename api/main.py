@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
@@ -17,14 +20,17 @@ from activities.templating import Templates
 from api import error_handlers
 from api.deps import API_KEY_SCHEME, get_operator
 from api.docs import install_offline_docs
+from api.idempotency import IdKeys
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.resend_compat import errors as resend_errors
 from api.resend_compat import routes as resend_compat
 from api.routes import batches, codec, emails, health, invites, outbox, webhooks
-from api.security import RequestGuard
-from config import Settings, get_settings
+from api.security import RequestGuard, is_open, route_path
+from config import Settings, get_settings, weak_secret_problem
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
-from observability import configure_logging
+from observability import configure_logging, protect_logs
+
+log = logging.getLogger("durable_mail.api")
 
 OPENAPI_TAGS = [
     {
@@ -42,6 +48,8 @@ def startup_problem(settings: Settings) -> str | None:
         return problem
     if not settings.api_key_list and not settings.tenants:
         return "no API key: set API_KEYS (operator keys) or TENANTS / TENANTS_FILE"
+    if problem := weak_secret_problem(settings):
+        return problem
     try:
         settings.operator_sender_domains  # noqa: B018 (EMAIL_FROM and SENDER_DOMAINS parse)
     except ValueError as err:
@@ -68,6 +76,41 @@ class RefuseUnsafeStartup:
         await self.app(scope, receive, send)
 
 
+class ConnectOnFirstUse:
+    """Connects the app's Temporal client at its first request if no lifespan did.
+
+    Mounted in another app (`Mount("/mail", app)`), an app's own lifespan never runs
+    (Starlette runs the outer app's only): this connects it anyway, once, and applies the
+    startup checks the lifespan would have (a misconfigured app answers 503 naming the
+    problem, never its value, on every route but the open ones: probes and docs).
+    """
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.state = fastapi_app.state
+        self.lock = asyncio.Lock()
+        self.problem: str | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.state.temporal_client is None:
+            async with self.lock:
+                if self.state.temporal_client is None and self.problem is None:
+                    await self._connect()
+            if self.problem is not None and not is_open(route_path(scope)):
+                await JSONResponse({"detail": self.problem}, status_code=503)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _connect(self) -> None:
+        settings: Settings = self.state.settings
+        if problem := startup_problem(settings):
+            log.error("refusing requests: %s", problem)
+            self.problem = f"durable-mail is not configured: {problem}"
+            return
+        warn_if_plaintext(settings)
+        self.state.temporal_client = await connect(settings, lazy=True, retry_config=API_RETRY)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging()
@@ -85,6 +128,9 @@ def create_app(
     """The API with these settings (default: the environment's) and Temporal client
     (default: one the lifespan connects; pass one to share it, e.g. in-process)."""
     settings = settings or get_settings()
+    protect_logs()  # mounted in another app, our lifespan (and its logging setup) never runs
+    if not encryption_problem(settings):
+        IdKeys.install(settings)  # the keys of public ids (the startup refuses otherwise)
     app = FastAPI(
         title="durable-mail",
         version="0.1.0",
@@ -110,6 +156,8 @@ def create_app(
     app.add_api_route(
         "/metrics", metrics_endpoint, include_in_schema=False, dependencies=[Depends(get_operator)]
     )
+    # Behind the guard: only an authenticated request connects (or hears what is missing).
+    app.add_middleware(ConnectOnFirstUse, fastapi_app=app)
     # Outermost: refuses unauthenticated, too-fast and too-large requests before parsing.
     app.add_middleware(RequestGuard, settings=settings, surfaces=[resend_errors.SURFACE])
     # Outside the guard, so refusals are counted too.

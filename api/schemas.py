@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -63,20 +65,39 @@ def _single_line(value: str) -> str:
 
 
 def _sender(value: str) -> str:
+    """`addr` or `Name <addr>` in its one canonical form: the domain as IDNA ASCII, lower
+    case (`acme。com` and `acme．com` are `acme.com`), checked and forwarded as such; a
+    display name that reads as an address once decoded is refused."""
     _single_line(value)
     match = _SENDER.fullmatch(value)
     if match is None:
         raise ValueError('must be one address or "Name <address@domain>"')
     address = match["address"] or match["bare"]
     try:
-        validate_email(address, check_deliverability=False)
+        valid = validate_email(address, check_deliverability=False)
     except EmailNotValidError as err:
         raise ValueError(f"invalid sender address: {err}") from None
-    return value
+    canonical = f"{valid.local_part}@{valid.ascii_domain.lower()}"
+    if match["bare"]:
+        return canonical
+    name = match["name"].strip()
+    if _poses_as_address(name):
+        raise ValueError("the display name must not contain an address (@), even encoded")
+    return f"{name} <{canonical}>" if name else canonical
+
+
+def _poses_as_address(name: str) -> bool:
+    """Whether a display name shows an `@` once decoded (RFC 2047) and normalised (NFKC:
+    `＠` and `﹫` are `@`), which a mail client would show as the sender."""
+    try:
+        decoded = str(make_header(decode_header(name)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return True  # an encoded word we cannot read is not shown as a name
+    return any("@" in unicodedata.normalize("NFKC", text) for text in (name, decoded))
 
 
 # `address` or `Display Name <address>`: one address, no quoting, no lists.
-_SENDER = re.compile(r"[^<>\"@,;]*<(?P<address>[^<>\s,;]+)>|(?P<bare>[^<>\s,;\"]+)")
+_SENDER = re.compile(r"(?P<name>[^<>\"@,;]*)<(?P<address>[^<>\s,;]+)>|(?P<bare>[^<>\s,;\"]+)")
 NoLineBreaks = BeforeValidator(_no_line_breaks)
 
 
@@ -113,16 +134,30 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _URL_UNSAFE = re.compile(r"[^\x21-\x7e]|[\\<>\"'`{}|^]")
 
 
-def _accept_url(value: str) -> str:
+def link_shape_problem(value: str) -> str | None:
+    """Why `value` is not a link we put in an email, by its shape alone (None: it is one);
+    hosts and ports a tenant allows are `api.links`'s question."""
     if _URL_UNSAFE.search(value):
-        raise ValueError("must be plain ASCII without spaces, quotes, backslashes or <>{}|^`")
+        return "must be plain ASCII without spaces, quotes, backslashes or <>{}|^`"
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an absolute https:// URL")
+        return "must be an absolute https:// URL"
     if "@" in parts.netloc:
-        raise ValueError("must not carry a user name or password")
+        return "must not carry a user name or password"
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise ValueError("must use https (http only for localhost)")
+        return "must use https (http only for localhost)"
+    try:
+        port = parts.port
+    except ValueError:
+        return "must have a valid port (1-65535) or none"
+    if port == 0 or parts.netloc.endswith(":"):
+        return "must have a valid port (1-65535) or none"
+    return None
+
+
+def _accept_url(value: str) -> str:
+    if problem := link_shape_problem(value):
+        raise ValueError(problem)
     return value
 
 

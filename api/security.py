@@ -54,6 +54,8 @@ class Refusal(StrEnum):
     EMPTY_KEY = "empty_key"
     INVALID_KEY = "invalid_key"
     RATE_LIMITED = "rate_limited"
+    # Too many failed authentications from this client (or at this key prefix from it).
+    AUTH_THROTTLED = "auth_throttled"
     TOO_LARGE = "too_large"
 
 
@@ -99,6 +101,10 @@ def v1_refusal(refused: Refused) -> Answer:
             seconds = refused.retry_after
             detail = f"rate limit of this API key exceeded; retry in {seconds} s"
             return Answer(429, {"detail": detail}, {"retry-after": str(seconds)})
+        case Refusal.AUTH_THROTTLED:
+            seconds = refused.retry_after
+            detail = f"too many failed authentications from this client; retry in {seconds} s"
+            return Answer(429, {"detail": detail}, {"retry-after": str(seconds)})
         case Refusal.TOO_LARGE:
             detail = f"request body is larger than {refused.max_bytes} bytes"
             return Answer(413, {"detail": detail})
@@ -118,21 +124,71 @@ def is_open(path: str) -> bool:
 
 
 class TokenBucket:
-    """Per-key token buckets, in this process only (N API processes allow N times the rate)."""
+    """Per-key token buckets, in this process only (N API processes allow N times the rate).
 
-    def __init__(self) -> None:
+    At most `max_keys` buckets are kept (the least recently touched go first), so keys an
+    attacker picks (client addresses, guessed key prefixes) cannot grow memory unbounded.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_keys = max_keys
+
+    def wait(self, key: str, rate: float, burst: int) -> float:
+        """What `take` would answer, without taking: 0 if a token is there now."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) * rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
+    def full(self, key: str, rate: float, burst: int) -> bool:
+        """Whether `key`'s bucket has refilled (nothing taken within `burst / rate` s)."""
+        if key not in self._buckets:
+            return True
+        tokens, last = self._buckets[key]
+        return tokens + (time.monotonic() - last) * rate >= burst
 
     def take(self, key: str, rate: float, burst: int) -> float:
         """0 if a request may pass now, else the seconds until the next token."""
         now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(burst), now))
+        tokens, last = self._buckets.pop(key, (float(burst), now))
         tokens = min(float(burst), tokens + (now - last) * rate)
+        if len(self._buckets) >= self._max_keys:
+            del self._buckets[next(iter(self._buckets))]
         if tokens >= 1.0:
             self._buckets[key] = (tokens - 1.0, now)
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / rate
+
+
+# Failed authentications: per client address, and per key prefix (a guess's first
+# characters, as keys of one holder share them). A client past its own budget is refused
+# before its key is even looked at; past a prefix's budget, only clients that already
+# failed lately are (so one attacker, or many, cannot lock a real key out: a client that has not
+# failed is always heard, and a valid key from it always works).
+AUTH_FAILURES_PER_CLIENT = (1.0, 20)  # per second, burst
+AUTH_FAILURES_PER_PREFIX = (5.0, 100)
+KEY_PREFIX_CHARS = 8
+
+
+class FailedAuthentications:
+    """Counts failed authentications and says who must wait before trying again."""
+
+    def __init__(self) -> None:
+        self.by_client = TokenBucket()
+        self.by_prefix = TokenBucket()
+
+    def wait(self, client: str, prefix: str) -> float:
+        """Seconds `client` must wait before presenting a key starting with `prefix`."""
+        wait = self.by_client.wait(client, *AUTH_FAILURES_PER_CLIENT)
+        if not self.by_client.full(client, *AUTH_FAILURES_PER_CLIENT):  # it failed lately
+            wait = max(wait, self.by_prefix.wait(prefix, *AUTH_FAILURES_PER_PREFIX))
+        return wait
+
+    def failed(self, client: str, prefix: str) -> None:
+        self.by_client.take(client, *AUTH_FAILURES_PER_CLIENT)
+        self.by_prefix.take(prefix, *AUTH_FAILURES_PER_PREFIX)
 
 
 class RequestGuard:
@@ -146,6 +202,7 @@ class RequestGuard:
         secret = settings.codec_ui_secret.get_secret_value() if settings.codec_ui_secret else ""
         self.codec_ui_digest = hashlib.sha256(secret.encode()).digest() if secret else None
         self.limiter = TokenBucket()
+        self.failures = FailedAuthentications()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,8 +224,19 @@ class RequestGuard:
         surface = next((s for s in self.surfaces if s.covers(path)), None)
         word = surface.word if surface is not None else v1_refusal
         if not is_open(path):
-            caller = self._caller(path, headers)
+            # The peer as the server gives it: a forwarded header counts only where uvicorn
+            # is told to trust the proxy that sets it (`--forwarded-allow-ips`).
+            client = scope["client"][0] if scope.get("client") else "-"
+            presented = _presented(path, headers)
+            prefix = presented[:KEY_PREFIX_CHARS]
+            if presented and (wait := self.failures.wait(client, prefix)) > 0:
+                seconds = max(1, math.ceil(wait))
+                await _answer(send, word(Refused(Refusal.AUTH_THROTTLED, retry_after=seconds)))
+                return
+            caller = self._caller(path, headers, _literal(scope, path))
             if caller is None:
+                if presented:
+                    self.failures.failed(client, prefix)
                 await _answer(send, word(Refused(_why_unauthenticated(headers))))
                 return
             if not codec:
@@ -192,16 +260,33 @@ class RequestGuard:
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    def _caller(self, path: str, headers: dict[str, str]) -> Caller | None:
+    def _caller(self, path: str, headers: dict[str, str], literal: bool) -> Caller | None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return self.keys.authenticate(token.strip())
-        capability = _CODEC_CAPABILITY.fullmatch(path)
+        # Only a capability URL spelled literally (no percent-encoding, which the access
+        # log would show undecoded, past any redaction that looks for `/codec/<x>/decode`).
+        capability = _CODEC_CAPABILITY.fullmatch(path) if literal else None
         if capability and self.codec_ui_digest is not None:
             presented = hashlib.sha256(capability[1].encode()).digest()
             if hmac.compare_digest(presented, self.codec_ui_digest):
                 return Caller(key_id=CODEC_UI_KEY_ID, operator=True)
         return None
+
+
+def _presented(path: str, headers: dict[str, str]) -> str:
+    """The credential a request presents (a bearer key, else a codec capability), or ""."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    capability = _CODEC_CAPABILITY.fullmatch(path)
+    return capability[1] if capability else ""
+
+
+def _literal(scope: Scope, path: str) -> bool:
+    """Whether the request's path was sent as the router sees it (nothing percent-encoded)."""
+    raw: bytes = scope.get("raw_path") or path.encode()
+    return b"%" not in raw
 
 
 def _why_unauthenticated(headers: dict[str, str]) -> Refusal:

@@ -62,7 +62,12 @@ from api.errors import (
     NotReschedulable,
     Unavailable,
 )
-from api.idempotency import Fingerprint
+from api.idempotency import (
+    Fingerprint,
+    owned_batch_item,
+    owned_batch_workflow_id,
+    owned_workflow_id,
+)
 from api.tenants import Caller
 from workflows.batch_types import (
     BATCH_STATUS_QUERY,
@@ -75,7 +80,6 @@ from workflows.delivery import task_priority
 from workflows.ids import (
     batch_ids,
     batch_item_of,
-    batch_workflow_id_for,
     public_id_for,
     workflow_id_for,
 )
@@ -325,8 +329,8 @@ def _initial_search_attributes(kind: SendKind, data: SendInput) -> TypedSearchAt
     return TypedSearchAttributes(pairs)
 
 
-def _workflow_id(email_id: str) -> str:
-    workflow_id = workflow_id_for(email_id)
+def _workflow_id(email_id: str, caller: Caller) -> str:
+    workflow_id = owned_workflow_id(email_id, caller)
     if workflow_id is None:
         raise NotFound(NO_SUCH_EMAIL)
     return workflow_id
@@ -335,13 +339,13 @@ def _workflow_id(email_id: str) -> str:
 async def read_send(client: Client, email_id: str, caller: Caller) -> SendRecord:
     """A send's status: from the result once closed, else from the `status` query. A batch
     item's comes from its batch's status."""
-    if (item := batch_item_of(email_id)) is not None:
+    if (item := owned_batch_item(email_id, caller)) is not None:
         workflow_id, kind, index = item
         batch = await _read_batch(client, workflow_id, NO_SUCH_EMAIL, caller)
         if batch.kind != kind or index >= len(batch.items):
             raise NotFound(NO_SUCH_EMAIL)
         return SendRecord(workflow_id, item_status(batch, index))
-    workflow_id = _workflow_id(email_id)
+    workflow_id = _workflow_id(email_id, caller)
     return await _read(client, workflow_id, caller)
 
 
@@ -353,7 +357,7 @@ def _check_tenant(description: WorkflowExecutionDescription, caller: Caller) -> 
 
 async def read_batch(client: Client, batch_id: str, caller: Caller) -> BatchRecord:
     """A batch's status: its provider call and every item."""
-    workflow_id = batch_workflow_id_for(batch_id)
+    workflow_id = owned_batch_workflow_id(batch_id, caller)
     if workflow_id is None:
         raise NotFound(NO_SUCH_BATCH)
     return BatchRecord(workflow_id, await _read_batch(client, workflow_id, NO_SUCH_BATCH, caller))
@@ -497,13 +501,13 @@ async def cancel_send(client: Client, email_id: str, caller: Caller) -> CancelOu
 
     With no worker to answer within `CANCEL_WAIT`, the cancel is recorded as a signal (a
     durable request) that the workflow applies when it next runs, if it still can."""
-    if batch_item_of(email_id) is not None:
+    if owned_batch_item(email_id, caller) is not None:
         send = await read_send(client, email_id, caller)  # NotFound for no such item
         raise NotCancellable(
             f"email is {send.state.status}; a batch's emails go out in one call and cannot "
             "be cancelled one by one"
         )
-    workflow_id = _workflow_id(email_id)
+    workflow_id = _workflow_id(email_id, caller)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
         if not caller.operator:
@@ -548,8 +552,8 @@ async def read_input(client: Client, email_id: str, caller: Caller) -> RecordedS
     Read from the first event of its history, so no worker needs to answer. Another
     tenant's send is `NotFound`: its input (the tenant it names) is decoded, never returned.
     """
-    item = batch_item_of(email_id)
-    workflow_id = item[0] if item is not None else _workflow_id(email_id)
+    item = owned_batch_item(email_id, caller)
+    workflow_id = item[0] if item is not None else _workflow_id(email_id, caller)
     events = client.get_workflow_handle(workflow_id).fetch_history_events(
         page_size=1, rpc_timeout=RPC_TIMEOUT
     )
@@ -576,10 +580,10 @@ async def reschedule_send(
     client: Client, email_id: str, send_at: datetime, caller: Caller
 ) -> RescheduleResult:
     """Move a scheduled send to `send_at`; `NotReschedulable` once it is due, sent or cancelled."""
-    if batch_item_of(email_id) is not None:
+    if owned_batch_item(email_id, caller) is not None:
         send = await read_send(client, email_id, caller)  # NotFound for no such item
         raise NotReschedulable(f"email is {send.state.status}; a batch's emails are not scheduled")
-    workflow_id = _workflow_id(email_id)
+    workflow_id = _workflow_id(email_id, caller)
     handle = client.get_workflow_handle(workflow_id)
     with temporal_errors():
         if not caller.operator:

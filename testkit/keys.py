@@ -16,7 +16,7 @@ API_KEY_PREVIOUS: Final = "dm_test_key_previous"
 # Tenant keys (TENANTS): acme is rotating (its previous key is configured as a digest).
 ACME_KEY: Final = "dm_test_acme_current"
 ACME_KEY_PREVIOUS: Final = "dm_test_acme_previous"
-GLOBEX_KEY: Final = "dm_test_globex"
+GLOBEX_KEY: Final = "dm_test_globex_key"
 # The Web UI's codec capability (CODEC_UI_SECRET).
 CODEC_UI_SECRET: Final = "test-codec-ui-capability-0123456789"
 # The newest codec key first (encrypts); the older one still decrypts.

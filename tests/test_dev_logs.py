@@ -38,7 +38,7 @@ async def test_worker_and_api_logs_land_in_their_dev_log_files(
         "SEND_TASK_QUEUE": settings.send_task_queue,
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "WORKER_METRICS_PORT": "0",
-        "API_KEYS": "dm_logs_test",
+        "API_KEYS": "dm_logs_test_key_0123",
         "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
         "RESEND_WEBHOOK_SECRET": secret,
     }

@@ -20,7 +20,7 @@ from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import API_KEY, CODEC_UI_SECRET, FAKE_KEY
 from testkit.polling import eventually
 from testkit.procs import Proc, free_port
-from testkit.stack import api_proc, start_api, start_worker, worker_env, worker_proc
+from testkit.stack import API_APP, api_proc, start_api, start_worker, worker_env, worker_proc
 from tests.helpers import wait_for_status
 
 RECIPIENT = "victim.person@example.org"
@@ -175,7 +175,18 @@ def test_sdk_records_keep_the_exception_type_and_frames_but_not_its_message() ->
     assert ours.exc_info is exc_info  # our own loggers keep theirs (they name no address)
 
 
-@pytest.mark.parametrize("path", ["/codec/s3cr3t/decode", "/mail/codec/s3cr3t/encode"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/codec/s3cr3t/decode",
+        "/mail/codec/s3cr3t/encode",
+        "/codec/s3cr3t",
+        "/codec/s3cr3t/foo",
+        "/codec/s3cr3t%2Fdecode",
+        "/c%6Fdec/%73%33cr3t/decode",
+        "/CODEC/s3cr3t/decode?x=1",
+    ],
+)
 def test_access_log_lines_hide_the_codec_capability(path: str) -> None:
     from observability import RedactCodecCapability
 
@@ -185,3 +196,56 @@ def test_access_log_lines_hide_the_codec_capability(path: str) -> None:
     record.args = ("127.0.0.1:5000", "POST", path, "1.1", 200)
     RedactCodecCapability().filter(record)
     assert "s3cr3t" not in record.getMessage() and "[redacted]" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("variable", "weak"),
+    [
+        ("API_KEYS", "Q"),  # the issue's `a`, in a letter no log line holds
+        ("API_KEYS", "QQQQQQQQQQQQQQQQQQQQQQQQQQQQ"),
+        ("CODEC_UI_SECRET", "Q"),
+        ("CODEC_UI_SECRET", "Q-short-but-not-32-chars"),
+        ("TENANTS", '{"acme": {"api_keys": ["Qw3ak"], "sender_domains": ["acme.example"]}}'),
+    ],
+)
+async def test_api_refuses_to_start_with_a_weak_secret_naming_it_never_echoing_it(
+    settings: Settings, tmp_path: Path, variable: str, weak: str
+) -> None:
+    api = api_proc(stack_env(settings, **{variable: weak}), tmp_path, free_port())
+    api.start()
+    try:
+        code = await exited(api)
+    finally:
+        await api.stop()
+    log = api.log_since_start()
+    assert code != 0
+    assert variable in log and "too weak" in log, log
+    secret = weak if variable != "TENANTS" else "Qw3ak"
+    assert secret not in log, log
+
+
+async def test_no_spelling_of_the_codec_capability_reaches_the_access_log(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # uvicorn as deployed: with its access log (testkit's API runs without one).
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", API_APP, "--host", "127.0.0.1", "--port", str(port)]
+    api = Proc("api-access-log", args, stack_env(settings), tmp_path / "api.log")
+    url = f"http://127.0.0.1:{port}"
+    encoded = "".join(f"%{byte:02X}" for byte in CODEC_UI_SECRET.encode())
+    try:
+        await start_api(api, url)
+        async with httpx.AsyncClient(base_url=url) as http:
+            # The real capability works; its encoded spellings are not capabilities.
+            ok = await http.post(f"/codec/{CODEC_UI_SECRET}/decode", json={"payloads": []})
+            assert ok.status_code == 200
+            for path in (f"/codec/{CODEC_UI_SECRET}%2Fdecode", f"/codec/{encoded}/decode"):
+                answer = await http.post(path, json={"payloads": []})
+                assert answer.status_code == 401, path
+            for path in (f"/codec/{CODEC_UI_SECRET}", f"/codec/{CODEC_UI_SECRET}/foo"):
+                assert (await http.post(path, json={})).status_code in (401, 404, 405)
+    finally:
+        await api.stop()
+    log = api.log_since_start()
+    assert log.count("/codec/[redacted]") >= 5, log
+    assert CODEC_UI_SECRET not in log and encoded not in log

@@ -6,6 +6,11 @@ carry a type prefix so one status route serves both kinds.
 A batch (`bat_…` <-> `batch-…`) is one workflow for all its items; an item's public id is
 its kind's prefix, the batch key and its index (`inv_<key>_3`), so the id alone finds the
 batch and the item, without a lookup.
+
+The key of an id issued since 1.0 is 48 lower-case hex digits: 32 of a keyed digest
+(`api.idempotency.send_key`) and a 16-digit tag, keyed too, over the tenant and those 32:
+the API refuses an id whose tag is not its caller's before it asks Temporal anything
+(`api.idempotency.owned_workflow_id`). Ids issued by 0.1.0 have 32 digits and no tag.
 """
 
 from activities.delivery_contract import SendKind
@@ -14,6 +19,28 @@ from activities.delivery_contract import SendKind
 _PREFIXES = {SendKind.INVITE: ("inv_", "invite-"), SendKind.EMAIL: ("em_", "email-")}
 BATCH_ID_PREFIX, BATCH_WORKFLOW_PREFIX = "bat_", "batch-"
 MAX_KEY = 64
+# A key issued since 1.0: a 32-digit id and a 16-digit tag; one issued by 0.1.0: 32 digits.
+ID_HEX, TAG_HEX = 32, 16
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_tagged_key(key: str) -> bool:
+    """Whether `key` has the shape of a key issued since 1.0 (id and tag)."""
+    return len(key) == ID_HEX + TAG_HEX and set(key) <= _HEX
+
+
+def is_untagged_key(key: str) -> bool:
+    """Whether `key` has the shape of a key issued by 0.1.0 (32 hex digits, no tag)."""
+    return len(key) == ID_HEX and set(key) <= _HEX
+
+
+def key_of(public_id: str) -> str | None:
+    """The key of a single send's or a batch's public id (`inv_<key>`, `bat_<key>`), or of a
+    batch item's (`inv_<key>_3`); None for an id that is not ours."""
+    if (item := batch_item_of(public_id)) is not None:
+        return item[0].removeprefix(BATCH_WORKFLOW_PREFIX)
+    workflow_id = workflow_id_for(public_id) or batch_workflow_id_for(public_id)
+    return workflow_id.partition("-")[2] if workflow_id else None
 
 
 def send_ids(kind: SendKind, key: str) -> tuple[str, str]:

@@ -19,13 +19,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from api.error_handlers import UNAVAILABLE_DETAIL
+from api.error_handlers import READ_UNAVAILABLE_DETAIL, UNAVAILABLE_DETAIL
 from api.errors import (
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
     InvalidRequest,
     NotCancellable,
+    NotConfirmed,
     NotFound,
+    NotRecorded,
     NotReschedulable,
     SenderNotAllowed,
     SendError,
@@ -71,7 +73,14 @@ def domain_error(exc: SendError) -> Answer:
     status, name = next(DOMAIN_ERRORS[c] for c in type(exc).__mro__ if c in DOMAIN_ERRORS)
     if isinstance(exc, Unavailable):
         log.warning("temporal unavailable (Resend-compatible API): %s", exc)
-        return error(status, name, UNAVAILABLE_DETAIL, {"retry-after": "1"})
+        # Only a send that was not recorded has an Idempotency-Key to retry with; a read,
+        # a reschedule or a cancel changed nothing, or says itself what it may have done.
+        message = READ_UNAVAILABLE_DETAIL
+        if isinstance(exc, NotRecorded):
+            message = UNAVAILABLE_DETAIL
+        elif isinstance(exc, NotConfirmed):
+            message = exc.detail
+        return error(status, name, message, {"retry-after": "1"})
     if isinstance(exc, SenderNotAllowed):
         return error(status, name, f"Invalid `from` field: {exc.detail}.")
     return error(status, name, exc.detail)
@@ -104,7 +113,7 @@ def guard_refusal(refused: Refused) -> Answer:
             return error(401, "missing_api_key", MISSING_API_KEY)
         case Refusal.INVALID_KEY:
             return error(403, "invalid_api_key", "API key is invalid.")
-        case Refusal.RATE_LIMITED:
+        case Refusal.RATE_LIMITED | Refusal.AUTH_THROTTLED:
             message = "Too many requests. Retry after the number of seconds in `retry-after`."
             return error(
                 429, "rate_limit_exceeded", message, {"retry-after": str(refused.retry_after)}

@@ -99,8 +99,15 @@ def schedule_problem(value: datetime) -> str | None:
     return None
 
 
+def _ahead(value: datetime) -> datetime:
+    # A reschedule has no repeat to answer: a time already past would send at once.
+    if value <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return value
+
+
 # `PATCH /emails/{id}`: a new time, in the future and at most 30 days ahead.
-ScheduledAt = Annotated[SendAt, BeforeValidator(_iso_datetime)]
+ScheduledAt = Annotated[SendAt, BeforeValidator(_iso_datetime), AfterValidator(_ahead)]
 # `POST /emails`: a time with a zone; whether it is still ahead is the route's question.
 RequestedAt = Annotated[
     datetime,
@@ -111,6 +118,49 @@ RequestedAt = Annotated[
 TagPart = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_-]*$")]
 HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
 HeaderValue = Annotated[str, NoLineBreaks, Field(max_length=998)]
+# The `headers` a caller may add. Resend documents the field as "custom headers" and names
+# `X-Entity-Ref-ID` and `List-Unsubscribe` as its uses; it takes the addresses and the
+# route of a message from its own fields (`from`, `to`, `cc`, `bcc`, `reply_to`), which we
+# check. So: `X-` headers, list and threading headers, and priority hints pass; an
+# address, routing, signing or MIME header (From, Sender, Reply-To, Return-Path, To, Cc,
+# Bcc, DKIM-Signature, Received, Content-*, ...) is refused, never forwarded.
+ALLOWED_HEADERS = frozenset(
+    {
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+        "list-help",
+        "list-archive",
+        "in-reply-to",
+        "references",
+        "auto-submitted",
+        "precedence",
+        "importance",
+        "priority",
+    }
+)
+
+
+def allowed_header(name: str) -> bool:
+    """Whether a caller may set header `name` (case-insensitive)."""
+    lowered = name.lower()
+    return lowered in ALLOWED_HEADERS or (lowered.startswith("x-") and len(lowered) > 2)
+
+
+def _allowed_headers(headers: dict[str, str]) -> dict[str, str]:
+    refused = sorted(name for name in headers if not allowed_header(name))
+    if refused:
+        raise ValueError(
+            f"{', '.join(refused)} cannot be set here: addresses go in from, to, cc, bcc and "
+            "reply_to (checked); headers may be X-*, List-*, In-Reply-To, References, "
+            "Auto-Submitted, Precedence, Importance or Priority"
+        )
+    return headers
+
+
+Headers = Annotated[
+    dict[HeaderName, HeaderValue], Field(max_length=MAX_HEADERS), AfterValidator(_allowed_headers)
+]
 Line = Annotated[SingleLine, Field(min_length=1, max_length=255)]
 
 
@@ -182,7 +232,7 @@ class ResendSendRequest(ResendModel):
     html: Annotated[str, Field(max_length=MAX_BODY_CHARS)] | None = None
     # `""` is Resend's way to say: do not generate a text part from the HTML.
     text: Annotated[str, Field(max_length=MAX_BODY_CHARS)] | None = None
-    headers: Annotated[dict[HeaderName, HeaderValue], Field(max_length=MAX_HEADERS)] | None = None
+    headers: Headers | None = None
     attachments: (
         Annotated[list[ResendAttachment], AfterValidator(_within_attachment_limit)] | None
     ) = None

@@ -22,6 +22,7 @@ from api.deps import (
 )
 from api.errors import InvalidField
 from api.idempotency import send_key
+from api.links import check_template_links
 from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
@@ -117,6 +118,7 @@ async def create_email(
         SendKind.EMAIL, send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id)
     )
     brand = tenant_brand(settings, tenant_id)
+    check_template_links(body.variables, settings, tenant_id)
     rendered = await _render(body, templates, brand) if body.template else None
     data = SendEmailInput(
         email_id=email_id,

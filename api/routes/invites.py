@@ -33,6 +33,7 @@ from api.deps import (
 )
 from api.errors import InvalidField, NotConfigured
 from api.idempotency import send_key
+from api.links import check_link
 from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
@@ -52,7 +53,6 @@ from api.tenants import (
     allowed_sender_domains,
     check_sender,
     default_sender,
-    invite_url_hosts,
     tenant_brand,
 )
 from config import Settings
@@ -96,7 +96,7 @@ async def _invite_input(
     check_sender(sender, allowed_sender_domains(settings, caller), field=None)
     token, digest = None, None
     if body.accept_url is not None:
-        invites.check_accept_url(body.accept_url, invite_url_hosts(settings, tenant_id))
+        check_link(body.accept_url, settings, tenant_id, field="accept_url")
         link = body.accept_url
     else:
         link = invites.managed_link(settings, tenant_id, invite_id)
