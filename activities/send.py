@@ -135,6 +135,7 @@ class SendActivities:
             transport=self._transport.name,
             started_at=started_at,
             duration_ms=round(duration_ms, 1),
+            reports_delivery_events=getattr(self._transport, "reports_delivery_events", True),
         )
 
     @activity.defn(name="deliver_email_batch")
@@ -170,6 +171,7 @@ class SendActivities:
             transport=self._transport.name,
             started_at=started_at,
             duration_ms=round(duration_ms, 1),
+            reports_delivery_events=getattr(self._transport, "reports_delivery_events", True),
         )
 
     def _failed(
@@ -195,6 +197,7 @@ class SendActivities:
                 started_at=started_at,
                 duration_ms=round(duration_ms, 1),
                 retry_after_seconds=failure.retry_after_seconds,
+                not_accepted=failure.error_type in errors.NOT_ACCEPTED,
             ),
             type=failure.error_type,
             non_retryable=permanent,
@@ -273,7 +276,11 @@ def _refuse(error_type: str, text: str, started_at: str, *, permanent: bool = Tr
     raise ApplicationError(
         text,
         AttemptFailureDetails(
-            http_status=None, provider_error=None, started_at=started_at, duration_ms=0.0
+            http_status=None,
+            provider_error=None,
+            started_at=started_at,
+            duration_ms=0.0,
+            not_accepted=True,
         ),
         type=error_type,
         non_retryable=permanent,

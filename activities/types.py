@@ -115,6 +115,7 @@ class SendAttemptResult:
     transport: str
     started_at: str
     duration_ms: float
+    reports_delivery_events: bool = True
 
 
 @dataclass
@@ -126,6 +127,8 @@ class AttemptFailureDetails:
     started_at: str
     duration_ms: float
     retry_after_seconds: float | None = None
+    not_accepted: bool = False
+    retry_may_duplicate: bool = False
 
 
 @dataclass
@@ -202,3 +205,4 @@ class BatchAttemptResult:
     transport: str
     started_at: str
     duration_ms: float
+    reports_delivery_events: bool = True

@@ -40,6 +40,8 @@ class OutboxTransport:
     """Writes each email into `directory` instead of sending it (nothing leaves the machine)."""
 
     name = "outbox"
+    # Nobody reports on a file: a send through it ends `sent`.
+    reports_delivery_events = False
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
