@@ -33,7 +33,6 @@ from observability import configure_logging
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
-from workflows.send_invite_email import SendInviteEmail
 
 log = logging.getLogger("durable_mail.worker")
 
@@ -71,7 +70,7 @@ def build_workers(
     workflows = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[Invite, SendInviteEmail, SendEmail, SendBatch],
+        workflows=[Invite, SendEmail, SendBatch],
         activities=[
             render_invite,
             render_invite_batch,

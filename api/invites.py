@@ -66,7 +66,7 @@ from workflows.types import (
 
 log = logging.getLogger(__name__)
 
-INVITE_WORKFLOW = "Invite"
+INVITE_WORKFLOW = InviteInput.WORKFLOW
 ACCEPT_PATH = "/invites/accept"
 NO_SUCH_INVITE = "no invite with this id"
 WRONG_TOKEN = "no invite with this id and token"

@@ -76,7 +76,6 @@ from workflows.batch_types import (
     SendBatchInput,
     item_status,
 )
-from workflows.delivery import task_priority
 from workflows.ids import (
     batch_ids,
     batch_item_of,
@@ -84,10 +83,10 @@ from workflows.ids import (
     workflow_id_for,
 )
 from workflows.invite import Invite
+from workflows.policy import task_priority
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
-from workflows.send_invite_email import SendInviteEmail
 from workflows.status import SendStatus
 from workflows.types import (
     CANCEL_REQUEST_SIGNAL,
@@ -105,7 +104,6 @@ from workflows.types import (
     RescheduleInput,
     RescheduleResult,
     SendEmailInput,
-    SendInviteEmailInput,
 )
 
 log = logging.getLogger("durable_mail.api")
@@ -133,17 +131,16 @@ BASE_QUERY = (
     "(WorkflowType = 'SendEmail' OR WorkflowType = 'SendInviteEmail' OR WorkflowType = 'Invite')"
 )
 
-SendInput = SendEmailInput | SendInviteEmailInput | InviteInput | SendBatchInput
+SendInput = SendEmailInput | InviteInput | SendBatchInput
 StatusT = TypeVar("StatusT", EmailStatusResult, BatchStatusResult)
 # The input type of each workflow type, to decode a send's recorded input.
 INPUT_TYPES: dict[str, type[SendInput]] = {
     "SendEmail": SendEmailInput,
-    "SendInviteEmail": SendInviteEmailInput,
-    "Invite": InviteInput,
+    "SendInviteEmail": InviteInput,
     "SendBatch": SendBatchInput,
 }
 # What a send was asked to send: a single send's input, or a batch item's.
-RecordedSend = SendEmailInput | SendInviteEmailInput | InviteInput | BatchItemInput
+RecordedSend = SendEmailInput | InviteInput | BatchItemInput
 
 
 @dataclass(frozen=True)
@@ -207,8 +204,6 @@ def _workflow_of(data: SendInput) -> tuple[Callable[..., Awaitable[Any]], SendKi
         return Invite.run, SendKind.INVITE
     if isinstance(data, SendBatchInput):
         return SendBatch.run, data.kind
-    if isinstance(data, SendInviteEmailInput):
-        return SendInviteEmail.run, SendKind.INVITE
     return SendEmail.run, SendKind.EMAIL
 
 
@@ -396,7 +391,7 @@ async def _read(client: Client, workflow_id: str, caller: Caller) -> SendRecord:
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         _check_tenant(description, caller)
         if description.status == WorkflowExecutionStatus.COMPLETED:
-            if description.workflow_type == "Invite":
+            if description.workflow_type == InviteInput.WORKFLOW:
                 # An invite's result is the invite; its invitation is the email.
                 invite: InviteState = await client.get_workflow_handle(
                     workflow_id, result_type=InviteState

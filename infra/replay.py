@@ -41,9 +41,8 @@ from infra.temporal_client import connect, data_converter
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
-from workflows.send_invite_email import SendInviteEmail
 
-WORKFLOWS: list[type] = [Invite, SendInviteEmail, SendEmail, SendBatch]
+WORKFLOWS: list[type] = [Invite, SendEmail, SendBatch]
 # Where `make dev` keeps the payload key it generated (scripts/dev.py).
 DEV_CODEC_KEYS = Path(".dev/codec_keys")
 _EVENT = re.compile(r"(?:HistoryEvent\(id: |event[ _]id[:= ]+)(\d+)")

@@ -8,6 +8,7 @@ A batch's items share its provider calls, so the attempts are recorded once, on 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from activities.delivery_contract import SendKind
 from activities.errors import REJECTED
@@ -19,6 +20,7 @@ from workflows.types import (
     DeliveryPolicy,
     EmailError,
     EmailStatusResult,
+    SeenEvents,
 )
 
 BATCH_STATUS_QUERY = "batch_status"
@@ -79,8 +81,10 @@ class BatchStatusResult:
 
 @dataclass
 class BatchCarry:
-    """What one run of a batch hands the next when it continues as new mid-retry: the
-    status so far, the exact messages (never rendered twice) and where the loop stands."""
+    """What one run of a batch hands the next when it continues as new: the status so far,
+    where the loop stands and which delivery events were counted. `messages`: the rendered
+    invitations (never rendered twice); empty for an email batch, whose input holds its
+    messages (carried once: a run's input must fit Temporal's payload limit)."""
 
     state: BatchStatusResult
     messages: list[EmailMessage]
@@ -90,12 +94,14 @@ class BatchCarry:
     # Set once the provider took the call: the next run only waits for delivery events,
     # until this moment (ISO 8601).
     tracking_until: str | None = None
+    seen: SeenEvents | None = None
 
 
 @dataclass
 class SendBatchInput:
-    """A batch: 1 to 100 items of one kind, sent in one provider call."""
+    """Workflow `SendBatch`: 1 to 100 items of one kind, sent in one provider call."""
 
+    WORKFLOW: ClassVar[str] = "SendBatch"
     batch_id: str
     kind: SendKind
     items: list[BatchItemInput]

@@ -1,25 +1,27 @@
-"""`Invite`: one invitation's life, from its email to accept, expiry or revoke.
+"""`SendInviteEmail`: one invitation's life, from its email to accept, expiry or revoke.
 
-A new workflow type rather than `workflow.patched` branches in `SendInviteEmail`: the life
-has other commands (an expiry timer, a reminder, accept and revoke updates), another
-input (locale, brand, token digest) and another result (the invite, not one email's
-status). `SendInviteEmail` executions started by older code keep running, and their
-recorded histories keep replaying, on code that does not change; `POST /v1/invites`
-starts `Invite` from now on.
+Registered under the name the product is known by (`SendInviteEmail`; the class is
+`Invite`). An invite lives for days, so it is Auto-Upgrade: a running invite moves to the
+current build on its next task, and a change to its commands made after 1.0 takes a
+`workflow.patched` branch.
 
 The life:
 1. Render the invitation and the planned reminder once (a local activity: the recorded
    result pins their bytes; a template change later cannot alter them).
-2. Send the invitation through the shared delivery loop (`Delivery`), concurrently with
-   the rest, and keep applying its delivery events.
+2. Send the invitation through the delivery engine (`Delivery`), concurrently with the
+   rest, and keep applying its delivery events.
 3. At `remind_at`, if not accepted and the invitation went out without bouncing, send the
    reminder once, with its own idempotency key (`invite-…/reminder`).
 4. End at the first of: accept (update), revoke (update), expiry (a durable timer).
-   Whatever is still being sent then is cancelled if it has not gone out.
+   Whatever is still being sent then is cancelled if it provably has not gone out.
 
-A managed token is never here: the input holds its keyed digest and the rendered emails a
-placeholder (see `activities.invite_tokens`); an accept carries the digest of the token
-presented, compared in constant time, and wrong ones are counted (`MAX_WRONG_TOKENS`).
+Its times count from the workflow's start (the server's clock, which a reset keeps), not
+from its first task: a reset must not give the invite a new life, nor a late first task a
+longer one. A managed token is never here: the input holds its keyed digest and the
+rendered emails a placeholder (see `activities.invite_tokens`); an accept carries the
+digest of the token presented, compared in constant time. Wrong tokens are counted; past
+`MAX_WRONG_TOKENS` a wrong one is refused without being recorded, while the right one
+always accepts (whoever guesses cannot lock the invitee out).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -44,7 +46,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.render import TEMPLATE_FAILED, RenderActivities
     from activities.types import EmailMessage
-    from workflows.delivery import RESCHEDULE_REJECTED, Delivery, pinned_of
+    from workflows.delivery.email import Delivery
+    from workflows.delivery.endings import RESCHEDULE_REJECTED
+    from workflows.delivery.handlers import pinned_of
     from workflows.status import InviteStatus, SendStatus
     from workflows.types import (
         ACCEPT_UPDATE,
@@ -83,12 +87,10 @@ RENDER_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     non_retryable_error_types=[TEMPLATE_FAILED],
 )
-# Wrong tokens an invite takes before it refuses every accept (a locked invite is revoked
-# and sent again by the app). 256-bit tokens are not guessed; this bounds what a leaky
-# accept page in front of us can try, and the history's size.
+# Wrong tokens an invite records; past them a wrong token is refused by the validator (not
+# recorded: the history stays bounded) and the right one still accepts. 256-bit tokens are
+# not guessed; this bounds what a leaky accept page in front of us can write to history.
 MAX_WRONG_TOKENS = 10
-# The invite's times count from its start, not from its first workflow task (see __init__).
-TIMES_PATCH = "invite-times-from-start-v1"
 # The invitation's states in which a reminder makes sense: it went out and did not bounce.
 REMINDABLE = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.DELIVERY_DELAYED})
 _REFUSALS = {
@@ -111,7 +113,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-@workflow.defn(name="Invite")
+@workflow.defn(name=InviteInput.WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class Invite:
     """One invite: its emails, and the accept, revoke and expiry that end it."""
 
@@ -120,12 +122,8 @@ class Invite:
         self._data = data
         carried = data.continued
         if carried is None:
-            # Since TIMES_PATCH from the workflow's start (the server's clock; a reset keeps
-            # it), not from this first task: a reset must not give the invite a new life,
-            # nor a late first task (no worker for a while) a longer one.
-            now = workflow.now()
-            if workflow.patched(TIMES_PATCH):
-                now = workflow.info().workflow_start_time
+            # From the workflow's start, not this first task (see the module docstring).
+            now = workflow.info().workflow_start_time
             expires_at = now + timedelta(seconds=data.expires_in_seconds)
             remind_at = (
                 now + timedelta(seconds=data.remind_after_seconds)
@@ -312,18 +310,13 @@ class Invite:
                 pass
 
     def _cancel_unsent(self) -> bool:
-        """Cancel the emails that provably have not gone out; True if one was."""
+        """Stop the emails still being sent: cancelled if they provably have not gone out,
+        else `undetermined` (see `Delivery.stop`); True if one was cancelled."""
         deliveries = [self._email, self._reminder] if self._reminder_started else [self._email]
         cancelled = False
         for delivery in deliveries:
-            if delivery.state.status == SendStatus.CANCELLED:
-                continue
-            try:
-                delivery.check_cancellable()
-            except ApplicationError:
-                continue
-            delivery.cancel()
-            cancelled = True
+            if delivery.state.status != SendStatus.CANCELLED:
+                cancelled = delivery.stop() or cancelled
         return cancelled
 
     def _snapshot(self) -> InviteState:
@@ -380,8 +373,7 @@ class Invite:
     @workflow.update(name=ACCEPT_UPDATE)
     def accept(self, data: AcceptInput) -> AcceptResult:
         """Accept the invite once, with its token (managed) or without (the app's link)."""
-        expected = self._data.token_digest
-        if expected is not None and not hmac.compare_digest(data.token_digest or "", expected):
+        if not self._right_token(data):
             self._state.wrong_tokens += 1
             workflow.logger.info("invite %s: wrong token", self._data.invite_id)
             return AcceptResult(accepted=False, invite=self._snapshot())
@@ -393,11 +385,6 @@ class Invite:
     def validate_accept(self, data: AcceptInput) -> None:
         self._check_scope(data.tenant_id)
         self._check_pending()
-        if self._state.wrong_tokens >= MAX_WRONG_TOKENS:
-            raise ApplicationError(
-                "too many wrong tokens: the invite is locked (revoke it and invite again)",
-                type=INVITE_LOCKED,
-            )
         managed = self._data.token_digest is not None
         if managed and data.token_digest is None:
             raise ApplicationError(
@@ -408,6 +395,13 @@ class Invite:
                 "this invite uses the app's own link: accept it without a token",
                 type=INVITE_TOKEN_NOT_EXPECTED,
             )
+        if self._state.wrong_tokens >= MAX_WRONG_TOKENS and not self._right_token(data):
+            # Only wrong tokens are refused here: the token's holder is never locked out.
+            raise ApplicationError("too many wrong tokens for this invite", type=INVITE_LOCKED)
+
+    def _right_token(self, data: AcceptInput) -> bool:
+        expected = self._data.token_digest
+        return expected is None or hmac.compare_digest(data.token_digest or "", expected)
 
     @workflow.update(name=REVOKE_UPDATE)
     def revoke(self, data: RevokeInput) -> RevokeResult:

@@ -6,14 +6,17 @@ from dataclasses import replace
 from typing import NoReturn
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind
-    from workflows.delivery import Delivery, EmailHandlers
+    from workflows.delivery.email import Delivery
+    from workflows.delivery.handlers import EmailHandlers
     from workflows.types import ContinuedDelivery, EmailStatusResult, SendEmailInput
 
 
-@workflow.defn(name="SendEmail")
+# Pinned: a send lives hours at most, so it finishes on the build that started it.
+@workflow.defn(name=SendEmailInput.WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class SendEmail(EmailHandlers):
     """Send the message from the input (already pinned by being recorded there)."""
 

@@ -3,7 +3,8 @@
 Fields are only ever added at the end, with defaults: recorded histories must still decode.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from activities.delivery_contract import SendKind
 from activities.types import (
@@ -11,9 +12,9 @@ from activities.types import (
     EmailMessage,
     InviteToken,
     RenderInviteEmailsInput,
-    RenderInviteInput,
 )
-from config import SEND_TASK_QUEUE
+from workflows.policy import DeliveryPolicy as DeliveryPolicy
+from workflows.policy import QueuePriority as QueuePriority
 from workflows.status import InviteStatus, SendStatus
 
 # Signal and update names (the webhook route and the operator CLI use them).
@@ -23,11 +24,12 @@ CANCEL_UPDATE = "cancel"
 # update; the workflow applies it when it next runs, if the email has not gone out by then.
 CANCEL_REQUEST_SIGNAL = "cancel_request"
 RESCHEDULE_UPDATE = "reschedule"
-# Workflow `Invite`: its updates and its query (the invite, where `status` is its email's).
+# Workflow `SendInviteEmail` (an invite's life): its updates and its query (the invite,
+# where `status` is its email's).
 ACCEPT_UPDATE = "accept"
 REVOKE_UPDATE = "revoke"
 INVITE_QUERY = "invite"
-# Why `Invite` refuses an accept or a revoke (update validators; the API answers by type).
+# Why an invite refuses an accept or a revoke (update validators; the API answers by type).
 INVITE_NOT_FOUND = "InviteNotFound"
 INVITE_ALREADY_ACCEPTED = "InviteAlreadyAccepted"
 INVITE_EXPIRED = "InviteExpired"
@@ -38,60 +40,10 @@ INVITE_TOKEN_NOT_EXPECTED = "InviteTokenNotExpected"
 
 
 @dataclass
-class QueuePriority:
-    """Where a send's tasks stand in the task queues (Temporal's task-queue priority).
-
-    `priority_key`: 1 (first) to 5, lower goes first: transactional sends ahead of bulk.
-    `fairness_key`: the tenant; backlogged tasks are dispatched across keys in proportion to
-    `fairness_weight`, so one tenant's backlog cannot starve another's sends.
-    """
-
-    priority_key: int | None = None
-    fairness_key: str | None = None
-    fairness_weight: float | None = None
-
-
-@dataclass
-class DeliveryPolicy:
-    """How long and how often to retry; comes from settings via the API."""
-
-    initial_backoff_seconds: float = 2.0
-    max_backoff_seconds: float = 300.0
-    window_seconds: float = 23 * 3600.0
-    attempt_timeout_seconds: float = 30.0
-    # The queue of provider calls (rate-limited queue-wide); settings can name another.
-    send_task_queue: str = SEND_TASK_QUEUE
-    # How long to wait for the provider's delivery outcome (webhooks) after the send.
-    delivery_wait_seconds: float = 72 * 3600.0
-    # The send activity's place on the send queue (None: the workflow's own, as before).
-    priority: QueuePriority | None = None
-
-
-@dataclass
-class SendInviteEmailInput(RenderInviteInput):
-    """The template's fields (declared once, in `RenderInviteInput`), then the send's own.
-
-    The JSON shape is unchanged: inherited fields come first, in their order.
-    """
-
-    tenant_id: str | None = None
-    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    # ISO 8601 UTC; the workflow waits on a durable timer until then.
-    send_at: str | None = None
-    # When the API accepted the send (ISO 8601): kept by a reset, unlike later events.
-    accepted_at: str | None = None
-    # Set when a run continues as new: what the send carries into its next run.
-    continued: "ContinuedDelivery | None" = None
-
-    def render_input(self) -> RenderInviteInput:
-        """The template's fields alone: the render activity's input keeps its own shape."""
-        return RenderInviteInput(
-            **{f.name: getattr(self, f.name) for f in fields(RenderInviteInput)}
-        )
-
-
-@dataclass
 class SendEmailInput:
+    """Workflow `SendEmail`: one caller-composed email (the message is pinned here)."""
+
+    WORKFLOW: ClassVar[str] = "SendEmail"
     email_id: str
     message: EmailMessage
     tenant_id: str | None = None
@@ -124,6 +76,16 @@ class DeliveryEventRecord:
     received_at: str
     occurred_at: str | None = None
     detail: str | None = None
+
+
+@dataclass
+class SeenEvents:
+    """Which delivery events a workflow has counted (see `workflows.delivery.events`): a
+    compact key per event, at most a fixed number of them; the latest `occurred_at` among
+    keys that had to give way stands for them (`watermark`)."""
+
+    keys: list[str] = field(default_factory=list)
+    watermark: str | None = None
 
 
 @dataclass
@@ -223,19 +185,23 @@ class ContinuedDelivery:
     sent: bool = False
     # The end of the wait for delivery events (ISO 8601), once sent.
     tracking_until: str | None = None
+    # Unused since 1.0 (the events are deduplicated by `seen`, applied from the state).
     seen_event_ids: list[str] = field(default_factory=list)
     pending_events: list[DeliveryEventRecord] = field(default_factory=list)
+    seen: "SeenEvents | None" = None
 
 
 @dataclass
 class InviteInput:
-    """Workflow `Invite`: one invitation's life (its email, a reminder, accept, expiry, revoke).
+    """Workflow `SendInviteEmail`: one invitation's life (its email, a reminder, accept,
+    expiry, revoke).
 
     `accept_url` is the app's own link verbatim, or ours holding the token's placeholder;
     for ours, `invite_token` says how the send derives the token and `token_digest` is its
     keyed hash, the only form of it this workflow ever sees.
     """
 
+    WORKFLOW: ClassVar[str] = "SendInviteEmail"
     invite_id: str
     to: str
     sender: str

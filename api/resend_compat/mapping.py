@@ -8,7 +8,7 @@ from activities.types import EmailAttachment, EmailMessage, EmailTag, RenderInvi
 from api.resend_compat.schemas import ResendEmail, ResendLastEvent, ResendSendRequest
 from workflows.batch_types import BatchItemInput
 from workflows.status import SendStatus
-from workflows.types import EmailStatusResult, InviteInput, SendEmailInput, SendInviteEmailInput
+from workflows.types import EmailStatusResult, InviteInput, SendEmailInput
 
 # Our status -> Resend's `last_event`. Resend has no word for a send that is being tried
 # or retried: it has not gone out yet, which Resend calls `queued`.
@@ -59,7 +59,7 @@ def message_of(body: ResendSendRequest, email_id: str) -> EmailMessage:
 
 
 def email_object(
-    data: SendEmailInput | SendInviteEmailInput | InviteInput | BatchItemInput,
+    data: SendEmailInput | InviteInput | BatchItemInput,
     state: EmailStatusResult,
 ) -> ResendEmail:
     """Resend's email object of a send (a batch's item too). An invite's subject and body are
@@ -72,10 +72,10 @@ def email_object(
         "scheduled_at": state.send_at,
         "last_event": LAST_EVENT[state.status],
     }
-    invite: SendInviteEmailInput | InviteInput | RenderInviteInput | None
+    invite: InviteInput | RenderInviteInput | None
     if isinstance(data, BatchItemInput):
         invite, message = data.invite, data.message
-    elif isinstance(data, SendInviteEmailInput | InviteInput):
+    elif isinstance(data, InviteInput):
         invite, message = data, None
     else:
         invite, message = None, data.message

@@ -1,0 +1,251 @@
+"""`BatchCall`: a batch's one provider call (up to 100 messages) and what follows it.
+
+Resend's permissive validation sends the valid emails and refuses the others by index: a
+refused item ends `failed` with the provider's reason while its siblings are `sent`, then
+each moves with its own delivery events (routed by item id). The messages are pinned once
+(the input, or the render's recorded result) and given to the first attempt only; later
+attempts read them with the `pinned_batch` query and check their digest.
+
+What a run carries into the next (`BatchCarry`) holds each message at most once: an email
+batch's messages are in its input already and are not carried again; an invite batch's
+rendered invitations are carried, its input holds only their small render inputs. So the
+carried input stays within Temporal's payload limit for the largest batch the API accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.delivery_contract import SendKind, batch_idempotency_key, batch_sha256
+    from activities.send import SendActivities
+    from activities.types import BatchAttemptInput, BatchAttemptResult, EmailMessage
+    from workflows.batch_types import (
+        BatchCarry,
+        BatchItemState,
+        BatchStatusResult,
+        SendBatchInput,
+        refusal,
+    )
+    from workflows.delivery.attempts import accepted_record
+    from workflows.delivery.events import Dedupe, next_status, record_of, tracked
+    from workflows.delivery.history import (
+        KEEP_FIRST_EVENTS,
+        KEEP_LAST_EVENTS,
+        handlers_done_then_log,
+        iso,
+        keep,
+    )
+    from workflows.delivery.labels import show_batch
+    from workflows.delivery.loop import SINGLE_ATTEMPT, ProviderCall
+    from workflows.policy import task_priority
+    from workflows.search_attributes import EMAIL_STATUS
+    from workflows.status import ENDING_DELIVERY_STATUSES, SendStatus
+    from workflows.types import DeliveryEventInput, EmailError
+
+# The only provider call of a batch (the API takes at most as many items as one call carries).
+CALL = 0
+
+
+class BatchCall(ProviderCall[BatchAttemptResult]):
+    """The call of one batch: its status, each item's, the pinned messages."""
+
+    what = "batch"
+
+    def __init__(self, data: SendBatchInput) -> None:
+        carry = data.carry
+        if carry is not None:
+            self.state = carry.state
+            self.state.runs += 1
+        else:
+            now = iso(workflow.now())
+            self.state = BatchStatusResult(
+                id=data.batch_id,
+                kind=data.kind,
+                status=SendStatus.QUEUED,
+                created_at=now,
+                updated_at=now,
+                items=[BatchItemState(i.email_id, SendStatus.QUEUED, now) for i in data.items],
+                tenant_id=data.tenant_id,
+            )
+        super().__init__(
+            self.state,
+            data.policy,
+            accepted_at=data.accepted_at or iso(workflow.info().workflow_start_time),
+            backoff_seconds=carry.backoff_seconds if carry else None,
+            can_continue=True,
+        )
+        self._data = data
+        self._index = {item.id: n for n, item in enumerate(self.state.items)}
+        self._tracking_until = carry.tracking_until if carry else None
+        self._dedupe = Dedupe(carry.seen if carry else None)
+        self._reports_events = True
+        self.messages: list[EmailMessage] | None = None
+        self._metrics = workflow.metric_meter()
+
+    @property
+    def sent(self) -> bool:
+        return self.state.sent_at is not None
+
+    async def run(self, messages: list[EmailMessage]) -> None:
+        """Send (unless a continued run already did), then track each item's delivery."""
+        self.messages = messages
+        if not self.sent and await self.send() is None:
+            return
+        await self._track()
+
+    async def attempt(self, attempt: int, not_after: datetime, summary: str) -> BatchAttemptResult:
+        assert self.messages is not None
+        # The same key on every attempt, in every run of this workflow id.
+        key = batch_idempotency_key(workflow.info().workflow_id, CALL)
+        first = self.state.attempt_count == 0
+        return await workflow.execute_activity_method(
+            SendActivities.send_batch,
+            # The messages in the first attempt only; later ones read the pinned ones.
+            BatchAttemptInput(
+                self.messages if first else None,
+                key,
+                attempt,
+                messages_sha256=batch_sha256(self.messages),
+                not_after=iso(not_after),
+            ),
+            task_queue=self.policy.send_task_queue,
+            start_to_close_timeout=timedelta(seconds=self.policy.attempt_timeout_seconds),
+            schedule_to_close_timeout=not_after - workflow.now(),
+            retry_policy=SINGLE_ATTEMPT,
+            summary=summary,
+            priority=task_priority(self.policy),
+        )
+
+    def accepted(self, attempt: int, scheduled: datetime, result: BatchAttemptResult) -> None:
+        record = accepted_record(attempt, scheduled, result.started_at, result.http_status)
+        self.add_attempt(record, may_have_accepted=False)
+        now = record.finished_at
+        self.state.transport = result.transport
+        self.state.sent_at = now
+        self.state.last_error = None
+        self._reports_events = result.reports_delivery_events
+        for item, outcome in zip(self.state.items, result.items, strict=True):
+            item.updated_at = now
+            if outcome.provider_message_id is not None:
+                item.status = SendStatus.SENT
+                item.provider_message_id = outcome.provider_message_id
+                item.sent_at = now
+            else:
+                item.status = SendStatus.FAILED
+                item.error = refusal(outcome.refusal or "refused by the provider")
+        self._set(SendStatus.SENT, items_too=False)
+        self.upsert_status()
+        self._count_items()
+        refused = self.counts().get(SendStatus.FAILED, 0)
+        workflow.logger.info(
+            "batch %s taken after %d attempt(s); %d of %d refused",
+            self.state.id,
+            attempt,
+            refused,
+            len(self.state.items),
+        )
+
+    def ended_unsent(self, status: SendStatus, error: EmailError) -> None:
+        for item in self.state.items:
+            item.error = error
+        self._set(status)
+        self._count_items()
+
+    async def continue_as_new(self) -> NoReturn:
+        """Continue as new with what the batch needs (same workflow id, so same key)."""
+        await handlers_done_then_log("batch", self.state.id, self.state.attempt_count)
+        invites = self.state.kind == SendKind.INVITE and not self.sent
+        carry = BatchCarry(
+            state=self.state,
+            # Each message once: an email batch's are in its input (see the docstring).
+            messages=list(self.messages or []) if invites else [],
+            attempt=self.state.attempt_count,
+            backoff_seconds=self.backoff_seconds(),
+            deadline=self.state.not_after or "",
+            tracking_until=self._tracking_until,
+            seen=self._dedupe.carry(),
+        )
+        workflow.continue_as_new(replace(self._data, carry=carry))
+
+    # Delivery events.
+
+    def on_delivery_event(self, event: DeliveryEventInput) -> None:
+        """A provider event for one item (by its id), counted once."""
+        index = self._index.get(event.email_id or "")
+        if index is None or not tracked(event):
+            workflow.logger.info("ignored event %s for no item of this batch", event.type)
+            return
+        item = self.state.items[index]
+        if not self._dedupe.first_time(item.id, event):
+            return
+        keep(item.delivery_events, record_of(event), KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS)
+        self._metrics.create_counter(
+            "email_delivery_events", "Provider delivery events by type", "{event}"
+        ).add(1, {"type": event.type})
+        # A webhook can overtake the activity's completion: it is applied after the send.
+        if self.sent and self._tracking_until is not None:
+            self._apply(item, event.type)
+
+    def _apply(self, item: BatchItemState, event_type: str) -> None:
+        status = next_status(item.status, event_type)
+        if status is not None:
+            item.status = status
+            item.updated_at = iso(workflow.now())
+
+    def _every_item_ended(self) -> bool:
+        return all(item.status in ENDING_DELIVERY_STATUSES for item in self.state.items)
+
+    async def _track(self) -> None:
+        """After the call: apply early events, then wait until every item has an ending,
+        unless the transport reports no delivery events."""
+        if self._tracking_until is None:
+            for item in self.state.items:
+                for record in list(item.delivery_events):
+                    self._apply(item, record.type)
+            if not self._reports_events:
+                return
+            wait = timedelta(seconds=self.policy.delivery_wait_seconds)
+            self._tracking_until = iso(workflow.now() + wait)
+        until = datetime.fromisoformat(self._tracking_until)
+        if not await self.wait_for_events(until, self._every_item_ended):
+            workflow.logger.info("no final event for every item of %s", self.state.id)
+
+    # Status, visibility, metrics.
+
+    def set_status(self, status: SendStatus) -> None:
+        self._set(status)
+
+    def _set(self, status: SendStatus, *, items_too: bool = True) -> None:
+        """The call's status; until the provider takes the call, every item's too."""
+        now = iso(workflow.now())
+        self.state.status = status
+        self.state.updated_at = now
+        if items_too:
+            for item in self.state.items:
+                item.status = status
+                item.updated_at = now
+        show_batch(status, self.state.attempt_count, self.counts(), self.state.last_error)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.state.items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        return counts
+
+    def upsert_status(self) -> None:
+        current = workflow.info().typed_search_attributes.get(EMAIL_STATUS)
+        if self.state.status in (SendStatus.SENDING, current):
+            return
+        workflow.upsert_search_attributes([EMAIL_STATUS.value_set(self.state.status)])
+
+    def _count_items(self) -> None:
+        counter = self._metrics.create_counter(
+            "email_sends", "Emails by final send outcome", "{email}"
+        )
+        for status, n in self.counts().items():
+            counter.add(n, {"outcome": status, "kind": self.state.kind.value})
