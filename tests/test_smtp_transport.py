@@ -30,7 +30,7 @@ from temporalio.testing import ActivityEnvironment
 from activities import errors
 from activities.invite_tokens import PLACEHOLDER, TokenFillingTransport, derive_token
 from activities.send import SendActivities
-from activities.transports.base import EmailTransport
+from activities.transports.base import EmailTransport, ProviderFailure
 from activities.transports.failover import FailoverTransport
 from activities.transports.resend import ResendTransport
 from activities.transports.smtp import SmtpConfig, SmtpTransport, message_id
@@ -42,9 +42,11 @@ from activities.types import (
     SendAttemptInput,
     SendAttemptResult,
 )
+from config import Settings
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import FAKE_KEY
 from testkit.procs import free_port
+from worker import build_transport
 
 USER, PASSWORD = "relay-user", "relay-pass"
 MESSAGE = EmailMessage(
@@ -445,3 +447,102 @@ async def test_failover_capabilities_are_the_honest_combination(
     assert caps.max_batch == 100  # batches go to Resend only, never fail over
     smtp_first = FailoverTransport([smtp_server.transport(), ResendTransport(http, FAKE_KEY)])
     assert smtp_first.capabilities.max_batch == 1
+
+
+async def test_resend_dns_failure_moves_to_smtp(smtp_server: SmtpServer) -> None:
+    async with httpx.AsyncClient(base_url="http://no-such-host.invalid", timeout=3) as down:
+        result = await send(failover(down, smtp_server))
+    assert result.transport == "smtp" and result.failover_reason == errors.PROVIDER_UNREACHABLE
+    assert len(smtp_server.relay.received) == 1
+
+
+async def test_resend_tls_handshake_failure_moves_to_smtp(
+    fake_resend: FakeResendServer, smtp_server: SmtpServer
+) -> None:
+    # TLS to a server that speaks plain HTTP: the handshake fails before any request.
+    tls_url = fake_resend.url.replace("http://", "https://")
+    async with httpx.AsyncClient(base_url=tls_url, timeout=3) as broken:
+        result = await send(failover(broken, smtp_server))
+    assert result.transport == "smtp" and result.failover_reason == errors.PROVIDER_UNREACHABLE
+    assert fake_resend.fake.delivered_count == 0 and len(smtp_server.relay.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (Fault(status=403), errors.AUTH_FAILED),
+        (Fault(status=429, name="daily_quota_exceeded"), errors.DAILY_QUOTA_EXCEEDED),
+        (Fault(status=429, name="monthly_quota_exceeded"), errors.MONTHLY_QUOTA_EXCEEDED),
+    ],
+)
+async def test_resend_refusals_of_the_account_move_to_smtp(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    smtp_server: SmtpServer,
+    fault: Fault,
+    reason: str,
+) -> None:
+    fake_resend.fake.enqueue_faults([fault])
+    result = await send(failover(http, smtp_server))
+    assert result.transport == "smtp" and result.failover_reason == reason
+    assert fake_resend.fake.delivered_count == 0 and len(smtp_server.relay.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type"),
+    [
+        (Fault(status=503, html=True), errors.PROVIDER_UNAVAILABLE),
+        (Fault(status=422, name="invalid_from_address"), errors.REJECTED),
+        (Fault(status=409, name="concurrent_idempotent_requests"), errors.CONCURRENT_REQUEST),
+        (Fault(status=409, name="invalid_idempotent_request"), errors.IDEMPOTENCY_CONFLICT),
+    ],
+)
+async def test_resend_answers_that_do_not_move(
+    http: httpx.AsyncClient,
+    fake_resend: FakeResendServer,
+    smtp_server: SmtpServer,
+    fault: Fault,
+    error_type: str,
+) -> None:
+    fake_resend.fake.enqueue_faults([fault])
+    error, _ = await failure(failover(http, smtp_server))
+    assert error.type == error_type and smtp_server.relay.received == []
+
+
+async def test_smtp_first_deferring_moves_to_resend(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer
+) -> None:
+    smtp_server.relay.data_reply = "421 4.3.2 shutting down"
+    transport = FailoverTransport([smtp_server.transport(), ResendTransport(http, FAKE_KEY)])
+    result = await send(transport)
+    assert result.transport == "resend" and result.failover_from == "smtp"
+    assert result.failover_reason == errors.PROVIDER_DEFERRED
+    assert result.reports_delivery_events is True
+    assert fake_resend.fake.delivered_count == 1 and smtp_server.relay.received == []
+
+
+async def test_batches_never_fail_over(smtp_server: SmtpServer) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
+        with pytest.raises(ProviderFailure) as caught:
+            await failover(down, smtp_server).send_batch([MESSAGE], "batch-1")
+    assert caught.value.error_type == errors.PROVIDER_UNREACHABLE
+    assert caught.value.transport == "resend" and smtp_server.relay.received == []
+
+
+def test_providers_setting_builds_the_transports(smtp_server: SmtpServer) -> None:
+    base = Settings(
+        _env_file=None,
+        resend_api_key=FAKE_KEY,
+        smtp_url=f"smtp://{USER}:{PASSWORD}@127.0.0.1:{smtp_server.port}?starttls=true",
+    )
+    http = httpx.AsyncClient()
+    both = build_transport(base.model_copy(update={"providers": "resend, smtp"}), http)
+    assert both.name == "resend+smtp"
+    assert not both.capabilities.deduplicates_by_key
+    smtp_only = build_transport(base.model_copy(update={"providers": "smtp"}), None)
+    assert smtp_only.name == "smtp" and not smtp_only.capabilities.reports_delivery_events
+    assert build_transport(base, http).name == "resend"  # unset: as before
+    with pytest.raises(ValueError, match="unknown provider"):
+        build_transport(base.model_copy(update={"providers": "sendgrid"}), http)
+    with pytest.raises(ValueError, match="SMTP_URL"):
+        build_transport(base.model_copy(update={"providers": "smtp", "smtp_url": None}), None)
