@@ -142,7 +142,13 @@ class SendActivities:
             else await self._pinned_message(data, clock.started_at)
         )
         read_ms = clock.elapsed_ms()
-        with earlier_attempts(data.attempt, data.may_have_been_taken_by):
+        # A retry by Temporal itself (not by the engine's loop) is one the engine's list
+        # cannot cover: it may follow an attempt that reached a provider, so no failover.
+        retried_by_server = activity.info().attempt > 1
+        with earlier_attempts(
+            max(data.attempt, activity.info().attempt),
+            None if retried_by_server else data.may_have_been_taken_by,
+        ):
             call = self._transport.send(message, data.idempotency_key)
             sent = await self._call(call, data, clock)
         transport = sent.transport or self._transport.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -546,3 +547,17 @@ def test_providers_setting_builds_the_transports(smtp_server: SmtpServer) -> Non
         build_transport(base.model_copy(update={"providers": "sendgrid"}), http)
     with pytest.raises(ValueError, match="SMTP_URL"):
         build_transport(base.model_copy(update={"providers": "smtp", "smtp_url": None}), None)
+
+
+async def test_no_failover_on_a_retry_by_temporal_itself(smtp_server: SmtpServer) -> None:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
+        activities = SendActivities(failover(down, smtp_server))
+        with pytest.raises(ApplicationError) as caught:
+            await env.run(
+                activities.send_email,
+                SendAttemptInput(MESSAGE, "email-1/send", 1, may_have_been_taken_by=[]),
+            )
+    assert caught.value.type == errors.PROVIDER_UNREACHABLE
+    assert smtp_server.relay.received == []
