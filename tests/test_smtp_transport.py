@@ -561,3 +561,20 @@ async def test_no_failover_on_a_retry_by_temporal_itself(smtp_server: SmtpServer
             )
     assert caught.value.type == errors.PROVIDER_UNREACHABLE
     assert smtp_server.relay.received == []
+
+
+async def test_implicit_tls_smtps(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    relay, port = Relay(), free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=port, ssl_context=tls)
+    controller.start()
+    try:
+        transport = SmtpTransport(
+            SmtpConfig.from_url(f"smtps://127.0.0.1:{port}"), timeout=5, ca_file=cert_file
+        )
+        result = await send(transport)
+    finally:
+        controller.stop()
+    assert result.transport == "smtp" and len(relay.received) == 1
