@@ -229,6 +229,16 @@ class Settings(BaseSettings):
     # Resend's default limit is 2 requests/s per team; enforced task-queue-wide by the server.
     resend_rate_limit_per_second: float = Field(default=2.0, gt=0)
     outbox_dir: Path = Path(".dev/outbox")
+    # The providers, in order of preference (`resend`, `smtp`; `resend,smtp` fails over to
+    # SMTP only when Resend provably did not take an email: docs/providers.md). Unset:
+    # Resend when RESEND_API_KEY is set, else the outbox.
+    providers: str | None = None
+    # `smtp://user:pass@host:port` (`smtps://`: implicit TLS; `?starttls=true`: STARTTLS).
+    smtp_url: SecretStr | None = None
+    # A CA bundle to trust for the relay's certificate (a private relay, tests); checks stay on.
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_max_message_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
 
     email_from: str = "durable-mail <onboarding@resend.dev>"
     # The app's page that accepts invites (`{APP_BASE_URL}/invites/accept?invite=&token=`);

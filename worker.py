@@ -24,9 +24,11 @@ from activities.render_batch import render_invite_batch
 from activities.send import SendActivities, WorkflowPinnedMessages
 from activities.templating import Templates
 from activities.transports.base import EmailTransport
+from activities.transports.failover import FailoverTransport
 from activities.transports.outbox import OutboxTransport
 from activities.transports.pacer import Pacer
 from activities.transports.resend import ResendTransport
+from activities.transports.smtp import SmtpConfig, SmtpTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
@@ -47,16 +49,42 @@ def build_transport(settings: Settings, http: httpx.AsyncClient | None) -> Email
 
 
 def _provider(settings: Settings, http: httpx.AsyncClient | None) -> EmailTransport:
-    key = settings.resend_api_key
-    if settings.outbox_mode or key is None:
+    """PROVIDERS in order (one: that transport; several: failover between them); unset:
+    Resend when a key is configured, else the local outbox."""
+    names = [name.strip().lower() for name in (settings.providers or "").split(",")]
+    names = [name for name in names if name]
+    if not names:
+        if settings.outbox_mode:
+            return OutboxTransport(settings.outbox_dir)
+        names = ["resend"]
+    members = [_member(name, settings, http) for name in names]
+    return members[0] if len(members) == 1 else FailoverTransport(members)
+
+
+def _member(name: str, settings: Settings, http: httpx.AsyncClient | None) -> EmailTransport:
+    if name == "resend":
+        key = settings.resend_api_key
+        if key is None or not key.get_secret_value():
+            raise ValueError("PROVIDERS names resend: set RESEND_API_KEY")
+        if http is None:
+            raise ValueError("RESEND_API_KEY is set: the Resend transport needs an HTTP client")
+        return ResendTransport(
+            http,
+            key.get_secret_value(),
+            Pacer(settings.resend_rate_limit_per_second),
+        )
+    if name == "smtp":
+        if settings.smtp_url is None:
+            raise ValueError("PROVIDERS names smtp: set SMTP_URL")
+        return SmtpTransport(
+            SmtpConfig.from_url(settings.smtp_url.get_secret_value()),
+            timeout=settings.smtp_timeout_seconds,
+            ca_file=settings.smtp_ca_file,
+            max_message_bytes=settings.smtp_max_message_bytes,
+        )
+    if name == "outbox":
         return OutboxTransport(settings.outbox_dir)
-    if http is None:
-        raise ValueError("RESEND_API_KEY is set: the Resend transport needs an HTTP client")
-    return ResendTransport(
-        http,
-        key.get_secret_value(),
-        Pacer(settings.resend_rate_limit_per_second),
-    )
+    raise ValueError(f"PROVIDERS: unknown provider {name!r} (resend, smtp, outbox)")
 
 
 # The share of the provider's rate the server dispatches send tasks at (see build_workers).

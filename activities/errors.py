@@ -19,6 +19,10 @@ DAILY_QUOTA_EXCEEDED = "ProviderDailyQuotaExceeded"
 CONCURRENT_REQUEST = "ProviderConcurrentRequest"
 PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 NETWORK_ERROR = "ProviderNetworkError"
+# No connection was made (refused, DNS failure, TLS handshake failure): nothing was sent.
+PROVIDER_UNREACHABLE = "ProviderUnreachable"
+# The provider answered that it did not take the message this time (an SMTP 4xx reply).
+PROVIDER_DEFERRED = "ProviderDeferred"
 # The activity could not read the pinned message from its workflow: the provider was not called.
 MESSAGE_UNAVAILABLE = "PinnedMessageUnavailable"
 # Nothing was sent: this worker lacks INVITE_TOKEN_SECRET; one that has it will send.
@@ -87,5 +91,22 @@ NOT_ACCEPTED = _with_legacy_names(
         INVITE_TOKEN_UNAVAILABLE,
         SEND_WINDOW_CLOSED,
         MESSAGE_MISMATCH,
+        PROVIDER_UNREACHABLE,
+        PROVIDER_DEFERRED,
+    }
+)
+
+# Not-accepted failures that say the provider cannot take mail now, whatever the message:
+# the failover transport may move the email to the next provider after one of these. Not a
+# rate limit (429: waiting is the answer, and the transport cannot know how much of the
+# send window is left) nor a refusal of the message itself (another provider would refuse
+# it too), nor the guards that fail before any provider is called.
+PROVIDER_CANNOT_TAKE = _with_legacy_names(
+    {
+        PROVIDER_UNREACHABLE,
+        AUTH_FAILED,
+        DAILY_QUOTA_EXCEEDED,
+        MONTHLY_QUOTA_EXCEEDED,
+        PROVIDER_DEFERRED,
     }
 )

@@ -43,6 +43,7 @@ from activities.delivery_contract import (
     message_sha256,
 )
 from activities.transports.base import EmailTransport, ProviderFailure
+from activities.transports.failover import earlier_attempts
 from activities.types import (
     AttemptFailureDetails,
     BatchAttemptInput,
@@ -118,10 +119,11 @@ class SendActivities:
         self._transport = transport
         self._messages = messages
 
-    def _record_attempt(self, outcome: str, duration_ms: float) -> None:
-        # Exported by the worker's runtime (Prometheus on WORKER_METRICS_PORT).
+    def _record_attempt(self, outcome: str, duration_ms: float, transport: str | None) -> None:
+        # Exported by the worker's runtime (Prometheus on WORKER_METRICS_PORT); `transport`
+        # is the provider that answered (a failover transport's member), else ours.
         meter = activity.metric_meter()
-        labels = {"outcome": outcome, "transport": self._transport.name}
+        labels = {"outcome": outcome, "transport": transport or self._transport.name}
         meter.create_counter("email_send_attempts", "Provider send attempts", "{attempt}").add(
             1, labels
         )
@@ -140,21 +142,50 @@ class SendActivities:
             else await self._pinned_message(data, clock.started_at)
         )
         read_ms = clock.elapsed_ms()
-        sent = await self._call(self._transport.send(message, data.idempotency_key), data, clock)
+        # A retry by Temporal itself (not by the engine's loop) is one the engine's list
+        # cannot cover: it may follow an attempt that reached a provider, so no failover.
+        retried_by_server = activity.info().attempt > 1
+        with earlier_attempts(
+            max(data.attempt, activity.info().attempt),
+            None if retried_by_server else data.may_have_been_taken_by,
+        ):
+            call = self._transport.send(message, data.idempotency_key)
+            sent = await self._call(call, data, clock)
+        transport = sent.transport or self._transport.name
+        if sent.failover_from is not None:
+            activity.metric_meter().create_counter(
+                "email_failovers", "Emails moved to the next provider", "{email}"
+            ).add(
+                1,
+                {
+                    "from": sent.failover_from,
+                    "to": transport,
+                    "reason": sent.failover_reason or "",
+                },
+            )
         activity.logger.info(
-            "send attempt %d accepted by %s in %.0f ms (message read in %.0f ms)",
+            "send attempt %d accepted by %s in %.0f ms (message read in %.0f ms)%s",
             data.attempt,
-            self._transport.name,
+            transport,
             clock.duration_ms,
             read_ms,
+            f" after {sent.failover_from} failed ({sent.failover_reason})"
+            if sent.failover_from
+            else "",
         )
         return SendAttemptResult(
             provider_message_id=sent.provider_message_id,
             http_status=sent.http_status,
-            transport=self._transport.name,
+            transport=transport,
             started_at=clock.started_at,
             duration_ms=clock.duration_ms,
-            reports_delivery_events=self._transport.capabilities.reports_delivery_events,
+            reports_delivery_events=(
+                sent.reports_delivery_events
+                if sent.reports_delivery_events is not None
+                else self._transport.capabilities.reports_delivery_events
+            ),
+            failover_from=sent.failover_from,
+            failover_reason=sent.failover_reason,
         )
 
     @activity.defn(name="deliver_email_batch")
@@ -197,7 +228,7 @@ class SendActivities:
         except ProviderFailure as failure:
             raise self._failed(failure, data.attempt, clock) from None
         clock.stop()
-        self._record_attempt("accepted", clock.duration_ms)
+        self._record_attempt("accepted", clock.duration_ms, getattr(sent, "transport", None))
         return sent
 
     def _failed(self, failure: ProviderFailure, attempt: int, clock: _Clock) -> ApplicationError:
@@ -205,9 +236,12 @@ class SendActivities:
         did (`not_accepted`) and whether a retry is safe (`retry_may_duplicate`)."""
         not_accepted = failure.error_type in errors.NOT_ACCEPTED
         # Outcome unknown and nothing to deduplicate a retry: the workflow must not retry.
-        may_duplicate = not not_accepted and not self._transport.capabilities.deduplicates_by_key
+        dedupes = failure.deduplicates_by_key
+        if dedupes is None:
+            dedupes = self._transport.capabilities.deduplicates_by_key
+        may_duplicate = not not_accepted and not dedupes
         clock.stop()
-        self._record_attempt(failure.error_type, clock.duration_ms)
+        self._record_attempt(failure.error_type, clock.duration_ms, failure.transport)
         # The provider's message can quote a recipient: it goes only into the failure's
         # (encrypted) details; the log line and the failure's message say type and status.
         activity.logger.warning(
@@ -225,6 +259,7 @@ class SendActivities:
             not_accepted=not_accepted,
             retry_may_duplicate=may_duplicate,
             provider_message=failure.provider_message,
+            transport=failure.transport or self._transport.name,
         )
         permanent = failure.error_type in errors.PERMANENT_ERRORS or may_duplicate
         return _attempt_error(failure.message, failure.error_type, details, permanent)

@@ -104,6 +104,11 @@ class SendAttemptInput:
     attempt: int = 1
     message_sha256: str | None = None
     not_after: str | None = None
+    # The providers (transport names) that may have taken this email in an earlier attempt
+    # (an ambiguous failure: timeout, 5xx, connection lost after the request). None: the
+    # engine does not say (then failover happens only on attempt 1). Non-empty: the failover
+    # transport never moves this email to another provider (docs/providers.md).
+    may_have_been_taken_by: list[str] | None = None
 
 
 @dataclass
@@ -116,6 +121,10 @@ class SendAttemptResult:
     started_at: str
     duration_ms: float
     reports_delivery_events: bool = True
+    # Set when the failover transport moved the email: the provider it left, and why (the
+    # error type of that provider's not-accepted failure).
+    failover_from: str | None = None
+    failover_reason: str | None = None
 
 
 @dataclass
@@ -138,6 +147,9 @@ class AttemptFailureDetails:
     not_accepted: bool = False
     retry_may_duplicate: bool = False
     provider_message: str | None = None
+    # Which provider (transport name) failed: the one the engine lists in
+    # `SendAttemptInput.may_have_been_taken_by` when this failure is not `not_accepted`.
+    transport: str | None = None
 
 
 @dataclass

@@ -141,10 +141,12 @@ async def test_wrong_api_key_is_permanent_and_never_echoed(http: httpx.AsyncClie
     )
 
 
-async def test_unreachable_provider_is_a_transient_network_error() -> None:
+async def test_unreachable_provider_is_transient_and_not_accepted() -> None:
+    # No connection was made, so nothing was sent (a failover transport may move on).
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=1.0) as http:
         error = await failure_of(http)
-    assert error.type == errors.NETWORK_ERROR and not error.non_retryable
+    assert error.type == errors.PROVIDER_UNREACHABLE and not error.non_retryable
+    assert error.details[0].not_accepted
 
 
 async def test_outbox_writes_readable_files_once_per_key(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ class ProviderFailure(Exception):
         provider_error: str | None = None,
         provider_message: str | None = None,
         retry_after_seconds: float | None = None,
+        transport: str | None = None,
+        deduplicates_by_key: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
@@ -58,6 +60,10 @@ class ProviderFailure(Exception):
         self.provider_error = provider_error
         self.provider_message = provider_message
         self.retry_after_seconds = retry_after_seconds
+        # Set by a composed transport (failover): which member failed and whether that one
+        # deduplicates a retry by key (None: the transport's own capabilities say).
+        self.transport = transport
+        self.deduplicates_by_key = deduplicates_by_key
 
 
 @dataclass
@@ -66,6 +72,12 @@ class SentEmail:
 
     provider_message_id: str
     http_status: int
+    # Set by a composed transport (failover): the member that sent it, whether that one
+    # reports delivery events, and the provider it moved from and why.
+    transport: str | None = None
+    reports_delivery_events: bool | None = None
+    failover_from: str | None = None
+    failover_reason: str | None = None
 
 
 @dataclass

@@ -147,6 +147,12 @@ class ResendTransport:
         }
         try:
             return await self._client.post(path, json=body, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # No connection was made (refused, DNS failure, TLS handshake): nothing was sent.
+            raise ProviderFailure(
+                errors.PROVIDER_UNREACHABLE,
+                f"could not connect to the provider ({type(exc).__name__})",
+            ) from None
         except httpx.TimeoutException as exc:
             # Outcome unknown: Resend may have accepted it. The retry reuses the key.
             raise ProviderFailure(
