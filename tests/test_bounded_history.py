@@ -46,7 +46,6 @@ from workflows.types import (
     InviteInput,
     InviteState,
     SendEmailInput,
-    SendInviteEmailInput,
 )
 
 # The largest body we accept: 128 KiB of 4-byte characters (JSON escapes each as 12 bytes).
@@ -147,7 +146,7 @@ def email_input(policy: DeliveryPolicy, text: str = LARGEST_TEXT) -> tuple[str, 
 async def send(
     env: WorkflowEnvironment,
     transport: OutageTransport,
-    data: SendEmailInput | SendInviteEmailInput,
+    data: SendEmailInput,
     workflow_id: str,
 ) -> tuple[EmailStatusResult, list[Run]]:
     """Run one send to its end on the skipping server: its final state (the result, or the
@@ -157,10 +156,9 @@ async def send(
         _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=data.policy.send_task_queue
     )
     workflows, sends = build_workers(env.client, settings, transport)
-    workflow_type = "SendInviteEmail" if isinstance(data, SendInviteEmailInput) else "SendEmail"
     async with workflows, sends:
         handle = await env.client.start_workflow(
-            workflow_type,
+            SendEmailInput.WORKFLOW,
             data,
             id=workflow_id,
             task_queue=settings.task_queue,
@@ -295,41 +293,6 @@ async def test_unaccepted_send_ends_failed_only_when_the_provider_provably_refus
     assert (may_duplicate in result.last_error.message) == (status == SendStatus.UNDETERMINED)
     assert result.provider_may_have_accepted == (status == SendStatus.UNDETERMINED)
     assert transport.requests[-1][1] < timedelta(hours=1)
-
-
-async def test_invite_that_continues_as_new_is_rendered_once_and_sent_byte_identical(
-    skipping_env: WorkflowEnvironment,
-) -> None:
-    transport = OutageTransport(after(always(rate_limited), timedelta(minutes=8), lambda _: None))
-    invite = f"inv_{uuid.uuid4().hex}"
-    data = SendInviteEmailInput(
-        invite_id=invite,
-        to="ann@example.com",
-        sender="Acme <team@acme.test>",
-        tenant_name="Acme",
-        inviter_name="Bob",
-        accept_url=f"https://app.example.test/invites/accept?invite={invite}&token=t",
-        policy=policy(),
-    )
-    workflow_id = "invite-" + invite.removeprefix("inv_")
-    result, runs = await send(skipping_env, transport, data, workflow_id)
-
-    assert result.status == SendStatus.SENT and len(transport.deliveries) == 1
-    assert len(runs) >= 2
-    # Every attempt, in every run, sent the one message rendered in the first run.
-    assert len(transport.messages) == 1
-    renders = 0
-    for run in runs:
-        history = await skipping_env.client.get_workflow_handle(
-            workflow_id, run_id=run.run_id
-        ).fetch_history()
-        renders += sum(
-            1
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-        )
-    assert renders == 1
 
 
 async def test_webhook_flood_after_the_send_continues_as_new_and_keeps_counting(

@@ -1,8 +1,6 @@
 """How a send is retried and where its tasks stand in the queues: the policy the API puts in
 every workflow input, and its conversion to Temporal's task priority."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 from temporalio.common import Priority
