@@ -143,6 +143,8 @@ def main() -> None:
     env.setdefault(
         "INVITE_TOKEN_SECRET", dev_secret("invite_token_secret", lambda: secrets.token_urlsafe(32))
     )
+    # The worker runs as this build's Worker Deployment Version and makes it current.
+    env.setdefault("WORKER_SET_CURRENT", "true")
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
     # The Web UI cannot send an API key: it decodes at /codec/<secret>/..., a URL only the
     # UI's settings hold (the secret never appears in the API's logs).
