@@ -18,7 +18,9 @@ WORKER_READY = "worker ready"
 
 
 def worker_proc(env: Mapping[str, str], log_dir: Path, name: str = "worker") -> Proc:
-    """`python worker.py` with `env` added to ours."""
+    """`python worker.py` with `env` added to ours. Like `make dev`, it makes its Worker
+    Deployment Version current once it polls, unless `env` says WORKER_SET_CURRENT=false."""
+    env = {"WORKER_SET_CURRENT": "true", **env}
     return Proc(name, [sys.executable, "worker.py"], env, log_dir / f"{name}.log")
 
 
