@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev fault test chaos lint format install bench bench-quick replay screenshots clean
+.PHONY: dev fault test chaos lint format install bench bench-quick replay replay-archive screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -54,13 +54,19 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick
 
-# make replay                      every recorded history under tests/histories
+# make replay                      every history the current code recorded (tests/histories/*.json)
 # make replay ID=invite-<hex>       one workflow, fetched from TEMPORAL_ADDRESS
 # make replay DIR=path/to/histories a folder of `temporal workflow show -o json` files
 # make replay FILE=invite.json      one such file
 # Keys: PAYLOAD_CODEC_KEYS, else .dev/codec_keys (the ones `make dev` made).
 replay: $(STAMP)
 	$(PY) -m infra.replay $(or $(ID),$(DIR),$(FILE),tests/histories)
+
+# make replay-archive VERSION=0.1.0  a released version's histories (tests/histories/archive/
+# VERSION) against that version's code: a git worktree of its commit (infra/releases.py),
+# run with this venv, removed after.
+replay-archive: $(STAMP)
+	$(PY) -m infra.releases replay $(or $(VERSION),0.1.0)
 
 # With `make dev` running: sends one invite, then saves its Web UI page and the outbox page
 # to docs/screenshots/. With `make dev PROVIDER=fake`: make screenshots ARGS=--retries (sends

@@ -30,8 +30,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RESEND_DEFAULT_URL = "https://api.resend.com"
 # Default queue names, one home: the workflows' DeliveryPolicy defaults to SEND_TASK_QUEUE too.
-TASK_QUEUE = "durable-mail"
-SEND_TASK_QUEUE = "durable-mail-send"
+# 1.0 runs on Worker Versioning on queues of its own: executions started by 0.1.0 (unversioned,
+# on "durable-mail" and "durable-mail-send") drain there on the 0.1.0 worker (docs/upgrading.md).
+TASK_QUEUE = "durable-mail-v1"
+SEND_TASK_QUEUE = "durable-mail-send-v1"
+# 0.1.0's queues, for the docs and the upgrade test.
+TASK_QUEUE_0_1 = "durable-mail"
+SEND_TASK_QUEUE_0_1 = "durable-mail-send"
+DEPLOYMENT_NAME = "durable-mail"
+# The code a build id stands for: what workflows run and what activities do.
+BUILD_SOURCES = ("workflows", "activities")
 # An API key given as its SHA-256 digest (so a tenants file holds no secret).
 KEY_DIGEST_PREFIX = "sha256:"
 _KEY_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -40,6 +48,18 @@ TENANT_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 TenantIdText = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=TENANT_ID_PATTERN)
 ]
+
+
+def source_build_id(root: Path | None = None) -> str:
+    """A short hash of the workflow and activity sources under `root` (this checkout): the
+    default build id, so a code change is a new Worker Deployment Version (`make dev`)."""
+    base = root or Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for folder in BUILD_SOURCES:
+        for path in sorted((base / folder).rglob("*.py")):
+            digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return "dev-" + digest.hexdigest()[:12]
 
 
 def sender_domain(sender: str) -> str:
@@ -221,6 +241,16 @@ class Settings(BaseSettings):
     # Queue names: one for workflows, one for provider calls (rate-limited queue-wide).
     task_queue: str = TASK_QUEUE
     send_task_queue: str = SEND_TASK_QUEUE
+    # Worker Versioning: the workers run as Worker Deployment Version (name, build id). The
+    # default build id hashes workflows/ and activities/ (fine for `make dev`); a release
+    # sets its own (e.g. WORKER_BUILD_ID=1.0.0). WORKER_VERSIONING=false runs unversioned
+    # (a test server without deployments). A version takes new executions once it is the
+    # deployment's Current Version: an operator sets it (docs/upgrading.md), or the worker
+    # itself when WORKER_SET_CURRENT=true (`make dev`, tests).
+    worker_deployment_name: str = Field(default=DEPLOYMENT_NAME, min_length=1)
+    worker_build_id: str = Field(default_factory=source_build_id, min_length=1)
+    worker_versioning: bool = True
+    worker_set_current: bool = False
 
     # With no key, the worker writes every email to `outbox_dir` instead of sending it.
     resend_api_key: SecretStr | None = None

@@ -12,11 +12,15 @@ import os
 import signal
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import Any
 
 import httpx
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.invite_tokens import TokenFillingTransport
 from activities.render import RenderActivities, render_invite
@@ -87,6 +91,71 @@ def _member(name: str, settings: Settings, http: httpx.AsyncClient | None) -> Em
     raise ValueError(f"PROVIDERS: unknown provider {name!r} (resend, smtp, outbox)")
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """This build as a Worker Deployment Version (None: WORKER_VERSIONING=false).
+
+    Our workflows declare their behavior (SendEmail, SendBatch Pinned; the invite's life
+    Auto-Upgrade); one that did not would be Pinned: it finishes on the code it started on.
+    """
+    if not settings.worker_versioning:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(settings.worker_deployment_name, settings.worker_build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
+# The server knows a version once a poller of it has reached it; until then, retry.
+_NOT_YET = {RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION}
+
+
+async def set_current_version(client: Client, settings: Settings, timeout: float = 30.0) -> None:
+    """Make this build the deployment's Current Version (new executions start on it).
+
+    What `temporal worker deployment set-current-version` does; the worker calls it itself
+    only when WORKER_SET_CURRENT=true (`make dev`, tests). Retries until the server has
+    seen this version's pollers, for at most `timeout` seconds.
+    """
+    request = SetWorkerDeploymentCurrentVersionRequest(
+        namespace=client.namespace,
+        deployment_name=settings.worker_deployment_name,
+        build_id=settings.worker_build_id,
+        identity=client.identity,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await client.workflow_service.set_worker_deployment_current_version(request)
+            return
+        except RPCError as err:
+            if err.status == RPCStatusCode.UNIMPLEMENTED:
+                # A server without Worker Versioning (the time-skipping test server) routes
+                # every task to any poller: there is nothing to make current.
+                log.warning("the server has no Worker Versioning: %s", err.message)
+                return
+            if err.status not in _NOT_YET or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.2)
+
+
+class VersionedWorker(Worker):
+    """A worker that runs as this build's version and, once it polls, makes that version
+    current when the settings say so (WORKER_SET_CURRENT=true)."""
+
+    def __init__(self, client: Client, settings: Settings, **options: Any) -> None:
+        super().__init__(client, deployment_config=deployment_config(settings), **options)
+        self._deployment_client = client
+        self._settings = settings
+
+    async def __aenter__(self) -> Worker:
+        worker = await super().__aenter__()
+        if self._settings.worker_versioning and self._settings.worker_set_current:
+            await set_current_version(self._deployment_client, self._settings)
+        return worker
+
+
 # The share of the provider's rate the server dispatches send tasks at (see build_workers).
 DISPATCH_SHARE = 0.9
 
@@ -95,8 +164,9 @@ def build_workers(
     client: Client, settings: Settings, transport: EmailTransport
 ) -> tuple[Worker, Worker]:
     """The workflow worker and the provider-call worker (queue-wide rate limit)."""
-    workflows = Worker(
+    workflows = VersionedWorker(
         client,
+        settings,
         task_queue=settings.task_queue,
         workflows=[Invite, SendEmail, SendBatch],
         activities=[
@@ -108,8 +178,9 @@ def build_workers(
     )
     # The send activity reads each email's pinned message from its workflow (one query).
     provider = SendActivities(transport, WorkflowPinnedMessages(client))
-    sends = Worker(
+    sends = VersionedWorker(
         client,
+        settings,
         task_queue=settings.send_task_queue,
         activities=[provider.send_email, provider.send_batch],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
@@ -174,10 +245,16 @@ async def run(settings: Settings) -> None:
         for worker in workers:
             await stack.enter_async_context(worker)
         log.info(
-            "worker ready: queues %s and %s, provider limit %.2f/s",
+            "worker ready: queues %s and %s, provider limit %.2f/s, %s",
             settings.task_queue,
             settings.send_task_queue,
             settings.resend_rate_limit_per_second,
+            (
+                f"version {settings.worker_deployment_name}:{settings.worker_build_id}"
+                + (" (set current)" if settings.worker_set_current else "")
+                if settings.worker_versioning
+                else "unversioned"
+            ),
         )
         await stop.wait()
         log.info("stopping: finishing in-flight tasks")

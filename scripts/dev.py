@@ -6,6 +6,13 @@ encryption key (`.dev/codec_keys`) and the Web UI's codec secret (`.dev/codec_ui
 are generated once and reused, so that database stays readable; the Web UI decodes payloads
 through the API's codec server, at a capability URL that carries that secret.
 
+Across a code change: the worker runs as a Worker Deployment Version whose build id is a
+hash of workflows/ and activities/ (config.source_build_id), and each build `make dev` runs is
+snapshotted into `.dev/builds/<build-id>/`. On start, a worker also runs from every earlier
+snapshot that still has open Pinned executions (a visibility query on
+TemporalWorkerDeploymentVersion), so sends in flight finish on the code that started them;
+the new build is made current and takes new sends. Drained snapshots are deleted.
+
 `make dev PROVIDER=fake` sends through the bundled fake Resend (testkit.fake_resend) instead
 of the outbox or Resend: nothing leaves the machine, and `make fault KIND=500|429|timeout`
 makes the next sends fail, so retries show in the Web UI.
@@ -17,6 +24,7 @@ import argparse
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from config import DEPLOYMENT_NAME, source_build_id
 from infra.codec import new_codec_key
 from testkit.dev_server import dynamic_config_flags, temporal_binary
 from testkit.fake_resend import DEFAULT_API_KEY as FAKE_API_KEY
@@ -43,7 +52,62 @@ FAKE_URL_FILE = DEV / "fake_resend_url"
 # Below the fake's `timeout` fault hold (testkit.fake_resend.TIMEOUT_HOLD_SECONDS).
 FAKE_RESEND_TIMEOUT_SECONDS = "5"
 
+# Each build's source tree, as it ran (see the module docstring).
+BUILDS = DEV / "builds"
+SNAPSHOT_IGNORE = shutil.ignore_patterns(
+    ".dev", ".venv", ".git", "tests", "docs", "bench", "__pycache__", "*.egg-info",
+    "node_modules", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+)  # fmt: skip
+
 log = logging.getLogger("dev")
+
+
+def snapshot_build(root: Path = ROOT, builds: Path = BUILDS) -> tuple[str, Path]:
+    """This checkout's build id, and its source tree copied to `builds/<build-id>/` (once)."""
+    build_id = source_build_id(root)
+    target = builds / build_id
+    if not target.is_dir():
+        partial = builds / f".{build_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(root, partial, ignore=SNAPSHOT_IGNORE)
+        partial.rename(target)
+    return build_id, target
+
+
+def earlier_builds(current: str, builds: Path = BUILDS) -> list[str]:
+    """The snapshots of builds other than `current`, by name."""
+    if not builds.is_dir():
+        return []
+    return sorted(
+        p.name for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")
+        and p.name != current
+    )  # fmt: skip
+
+
+def split_by_open_work(
+    builds: list[str], pinned_open: Callable[[str], int]
+) -> tuple[list[str], list[str]]:
+    """(builds that still have open Pinned executions: run them, drained builds)."""
+    running = [build for build in builds if pinned_open(build) > 0]
+    return running, [build for build in builds if build not in running]
+
+
+def pinned_open_query(build_id: str, deployment: str = DEPLOYMENT_NAME) -> str:
+    """Visibility query: open executions pinned to that build (Auto-Upgrade ones move on)."""
+    return (
+        f"TemporalWorkerDeploymentVersion='{deployment}:{build_id}' AND "
+        "TemporalWorkflowVersioningBehavior='Pinned' AND ExecutionStatus='Running'"
+    )
+
+
+def pinned_open_count(address: str, build_id: str, deployment: str = DEPLOYMENT_NAME) -> int:
+    """How many open executions are pinned to `build_id` (`temporal workflow count`)."""
+    done = subprocess.run(
+        [temporal_binary(), "workflow", "count", "--address", address,
+         "--query", pinned_open_query(build_id, deployment)],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return int(done.stdout.split("Total:")[1].split()[0])
 
 
 def port_open(port: int) -> bool:
@@ -143,6 +207,9 @@ def main() -> None:
     env.setdefault(
         "INVITE_TOKEN_SECRET", dev_secret("invite_token_secret", lambda: secrets.token_urlsafe(32))
     )
+    # The worker runs as this build's Worker Deployment Version and makes it current.
+    env.setdefault("WORKER_SET_CURRENT", "true")
+    env.setdefault("OUTBOX_DIR", str(DEV / "outbox"))  # absolute: snapshot workers too
     env.setdefault("CODEC_CORS_ORIGINS", f"http://localhost:{UI_PORT}")
     # The Web UI cannot send an API key: it decodes at /codec/<secret>/..., a URL only the
     # UI's settings hold (the secret never appears in the API's logs).
@@ -174,7 +241,26 @@ def main() -> None:
             wait_until("the fake Resend", lambda: port_open(FAKE_PORT), 30, procs)
             FAKE_URL_FILE.write_text(fake_url + "\n")
         wait_until("the Temporal server", lambda: port_open(TEMPORAL_PORT), 30, procs)
-        procs["worker"] = spawn("worker", [sys.executable, "worker.py"], DEV, cwd=ROOT, env=env)
+        build_id, _ = snapshot_build()
+        address = env["TEMPORAL_ADDRESS"]
+        older, drained = split_by_open_work(
+            earlier_builds(build_id), lambda build: pinned_open_count(address, build)
+        )
+        for build in drained:
+            shutil.rmtree(BUILDS / build, ignore_errors=True)
+        for build in older:
+            log.info("build %s still has pinned sends in flight: running its worker too", build)
+            snapshot = BUILDS / build
+            procs[f"worker-{build}"] = spawn(
+                f"worker-{build}", [sys.executable, "worker.py"], DEV, cwd=snapshot,
+                env={**env, "PYTHONPATH": str(snapshot), "WORKER_BUILD_ID": build,
+                     "WORKER_SET_CURRENT": "false", "WORKER_METRICS_PORT": "0"},
+            )  # fmt: skip
+        # This build's worker makes its version current: new sends start on it.
+        procs["worker"] = spawn(
+            "worker", [sys.executable, "worker.py"], DEV, cwd=ROOT,
+            env={**env, "WORKER_BUILD_ID": build_id},
+        )  # fmt: skip
         procs["api"] = spawn(
             "api",
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",

@@ -54,6 +54,8 @@ class Proc:
     env: Mapping[str, str]
     log_path: Path
     stdout_pipe: bool = False
+    # Where it runs: this checkout, or another one (a release's git worktree).
+    cwd: Path = ROOT
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log_offset: int = field(default=0, init=False, repr=False)
     _ps: psutil.Process | None = field(default=None, init=False, repr=False)
@@ -65,7 +67,7 @@ class Proc:
             self._log_offset = log_file.tell()
             self.popen = subprocess.Popen(
                 self.args,
-                cwd=ROOT,
+                cwd=self.cwd,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if self.stdout_pipe else log_file,

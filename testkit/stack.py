@@ -18,7 +18,9 @@ WORKER_READY = "worker ready"
 
 
 def worker_proc(env: Mapping[str, str], log_dir: Path, name: str = "worker") -> Proc:
-    """`python worker.py` with `env` added to ours."""
+    """`python worker.py` with `env` added to ours. Like `make dev`, it makes its Worker
+    Deployment Version current once it polls, unless `env` says WORKER_SET_CURRENT=false."""
+    env = {"WORKER_SET_CURRENT": "true", **env}
     return Proc(name, [sys.executable, "worker.py"], env, log_dir / f"{name}.log")
 
 
@@ -74,6 +76,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "TEMPORAL_ADDRESS": settings.temporal_address,
         "TASK_QUEUE": settings.task_queue,
         "SEND_TASK_QUEUE": settings.send_task_queue,
+        "WORKER_VERSIONING": str(settings.worker_versioning).lower(),
+        "WORKER_DEPLOYMENT_NAME": settings.worker_deployment_name,
+        "WORKER_BUILD_ID": settings.worker_build_id,
+        "WORKER_SET_CURRENT": str(settings.worker_set_current).lower(),
         "RESEND_API_KEY": settings.resend_api_key.get_secret_value(),
         "RESEND_API_URL": settings.resend_api_url,
         "RESEND_TIMEOUT_SECONDS": str(settings.resend_timeout_seconds),

@@ -7,6 +7,7 @@ gets fresh task queues, its own fake Resend on a free port and its own worker.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ from testkit.keys import (
     WEBHOOK_SECRET,
 )
 from worker import build_transport, build_workers
+
+# Workers run as Worker Deployment Versions (this checkout's build id, deployment
+# "durable-mail"): in tests each worker makes its version current once it polls, as `make
+# dev` does, so that Settings built anywhere in the tests (and worker processes) get work.
+# A test on the time-skipping server sets worker_versioning=False.
+os.environ.setdefault("WORKER_SET_CURRENT", "true")
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +121,7 @@ def settings(
         codec_ui_secret=SecretStr(CODEC_UI_SECRET),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
         invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
+        worker_set_current=True,
     )
     yield test_settings
     get_settings.cache_clear()
