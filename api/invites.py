@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from temporalio.client import (
     Client,
@@ -40,7 +39,7 @@ from api.errors import (
     Unavailable,
 )
 from api.idempotency import owned_workflow_id
-from api.sends import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
+from api.temporal_errors import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
 from workflows.search_attributes import TENANT_ID
@@ -75,15 +74,6 @@ NOT_CONFIRMED = (
     "still be applied when a worker runs. Read the invite (GET) before retrying; a retry "
     "after it was applied is answered as such."
 )
-
-
-def check_accept_url(url: str, allowed_hosts: Iterable[str]) -> None:
-    """The app's link must point at a host its tenant allows (its shape is checked earlier)."""
-    host = (urlsplit(url).hostname or "").lower()
-    allowed = {h.lower() for h in allowed_hosts}
-    if host not in allowed:
-        shown = ", ".join(sorted(allowed)) or "none configured"
-        raise InvalidField("accept_url", f"host {host!r} is not allowed (allowed: {shown})")
 
 
 def managed_link(settings: Settings, tenant_id: str | None, invite_id: str) -> str:
