@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery_contract import SendKind
 from api.errors import InvalidRequest
+from api.schemas import EmailPage, EmailSummary
 from api.temporal_errors import RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller
 from workflows.ids import public_id_for
@@ -33,26 +33,6 @@ BASE_QUERY = (
 )
 
 
-@dataclass(frozen=True)
-class SendSummary:
-    """One send as the visibility store knows it (eventually consistent)."""
-
-    id: str
-    workflow_id: str
-    kind: SendKind | None
-    status: SendStatus | None
-    tenant_id: str | None
-    provider_message_id: str | None
-    started_at: str | None
-    closed_at: str | None
-
-
-@dataclass(frozen=True)
-class SendPage:
-    items: list[SendSummary]
-    next_page_token: str | None
-
-
 async def list_sends(
     client: Client,
     caller: Caller,
@@ -62,7 +42,7 @@ async def list_sends(
     tenant_id: str | None = None,
     page_token: str | None = None,
     limit: int = 50,
-) -> SendPage:
+) -> EmailPage:
     """One page of sends, newest first, filtered by status, kind or tenant.
 
     A tenant's key lists its own tenant's sends only, whatever it asks for (naming another
@@ -79,17 +59,17 @@ async def list_sends(
     executions, next_token = await list_page(
         client, " AND ".join(clauses), limit, decode_token(page_token)
     )
-    return SendPage(
+    return EmailPage(
         items=[_summary(e) for e in executions],
         next_page_token=encode_token(next_token) if next_token else None,
     )
 
 
-def _summary(execution: WorkflowExecution) -> SendSummary:
+def _summary(execution: WorkflowExecution) -> EmailSummary:
     attributes = execution.typed_search_attributes
     kind = attributes.get(EMAIL_KIND)
     status = attributes.get(EMAIL_STATUS)
-    return SendSummary(
+    return EmailSummary(
         id=public_id_for(execution.id) or execution.id,
         workflow_id=execution.id,
         kind=SendKind(kind) if kind else None,

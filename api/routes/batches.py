@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from typing import Any
 
 from fastapi import APIRouter, status
 
@@ -30,6 +31,12 @@ from api.schemas import (
 from workflows.batch_types import BatchItemInput, SendBatchInput, item_status
 
 router = APIRouter(prefix="/v1", tags=["batches"])
+# How both batch routes answer: 202 once every item is recorded by one start.
+ACCEPTING: dict[str, Any] = {
+    "status_code": status.HTTP_202_ACCEPTED,
+    "response_model": BatchAccepted,
+    "responses": ERRORS,
+}
 
 
 async def _accept(
@@ -60,12 +67,7 @@ def _ask(kind: SendKind, body: EmailBatchCreate | InviteBatchCreate, tenant: str
     return Ask(kind, body.model_dump(mode="json", by_alias=True), tenant=tenant, batch=True)
 
 
-@router.post(
-    "/emails/batch",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=BatchAccepted,
-    responses=ERRORS,
-)
+@router.post("/emails/batch", **ACCEPTING)
 async def create_email_batch(body: EmailBatchCreate, intake: IntakeDep) -> BatchAccepted:
     """Queue up to 100 emails durably with one start; they go out in one provider call."""
     emails = body.emails
@@ -83,12 +85,7 @@ async def create_email_batch(body: EmailBatchCreate, intake: IntakeDep) -> Batch
     return await _accept(intake, ask, item, len(emails))
 
 
-@router.post(
-    "/invites/batch",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=BatchAccepted,
-    responses=ERRORS,
-)
+@router.post("/invites/batch", **ACCEPTING)
 async def create_invite_batch(body: InviteBatchCreate, intake: IntakeDep) -> BatchAccepted:
     """Create up to 100 invitations and queue their emails durably with one start; they are
     rendered once and go out in one provider call."""

@@ -135,7 +135,7 @@ async def list_emails(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> EmailPage:
     """List the caller's sends, newest first, by status, kind or tenant (eventually consistent)."""
-    page = await list_sends(
+    return await list_sends(
         client,
         caller,
         status=email_status,
@@ -144,7 +144,6 @@ async def list_emails(
         page_token=page_token,
         limit=limit,
     )
-    return EmailPage.model_validate(asdict(page))
 
 
 @router.get(
