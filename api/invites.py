@@ -39,6 +39,7 @@ from api.errors import (
     Unavailable,
 )
 from api.idempotency import owned_workflow_id
+from api.recorded import recorded_input
 from api.temporal_errors import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
@@ -150,7 +151,7 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
             tenant_id = description.typed_search_attributes.get(TENANT_ID)
             if description.workflow_type != INVITE_WORKFLOW or not caller.sees(tenant_id):
-                # An invite of the older `SendInviteEmail`: an email, read at /v1/emails.
+                # Not an invite's life (an email's workflow): read at /v1/emails.
                 raise NotFound(NO_SUCH_INVITE)
             state: InviteState
             if description.status == WorkflowExecutionStatus.RUNNING:
@@ -176,15 +177,8 @@ async def _known_invite(client: Client, description: WorkflowExecutionDescriptio
     (carried by a continue-as-new), or the one its input makes (times from its start).
     Running means not accepted nor revoked; past `expires_at` it is expired (the workflow
     would say so too, whatever its timer)."""
-    events = client.get_workflow_handle(
-        description.id, run_id=description.run_id
-    ).fetch_history_events(page_size=1, rpc_timeout=RPC_TIMEOUT)
-    data: InviteInput | None = None
-    async for event in events:
-        started = event.workflow_execution_started_event_attributes
-        [decoded] = await client.data_converter.decode(started.input.payloads, [InviteInput])
-        data = decoded if isinstance(decoded, InviteInput) else None
-        break
+    recorded = await recorded_input(client, description.id, description.run_id)
+    data = recorded if isinstance(recorded, InviteInput) else None
     if data is None:
         raise Unavailable("the invite's start event holds no invite")
     state: InviteState
