@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Response
 from temporalio.client import Client
@@ -50,6 +50,7 @@ ACCEPTED_AT_MEMO = "accepted_at"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 SendInput = SendEmailInput | InviteInput | SendBatchInput
+InputT = TypeVar("InputT", SendEmailInput, InviteInput, SendBatchInput)
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,9 @@ class Ticket:
 
 
 @dataclass(frozen=True)
-class Accepted:
+class Accepted(Generic[InputT]):
     ticket: Ticket
-    data: SendInput
+    data: InputT
     # True when this request repeats one already accepted (same key, same body).
     replayed: bool
 
@@ -178,8 +179,8 @@ def settle(intake: Intake, ask: Ask) -> Ticket:
 
 
 async def accept(
-    intake: Intake, ask: Ask, build: Callable[[Ticket], Awaitable[SendInput]]
-) -> Accepted:
+    intake: Intake, ask: Ask, build: Callable[[Ticket], Awaitable[InputT]]
+) -> Accepted[InputT]:
     """Accept `ask` once: its workflow started with the input `build` makes, or (a repeat)
     the first answer again, marked with the replay header."""
     ticket = settle(intake, ask)

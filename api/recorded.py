@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 
 from activities import errors
 from activities.delivery_contract import SendKind
-from api.accept import ACCEPTED_AT_MEMO
+from api.accept import ACCEPTED_AT_MEMO, SendInput
 from api.errors import NotFound
 from api.idempotency import owned_batch_item, owned_workflow_id
 from api.temporal_errors import NO_SUCH_EMAIL, RPC_TIMEOUT, temporal_errors
@@ -26,7 +26,6 @@ from workflows.status import SendStatus
 from workflows.types import EmailError, EmailStatusResult, InviteInput, SendEmailInput
 
 # The input type of each workflow type, to decode a send's recorded input.
-SendInput = SendEmailInput | InviteInput | SendBatchInput
 INPUT_TYPES: dict[str, type[SendInput]] = {
     t.WORKFLOW: t for t in (SendEmailInput, InviteInput, SendBatchInput)
 }

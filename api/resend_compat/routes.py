@@ -154,7 +154,6 @@ async def send_batch(
         )
 
     accepted = await accept(intake, ask, build)
-    assert isinstance(accepted.data, SendBatchInput)
     return ResendBatchResponse(
         data=[ResendSendResponse(id=item.email_id) for item in accepted.data.items], errors=errors
     )

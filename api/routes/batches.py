@@ -51,7 +51,6 @@ async def _accept(
         return ticket.batch([item(ticket, index) for index in range(count)])
 
     accepted = await accept(intake, ask, build)
-    assert isinstance(accepted.data, SendBatchInput)
     return BatchAccepted(
         id=accepted.id,
         workflow_id=accepted.workflow_id,
