@@ -1,4 +1,5 @@
-"""The invite service: what the API asks of an invite's workflow (`Invite`), in domain words.
+"""The invite service: what the API asks of an invite's workflow (`SendInviteEmail`, class
+`Invite`), in domain words.
 
 Build an invite's link (the app's, checked against the hosts its tenant allows, or ours
 with a token we issue), start it once, read it, accept it, revoke it. Temporal's errors and

@@ -1,4 +1,5 @@
-"""`/v1/invites`: create an invite (its `Invite` workflow), preview it, read, accept, revoke.
+"""`/v1/invites`: create an invite (its `SendInviteEmail` workflow, class `Invite`), preview
+it, read, accept, revoke.
 
 The app's flow: `POST /v1/invites` (with its own `accept_url`, or without to get our
 link and token) -> the invitee opens the link on the app's page -> the app's backend posts
