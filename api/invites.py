@@ -1,4 +1,5 @@
-"""The invite service: what the API asks of an invite's workflow (`Invite`), in domain words.
+"""The invite service: what the API asks of an invite's workflow (`SendInviteEmail`, class
+`Invite`), in domain words.
 
 Build an invite's link (the app's, checked against the hosts its tenant allows, or ours
 with a token we issue), start it once, read it, accept it, revoke it. Temporal's errors and
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from temporalio.client import (
     Client,
@@ -40,7 +40,8 @@ from api.errors import (
     Unavailable,
 )
 from api.idempotency import owned_workflow_id
-from api.sends import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
+from api.recorded import recorded_input
+from api.temporal_errors import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
 from workflows.search_attributes import TENANT_ID
@@ -75,15 +76,6 @@ NOT_CONFIRMED = (
     "still be applied when a worker runs. Read the invite (GET) before retrying; a retry "
     "after it was applied is answered as such."
 )
-
-
-def check_accept_url(url: str, allowed_hosts: Iterable[str]) -> None:
-    """The app's link must point at a host its tenant allows (its shape is checked earlier)."""
-    host = (urlsplit(url).hostname or "").lower()
-    allowed = {h.lower() for h in allowed_hosts}
-    if host not in allowed:
-        shown = ", ".join(sorted(allowed)) or "none configured"
-        raise InvalidField("accept_url", f"host {host!r} is not allowed (allowed: {shown})")
 
 
 def managed_link(settings: Settings, tenant_id: str | None, invite_id: str) -> str:
@@ -160,7 +152,7 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
             tenant_id = description.typed_search_attributes.get(TENANT_ID)
             if description.workflow_type != INVITE_WORKFLOW or not caller.sees(tenant_id):
-                # An invite of the older `SendInviteEmail`: an email, read at /v1/emails.
+                # Not an invite's life (an email's workflow): read at /v1/emails.
                 raise NotFound(NO_SUCH_INVITE)
             state: InviteState
             if description.status == WorkflowExecutionStatus.RUNNING:
@@ -186,15 +178,8 @@ async def _known_invite(client: Client, description: WorkflowExecutionDescriptio
     (carried by a continue-as-new), or the one its input makes (times from its start).
     Running means not accepted nor revoked; past `expires_at` it is expired (the workflow
     would say so too, whatever its timer)."""
-    events = client.get_workflow_handle(
-        description.id, run_id=description.run_id
-    ).fetch_history_events(page_size=1, rpc_timeout=RPC_TIMEOUT)
-    data: InviteInput | None = None
-    async for event in events:
-        started = event.workflow_execution_started_event_attributes
-        [decoded] = await client.data_converter.decode(started.input.payloads, [InviteInput])
-        data = decoded if isinstance(decoded, InviteInput) else None
-        break
+    recorded = await recorded_input(client, description.id, description.run_id)
+    data = recorded if isinstance(recorded, InviteInput) else None
     if data is None:
         raise Unavailable("the invite's start event holds no invite")
     state: InviteState

@@ -1,10 +1,12 @@
 """The retry policy and queue priority every new send carries (settings are read here, never
-in workflows)."""
+in workflows), and the start's place in Temporal's queues."""
 
 from __future__ import annotations
 
+from temporalio.common import Priority
+
 from config import Settings
-from workflows.types import DeliveryPolicy, QueuePriority
+from workflows.policy import DeliveryPolicy, QueuePriority, task_priority
 
 # Temporal's priority keys run from 1 (first) to 5; unset is 3. Transactional sends (one
 # email, one invite) go ahead of bulk ones (batches), and of sends started before priorities.
@@ -38,3 +40,10 @@ def bulk(fairness_key: str) -> QueuePriority:
 def fairness_key(caller_scope: str, tenant_id: str | None) -> str:
     """Whose share of the send queue a send takes: its tenant's, else its API key's."""
     return tenant_id or caller_scope
+
+
+def start_priority(policy: DeliveryPolicy) -> Priority:
+    """The workflow's own place in the queues: its provider calls' (`task_priority`, the rule
+    the workflow applies to them), so its workflow tasks are ordered as its calls are and a
+    tenant's backlog of new sends cannot hold another's back."""
+    return task_priority(policy)

@@ -500,6 +500,9 @@ class BatchStatus(BaseModel):
 
     id: str
     workflow_id: str
+    # False: no worker answered in time, so this is what Temporal itself knows (status,
+    # items, times), without attempts; ask again for the live state.
+    live: bool = True
     kind: SendKind
     status: SendStatus
     created_at: str

@@ -34,6 +34,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from workflows.send_invite_email import SendInviteEmail  # noqa: E402
+
 from activities.delivery_contract import SendKind  # noqa: E402
 from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
 from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
@@ -45,7 +47,7 @@ from activities.types import (  # noqa: E402
     InviteToken,
     RenderInviteInput,
 )
-from api.sends import start_summary  # noqa: E402
+from api.accept import start_summary  # noqa: E402
 from config import Settings  # noqa: E402
 from testkit.dev_server import start_local, temporal_binary  # noqa: E402
 from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
@@ -61,7 +63,6 @@ from workflows.batch_types import (  # noqa: E402
 from workflows.invite import Invite  # noqa: E402
 from workflows.send_batch import SendBatch  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
-from workflows.send_invite_email import SendInviteEmail  # noqa: E402
 from workflows.types import (  # noqa: E402
     ACCEPT_UPDATE,
     CANCEL_REQUEST_SIGNAL,

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.json_format import MessageToJson
 from temporalio.client import Client
 
-from api import sends
+from api import listing
 from api.main import create_app
 from config import Settings
 from infra.temporal_client import API_RETRY, connect
@@ -223,7 +223,7 @@ async def test_outbox_routes_exist_only_in_outbox_mode(api: httpx.AsyncClient) -
 
 async def test_forged_page_token_is_a_400_not_an_outage(api: httpx.AsyncClient) -> None:
     # Well-formed for our own check (its checksum matches), garbage for Temporal.
-    forged = sends._encode_token(b"\x00forged-by-a-client" * 3)
+    forged = listing.encode_token(b"\x00forged-by-a-client" * 3)
     response = await api.get(f"/v1/emails?page_token={forged}")
     assert response.status_code == 400, response.text
     assert response.json() == {"detail": "invalid page_token"}

@@ -166,3 +166,29 @@ async def test_invite_without_a_worker_is_read_from_its_input_and_changes_are_no
     assert live["status"] == "revoked" and live["revoked_at"]
     # Both count the invite's times from the accept, not from when a worker first came.
     assert (live["created_at"], live["expires_at"]) == (view["created_at"], view["expires_at"])
+
+
+async def test_batch_reads_without_a_worker_answer_from_the_recorded_input_not_live(
+    api: httpx.AsyncClient,
+) -> None:
+    emails = [{**EMAIL, "to": f"user{n}@example.com"} for n in range(3)]
+    body = (await api.post("/v1/emails/batch", json={"emails": emails})).json()
+    response, elapsed = await timed(api.get(body["status_url"]))
+    assert response.status_code == 200, response.text
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    batch = response.json()
+    assert batch["live"] is False and batch["status"] == "queued"
+    assert batch["id"] == body["id"] and batch["total"] == 3 and batch["counts"] == {"queued": 3}
+    assert [item["id"] for item in batch["items"]] == [item["id"] for item in body["items"]]
+    assert batch["created_at"] and batch["attempts"] == []
+
+    # Each item on both surfaces: its status from the same record, its message from the input.
+    item = body["items"][1]
+    response, elapsed = await timed(api.get(item["status_url"]))
+    assert response.status_code == 200, response.text
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    assert response.json()["live"] is False and response.json()["status"] == "queued"
+    resend, elapsed = await timed(api.get(f"/emails/{item['id']}"))
+    assert resend.status_code == 200, resend.text
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    assert resend.json()["last_event"] == "queued" and resend.json()["to"] == ["user1@example.com"]

@@ -16,18 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from activities.delivery_contract import SendKind
-from api import sends
-from api.deps import (
-    API_KEY_SCHEME,
-    CallerDep,
-    FingerprintKeysDep,
-    IdempotencyKey,
-    SettingsDep,
-    TemporalClientDep,
-)
-from api.errors import InvalidRequest, SenderNotAllowed
-from api.idempotency import batch_kind, send_key
-from api.policy import bulk, delivery_policy, fairness_key, transactional
+from api.accept import Ask, IntakeDep, Ticket, accept
+from api.changes import cancel_send, reschedule_send
+from api.deps import API_KEY_SCHEME, CallerDep, TemporalClientDep
+from api.errors import InvalidField, InvalidRequest, SenderNotAllowed
+from api.reads import read_send
+from api.recorded import read_input
 from api.resend_compat.errors import (
     RESPONSES,
     Answered,
@@ -51,8 +45,7 @@ from api.resend_compat.schemas import (
     schedule_problem,
 )
 from api.tenants import allowed_sender_domains, check_sender
-from workflows.batch_types import BatchItemInput
-from workflows.ids import batch_item_id, send_ids
+from workflows.batch_types import BatchItemInput, SendBatchInput
 from workflows.types import SendEmailInput
 
 TAG = "Resend-compatible"
@@ -67,49 +60,35 @@ BATCH_EMAIL: TypeAdapter[ResendBatchEmail] = TypeAdapter(ResendBatchEmail)
 
 
 @router.post("/emails", response_model=ResendSendResponse)
-async def send_email(
-    body: ResendSendRequest,
-    response: Response,
-    client: TemporalClientDep,
-    settings: SettingsDep,
-    caller: CallerDep,
-    fingerprints: FingerprintKeysDep,
-    idempotency_key: IdempotencyKey = None,
-) -> ResendSendResponse:
+async def send_email(body: ResendSendRequest, intake: IntakeDep) -> ResendSendResponse:
     """Send an email (Resend's `POST /emails`): answers once the send is durably recorded."""
     # A tenant's key sends for its tenant, an operator's for none (Resend has no such field).
-    tenant_id = caller.tenant_for(None)
-    check_sender(body.sender, allowed_sender_domains(settings, caller), field="from")
-    key = send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id, surface=SURFACE_SCOPE)
-    email_id, workflow_id = send_ids(SendKind.EMAIL, key)
-    fingerprint = fingerprints.fingerprint(
-        {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id}, idempotency_key
+    ask = Ask(
+        SendKind.EMAIL,
+        body.model_dump(mode="json", by_alias=True),
+        senders=[(body.sender, "from")],
+        send_at=body.scheduled_at,
+        schedule_rule=schedule_problem,
+        schedule_field="scheduled_at",
+        surface=SURFACE_SCOPE,
     )
-    if body.scheduled_at and (problem := schedule_problem(body.scheduled_at)):
-        # A repeat of a request accepted when its time was still ahead gets its answer.
-        if idempotency_key is not None and await sends.is_repeat(client, workflow_id, fingerprint):
-            response.headers["Idempotent-Replayed"] = "true"
-            return ResendSendResponse(id=email_id)
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "scheduled_at"), "msg": problem}]
+
+    async def build(ticket: Ticket) -> SendEmailInput:
+        return SendEmailInput(
+            email_id=ticket.id,
+            message=message_of(body, ticket.id),
+            tenant_id=ticket.tenant_id,
+            policy=ticket.policy,
+            send_at=body.scheduled_at.isoformat() if body.scheduled_at else None,
+            accepted_at=ticket.accepted_at,
         )
-    data = SendEmailInput(
-        email_id=email_id,
-        message=message_of(body, email_id),
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
-        send_at=body.scheduled_at.isoformat() if body.scheduled_at else None,
-    )
-    started = await sends.start_send(
-        client,
-        data,
-        workflow_id=workflow_id,
-        fingerprint=fingerprint,
-        task_queue=settings.task_queue,
-    )
-    if started.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return ResendSendResponse(id=email_id)
+
+    try:
+        accepted = await accept(intake, ask, build)
+    except InvalidField as exc:  # `scheduled_at`: answered as Resend answers a bad field
+        problem = {"type": "value_error", "loc": ("body", exc.field), "msg": exc.detail}
+        raise RequestValidationError([problem]) from None
+    return ResendSendResponse(id=accepted.id)
 
 
 def _batch_email(raw: Any, allowed: list[str]) -> ResendBatchEmail:
@@ -130,12 +109,7 @@ def _batch_email(raw: Any, allowed: list[str]) -> ResendBatchEmail:
 @router.post("/emails/batch", response_model=ResendBatchResponse, response_model_exclude_none=True)
 async def send_batch(
     body: Annotated[BatchBody, Body()],
-    response: Response,
-    client: TemporalClientDep,
-    settings: SettingsDep,
-    caller: CallerDep,
-    fingerprints: FingerprintKeysDep,
-    idempotency_key: IdempotencyKey = None,
+    intake: IntakeDep,
     validation: Annotated[
         BatchValidation, Header(alias="x-batch-validation")
     ] = BatchValidation.STRICT,
@@ -143,8 +117,7 @@ async def send_batch(
     """Send up to 100 emails (Resend's `POST /emails/batch`): one durable start, one provider
     call. `x-batch-validation: strict` refuses the batch for one invalid email; `permissive`
     sends the valid ones and lists the others in `errors` by their index."""
-    tenant_id = caller.tenant_for(None)
-    allowed = allowed_sender_domains(settings, caller)
+    allowed = allowed_sender_domains(intake.settings, intake.caller)
     valid: list[ResendBatchEmail] = []
     refused: list[ResendBatchError] = []
     for index, raw in enumerate(body):
@@ -159,40 +132,30 @@ async def send_batch(
     errors = refused if validation == BatchValidation.PERMISSIVE else None
     if not valid:  # permissive, and every email refused: nothing to record
         return ResendBatchResponse(data=[], errors=errors)
-    key = send_key(
-        batch_kind(SendKind.EMAIL), idempotency_key, tenant_id=tenant_id, surface=SURFACE_SCOPE
+    # The request as sent (every email, valid or not) and how it asked to be validated.
+    emails = [
+        e.model_dump(mode="json", by_alias=True) if isinstance(e, ResendBatchEmail) else e
+        for e in body
+    ]
+    ask = Ask(
+        SendKind.EMAIL,
+        {"emails": emails, "validation": validation.value},
+        batch=True,
+        surface=SURFACE_SCOPE,
     )
-    items = []
-    for position, email in enumerate(valid):
-        email_id = batch_item_id(SendKind.EMAIL, key, position)
-        items.append(BatchItemInput(email_id=email_id, message=message_of(email, email_id)))
-    _, started = await sends.start_batch(
-        client,
-        key=key,
-        kind=SendKind.EMAIL,
-        items=items,
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
-        # The request as sent (every email, valid or not) and how it asked to be validated.
-        fingerprint=fingerprints.fingerprint(
-            {
-                "emails": [
-                    e.model_dump(mode="json", by_alias=True)
-                    if isinstance(e, ResendBatchEmail)
-                    else e
-                    for e in body
-                ],
-                "validation": validation.value,
-                "tenant_id": tenant_id,
-            },
-            idempotency_key,
-        ),
-        task_queue=settings.task_queue,
-    )
-    if started.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+
+    async def build(ticket: Ticket) -> SendBatchInput:
+        ids = [ticket.item_id(position) for position in range(len(valid))]
+        return ticket.batch(
+            [
+                BatchItemInput(email_id=email_id, message=message_of(email, email_id))
+                for email_id, email in zip(ids, valid, strict=True)
+            ]
+        )
+
+    accepted = await accept(intake, ask, build)
     return ResendBatchResponse(
-        data=[ResendSendResponse(id=item.email_id) for item in items], errors=errors
+        data=[ResendSendResponse(id=item.email_id) for item in accepted.data.items], errors=errors
     )
 
 
@@ -200,8 +163,8 @@ async def send_batch(
 async def get_email(email_id: str, client: TemporalClientDep, caller: CallerDep) -> ResendEmail:
     """Retrieve an email (Resend's `GET /emails/{id}`), `last_event` in Resend's words."""
     # The status read first: it refuses another tenant's send before its input is read.
-    send = await sends.read_send(client, email_id, caller)
-    data = await sends.read_input(client, email_id, caller)
+    send = await read_send(client, email_id, caller)
+    data = await read_input(client, email_id, caller)
     return email_object(data, send.state)
 
 
@@ -212,7 +175,7 @@ async def update_email(
     """Reschedule a scheduled email (Resend's `PATCH /emails/{id}`)."""
     if body.id is not None and body.id != email_id:
         raise InvalidRequest("the `id` in the body is not the email of the path")
-    await sends.reschedule_send(client, email_id, body.scheduled_at, caller)
+    await reschedule_send(client, email_id, body.scheduled_at, caller)
     return ResendEmailRef(id=email_id)
 
 
@@ -229,7 +192,7 @@ async def cancel_email(
     200 once cancelled; 202 when no worker answered in time: the cancel is recorded and
     applied when the send's workflow next runs, if nothing has gone out by then (read
     `last_event` to see which)."""
-    outcome = await sends.cancel_send(client, email_id, caller)
+    outcome = await cancel_send(client, email_id, caller)
     if outcome.requested:
         response.status_code = 202
     return ResendEmailRef(id=email_id)

@@ -7,22 +7,17 @@ work per item. The batch is validated as a whole before anything starts.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from activities.delivery_contract import SendKind
 from activities.types import RenderInviteInput
-from api import sends
-from api.deps import (
-    CallerDep,
-    FingerprintKeysDep,
-    IdempotencyKey,
-    SettingsDep,
-    TemporalClientDep,
-)
-from api.idempotency import FingerprintKeys, batch_kind, send_key
-from api.policy import bulk, delivery_policy, fairness_key
+from api.accept import Ask, Intake, IntakeDep, Ticket, accept
+from api.deps import CallerDep, TemporalClientDep
+from api.reads import read_batch
 from api.routes.emails import email_message
 from api.routes.invites import accept_url
 from api.schemas import (
@@ -33,160 +28,89 @@ from api.schemas import (
     EmailBatchCreate,
     InviteBatchCreate,
 )
-from api.tenants import Caller, allowed_sender_domains, check_sender, default_sender
-from config import Settings
-from workflows.batch_types import BatchItemInput, item_status
-from workflows.ids import batch_item_id
+from workflows.batch_types import BatchItemInput, SendBatchInput, item_status
 
 router = APIRouter(prefix="/v1", tags=["batches"])
+# How both batch routes answer: 202 once every item is recorded by one start.
+ACCEPTING: dict[str, Any] = {
+    "status_code": status.HTTP_202_ACCEPTED,
+    "response_model": BatchAccepted,
+    "responses": ERRORS,
+}
 
 
-async def _start(
-    kind: SendKind,
-    items: list[BatchItemInput],
-    body: EmailBatchCreate | InviteBatchCreate,
-    *,
-    key: str,
-    caller: Caller,
-    tenant_id: str | None,
-    response: Response,
-    client: TemporalClientDep,
-    settings: Settings,
-    fingerprints: FingerprintKeys,
-    idempotency_key: str | None,
+async def _accept(
+    intake: Intake,
+    ask: Ask,
+    item: Callable[[Ticket, int], BatchItemInput],
+    count: int,
 ) -> BatchAccepted:
-    """Start the batch's workflow (one start for every item), as bulk work of the tenant."""
-    data, started = await sends.start_batch(
-        client,
-        key=key,
-        kind=kind,
-        items=items,
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings, bulk(fairness_key(caller.key_id, tenant_id))),
-        # The tenant as resolved, as for single sends: the same request under a tenant's key
-        # and under an operator's naming that tenant is the same request.
-        fingerprint=fingerprints.fingerprint(
-            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
-            idempotency_key,
-        ),
-        task_queue=settings.task_queue,
-    )
-    if started.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    """Accept the batch (one start for every item, bulk work of the tenant) and answer it."""
+
+    async def build(ticket: Ticket) -> SendBatchInput:
+        return ticket.batch([item(ticket, index) for index in range(count)])
+
+    accepted = await accept(intake, ask, build)
     return BatchAccepted(
-        id=data.batch_id,
-        workflow_id=started.workflow_id,
-        status_url=f"/v1/batches/{data.batch_id}",
+        id=accepted.id,
+        workflow_id=accepted.workflow_id,
+        status_url=f"/v1/batches/{accepted.id}",
         items=[
             BatchItemAccepted(id=item.email_id, status_url=f"/v1/emails/{item.email_id}")
-            for item in data.items
+            for item in accepted.data.items
         ],
     )
 
 
-def _default_sender(settings: Settings, caller: Caller, allowed: list[str], used: bool) -> str:
-    """The sender of items that name none, checked against the caller's domains if used."""
-    sender = default_sender(settings, caller)
-    if used:
-        check_sender(sender, allowed, field=None)
-    return sender
+def _ask(kind: SendKind, body: EmailBatchCreate | InviteBatchCreate, tenant: str | None) -> Ask:
+    return Ask(kind, body.model_dump(mode="json", by_alias=True), tenant=tenant, batch=True)
 
 
-@router.post(
-    "/emails/batch",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=BatchAccepted,
-    responses=ERRORS,
-)
-async def create_email_batch(
-    body: EmailBatchCreate,
-    response: Response,
-    client: TemporalClientDep,
-    settings: SettingsDep,
-    caller: CallerDep,
-    fingerprints: FingerprintKeysDep,
-    idempotency_key: IdempotencyKey = None,
-) -> BatchAccepted:
+@router.post("/emails/batch", **ACCEPTING)
+async def create_email_batch(body: EmailBatchCreate, intake: IntakeDep) -> BatchAccepted:
     """Queue up to 100 emails durably with one start; they go out in one provider call."""
-    tenant_id = caller.tenant_for(body.emails[0].tenant_id)  # items share one (validated)
-    allowed = allowed_sender_domains(settings, caller)
-    for index, email in enumerate(body.emails):
-        if email.sender:
-            check_sender(email.sender, allowed, field=f"emails.{index}.from")
-    fallback = _default_sender(settings, caller, allowed, any(not e.sender for e in body.emails))
-    key = send_key(batch_kind(SendKind.EMAIL), idempotency_key, tenant_id=tenant_id)
-    items = []
-    for index, email in enumerate(body.emails):
-        email_id = batch_item_id(SendKind.EMAIL, key, index)
-        message = email_message(email, email_id, fallback)
-        items.append(BatchItemInput(email_id=email_id, message=message))
-    return await _start(
-        SendKind.EMAIL,
-        items,
-        body,
-        key=key,
-        caller=caller,
-        tenant_id=tenant_id,
-        response=response,
-        client=client,
-        settings=settings,
-        fingerprints=fingerprints,
-        idempotency_key=idempotency_key,
+    emails = body.emails
+    ask = replace(
+        _ask(SendKind.EMAIL, body, emails[0].tenant_id),  # items share one (validated)
+        senders=[(e.sender, f"emails.{i}.from") for i, e in enumerate(emails) if e.sender],
+        default_sender=any(not e.sender for e in emails),
     )
 
+    def item(ticket: Ticket, index: int) -> BatchItemInput:
+        email_id = ticket.item_id(index)
+        message = email_message(emails[index], email_id, ticket.sender)
+        return BatchItemInput(email_id=email_id, message=message)
 
-@router.post(
-    "/invites/batch",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=BatchAccepted,
-    responses=ERRORS,
-)
-async def create_invite_batch(
-    body: InviteBatchCreate,
-    response: Response,
-    client: TemporalClientDep,
-    settings: SettingsDep,
-    caller: CallerDep,
-    fingerprints: FingerprintKeysDep,
-    idempotency_key: IdempotencyKey = None,
-) -> BatchAccepted:
+    return await _accept(intake, ask, item, len(emails))
+
+
+@router.post("/invites/batch", **ACCEPTING)
+async def create_invite_batch(body: InviteBatchCreate, intake: IntakeDep) -> BatchAccepted:
     """Create up to 100 invitations and queue their emails durably with one start; they are
     rendered once and go out in one provider call."""
-    tenant_id = caller.tenant_for(body.invites[0].tenant_id)  # items share one (validated)
-    sender = _default_sender(settings, caller, allowed_sender_domains(settings, caller), True)
-    key = send_key(batch_kind(SendKind.INVITE), idempotency_key, tenant_id=tenant_id)
-    items = []
-    for index, invite in enumerate(body.invites):
-        invite_id = batch_item_id(SendKind.INVITE, key, index)
+    invites = body.invites
+    ask = replace(_ask(SendKind.INVITE, body, invites[0].tenant_id), default_sender=True)
+
+    def item(ticket: Ticket, index: int) -> BatchItemInput:
+        invite, invite_id = invites[index], ticket.item_id(index)
         render = RenderInviteInput(
             invite_id=invite_id,
             to=str(invite.email),
-            sender=sender,
+            sender=ticket.sender,
             tenant_name=invite.tenant_name,
             inviter_name=invite.inviter_name,
-            accept_url=accept_url(settings, invite_id),
+            accept_url=accept_url(intake.settings, invite_id),
             role=invite.role,
         )
-        items.append(BatchItemInput(email_id=invite_id, invite=render))
-    return await _start(
-        SendKind.INVITE,
-        items,
-        body,
-        key=key,
-        caller=caller,
-        tenant_id=tenant_id,
-        response=response,
-        client=client,
-        settings=settings,
-        fingerprints=fingerprints,
-        idempotency_key=idempotency_key,
-    )
+        return BatchItemInput(email_id=invite_id, invite=render)
+
+    return await _accept(intake, ask, item, len(invites))
 
 
 @router.get("/batches/{batch_id}", response_model=BatchStatus, responses=ERRORS)
 async def get_batch(batch_id: str, client: TemporalClientDep, caller: CallerDep) -> BatchStatus:
     """A batch: its provider call, how many items stand where, and each item's status."""
-    batch = await sends.read_batch(client, batch_id, caller)
+    batch = await read_batch(client, batch_id, caller)
     state = batch.state
     counts: dict[str, int] = {}
     for item in state.items:
@@ -196,6 +120,7 @@ async def get_batch(batch_id: str, client: TemporalClientDep, caller: CallerDep)
         {
             "id": state.id,
             "workflow_id": batch.workflow_id,
+            "live": batch.live,
             "kind": state.kind,
             "status": state.status,
             "created_at": state.created_at,

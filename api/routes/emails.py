@@ -11,19 +11,13 @@ from fastapi import APIRouter, Query, Response, status
 from activities.delivery_contract import SendKind, correlation_tags
 from activities.templating import RenderedEmail, TemplateError, Templates
 from activities.types import Brand, EmailMessage, EmailTag
-from api import sends
-from api.deps import (
-    CallerDep,
-    FingerprintKeysDep,
-    IdempotencyKey,
-    SettingsDep,
-    TemplatesDep,
-    TemporalClientDep,
-)
+from api.accept import Ask, IntakeDep, Ticket, accept
+from api.changes import cancel_send
+from api.deps import CallerDep, TemplatesDep, TemporalClientDep
 from api.errors import InvalidField
-from api.idempotency import send_key
 from api.links import check_template_links
-from api.policy import delivery_policy, fairness_key, transactional
+from api.listing import list_sends
+from api.reads import read_send
 from api.schemas import (
     ERRORS,
     MAX_CONTENT_BYTES,
@@ -35,9 +29,8 @@ from api.schemas import (
     EmailTimeline,
     TenantId,
 )
-from api.tenants import allowed_sender_domains, check_sender, default_sender, tenant_brand
+from api.tenants import tenant_brand
 from api.timeline import timeline
-from workflows.ids import send_ids
 from workflows.status import SendStatus
 from workflows.types import SendEmailInput
 
@@ -96,52 +89,39 @@ async def _render(body: EmailCreate, templates: Templates, brand: Brand) -> Rend
     "", status_code=status.HTTP_202_ACCEPTED, response_model=EmailAccepted, responses=ERRORS
 )
 async def create_email(
-    body: EmailCreate,
-    response: Response,
-    client: TemporalClientDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-    caller: CallerDep,
-    fingerprints: FingerprintKeysDep,
-    idempotency_key: IdempotencyKey = None,
+    body: EmailCreate, intake: IntakeDep, templates: TemplatesDep
 ) -> EmailAccepted:
     """Queue one email durably and answer at once; the worker sends it exactly once.
 
     With `template`, the API renders it now (its bytes are then fixed in the workflow input).
     """
-    tenant_id = caller.tenant_for(body.tenant_id)
-    sender = body.sender or default_sender(settings, caller)
-    check_sender(
-        sender, allowed_sender_domains(settings, caller), field="from" if body.sender else None
+    settings = intake.settings
+    ask = Ask(
+        SendKind.EMAIL,
+        body.model_dump(mode="json", by_alias=True),
+        tenant=body.tenant_id,
+        senders=[(body.sender, "from")] if body.sender else [],
+        default_sender=not body.sender,
+        send_at=body.send_at,
     )
-    email_id, workflow_id = send_ids(
-        SendKind.EMAIL, send_key(SendKind.EMAIL, idempotency_key, tenant_id=tenant_id)
+
+    async def build(ticket: Ticket) -> SendEmailInput:
+        check_template_links(body.variables, settings, ticket.tenant_id)
+        brand = tenant_brand(settings, ticket.tenant_id)
+        rendered = await _render(body, templates, brand) if body.template else None
+        return SendEmailInput(
+            email_id=ticket.id,
+            message=email_message(body, ticket.id, ticket.sender, rendered),
+            tenant_id=ticket.tenant_id,
+            policy=ticket.policy,
+            send_at=body.send_at.isoformat() if body.send_at else None,
+            accepted_at=ticket.accepted_at,
+        )
+
+    accepted = await accept(intake, ask, build)
+    return EmailAccepted(
+        id=accepted.id, workflow_id=accepted.workflow_id, status_url=f"/v1/emails/{accepted.id}"
     )
-    brand = tenant_brand(settings, tenant_id)
-    check_template_links(body.variables, settings, tenant_id)
-    rendered = await _render(body, templates, brand) if body.template else None
-    data = SendEmailInput(
-        email_id=email_id,
-        message=email_message(body, email_id, sender, rendered),
-        tenant_id=tenant_id,
-        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
-        send_at=body.send_at.isoformat() if body.send_at else None,
-    )
-    started = await sends.start_send(
-        client,
-        data,
-        workflow_id=workflow_id,
-        # The tenant as resolved: the same request under a tenant's key and under an
-        # operator's naming that tenant is the same request.
-        fingerprint=fingerprints.fingerprint(
-            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
-            idempotency_key,
-        ),
-        task_queue=settings.task_queue,
-    )
-    if started.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return EmailAccepted(id=email_id, workflow_id=workflow_id, status_url=f"/v1/emails/{email_id}")
 
 
 @router.get("", response_model=EmailPage, responses=ERRORS)
@@ -155,7 +135,7 @@ async def list_emails(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> EmailPage:
     """List the caller's sends, newest first, by status, kind or tenant (eventually consistent)."""
-    page = await sends.list_sends(
+    return await list_sends(
         client,
         caller,
         status=email_status,
@@ -164,7 +144,6 @@ async def list_emails(
         page_token=page_token,
         limit=limit,
     )
-    return EmailPage.model_validate(asdict(page))
 
 
 @router.get(
@@ -177,7 +156,7 @@ async def get_email_events(
     email_id: str, client: TemporalClientDep, caller: CallerDep
 ) -> EmailTimeline:
     """Timeline of one send: accepted, each attempt, sent, each delivery event, with times."""
-    send = await sends.read_send(client, email_id, caller)
+    send = await read_send(client, email_id, caller)
     return EmailTimeline(
         id=email_id,
         workflow_id=send.workflow_id,
@@ -204,7 +183,7 @@ async def cancel_email(
 ) -> CancelAccepted:
     """Cancel a send that has not gone out (scheduled or waiting): 200 once cancelled, 202
     when only requested (no worker answered; applied when one runs), 409 once it has gone."""
-    outcome = await sends.cancel_send(client, email_id, caller)
+    outcome = await cancel_send(client, email_id, caller)
     if outcome.requested:
         response.status_code = status.HTTP_202_ACCEPTED
         return CancelAccepted(id=email_id, status=outcome.status, detail=CANCEL_REQUESTED)
@@ -215,7 +194,7 @@ async def cancel_email(
 async def get_email(email_id: str, client: TemporalClientDep, caller: CallerDep) -> EmailStatus:
     """Status of an email or invite: the attempts (first and latest, all counted), the last
     error and the provider id; `live: false` when no worker answered (what Temporal knows)."""
-    send = await sends.read_send(client, email_id, caller)
+    send = await read_send(client, email_id, caller)
     state = send.state
     return EmailStatus.model_validate(
         {

@@ -1,4 +1,5 @@
-"""`/v1/invites`: create an invite (its `Invite` workflow), preview it, read, accept, revoke.
+"""`/v1/invites`: create an invite (its `SendInviteEmail` workflow, class `Invite`), preview
+it, read, accept, revoke.
 
 The app's flow: `POST /v1/invites` (with its own `accept_url`, or without to get our
 link and token) -> the invitee opens the link on the app's page -> the app's backend posts
@@ -15,26 +16,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from activities.delivery_contract import SendKind
 from activities.invite_tokens import PLACEHOLDER
 from activities.render import INVITE_TEMPLATE, render_invite_emails
 from activities.templating import TemplateError, Templates
 from activities.types import EmailMessage
-from api import invites, sends
-from api.deps import (
-    CallerDep,
-    FingerprintKeysDep,
-    IdempotencyKey,
-    SettingsDep,
-    TemplatesDep,
-    TemporalClientDep,
-)
+from api import invites
+from api.accept import Ask, IntakeDep, Ticket, accept, settle
+from api.deps import CallerDep, SettingsDep, TemplatesDep, TemporalClientDep
 from api.errors import InvalidField, NotConfigured
-from api.idempotency import send_key
 from api.links import check_link
-from api.policy import delivery_policy, fairness_key, transactional
 from api.schemas import (
     ERRORS,
     INVITE_ERRORS,
@@ -48,15 +41,8 @@ from api.schemas import (
     InviteView,
     RenderedMessage,
 )
-from api.tenants import (
-    Caller,
-    allowed_sender_domains,
-    check_sender,
-    default_sender,
-    tenant_brand,
-)
+from api.tenants import tenant_brand
 from config import Settings
-from workflows.ids import send_ids
 from workflows.types import EmailStatusResult, InviteInput, InviteState
 
 router = APIRouter(prefix="/v1/invites", tags=["invites"])
@@ -80,44 +66,46 @@ async def _locale(templates: Templates, requested: str | None) -> str:
         raise InvalidField("locale", str(err)) from None
 
 
+def _ask(body: InviteCreate) -> Ask:
+    return Ask(
+        SendKind.INVITE,
+        body.model_dump(mode="json", by_alias=True),
+        tenant=body.tenant_id,
+        default_sender=True,
+        send_at=body.send_at,
+    )
+
+
 async def _invite_input(
-    body: InviteCreate,
-    invite_id: str,
-    settings: Settings,
-    templates: Templates,
-    caller: Caller,
-    *,
-    issue_token: bool,
+    body: InviteCreate, ticket: Ticket, settings: Settings, templates: Templates, *, token: bool
 ) -> InviteInput:
     """The workflow input of this request: its link (the app's, on a host its tenant allows,
-    or ours with a token), its sender, locale and brand."""
-    tenant_id = caller.tenant_for(body.tenant_id)
-    sender = default_sender(settings, caller)
-    check_sender(sender, allowed_sender_domains(settings, caller), field=None)
-    token, digest = None, None
+    or ours with a token, issued if `token`), its locale and brand."""
+    tenant_id, invite_id = ticket.tenant_id, ticket.id
+    invite_token, digest = None, None
     if body.accept_url is not None:
         check_link(body.accept_url, settings, tenant_id, field="accept_url")
         link = body.accept_url
     else:
         link = invites.managed_link(settings, tenant_id, invite_id)
-        if issue_token:
-            token, digest = invites.issue_token(settings, invite_id)
+        if token:
+            invite_token, digest = invites.issue_token(settings, invite_id)
     return InviteInput(
         invite_id=invite_id,
         to=str(body.email),
-        sender=sender,
+        sender=ticket.sender,
         tenant_name=body.tenant_name,
         inviter_name=body.inviter_name,
         accept_url=link,
         role=body.role,
         tenant_id=tenant_id,
-        policy=delivery_policy(settings, transactional(fairness_key(caller.key_id, tenant_id))),
+        policy=ticket.policy,
         send_at=body.send_at.isoformat() if body.send_at else None,
         locale=await _locale(templates, body.locale),
         brand=tenant_brand(settings, tenant_id),
         expires_in_seconds=body.expires_in_days * DAY,
         remind_after_seconds=body.remind_after_days * DAY if body.remind_after_days else None,
-        invite_token=token,
+        invite_token=invite_token,
         token_digest=digest,
     )
 
@@ -126,40 +114,19 @@ async def _invite_input(
     "", status_code=status.HTTP_202_ACCEPTED, response_model=InviteAccepted, responses=ERRORS
 )
 async def create_invite(
-    body: InviteCreate,
-    response: Response,
-    client: TemporalClientDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-    caller: CallerDep,
-    fingerprints: FingerprintKeysDep,
-    idempotency_key: IdempotencyKey = None,
+    body: InviteCreate, intake: IntakeDep, templates: TemplatesDep
 ) -> InviteAccepted:
     """Create an invite and queue its email durably; answers before any send."""
-    tenant_id = caller.tenant_for(body.tenant_id)
-    invite_id, workflow_id = send_ids(
-        SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
-    )
-    data = await _invite_input(body, invite_id, settings, templates, caller, issue_token=True)
-    started = await sends.start_send(
-        client,
-        data,
-        workflow_id=workflow_id,
-        # The tenant as resolved: the same request under a tenant's key and under an
-        # operator's naming that tenant is the same request.
-        fingerprint=fingerprints.fingerprint(
-            {**body.model_dump(mode="json", by_alias=True), "tenant_id": tenant_id},
-            idempotency_key,
-        ),
-        task_queue=settings.task_queue,
-    )
-    if started.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+
+    async def build(ticket: Ticket) -> InviteInput:
+        return await _invite_input(body, ticket, intake.settings, templates, token=True)
+
+    accepted = await accept(intake, _ask(body), build)
     return InviteAccepted(
-        invite_id=invite_id,
-        workflow_id=workflow_id,
-        status_url=f"/v1/emails/{invite_id}",
-        invite_url=f"/v1/invites/{invite_id}",
+        invite_id=accepted.id,
+        workflow_id=accepted.workflow_id,
+        status_url=f"/v1/emails/{accepted.id}",
+        invite_url=f"/v1/invites/{accepted.id}",
     )
 
 
@@ -175,21 +142,14 @@ def _rendered(message: EmailMessage) -> RenderedMessage:
 
 @router.post("/preview", response_model=InvitePreview, responses=ERRORS)
 async def preview_invite(
-    body: InviteCreate,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-    caller: CallerDep,
-    idempotency_key: IdempotencyKey = None,
+    body: InviteCreate, intake: IntakeDep, templates: TemplatesDep
 ) -> InvitePreview:
     """Render an invite's emails exactly as they would be sent; nothing is sent or started.
 
     The same `Idempotency-Key` as the create gives the same invite id (so the same link).
     """
-    tenant_id = caller.tenant_for(body.tenant_id)
-    invite_id, _ = send_ids(
-        SendKind.INVITE, send_key(SendKind.INVITE, idempotency_key, tenant_id=tenant_id)
-    )
-    data = await _invite_input(body, invite_id, settings, templates, caller, issue_token=False)
+    ticket = settle(intake, _ask(body))
+    data = await _invite_input(body, ticket, intake.settings, templates, token=False)
     expires_at = datetime.now(UTC) + timedelta(seconds=data.expires_in_seconds)
     try:
         rendered = await asyncio.to_thread(
@@ -198,7 +158,7 @@ async def preview_invite(
     except TemplateError as err:
         raise NotConfigured(f"the invite template cannot render: {err}") from None
     return InvitePreview(
-        invite_id=invite_id,
+        invite_id=ticket.id,
         locale=data.locale,
         link="app" if body.accept_url else "managed",
         invitation=_rendered(rendered.invitation),

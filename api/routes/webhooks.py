@@ -20,10 +20,10 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.datastructures import Headers
 
 from activities.delivery_contract import EMAIL_ID_TAG, MESSAGE_TAG
-from api import sends
 from api.deps import SettingsDep, TemporalClientDep
 from api.metrics import WEBHOOK_EVENTS
 from api.schemas import WebhookAck
+from api.webhook_routing import find_send, signal_delivery_event
 from workflows.status import DELIVERY_EVENT_STATUS
 from workflows.types import DeliveryEventInput
 
@@ -104,12 +104,12 @@ async def resend_webhook(
     provider_id = data.get("email_id")
     tags = _tags(data)
     email_id = tags.get(EMAIL_ID_TAG)
-    workflow_id = await sends.find_send(
+    workflow_id = await find_send(
         client,
         email_id=email_id,
         provider_message_id=provider_id if isinstance(provider_id, str) else None,
     )
-    signalled = workflow_id is not None and await sends.signal_delivery_event(
+    signalled = workflow_id is not None and await signal_delivery_event(
         client,
         workflow_id,
         DeliveryEventInput(
