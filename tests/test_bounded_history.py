@@ -345,6 +345,37 @@ async def test_webhook_flood_after_the_send_continues_as_new_and_keeps_counting(
     assert result.sent_at is not None and result.attempt_count == 1
 
 
+async def test_a_repeat_after_a_flood_of_150_distinct_events_counts_once(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """Red team: repeats were recognised only among the last 100 event ids."""
+    transport = OutageTransport(lambda _: None)
+    tracked = dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
+    workflow_id, data = email_input(tracked, text="hello")
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        _env_file=None, task_queue=f"wf-{suffix}", send_task_queue=tracked.send_task_queue
+    )
+    workflows, sends = build_workers(skipping_env.client, settings, transport)
+    async with workflows, sends:
+        handle = await skipping_env.client.start_workflow(
+            SendEmail.run, data, id=workflow_id, task_queue=settings.task_queue
+        )
+        await eventually(lambda: len(transport.deliveries) == 1, what="sent")
+        for n in range(160):
+            at = f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z"
+            await handle.signal(
+                DELIVERY_EVENT_SIGNAL,
+                DeliveryEventInput(f"msg_{n}", "email.delivery_delayed", occurred_at=at),
+            )
+        repeat = DeliveryEventInput("msg_3", "email.delivery_delayed", "2026-01-01T00:00:03Z")
+        await handle.signal(DELIVERY_EVENT_SIGNAL, repeat)
+        await handle.signal(DELIVERY_EVENT_SIGNAL, DeliveryEventInput("msg_end", "email.bounced"))
+        result: EmailStatusResult = await handle.result()
+    assert result.status == SendStatus.BOUNCED
+    assert result.delivery_event_count == 161
+
+
 async def test_invite_life_that_continues_as_new_sends_each_email_once_rendered_once(
     skipping_env: WorkflowEnvironment,
 ) -> None:
