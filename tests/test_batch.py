@@ -95,7 +95,7 @@ async def test_retried_batch_call_delivers_each_item_once(
     assert len(deliveries) == 3 and fake_resend.fake.duplicates() == []
     outcomes = [a["outcome"] for a in batch["attempts"]]
     assert outcomes[0] == "transient_error" and batch["attempts"][0]["http_status"] == 500
-    assert batch["attempts"][1]["error_type"] == "ResendNetworkError"
+    assert batch["attempts"][1]["error_type"] == "ProviderNetworkError"
     assert outcomes[-1] == "accepted" and set(outcomes[1:-1]) == {"transient_error"}
     # Every attempt sent the same key (the retry was answered with the first call's ids).
     key = f"{accepted['workflow_id']}/send/0"
@@ -177,9 +177,9 @@ async def test_item_refused_by_the_provider_fails_alone(
     batch = await wait_for_batch(api, accepted["id"], "sent")
     assert batch["counts"] == {"sent": 2, "failed": 1}
     assert [i["status"] for i in batch["items"]] == ["sent", "failed", "sent"]
-    assert batch["items"][1]["error"]["type"] == "ResendRejected"
+    assert batch["items"][1]["error"]["type"] == "ProviderRejected"
     refused = await wait_for_status(api, accepted["items"][1]["id"], "failed")
-    assert refused["last_error"]["type"] == "ResendRejected"
+    assert refused["last_error"]["type"] == "ProviderRejected"
     assert refused["attempts"][-1]["outcome"] == "permanent_error"
     assert refused["provider_message_id"] is None
     assert [d.to for d in fake_resend.fake.deliveries] == [
@@ -196,9 +196,9 @@ async def test_refused_call_fails_every_item(
 
     batch = await wait_for_batch(api, accepted["id"], "failed")
     assert batch["counts"] == {"failed": 2}
-    assert batch["last_error"]["type"] == "ResendAuthError"
+    assert batch["last_error"]["type"] == "ProviderAuthFailed"
     item = await wait_for_status(api, accepted["items"][0]["id"], "failed")
-    assert item["last_error"]["type"] == "ResendAuthError"
+    assert item["last_error"]["type"] == "ProviderAuthFailed"
     assert fake_resend.fake.delivered_count == 0
 
 

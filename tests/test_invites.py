@@ -57,7 +57,7 @@ async def test_server_errors_are_retried_and_every_attempt_is_recorded(
         "accepted",
     ]
     assert [a["http_status"] for a in status["attempts"]] == [500, 503, 200]
-    assert status["attempts"][0]["error_type"] == "ResendServerError"
+    assert status["attempts"][0]["error_type"] == "ProviderUnavailable"
     assert status["attempts"][0]["retry_in_seconds"] > 0
     assert status["last_error"] is None
 
@@ -87,7 +87,7 @@ async def test_rate_limited_attempt_waits_for_retry_after(
     first, second = fake_resend.fake.request_log[:2]
     assert first.status == 429 and second.status == 200
     assert second.received_at - first.received_at >= 2.0
-    assert status["attempts"][0]["error_type"] == "ResendRateLimited"
+    assert status["attempts"][0]["error_type"] == "ProviderRateLimited"
     assert status["attempts"][0]["retry_in_seconds"] == 2.0
     assert fake_resend.fake.delivered_count == 1
 
@@ -101,7 +101,7 @@ async def test_permanent_rejection_fails_after_one_attempt(
     status = await wait_for_status(api, body["invite_id"], "failed")
     assert status["attempt_count"] == 1
     assert status["attempts"][0]["outcome"] == "permanent_error"
-    assert status["last_error"]["type"] == "ResendRejected"
+    assert status["last_error"]["type"] == "ProviderRejected"
     assert "422" in status["last_error"]["message"]
     assert fake_resend.fake.requests_total == 1
     assert fake_resend.fake.delivered_count == 0
@@ -120,7 +120,7 @@ async def test_attempt_that_times_out_while_provider_delivers_is_sent_once(
     status = await wait_for_status(api, body["invite_id"], "sent", timeout=30)
     assert fake_resend.fake.delivered_count == 1
     assert fake_resend.fake.duplicates() == []
-    assert status["attempts"][0]["error_type"] == "ResendNetworkError"
+    assert status["attempts"][0]["error_type"] == "ProviderNetworkError"
     assert status["provider_message_id"] == fake_resend.fake.deliveries[0].id
 
 

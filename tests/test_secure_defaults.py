@@ -133,7 +133,7 @@ async def test_logs_hold_no_recipient_subject_provider_message_or_key(
     ]
     assert len(sdk_lines) == 2, worker_log
     assert all("message withheld" in line["exc"] for line in sdk_lines)
-    assert "ResendRejected" in worker_log and "ResendServerError" in worker_log
+    assert "ProviderRejected" in worker_log and "ProviderUnavailable" in worker_log
     # ...and neither log holds anything of the email, the provider's words or a secret.
     secrets = {
         "recipient": RECIPIENT,

@@ -82,6 +82,10 @@ def failed_attempt(attempt: int, scheduled: datetime, err: ActivityError) -> Fai
     details = failure_details(cause)
     record.error_type = cause.type or "ApplicationError"
     record.error_message = cause.message
+    if details is not None and details.provider_message:
+        # The provider's own words, for the owner reading the status (encoded payloads,
+        # never a failure message: those are in clear history).
+        record.error_message += f" Provider said: {details.provider_message}"
     record.http_status = details.http_status if details else None
     record.started_at = details.started_at if details else None
     not_accepted = details is not None and details.not_accepted
