@@ -402,7 +402,11 @@ async def test_invite_life_that_continues_as_new_sends_each_email_once_rendered_
     workflows, sends = build_workers(skipping_env.client, settings, transport)
     async with workflows, sends:
         handle = await skipping_env.client.start_workflow(
-            "Invite", data, id=workflow_id, task_queue=settings.task_queue, result_type=InviteState
+            InviteInput.WORKFLOW,
+            data,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            result_type=InviteState,
         )
         result: InviteState = await handle.result()
     runs = await runs_of(skipping_env.client, workflow_id, handle.first_execution_run_id or "")
