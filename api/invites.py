@@ -67,7 +67,9 @@ from workflows.types import (
 
 log = logging.getLogger(__name__)
 
-INVITE_WORKFLOW = InviteInput.WORKFLOW
+# An invite's life: 1.0 names it `SendInviteEmail`; 0.1.0 named it `Invite` (its executions
+# still drain on the 0.1.0 worker, docs/upgrading.md, and read here like any other).
+INVITE_WORKFLOWS = frozenset({InviteInput.WORKFLOW, "Invite"})
 ACCEPT_PATH = "/invites/accept"
 NO_SUCH_INVITE = "no invite with this id"
 WRONG_TOKEN = "no invite with this id and token"
@@ -151,7 +153,7 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
         with temporal_errors():
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
             tenant_id = description.typed_search_attributes.get(TENANT_ID)
-            if description.workflow_type != INVITE_WORKFLOW or not caller.sees(tenant_id):
+            if description.workflow_type not in INVITE_WORKFLOWS or not caller.sees(tenant_id):
                 # Not an invite's life (an email's workflow): read at /v1/emails.
                 raise NotFound(NO_SUCH_INVITE)
             state: InviteState

@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from api.errors import NotFound, Unavailable
 from api.idempotency import owned_batch_item, owned_batch_workflow_id
+from api.invites import INVITE_WORKFLOWS
 from api.recorded import ended_early, known_batch, known_state, owned_workflow
 from api.temporal_errors import (
     NO_SUCH_BATCH,
@@ -36,7 +37,7 @@ from api.temporal_errors import (
 from api.tenants import Caller
 from workflows.batch_types import BATCH_STATUS_QUERY, BatchStatusResult, SendBatchInput, item_status
 from workflows.search_attributes import TENANT_ID
-from workflows.types import EmailStatusResult, InviteInput, InviteState
+from workflows.types import EmailStatusResult, InviteState
 
 log = logging.getLogger("durable_mail.api")
 # What a query can fail with when no worker answers it in time (or none can).
@@ -138,7 +139,7 @@ async def read_workflow(client: Client, workflow_id: str, caller: Caller) -> Sen
     with temporal_errors():
         description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         check_tenant(description, caller)
-        if description.workflow_type == InviteInput.WORKFLOW and (
+        if description.workflow_type in INVITE_WORKFLOWS and (
             description.status == WorkflowExecutionStatus.COMPLETED
         ):
             # An invite's result is the invite; its invitation is the email.

@@ -230,6 +230,10 @@ async def test_upgrade_from_the_previous_release_beside_it(
                 new_url, f"/v1/invites/{invite['invite_id']}/accept", {"token": token}
             )
             assert accepted["status"] == "accepted", accepted
+            # ...and read there (0.1.0 named the invite's workflow `Invite`).
+            async with httpx.AsyncClient(base_url=new_url, headers=HEADERS, timeout=10) as http:
+                read = await http.get(f"/v1/invites/{invite['invite_id']}")
+            assert read.status_code == 200 and read.json()["status"] == "accepted", read.text
 
             # Every execution ends: 0.1.0's on its queues and code, 1.0's on version 1.0.
             new_ids = [s["workflow_id"] for s in new_sends]
