@@ -46,6 +46,12 @@ from worker import build_transport, build_workers
 os.environ.setdefault("WORKER_SET_CURRENT", "true")
 
 
+@pytest.fixture(autouse=True)
+def own_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings a test builds itself get a deployment of their own too (see `settings`)."""
+    monkeypatch.setenv("WORKER_DEPLOYMENT_NAME", f"dm-test-{uuid.uuid4().hex[:12]}")
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     # The same converter (encryption codec, encoded failures) as the API and the worker.
@@ -122,6 +128,9 @@ def settings(
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
         invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
         worker_set_current=True,
+        # A deployment of its own: the server caps the task queues of one version, and
+        # every test brings two new ones.
+        worker_deployment_name=f"dm-test-{suffix}",
     )
     yield test_settings
     get_settings.cache_clear()

@@ -85,6 +85,7 @@ def common_env(server: DevServer, fake: FakeResendServer, tmp_path: Path) -> dic
         "TASK_QUEUE": "",
         "SEND_TASK_QUEUE": "",
         "WORKER_SET_CURRENT": "false",
+        "WORKER_DEPLOYMENT_NAME": DEPLOYMENT,
     }
 
 
