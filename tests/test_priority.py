@@ -84,8 +84,11 @@ async def test_single_sends_go_first_and_tenants_share_the_queue(
     ]
     # Tenant B's one invite, queued behind A's eight, is among the first two to go out...
     assert "b@example.com" in order[:2], order
-    # ... and A's batch (bulk), queued before all of them, goes out last.
-    assert order[-1] == "bulk" and order.count("bulk") == 1, order
+    # ... and A's batch (bulk), queued before all of them, waits for transactional sends
+    # (a quarter of their share) without being starved until the backlog ends (1.0: classes
+    # are weighted fairness keys, not strict priorities, workflows/policy.py).
+    assert order.count("bulk") == 1, order
+    assert 2 <= order.index("bulk") < len(order) - 1, order
 
 
 def _recipient(fake_resend: FakeResendServer, key: str | None) -> str:
