@@ -38,11 +38,6 @@ def workflow_type(path: Path) -> str:
     return str(started["workflowType"]["name"])
 
 
-@pytest.mark.xfail(
-    not HISTORIES,
-    reason="tests/histories/ has no 1.0 recordings yet (scripts/record_histories.py)",
-    strict=False,
-)
 def test_histories_cover_every_workflow_type() -> None:
     assert {"SendEmail", "SendBatch", "SendInviteEmail"} <= {workflow_type(p) for p in HISTORIES}
 
