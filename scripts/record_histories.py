@@ -34,8 +34,6 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflows.send_invite_email import SendInviteEmail  # noqa: E402
-
 from activities.delivery_contract import SendKind  # noqa: E402
 from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
 from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
@@ -65,14 +63,11 @@ from workflows.send_batch import SendBatch  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.types import (  # noqa: E402
     ACCEPT_UPDATE,
-    CANCEL_REQUEST_SIGNAL,
-    CANCEL_UPDATE,
     DELIVERY_EVENT_SIGNAL,
     RESCHEDULE_UPDATE,
     REVOKE_UPDATE,
     AcceptInput,
     AcceptResult,
-    CancelInput,
     DeliveryEventInput,
     DeliveryPolicy,
     EmailStatusResult,
@@ -81,7 +76,6 @@ from workflows.types import (  # noqa: E402
     RescheduleInput,
     RevokeInput,
     SendEmailInput,
-    SendInviteEmailInput,
 )
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "histories"
@@ -93,35 +87,6 @@ log = logging.getLogger("record")
 SUGGEST_CONTINUE_AS_NEW_EVENTS = 200
 
 Scenario = Callable[[Client, DeliveryPolicy], Awaitable[str]]
-
-
-def invite_input(policy: DeliveryPolicy, send_at: str | None = None) -> SendInviteEmailInput:
-    invite = f"inv_{uuid.uuid4().hex}"
-    return SendInviteEmailInput(
-        invite_id=invite,
-        to="ann@example.com",
-        sender="durable-mail <onboarding@resend.dev>",
-        tenant_name="Acme",
-        inviter_name="Bob",
-        accept_url=f"https://app.example.test/invites/accept?invite={invite}&token=recorded",
-        role="admin",
-        policy=policy,
-        tenant_id="acme",
-        send_at=send_at,
-        # The API writes the accept time into every input (a reset keeps it).
-        accepted_at=datetime.now(UTC).isoformat(),
-    )
-
-
-async def start_invite(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
-    data = invite_input(policy)
-    return await client.start_workflow(
-        SendInviteEmail.run,
-        data,
-        id="invite-" + data.invite_id.removeprefix("inv_"),
-        task_queue="record",
-        static_summary=start_summary(SendKind.INVITE, data.tenant_id),
-    )
 
 
 async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[Any, Any]:
@@ -145,15 +110,6 @@ async def start_email(client: Client, policy: DeliveryPolicy) -> WorkflowHandle[
         id="email-" + email_id.removeprefix("em_"),
         task_queue="record",
         static_summary=start_summary(SendKind.EMAIL, None),
-    )
-
-
-async def start_prioritised_invite(
-    client: Client, policy: DeliveryPolicy
-) -> WorkflowHandle[Any, Any]:
-    """A single invite as the API starts it since priorities: transactional, tenant's share."""
-    return await start_invite(
-        client, replace(policy, priority=QueuePriority(priority_key=2, fairness_key="acme"))
     )
 
 
@@ -221,7 +177,6 @@ def to_the_end(start: Starter) -> Scenario:
     return scenario
 
 
-run_invite = to_the_end(start_invite)
 run_email = to_the_end(start_email)
 
 
@@ -236,7 +191,7 @@ async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
     await eventually(sent, timeout=10, what=f"{handle.id} sent")
 
 
-def with_events(*event_types: str, early: bool = False, start: Starter = start_invite) -> Scenario:
+def with_events(*event_types: str, early: bool = False, start: Starter = start_email) -> Scenario:
     """A send whose provider events arrive as the webhook route signals them."""
 
     async def scenario(client: Client, policy: DeliveryPolicy) -> str:
@@ -259,30 +214,6 @@ def with_policy(scenario: Scenario, **changes: Any) -> Scenario:
         return await scenario(client, dataclasses.replace(policy, **changes))
 
     return changed
-
-
-def cancel_requested(*, in_first_task: bool) -> Scenario:
-    """A scheduled invite cancelled by the durable `cancel_request` signal (the API's cancel
-    when no worker answers): while it waits, or in its very first workflow task."""
-
-    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
-        send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        data = invite_input(policy, send_at=send_at)
-        workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
-        signal: dict[str, Any] = (
-            {"start_signal": CANCEL_REQUEST_SIGNAL, "start_signal_args": [CancelInput()]}
-            if in_first_task
-            else {}
-        )
-        handle = await client.start_workflow(
-            SendInviteEmail.run, data, id=workflow_id, task_queue="record", **signal
-        )
-        if not in_first_task:
-            await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput())
-        await handle.result()
-        return workflow_id
-
-    return scenario
 
 
 def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = False) -> Scenario:
@@ -340,24 +271,6 @@ async def reset_after(client: Client, workflow_id: str, not_after: datetime) -> 
     except WorkflowFailureError:
         pass
     return workflow_id
-
-
-def scheduled(*, cancel: bool) -> Scenario:
-    """An invite with `send_at`: sent when due, or cancelled while it waits."""
-
-    async def scenario(client: Client, policy: DeliveryPolicy) -> str:
-        ahead = timedelta(hours=1) if cancel else timedelta(seconds=1)
-        data = invite_input(policy, send_at=(datetime.now(UTC) + ahead).isoformat())
-        workflow_id = "invite-" + data.invite_id.removeprefix("inv_")
-        handle = await client.start_workflow(
-            SendInviteEmail.run, data, id=workflow_id, task_queue="record"
-        )
-        if cancel:
-            await handle.execute_update(CANCEL_UPDATE, CancelInput())
-        await handle.result()
-        return workflow_id
-
-    return scenario
 
 
 async def timer_started(handle: WorkflowHandle[Any, Any]) -> None:
@@ -509,6 +422,16 @@ async def life_reminded_then_expired(client: Client, policy: DeliveryPolicy) -> 
     return handle.id
 
 
+async def life_delivered(client: Client, policy: DeliveryPolicy) -> str:
+    """An invitation sent and delivered; the invite then expires unaccepted."""
+    data, _ = life_input(policy, expires_in=3.0)
+    handle = await start_life(client, data)
+    await wait_sent(handle)
+    await signal_event(handle, "email.delivered", "invitation")
+    await handle.result()
+    return handle.id
+
+
 async def life_revoked_before_send(client: Client, policy: DeliveryPolicy) -> str:
     data, _ = life_input(policy, send_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
     handle = await start_life(client, data)
@@ -518,74 +441,15 @@ async def life_revoked_before_send(client: Client, policy: DeliveryPolicy) -> st
 
 
 SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
-    "invite_sent": ([], run_invite),
-    "invite_retried_500_429": ([Fault(status=500), Fault(status=429, retry_after=1)], run_invite),
-    "invite_failed_422": ([Fault(status=422, name="validation_error")], run_invite),
-    "invite_timeout_then_sent": ([Fault(hold=3.0)], run_invite),
+    # SendEmail.
     "email_sent": ([], run_email),
-    # Delivery tracking (workflow.patched "delivery-tracking-v1").
-    "invite_delivered": ([], with_events("email.delivered")),
-    "invite_retried_then_delivered": (
-        [Fault(status=500)],
-        with_events("email.delivery_delayed", "email.delivered"),
-    ),
-    "invite_bounced": ([], with_events("email.bounced")),
-    "invite_event_before_send": ([Fault(hold=0.5)], with_events("email.delivered", early=True)),
-    "invite_scheduled": ([], scheduled(cancel=False)),
-    "invite_cancelled": ([], scheduled(cancel=True)),
-    "invite_sent_tracked": ([], run_invite),
-    "invite_failed_tracked": ([Fault(status=422, name="validation_error")], run_invite),
-    # A complaint after delivery (tracking keeps listening after `delivered`).
-    "invite_delivered_then_complained": ([], with_events("email.delivered", "email.complained")),
     "email_delivered": ([Fault(status=500)], with_events("email.delivered", start=start_email)),
     "email_bounced": ([], with_events("email.bounced", start=start_email)),
     "email_failed_tracked": ([Fault(status=403, name="invalid_api_key")], run_email),
-    # Workflow `Invite` (an invite's life: templates, managed token, reminder, expiry).
-    "invite_life_accepted": ([Fault(status=500)], life_accepted(app_link=False)),
-    "invite_life_app_link_accepted": ([], life_accepted(app_link=True)),
-    "invite_life_reminded_then_expired": ([], life_reminded_then_expired),
-    "invite_life_revoked_before_send": ([], life_revoked_before_send),
-    # Web UI labels: each attempt's summary, the workflow's static summary (not commands).
-    "invite_retried_500_429_summarized": (
-        [Fault(status=500), Fault(status=429, retry_after=1)],
-        run_invite,
-    ),
-    "invite_timeout_then_sent_summarized": ([Fault(hold=3.0)], run_invite),
-    # Outbox sends end when written (workflow.patched "outbox-completes-v1").
-    "invite_sent_outbox": ([], run_invite),
     "email_sent_outbox": ([], run_email),
-    # Queue priority on the send activity (DeliveryPolicy.priority).
-    "invite_sent_with_priority": ([], to_the_end(start_prioritised_invite)),
-    # Batches (SendBatch): one provider call for every item, each item tracked.
-    "batch_invites_delivered": (
-        [],
-        batch_with_events(
-            start_invite_batch, (0, "email.delivered"), (1, "email.bounced"), (2, "email.delivered")
-        ),
-    ),
-    "batch_emails_retried_then_delivered": (
-        [Fault(status=500), Fault(status=429, retry_after=1)],
-        batch_with_events(start_email_batch, (1, "email.delivered"), (0, "email.delivered")),
-    ),
-    "batch_emails_one_refused": (
-        [Fault(invalid_items=(1,))],
-        batch_with_events(start_email_batch, (0, "email.delivered")),
-    ),
-    "batch_event_before_send": (
-        [Fault(hold=0.5)],
-        batch_with_events(start_invite_batch, (2, "email.bounced"), early=True),
-    ),
-    "batch_failed_403": (
-        [Fault(status=403, name="invalid_api_key")],
-        to_the_end(start_email_batch),
-    ),
     # Resend-compatible fields in the message, and a `reschedule` update while scheduled.
     "email_rescheduled": ([], email_rescheduled(while_waiting=False)),
     "email_rescheduled_while_waiting": ([], email_rescheduled(while_waiting=True)),
-    # Bounded history and honest outcomes (workflow.patched "bounded-history-v1"): the
-    # message is read by the activity (not in its input), the window ends at `not_after`.
-    "email_sent_bounded": ([], run_email),
-    "invite_retried_bounded": ([Fault(status=500), Fault(status=429, retry_after=1)], run_invite),
     "email_undetermined_after_500s": (
         [Fault(status=500)] * 30,
         with_policy(run_email, window_seconds=2.0),
@@ -598,29 +462,31 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
         [Fault(status=409, name="invalid_idempotent_request")],
         run_email,
     ),
-    "invite_cancel_requested": ([], cancel_requested(in_first_task=False)),
-    "invite_cancel_requested_first_task": ([], cancel_requested(in_first_task=True)),
     # Continue-as-new mid-retries (carrying attempts, backoff and window), then sent.
     "email_continued_as_new": ([Fault(status=500)] * 24, run_email),
-    # An invite continues as new after rendering: the next run sends the carried message.
-    "invite_continued_as_new": ([Fault(status=429, retry_after=1)] * 20, run_invite),
     "email_reset_past_window": ([], reset_past_window),
-    # An invite's life continues as new mid-retries, carrying its state and both emails.
-    "invite_life_continued_as_new": (
-        [Fault(status=429, retry_after=1)] * 20,
-        life_continued_as_new,
-    ),
-    # Bounded, honest batches (workflow.patched "batch-bounded-v1"): the messages are read
-    # by the activity (`pinned_batch`), the window counts from `accepted_at` in the input.
-    "batch_invites_delivered_bounded": (
+    # SendBatch: one provider call for every item, each item tracked.
+    "batch_invites_delivered": (
         [Fault(status=500), Fault(status=429, retry_after=1)],
         batch_with_events(
             start_invite_batch, (0, "email.delivered"), (1, "email.bounced"), (2, "email.bounced")
         ),
     ),
-    "batch_emails_one_refused_bounded": (
+    "batch_emails_retried_then_delivered": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        batch_with_events(start_email_batch, (1, "email.delivered"), (0, "email.delivered")),
+    ),
+    "batch_emails_one_refused": (
         [Fault(invalid_items=(1,))],
         batch_with_events(start_email_batch, (0, "email.bounced"), (2, "email.complained")),
+    ),
+    "batch_event_before_send": (
+        [Fault(hold=0.5)],
+        batch_with_events(start_invite_batch, (2, "email.bounced"), early=True),
+    ),
+    "batch_failed_403": (
+        [Fault(status=403, name="invalid_api_key")],
+        to_the_end(start_email_batch),
     ),
     "batch_undetermined_after_500s": (
         [Fault(status=500)] * 30,
@@ -632,15 +498,20 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     ),
     "batch_continued_as_new": ([Fault(status=500)] * 24, to_the_end(start_email_batch)),
     "batch_reset_past_window": ([], reset_batch_past_window),
-    # An invite's times count from its start, not its first task (workflow.patched
-    # "invite-times-from-start-v1").
-    "invite_life_reminded_then_expired_from_start": (
-        [Fault(status=500)],
-        life_reminded_then_expired,
+    # SendInviteEmail (workflows.invite.Invite, the invite's life).
+    "invite_delivered": ([], life_delivered),
+    "invite_life_accepted": ([Fault(status=500)], life_accepted(app_link=False)),
+    "invite_life_app_link_accepted": ([], life_accepted(app_link=True)),
+    "invite_life_reminded_then_expired": ([], life_reminded_then_expired),
+    "invite_life_revoked_before_send": ([], life_revoked_before_send),
+    # An invite's life continues as new mid-retries, carrying its state and both emails.
+    "invite_life_continued_as_new": (
+        [Fault(status=429, retry_after=1)] * 20,
+        life_continued_as_new,
     ),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
-OUTBOX_SCENARIOS = frozenset({"invite_sent_outbox", "email_sent_outbox"})
+OUTBOX_SCENARIOS = frozenset({"email_sent_outbox"})
 
 
 class ScenarioTransport:
@@ -736,6 +607,9 @@ async def main(names: list[str]) -> None:
                 resend_timeout_seconds=2.0,
                 resend_rate_limit_per_second=50.0,
                 invite_token_secret=SecretStr(TOKEN_SECRET),
+                # 1.0 workers are Worker Deployment Versions: make this one current, or
+                # no workflow task is dispatched to it.
+                worker_set_current=True,
             )
             policy = DeliveryPolicy(
                 initial_backoff_seconds=0.2,

@@ -33,9 +33,7 @@ from tests.webhooks import post_event
 from worker import build_transport, build_workers
 
 APP_LINK = "https://app.example.test/team/join?code=app-own-123&from=mail#welcome"
-HISTORIES = sorted(
-    (Path(__file__).parent / "histories" / "archive" / "0.1.0").glob("invite_life_*.json")
-)
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("invite_life_*.json"))
 
 
 async def invite(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
