@@ -19,6 +19,7 @@ from temporalio.service import RetryConfig
 
 from config import Settings
 from infra.codec import CodecKeyError, EncryptionCodec
+from infra.payloads import PayloadConverter
 
 log = logging.getLogger("durable_mail.codec")
 
@@ -92,6 +93,7 @@ def data_converter(settings: Settings) -> DataConverter:
     """The converter of every client (API, worker, replayer, tests): same codec everywhere."""
     return dataclasses.replace(
         DataConverter.default,
+        payload_converter_class=PayloadConverter,
         payload_codec=payload_codec(settings),
         failure_converter_class=DefaultFailureConverter,
     )
