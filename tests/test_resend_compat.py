@@ -36,9 +36,10 @@ from api.resend_compat.schemas import MAX_ATTACHMENT_BYTES
 from config import Settings
 from infra.temporal_client import API_RETRY, connect
 from testkit.fake_resend import Delivery, FakeResend, FakeResendServer
-from testkit.keys import ACME_KEY, API_KEY, CODEC_KEYS, FAKE_KEY, GLOBEX_KEY
+from testkit.keys import ACME_KEY, API_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from testkit.procs import free_port
+from testkit.settings import stack_settings
 from testkit.stack import api_proc, start_api, worker_env
 from worker import build_transport, build_workers
 from workflows.search_attributes import EMAIL_KIND, TENANT_ID
@@ -66,18 +67,11 @@ async def stack(
     log_dir = tmp_path_factory.mktemp("resend-compat")
     suffix = uuid.uuid4().hex[:12]
     with FakeResendServer() as fake:
-        settings = Settings(
-            _env_file=None,
+        settings = stack_settings(
+            fake.url,
+            log_dir / "outbox",
             temporal_address=client.service_client.config.target_host,
-            task_queue=f"wf-{suffix}",
-            send_task_queue=f"send-{suffix}",
-            resend_api_key=SecretStr(FAKE_KEY),
-            resend_api_url=fake.url,
-            resend_timeout_seconds=5.0,
-            resend_rate_limit_per_second=50.0,
-            outbox_dir=log_dir / "outbox",
             api_keys=SecretStr(API_KEY),
-            payload_codec_keys=SecretStr(CODEC_KEYS),
         )
         acme, globex = f"acme-{suffix}", f"globex-{suffix}"
         tenants = {
