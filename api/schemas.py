@@ -544,6 +544,8 @@ class Problem(BaseModel):
 
 
 class RenderedMessage(BaseModel):
+    """An email as rendered (read from an `EmailMessage`'s attributes)."""
+
     sender: str = Field(serialization_alias="from")
     to: list[str]
     subject: str

@@ -131,13 +131,7 @@ async def create_invite(
 
 
 def _rendered(message: EmailMessage) -> RenderedMessage:
-    return RenderedMessage(
-        sender=message.sender,
-        to=message.to,
-        subject=message.subject,
-        html=message.html,
-        text=message.text,
-    )
+    return RenderedMessage.model_validate(message, from_attributes=True)
 
 
 @router.post("/preview", response_model=InvitePreview, responses=ERRORS)

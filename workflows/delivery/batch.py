@@ -41,8 +41,7 @@ with workflow.unsafe.imports_passed_through():
         keep,
     )
     from workflows.delivery.labels import show_batch
-    from workflows.delivery.loop import SINGLE_ATTEMPT, ProviderCall
-    from workflows.policy import task_priority
+    from workflows.delivery.loop import ProviderCall, attempt_options
     from workflows.search_attributes import EMAIL_STATUS
     from workflows.status import ENDING_DELIVERY_STATUSES, SendStatus
     from workflows.types import DeliveryEventInput, EmailError
@@ -113,12 +112,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
                 messages_sha256=batch_sha256(self.messages),
                 not_after=iso(not_after),
             ),
-            task_queue=self.policy.send_task_queue,
-            start_to_close_timeout=timedelta(seconds=self.policy.attempt_timeout_seconds),
-            schedule_to_close_timeout=not_after - workflow.now(),
-            retry_policy=SINGLE_ATTEMPT,
-            summary=summary,
-            priority=task_priority(self.policy),
+            **attempt_options(self.policy, not_after, summary),
         )
 
     def accepted(self, attempt: int, scheduled: datetime, result: BatchAttemptResult) -> None:

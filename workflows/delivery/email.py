@@ -37,8 +37,8 @@ with workflow.unsafe.imports_passed_through():
         keep,
     )
     from workflows.delivery.labels import show_email
-    from workflows.delivery.loop import SINGLE_ATTEMPT, ProviderCall
-    from workflows.policy import DeliveryPolicy, task_priority
+    from workflows.delivery.loop import ProviderCall, attempt_options
+    from workflows.policy import DeliveryPolicy
     from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
     from workflows.status import ENDING_DELIVERY_STATUSES, SendStatus
     from workflows.types import (
@@ -162,14 +162,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
                 message_sha256=message_sha256(self.message),
                 not_after=iso(not_after),
             ),
-            task_queue=self.policy.send_task_queue,
-            start_to_close_timeout=timedelta(seconds=self.policy.attempt_timeout_seconds),
-            # Never after the window: past it the provider's 24 h idempotency window could
-            # no longer deduplicate a late attempt.
-            schedule_to_close_timeout=not_after - workflow.now(),
-            retry_policy=SINGLE_ATTEMPT,
-            summary=summary,
-            priority=task_priority(self.policy),
+            **attempt_options(self.policy, not_after, summary),
         )
 
     def accepted(self, attempt: int, scheduled: datetime, result: SendAttemptResult) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Generic, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         wait_until,
     )
     from workflows.delivery.labels import attempt_summary
-    from workflows.policy import DeliveryPolicy
+    from workflows.policy import DeliveryPolicy, task_priority
     from workflows.status import SendStatus
     from workflows.types import AttemptRecord, EmailError
 
@@ -50,6 +50,20 @@ with workflow.unsafe.imports_passed_through():
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
 R = TypeVar("R")
+
+
+def attempt_options(policy: DeliveryPolicy, not_after: datetime, summary: str) -> dict[str, Any]:
+    """How an attempt's activity runs: once (the loop retries), on the send queue with the
+    policy's priority, and never after the window: past it the provider's 24 h idempotency
+    window could no longer deduplicate a late attempt."""
+    return {
+        "task_queue": policy.send_task_queue,
+        "start_to_close_timeout": timedelta(seconds=policy.attempt_timeout_seconds),
+        "schedule_to_close_timeout": not_after - workflow.now(),
+        "retry_policy": SINGLE_ATTEMPT,
+        "summary": summary,
+        "priority": task_priority(policy),
+    }
 
 
 class CallState(Protocol):
