@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from api.errors import InvalidField
-from api.schemas import link_shape_problem
+from api.fields import link_shape_problem
 from api.tenants import app_base_url, invite_url_hosts
 from config import Settings
 

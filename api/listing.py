@@ -11,8 +11,8 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery_contract import SendKind
+from api.answers import EmailPage, EmailSummary
 from api.errors import InvalidRequest
-from api.schemas import EmailPage, EmailSummary
 from api.temporal_errors import RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller
 from workflows.ids import public_id_for

@@ -7,7 +7,7 @@ the same story as the workflow's history in the Web UI.
 
 from __future__ import annotations
 
-from api.schemas import TimelineEvent
+from api.answers import TimelineEvent
 from workflows.status import SendStatus
 from workflows.types import EmailStatusResult
 

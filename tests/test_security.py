@@ -17,8 +17,8 @@ from starlette.types import Message
 from temporalio.client import Client
 
 from api.deps import get_temporal_client
+from api.fields import MAX_CONTENT_BYTES, MAX_RECIPIENTS
 from api.main import create_app
-from api.schemas import MAX_CONTENT_BYTES, MAX_RECIPIENTS
 from config import Settings
 from testkit.keys import ACME_KEY, ACME_KEY_PREVIOUS, API_KEY, API_KEY_PREVIOUS, GLOBEX_KEY
 from testkit.polling import eventually

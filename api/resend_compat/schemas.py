@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from activities.delivery_contract import MAX_BATCH_EMAILS, RESERVED_TAG_NAMES
-from api.schemas import (
+from api.fields import (
     MAX_BODY_CHARS,
     MAX_CONTENT_BYTES,
     MAX_RECIPIENTS,

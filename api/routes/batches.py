@@ -16,18 +16,12 @@ from fastapi import APIRouter, status
 from activities.delivery_contract import SendKind
 from activities.types import RenderInviteInput
 from api.accept import Ask, Intake, IntakeDep, Ticket, accept
+from api.answers import ERRORS, BatchAccepted, BatchItemAccepted, BatchStatus
 from api.deps import CallerDep, TemporalClientDep
 from api.reads import read_batch
 from api.routes.emails import email_message
 from api.routes.invites import accept_url
-from api.schemas import (
-    ERRORS,
-    BatchAccepted,
-    BatchItemAccepted,
-    BatchStatus,
-    EmailBatchCreate,
-    InviteBatchCreate,
-)
+from api.schemas import EmailBatchCreate, InviteBatchCreate
 from workflows.batch_types import BatchItemInput, SendBatchInput, item_status
 
 router = APIRouter(prefix="/v1", tags=["batches"])

@@ -12,23 +12,22 @@ from activities.delivery_contract import SendKind, correlation_tags
 from activities.templating import RenderedEmail, TemplateError, Templates
 from activities.types import Brand, EmailMessage, EmailTag
 from api.accept import Ask, IntakeDep, Ticket, accept
-from api.changes import cancel_send
-from api.deps import CallerDep, TemplatesDep, TemporalClientDep
-from api.errors import InvalidField
-from api.links import check_template_links
-from api.listing import list_sends
-from api.reads import read_send
-from api.schemas import (
+from api.answers import (
     ERRORS,
-    MAX_CONTENT_BYTES,
     CancelAccepted,
     EmailAccepted,
-    EmailCreate,
     EmailPage,
     EmailStatus,
     EmailTimeline,
-    TenantId,
 )
+from api.changes import cancel_send
+from api.deps import CallerDep, TemplatesDep, TemporalClientDep
+from api.errors import InvalidField
+from api.fields import MAX_CONTENT_BYTES, TenantId
+from api.links import check_template_links
+from api.listing import list_sends
+from api.reads import read_send
+from api.schemas import EmailCreate
 from api.tenants import tenant_brand
 from api.timeline import timeline
 from workflows.status import SendStatus

@@ -25,22 +25,21 @@ from activities.templating import TemplateError, Templates
 from activities.types import EmailMessage
 from api import invites
 from api.accept import Ask, IntakeDep, Ticket, accept, settle
-from api.deps import CallerDep, SettingsDep, TemplatesDep, TemporalClientDep
-from api.errors import InvalidField, NotConfigured
-from api.links import check_link
-from api.schemas import (
+from api.answers import (
     ERRORS,
     INVITE_ERRORS,
     InviteAcceptance,
-    InviteAcceptBody,
     InviteAccepted,
-    InviteCreate,
     InviteEmail,
     InvitePreview,
     InviteRevoked,
     InviteView,
     RenderedMessage,
 )
+from api.deps import CallerDep, SettingsDep, TemplatesDep, TemporalClientDep
+from api.errors import InvalidField, NotConfigured
+from api.links import check_link
+from api.schemas import InviteAcceptBody, InviteCreate
 from api.tenants import tenant_brand
 from config import Settings
 from workflows.types import EmailStatusResult, InviteInput, InviteState

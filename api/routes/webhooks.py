@@ -20,9 +20,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.datastructures import Headers
 
 from activities.delivery_contract import EMAIL_ID_TAG, MESSAGE_TAG
+from api.answers import WebhookAck
 from api.deps import SettingsDep, TemporalClientDep
 from api.metrics import WEBHOOK_EVENTS
-from api.schemas import WebhookAck
 from api.webhook_routing import find_send, signal_delivery_event
 from workflows.status import DELIVERY_EVENT_STATUS
 from workflows.types import DeliveryEventInput
