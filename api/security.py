@@ -21,16 +21,17 @@ import hmac
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from starlette._utils import get_route_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.asgi_io import preflight, read_body, replay_body, with_cors
 from api.tenants import CODEC_UI_KEY_ID, Caller, KeyRing
+from api.throttle import KEY_PREFIX_CHARS, FailedAuthentications, TokenBucket
 from config import Settings
 
 __all__ = ["Caller", "RequestGuard", "route_path"]
@@ -43,7 +44,6 @@ OPEN_PREFIXES = ("/docs/assets/", "/v1/webhooks/", "/dev/outbox")
 CODEC_PREFIX = "/codec"
 # `/codec/<capability>/decode`: the Web UI's capability URL (it cannot send a key).
 _CODEC_CAPABILITY = re.compile(r"/codec/([^/]+)/(?:decode|encode)")
-CORS_HEADERS = "authorization, content-type, x-namespace"
 
 
 class Refusal(StrEnum):
@@ -123,74 +123,6 @@ def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
-class TokenBucket:
-    """Per-key token buckets, in this process only (N API processes allow N times the rate).
-
-    At most `max_keys` buckets are kept (the least recently touched go first), so keys an
-    attacker picks (client addresses, guessed key prefixes) cannot grow memory unbounded.
-    """
-
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._max_keys = max_keys
-
-    def wait(self, key: str, rate: float, burst: int) -> float:
-        """What `take` would answer, without taking: 0 if a token is there now."""
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(burst), now))
-        tokens = min(float(burst), tokens + (now - last) * rate)
-        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
-
-    def full(self, key: str, rate: float, burst: int) -> bool:
-        """Whether `key`'s bucket has refilled (nothing taken within `burst / rate` s)."""
-        if key not in self._buckets:
-            return True
-        tokens, last = self._buckets[key]
-        return tokens + (time.monotonic() - last) * rate >= burst
-
-    def take(self, key: str, rate: float, burst: int) -> float:
-        """0 if a request may pass now, else the seconds until the next token."""
-        now = time.monotonic()
-        tokens, last = self._buckets.pop(key, (float(burst), now))
-        tokens = min(float(burst), tokens + (now - last) * rate)
-        if len(self._buckets) >= self._max_keys:
-            del self._buckets[next(iter(self._buckets))]
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / rate
-
-
-# Failed authentications: per client address, and per key prefix (a guess's first
-# characters, as keys of one holder share them). A client past its own budget is refused
-# before its key is even looked at; past a prefix's budget, only clients that already
-# failed lately are (so one attacker, or many, cannot lock a real key out: a client that has not
-# failed is always heard, and a valid key from it always works).
-AUTH_FAILURES_PER_CLIENT = (1.0, 20)  # per second, burst
-AUTH_FAILURES_PER_PREFIX = (5.0, 100)
-KEY_PREFIX_CHARS = 8
-
-
-class FailedAuthentications:
-    """Counts failed authentications and says who must wait before trying again."""
-
-    def __init__(self) -> None:
-        self.by_client = TokenBucket()
-        self.by_prefix = TokenBucket()
-
-    def wait(self, client: str, prefix: str) -> float:
-        """Seconds `client` must wait before presenting a key starting with `prefix`."""
-        wait = self.by_client.wait(client, *AUTH_FAILURES_PER_CLIENT)
-        if not self.by_client.full(client, *AUTH_FAILURES_PER_CLIENT):  # it failed lately
-            wait = max(wait, self.by_prefix.wait(prefix, *AUTH_FAILURES_PER_PREFIX))
-        return wait
-
-    def failed(self, client: str, prefix: str) -> None:
-        self.by_client.take(client, *AUTH_FAILURES_PER_CLIENT)
-        self.by_prefix.take(prefix, *AUTH_FAILURES_PER_PREFIX)
-
-
 class RequestGuard:
     """Authenticates every route but the open ones, rate-limits callers, bounds bodies."""
 
@@ -216,10 +148,10 @@ class RequestGuard:
         origin = headers.get("origin")
         cors_origin = origin if codec and origin in settings.codec_cors_origin_list else None
         if codec and scope["method"] == "OPTIONS":
-            await _preflight(send, cors_origin)
+            await preflight(send, cors_origin)
             return
         if cors_origin is not None:
-            send = _with_cors(send, cors_origin)
+            send = with_cors(send, cors_origin)
 
         surface = next((s for s in self.surfaces if s.covers(path)), None)
         word = surface.word if surface is not None else v1_refusal
@@ -252,12 +184,12 @@ class RequestGuard:
             scope.setdefault("state", {})["caller"] = caller
 
         if "content-length" in headers or "transfer-encoding" in headers:
-            body = await _read_body(receive, headers, settings.max_request_bytes)
+            body = await read_body(receive, headers, settings.max_request_bytes)
             if body is None:
                 limit = settings.max_request_bytes
                 await _answer(send, word(Refused(Refusal.TOO_LARGE, max_bytes=limit)))
                 return
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
         await self.app(scope, receive, send)
 
     def _caller(self, path: str, headers: dict[str, str], literal: bool) -> Caller | None:
@@ -294,70 +226,6 @@ def _why_unauthenticated(headers: dict[str, str]) -> Refusal:
     if authorization is None:
         return Refusal.MISSING_KEY
     return Refusal.INVALID_KEY if authorization.partition(" ")[2].strip() else Refusal.EMPTY_KEY
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes | None:
-    """The whole body, or None once it exceeds `limit` (a declared length is checked first)."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
-def _with_cors(send: Send, origin: str) -> Send:
-    async def send_with_cors(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *_cors(origin)]}
-        await send(message)
-
-    return send_with_cors
-
-
-def _cors(origin: str) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"access-control-allow-origin", origin.encode("latin-1")),
-        (b"access-control-allow-credentials", b"true"),
-        (b"vary", b"Origin"),
-    ]
-
-
-async def _preflight(send: Send, origin: str | None) -> None:
-    headers = [(b"content-length", b"0")]
-    if origin is not None:
-        headers += [
-            *_cors(origin),
-            (b"access-control-allow-methods", b"POST, OPTIONS"),
-            (b"access-control-allow-headers", CORS_HEADERS.encode()),
-            (b"access-control-max-age", b"600"),
-        ]
-    await send({"type": "http.response.start", "status": 204, "headers": headers})
-    await send({"type": "http.response.body", "body": b""})
 
 
 async def _answer(send: Send, answer: Answer) -> None:
