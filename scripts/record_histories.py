@@ -334,7 +334,11 @@ def life_input(
 
 async def start_life(client: Client, data: InviteInput) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
-        Invite.run, data, id="invite-" + data.invite_id.removeprefix("inv_"), task_queue="record"
+        Invite.run,
+        data,
+        id="invite-" + data.invite_id.removeprefix("inv_"),
+        task_queue="record",
+        static_summary=start_summary(SendKind.INVITE, data.tenant_id),  # as the API labels it
     )
 
 
@@ -422,14 +426,20 @@ async def life_reminded_then_expired(client: Client, policy: DeliveryPolicy) -> 
     return handle.id
 
 
-async def life_delivered(client: Client, policy: DeliveryPolicy) -> str:
-    """An invitation sent and delivered; the invite then expires unaccepted."""
-    data, _ = life_input(policy, expires_in=3.0)
-    handle = await start_life(client, data)
-    await wait_sent(handle)
-    await signal_event(handle, "email.delivered", "invitation")
-    await handle.result()
-    return handle.id
+def delivered_then_expired(expires_in: float) -> Scenario:
+    async def run(client: Client, policy: DeliveryPolicy) -> str:
+        """An invitation sent and delivered; the invite then expires unaccepted."""
+        data, _ = life_input(policy, expires_in=expires_in)
+        handle = await start_life(client, data)
+        await wait_sent(handle)
+        await signal_event(handle, "email.delivered", "invitation")
+        await handle.result()
+        return handle.id
+
+    return run
+
+
+life_delivered = delivered_then_expired(3.0)
 
 
 async def life_revoked_before_send(client: Client, policy: DeliveryPolicy) -> str:
@@ -504,6 +514,14 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_life_app_link_accepted": ([], life_accepted(app_link=True)),
     "invite_life_reminded_then_expired": ([], life_reminded_then_expired),
     "invite_life_revoked_before_send": ([], life_revoked_before_send),
+    # The Web UI's labels of each attempt (tests/test_web_ui_labels.py): a 500 then a 429
+    # before the invitation goes; a provider that takes the email but answers too late (the
+    # client's 2 s timeout), then the retry under the same key that it answers from its record.
+    "invite_retried_500_429_summarized": (
+        [Fault(status=500), Fault(status=429, retry_after=1)],
+        life_delivered,
+    ),
+    "invite_timeout_then_sent_summarized": ([Fault(hold=2.5)], delivered_then_expired(8.0)),
     # An invite's life continues as new mid-retries, carrying its state and both emails.
     "invite_life_continued_as_new": (
         [Fault(status=429, retry_after=1)] * 20,
