@@ -32,6 +32,6 @@ def stack_settings(fake_resend_url: str, outbox_dir: Path, **overrides: Any) -> 
     return Settings(_env_file=None, **values)
 
 
-def test_converter() -> DataConverter:
+def encrypting_converter() -> DataConverter:
     """The converter of the API and the worker under test (the test codec keys)."""
     return data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))

