@@ -23,12 +23,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities import errors
 from config import Settings
+from infra.temporal_client import connect
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.polling import eventually
 from testkit.procs import free_port
 from testkit.smtp_server import SmtpServer, smtp_server
 from tests.helpers import INVITE, link_token, wait_for_status
-from worker import build_transport, build_workers
+from worker import build_runtime, build_transport, build_workers
 
 EMAIL = {"to": "ann@example.com", "subject": "Hi", "text": "hello"}
 
@@ -43,16 +44,20 @@ def relay(tmp_path: Path) -> Iterator[SmtpServer]:
 async def worker_with(
     client: Client, settings: Settings, relay: SmtpServer, providers: str, **updates: Any
 ) -> AsyncIterator[Settings]:
-    """A real worker sending through `providers` (the relay as SMTP_URL, its CA trusted)."""
+    """A real worker sending through `providers` (the relay as SMTP_URL, its CA trusted);
+    with `worker_metrics_port` in `updates`, on a runtime exporting Prometheus metrics."""
     chosen = settings.model_copy(
         update={
             "providers": providers,
             "smtp_url": SecretStr(relay.url()),
             "smtp_ca_file": relay.ca_file,
             "smtp_timeout_seconds": 5.0,
+            "worker_metrics_host": "127.0.0.1",
             **updates,
         }
     )
+    if "worker_metrics_port" in updates:
+        client = await connect(chosen, runtime=build_runtime(chosen))
     async with httpx.AsyncClient(
         base_url=chosen.resend_api_url, timeout=chosen.resend_timeout_seconds
     ) as http:
@@ -240,3 +245,36 @@ async def test_after_a_definite_refusal_a_later_attempt_may_move_to_smtp(env: En
     assert status["attempts"][1]["failover_from"] == "resend"
     assert status["may_have_been_taken_by"] == [] and status["failover_from"] == "resend"
     assert env.fake.fake.delivered_count == 0 and len(env.relay.relay.received) == 1
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with these labels in a Prometheus scrape."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
+    )
+
+
+async def test_metrics_count_attempts_outcomes_and_failovers_per_provider(env: Env) -> None:
+    port = free_port()
+    scrape_url = f"http://127.0.0.1:{port}/metrics"
+    async with (
+        env.worker("resend,smtp", resend_api_url=closed_port_url(), worker_metrics_port=port),
+        httpx.AsyncClient() as scraper,
+    ):
+        body = (await env.api.post("/v1/emails", json=EMAIL)).json()
+        await wait_for_status(env.api, body["id"], "sent")
+
+        async def scraped() -> str | None:
+            text = (await scraper.get(scrape_url)).text
+            return text if sample(text, "email_sends", provider="smtp") >= 1 else None
+
+        text = await eventually(scraped, what="email_sends{provider=smtp}")
+    unreachable = {"transport": "resend", "outcome": errors.PROVIDER_UNREACHABLE}
+    assert sample(text, "email_send_attempts", **unreachable) == 1
+    assert sample(text, "email_send_attempts", transport="smtp", outcome="accepted") == 1
+    assert sample(text, "email_provider_latency_count", transport="smtp") == 1
+    moved = {"from": "resend", "to": "smtp", "reason": errors.PROVIDER_UNREACHABLE}
+    assert sample(text, "email_failovers", **moved) == 1
+    assert sample(text, "email_sends", outcome="sent", provider="smtp") == 1

@@ -376,6 +376,9 @@ class Delivery(ProviderCall[SendAttemptResult]):
         workflow.upsert_search_attributes(updates)
 
     def _count(self, outcome: SendStatus) -> None:
+        # `provider`: the one that sent it, else the one the last attempt reached ("" unknown).
+        last = self.state.attempts[-1].provider if self.state.attempts else None
+        provider = self.state.provider or last or ""
         self._metrics.create_counter("email_sends", "Emails by final send outcome", "{email}").add(
-            1, {"outcome": outcome.value, "kind": self.state.kind.value}
+            1, {"outcome": outcome.value, "kind": self.state.kind.value, "provider": provider}
         )
