@@ -24,6 +24,8 @@ $(NODE_SDK):
 
 # make dev                 Resend if RESEND_API_KEY is set, else the local outbox
 # make dev PROVIDER=fake   the bundled fake Resend; `make fault` makes its next sends fail
+# make dev PROVIDER=smtp   a local SMTP relay (STARTTLS, AUTH); mail in .dev/smtp/*.eml
+# make dev PROVIDER=failover  the fake Resend, then that relay; `make fault KIND=401` moves sends
 dev: $(STAMP)
 	$(PY) scripts/dev.py --provider $(or $(PROVIDER),auto)
 

@@ -369,7 +369,9 @@ class Settings(BaseSettings):
     def _canonical_default_sender(cls, sender: str) -> str:
         return canonical_sender(sender)
 
-    @field_validator("invite_token_secret", "template_dir", mode="before")
+    @field_validator(
+        "invite_token_secret", "template_dir", "smtp_url", "smtp_ca_file", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes an unset variable on as "": that means not configured.

@@ -234,13 +234,14 @@ async def run(settings: Settings) -> None:
         transport = build_transport(settings, http)
         if settings.invite_token_secret is None:
             log.warning("INVITE_TOKEN_SECRET is not set: invites with our token cannot be sent")
-        if not transport.capabilities.reports_delivery_events:
+        if not transport.capabilities.sends_mail:
             log.warning(
                 "OUTBOX MODE: no RESEND_API_KEY; emails are written to %s, not sent",
                 settings.outbox_dir.resolve(),
             )
         else:
-            log.info("sending through Resend at %s", settings.resend_api_url)
+            resend_at = f" (Resend at {settings.resend_api_url})" if http is not None else ""
+            log.info("sending through %s%s", transport.name, resend_at)
         workers = build_workers(client, settings, transport)
         for worker in workers:
             await stack.enter_async_context(worker)

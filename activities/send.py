@@ -122,14 +122,21 @@ class SendActivities:
     def _record_attempt(self, outcome: str, duration_ms: float, transport: str | None) -> None:
         # Exported by the worker's runtime (Prometheus on WORKER_METRICS_PORT); `transport`
         # is the provider that answered (a failover transport's member), else ours.
-        meter = activity.metric_meter()
         labels = {"outcome": outcome, "transport": transport or self._transport.name}
-        meter.create_counter("email_send_attempts", "Provider send attempts", "{attempt}").add(
-            1, labels
-        )
-        meter.create_histogram(
+        _count_provider_call(labels)
+        activity.metric_meter().create_histogram(
             "email_provider_latency", "Provider answer time of one attempt", "ms"
         ).record(round(duration_ms), labels)
+
+    def _record_failover(self, left: str | None, reason: str | None, to: str | None) -> None:
+        """The failover transport moved the email within this attempt: the provider it left
+        is counted with its outcome (a provider call of its own), and the move itself."""
+        if left is None:
+            return
+        _count_provider_call({"outcome": reason or "", "transport": left})
+        activity.metric_meter().create_counter(
+            "email_failovers", "Emails moved to the next provider", "{email}"
+        ).add(1, {"from": left, "to": to or self._transport.name, "reason": reason or ""})
 
     @activity.defn(name="deliver_email")
     async def send_email(self, data: SendAttemptInput) -> SendAttemptResult:
@@ -152,17 +159,7 @@ class SendActivities:
             call = self._transport.send(message, data.idempotency_key)
             sent = await self._call(call, data, clock)
         transport = sent.transport or self._transport.name
-        if sent.failover_from is not None:
-            activity.metric_meter().create_counter(
-                "email_failovers", "Emails moved to the next provider", "{email}"
-            ).add(
-                1,
-                {
-                    "from": sent.failover_from,
-                    "to": transport,
-                    "reason": sent.failover_reason or "",
-                },
-            )
+        self._record_failover(sent.failover_from, sent.failover_reason, transport)
         activity.logger.info(
             "send attempt %d accepted by %s in %.0f ms (message read in %.0f ms)%s",
             data.attempt,
@@ -241,6 +238,7 @@ class SendActivities:
             dedupes = self._transport.capabilities.deduplicates_by_key
         may_duplicate = not not_accepted and not dedupes
         clock.stop()
+        self._record_failover(failure.failover_from, failure.failover_reason, failure.transport)
         self._record_attempt(failure.error_type, clock.duration_ms, failure.transport)
         # The provider's message can quote a recipient: it goes only into the failure's
         # (encrypted) details; the log line and the failure's message say type and status.
@@ -260,6 +258,8 @@ class SendActivities:
             retry_may_duplicate=may_duplicate,
             provider_message=failure.provider_message,
             transport=failure.transport or self._transport.name,
+            failover_from=failure.failover_from,
+            failover_reason=failure.failover_reason,
         )
         permanent = failure.error_type in errors.PERMANENT_ERRORS or may_duplicate
         return _attempt_error(failure.message, failure.error_type, details, permanent)
@@ -295,6 +295,12 @@ class SendActivities:
         info = activity.info()
         timeout = min((info.start_to_close_timeout or MAX_MESSAGE_READ * 3) / 3, MAX_MESSAGE_READ)
         return self._messages, info.workflow_id or "", info.workflow_run_id or "", timeout
+
+
+def _count_provider_call(labels: dict[str, str]) -> None:
+    activity.metric_meter().create_counter(
+        "email_send_attempts", "Provider send attempts", "{attempt}"
+    ).add(1, labels)
 
 
 def _check_window(not_after: str | None, attempt: int, started_at: str) -> None:

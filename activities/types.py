@@ -150,6 +150,10 @@ class AttemptFailureDetails:
     # Which provider (transport name) failed: the one the engine lists in
     # `SendAttemptInput.may_have_been_taken_by` when this failure is not `not_accepted`.
     transport: str | None = None
+    # Set when the failover transport tried `transport` after another provider's
+    # not-accepted failure: that provider, and its error type.
+    failover_from: str | None = None
+    failover_reason: str | None = None
 
 
 @dataclass

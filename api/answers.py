@@ -52,6 +52,11 @@ class Attempt(BaseModel):
     error_message: str | None
     provider_message_id: str | None
     retry_in_seconds: float | None
+    # The provider this attempt reached (`resend`, `smtp`; None: unknown, e.g. a timeout);
+    # set when the failover transport moved it: the provider it left, and why.
+    provider: str | None = None
+    failover_from: str | None = None
+    failover_reason: str | None = None
 
 
 class ErrorInfo(BaseModel):
@@ -99,6 +104,12 @@ class EmailStatus(BaseModel):
     delivery_events: list[DeliveryEvent] = []
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
+    # The provider that sent it; when it moved (failover), the provider it left and why.
+    provider: str | None = None
+    failover_from: str | None = None
+    failover_reason: str | None = None
+    # Providers that may have taken it in a failed attempt: later attempts go only to them.
+    may_have_been_taken_by: list[str] = []
 
 
 class EmailSummary(BaseModel):
@@ -144,6 +155,9 @@ class TimelineEvent(BaseModel):
     event_type: str | None = None
     event_id: str | None = None
     provider_message_id: str | None = None
+    provider: str | None = None
+    failover_from: str | None = None
+    failover_reason: str | None = None
 
 
 class EmailTimeline(BaseModel):

@@ -40,12 +40,20 @@ def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
                 error_type=attempt.error_type,
                 detail=attempt.error_message,
                 provider_message_id=attempt.provider_message_id,
+                provider=attempt.provider,
+                failover_from=attempt.failover_from,
+                failover_reason=attempt.failover_reason,
             )
         )
     if state.sent_at:
         events.append(
             TimelineEvent(
-                at=state.sent_at, type="sent", provider_message_id=state.provider_message_id
+                at=state.sent_at,
+                type="sent",
+                provider_message_id=state.provider_message_id,
+                provider=state.provider or state.transport,
+                failover_from=state.failover_from,
+                failover_reason=state.failover_reason,
             )
         )
     for event in state.delivery_events:

@@ -16,6 +16,11 @@ the new build is made current and takes new sends. Drained snapshots are deleted
 `make dev PROVIDER=fake` sends through the bundled fake Resend (testkit.fake_resend) instead
 of the outbox or Resend: nothing leaves the machine, and `make fault KIND=500|429|timeout`
 makes the next sends fail, so retries show in the Web UI.
+
+`make dev PROVIDER=smtp` sends through a local SMTP relay (testkit.smtp_server: STARTTLS on a
+certificate it makes, AUTH), `PROVIDERS=smtp`; what it receives is in `.dev/smtp/*.eml`.
+`make dev PROVIDER=failover` runs both, `PROVIDERS=resend,smtp`: `make fault KIND=401` makes
+Resend refuse the next attempt and the email moves to SMTP; `KIND=500` is retried on Resend.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from config import DEPLOYMENT_NAME, source_build_id
 from infra.codec import new_codec_key
 from testkit.dev_server import dynamic_config_flags, temporal_binary
 from testkit.fake_resend import DEFAULT_API_KEY as FAKE_API_KEY
+from testkit.smtp_server import USER as SMTP_USER
 from workflows.search_attributes import NAMES as SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +53,9 @@ TEMPORAL_PORT = int(os.environ.get("DEV_TEMPORAL_PORT", "7233"))
 UI_PORT = int(os.environ.get("DEV_UI_PORT", "8233"))
 API_PORT = int(os.environ.get("DEV_API_PORT", "8000"))
 FAKE_PORT = int(os.environ.get("DEV_FAKE_PORT", "8025"))
+SMTP_PORT = int(os.environ.get("DEV_SMTP_PORT", "2525"))
+# What the local relay received (`make dev PROVIDER=smtp|failover`), and its certificate.
+SMTP_DIR = DEV / "smtp"
 # Where `make fault` (scripts/fault.py) finds the fake.
 FAKE_URL_FILE = DEV / "fake_resend_url"
 # Below the fake's `timeout` fault hold (testkit.fake_resend.TIMEOUT_HOLD_SECONDS).
@@ -165,6 +174,22 @@ def fake_provider_env(url: str) -> dict[str, str]:
     }
 
 
+def smtp_relay_args(port: int, directory: Path) -> list[str]:
+    """The local SMTP relay as its own process on 127.0.0.1:`port` (its password from the
+    environment, DEV_SMTP_PASSWORD, never the command line)."""
+    return [
+        sys.executable, "-m", "testkit.smtp_server", "--port", str(port), "--dir", str(directory)
+    ]  # fmt: skip
+
+
+def smtp_provider_env(port: int, directory: Path, password: str) -> dict[str, str]:
+    """What makes the worker send through that relay, its certificate trusted."""
+    return {
+        "SMTP_URL": f"smtp://{SMTP_USER}:{password}@127.0.0.1:{port}?starttls=true",
+        "SMTP_CA_FILE": str(directory / "relay.crt"),
+    }
+
+
 def dev_secret(name: str, make: Callable[[], str]) -> str:
     """The secret in `.dev/<name>`, created (owner-only) on the first run."""
     path = DEV / name
@@ -182,18 +207,28 @@ FAKE_HINT = (
 )
 
 
+FAILOVER_HINT = (
+    "\n  Watch failover (fake Resend, then the SMTP relay): make the next sends fail\n"
+    "  make fault KIND=401              Resend refuses (revoked key): the email moves to SMTP\n"
+    "  make fault KIND=500              ambiguous: retried on Resend, never sent through SMTP\n"
+)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(prog="make dev", description="Run durable-mail locally.")
     parser.add_argument(
         "--provider",
-        choices=["auto", "fake"],
+        choices=["auto", "fake", "smtp", "failover"],
         default="auto",
-        help="auto: Resend if RESEND_API_KEY is set, else the outbox; fake: the bundled fake",
+        help="auto: Resend if RESEND_API_KEY is set, else the outbox; fake: the bundled fake; "
+        "smtp: a local SMTP relay; failover: the fake, then the relay",
     )
-    fake = parser.parse_args().provider == "fake"
+    provider = parser.parse_args().provider
+    fake, relay = provider in ("fake", "failover"), provider in ("smtp", "failover")
     DEV.mkdir(exist_ok=True)
     ports = (TEMPORAL_PORT, UI_PORT, API_PORT) + ((FAKE_PORT,) if fake else ())
+    ports += (SMTP_PORT,) if relay else ()
     for port in ports:
         if port_open(port):
             sys.exit(f"port {port} is already in use: stop what runs there, or set DEV_*_PORT")
@@ -233,6 +268,10 @@ def main() -> None:
     fake_url = f"http://127.0.0.1:{FAKE_PORT}"
     if fake:
         env.update(fake_provider_env(fake_url))
+    if relay:
+        password = dev_secret("smtp_password", lambda: secrets.token_urlsafe(18))
+        env.update(smtp_provider_env(SMTP_PORT, SMTP_DIR, password))
+        env["PROVIDERS"] = "resend,smtp" if fake else "smtp"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         procs["temporal"] = spawn("temporal", server_args, DEV)
@@ -240,6 +279,12 @@ def main() -> None:
             procs["fake_resend"] = spawn("fake_resend", fake_resend_args(FAKE_PORT), DEV, cwd=ROOT)
             wait_until("the fake Resend", lambda: port_open(FAKE_PORT), 30, procs)
             FAKE_URL_FILE.write_text(fake_url + "\n")
+        if relay:
+            procs["smtp"] = spawn(
+                "smtp", smtp_relay_args(SMTP_PORT, SMTP_DIR), DEV, cwd=ROOT,
+                env={**os.environ, "DEV_SMTP_PASSWORD": password},
+            )  # fmt: skip
+            wait_until("the SMTP relay", lambda: port_open(SMTP_PORT), 30, procs)
         wait_until("the Temporal server", lambda: port_open(TEMPORAL_PORT), 30, procs)
         build_id, _ = snapshot_build()
         address = env["TEMPORAL_ADDRESS"]
@@ -268,7 +313,10 @@ def main() -> None:
             DEV, cwd=ROOT, env=env,
         )  # fmt: skip
         wait_until("the API", api_ready, 30, procs)
-        if fake:
+        if relay:
+            first = f"fake Resend at {fake_url}, then " if fake else ""
+            mode = f"{first}SMTP relay 127.0.0.1:{SMTP_PORT}, mail in {SMTP_DIR}/*.eml"
+        elif fake:
             mode = f"fake Resend at {fake_url}: nothing leaves this machine"
         elif env.get("RESEND_API_KEY"):
             mode = "Resend"
@@ -295,7 +343,7 @@ def main() -> None:
             "  Ctrl-C stops everything.\n",
             mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint, api_key,
             API_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint,
-            FAKE_HINT if fake else "",
+            (FAILOVER_HINT if relay else FAKE_HINT) if fake else "",
         )  # fmt: skip
         stopped = False
 

@@ -4,27 +4,18 @@ Resend: each row of docs/providers.md's failover table is checked here."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
-import datetime as dt
 import email
 import email.policy
-import ipaddress
-import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -47,9 +38,9 @@ from config import Settings
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import FAKE_KEY
 from testkit.procs import free_port
+from testkit.smtp_server import PASSWORD, USER, Relay, server_tls, smtp_server
 from worker import build_transport
 
-USER, PASSWORD = "relay-user", "relay-pass"
 MESSAGE = EmailMessage(
     sender="Acme <team@acme.test>",
     to=["ann@example.com"],
@@ -70,49 +61,9 @@ MESSAGE = EmailMessage(
 
 
 @dataclass
-class Relay:
-    """What the SMTP server received, and how it answers (set per test)."""
-
-    received: list[Envelope] = field(default_factory=list)
-    rcpt_reply: dict[str, str] = field(default_factory=dict)
-    data_reply: str = "250 OK queued"
-    drop_after_data: bool = False
-
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
-    ) -> str:
-        if address in self.rcpt_reply:
-            return self.rcpt_reply[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        if self.drop_after_data:
-            # The relay took the message, then the connection is lost before its answer.
-            self.received.append(envelope)
-            assert isinstance(server.transport, asyncio.Transport)
-            server.transport.abort()
-            return "250 OK"
-        if self.data_reply.startswith("250"):
-            self.received.append(envelope)
-        return self.data_reply
-
-
-def _authenticate(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-) -> AuthResult:
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == USER.encode()
-        and auth_data.password == PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 when refused
-
-
-@dataclass
 class SmtpServer:
+    """The shared test relay, and an SMTP transport to it."""
+
     relay: Relay
     port: int
     ca_file: Path
@@ -126,59 +77,10 @@ class SmtpServer:
         return SmtpTransport(config, timeout=timeout, ca_file=self.ca_file if trust else None)
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp / "relay.crt", tmp / "relay.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 @pytest.fixture
-def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
-    cert_file, key_file = _self_signed(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert_file, key_file)
-    relay = Relay()
-    port = free_port()
-    controller = Controller(
-        relay,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=tls,
-        require_starttls=True,
-        auth_required=True,
-        auth_require_tls=True,
-        authenticator=_authenticate,
-    )
-    controller.start()
-    try:
-        yield SmtpServer(relay, port, cert_file)
-    finally:
-        controller.stop()
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    with smtp_server(tmp_path) as server:
+        yield SmtpServer(server.relay, server.port, server.ca_file)
 
 
 @pytest.fixture
@@ -219,16 +121,16 @@ def closed_port() -> int:
 
 
 async def test_email_through_smtp_alone_arrives_as_mime_with_stable_message_id(
-    smtp_server: SmtpServer,
+    smtp: SmtpServer,
 ) -> None:
-    transport = smtp_server.transport()
+    transport = smtp.transport()
     first = await send(transport)
     second = await send(transport)  # another attempt of the same email: same Message-ID
     assert first.transport == "smtp" and first.http_status == 250
     assert first.reports_delivery_events is False
     assert first.provider_message_id == message_id("email-1/send", MESSAGE.sender)
     assert second.provider_message_id == first.provider_message_id
-    envelope = smtp_server.relay.received[0]
+    envelope = smtp.relay.received[0]
     assert envelope.mail_from == "team@acme.test"
     assert envelope.rcpt_tos == ["ann@example.com", "cat@example.com", "bob@example.com"]
     assert isinstance(envelope.content, bytes)
@@ -246,7 +148,7 @@ async def test_email_through_smtp_alone_arrives_as_mime_with_stable_message_id(
     assert attachment.get_filename() == "a.txt" and attachment.get_content() == "file body"
 
 
-async def test_invite_through_smtp_carries_the_token_filled_in(smtp_server: SmtpServer) -> None:
+async def test_invite_through_smtp_carries_the_token_filled_in(smtp: SmtpServer) -> None:
     secret = "s" * 32
     ref = InviteToken(invite_id="inv-1", nonce="n1")
     invite = EmailMessage(
@@ -256,54 +158,54 @@ async def test_invite_through_smtp_carries_the_token_filled_in(smtp_server: Smtp
         text=f"https://app.test/accept?token={PLACEHOLDER}",
         invite_token=ref,
     )
-    await send(TokenFillingTransport(smtp_server.transport(), secret), invite)
-    content = smtp_server.relay.received[0].content
+    await send(TokenFillingTransport(smtp.transport(), secret), invite)
+    content = smtp.relay.received[0].content
     assert isinstance(content, bytes)
     assert derive_token(secret, ref).encode() in content and PLACEHOLDER.encode() not in content
 
 
-async def test_smtp_auth_failure_is_not_accepted(smtp_server: SmtpServer) -> None:
-    error, details = await failure(smtp_server.transport(password="wrong"))
+async def test_smtp_auth_failure_is_not_accepted(smtp: SmtpServer) -> None:
+    error, details = await failure(smtp.transport(password="wrong"))
     assert error.type == errors.AUTH_FAILED and details.not_accepted
-    assert not details.retry_may_duplicate and smtp_server.relay.received == []
+    assert not details.retry_may_duplicate and smtp.relay.received == []
 
 
-async def test_untrusted_certificate_is_not_accepted(smtp_server: SmtpServer) -> None:
-    error, details = await failure(smtp_server.transport(trust=False))
+async def test_untrusted_certificate_is_not_accepted(smtp: SmtpServer) -> None:
+    error, details = await failure(smtp.transport(trust=False))
     assert error.type == errors.PROVIDER_UNREACHABLE and details.not_accepted
-    assert "STARTTLS" in error.message and smtp_server.relay.received == []
+    assert "STARTTLS" in error.message and smtp.relay.received == []
 
 
-async def test_relay_4xx_is_transient_and_5xx_permanent(smtp_server: SmtpServer) -> None:
-    smtp_server.relay.data_reply = "451 4.3.0 try again later"
-    error, details = await failure(smtp_server.transport())
+async def test_relay_4xx_is_transient_and_5xx_permanent(smtp: SmtpServer) -> None:
+    smtp.relay.data_reply = "451 4.3.0 try again later"
+    error, details = await failure(smtp.transport())
     assert error.type == errors.PROVIDER_DEFERRED and not error.non_retryable
     assert details.not_accepted and details.http_status == 451
-    smtp_server.relay.data_reply = "554 5.7.1 rejected"
-    error, details = await failure(smtp_server.transport())
+    smtp.relay.data_reply = "554 5.7.1 rejected"
+    error, details = await failure(smtp.transport())
     assert error.type == errors.REJECTED and error.non_retryable and details.not_accepted
-    assert smtp_server.relay.received == []
+    assert smtp.relay.received == []
 
 
 async def test_one_recipient_refused_permanently_refuses_the_whole_email(
-    smtp_server: SmtpServer,
+    smtp: SmtpServer,
 ) -> None:
-    smtp_server.relay.rcpt_reply = {"cat@example.com": "550 5.1.1 no such user"}
-    error, details = await failure(smtp_server.transport())
+    smtp.relay.rcpt_reply = {"cat@example.com": "550 5.1.1 no such user"}
+    error, details = await failure(smtp.transport())
     assert error.type == errors.REJECTED and details.not_accepted
     assert "1 of 3 recipients" in error.message
-    assert smtp_server.relay.received == []  # nothing sent, not even to ann
+    assert smtp.relay.received == []  # nothing sent, not even to ann
 
 
 async def test_connection_lost_after_data_may_duplicate_and_is_not_retried(
-    smtp_server: SmtpServer,
+    smtp: SmtpServer,
 ) -> None:
-    smtp_server.relay.drop_after_data = True
-    error, details = await failure(smtp_server.transport())
+    smtp.relay.drop_after_data = True
+    error, details = await failure(smtp.transport())
     assert error.type == errors.NETWORK_ERROR
     assert not details.not_accepted and details.retry_may_duplicate
     assert error.non_retryable  # Temporal does not retry it: the engine ends it undetermined
-    assert len(smtp_server.relay.received) == 1
+    assert len(smtp.relay.received) == 1
 
 
 async def test_url_attachment_is_refused_before_connecting() -> None:
@@ -319,12 +221,12 @@ async def test_url_attachment_is_refused_before_connecting() -> None:
     assert error.type == errors.REJECTED and details.not_accepted
 
 
-async def test_smtp_batch_of_more_than_one_is_refused_not_faked(smtp_server: SmtpServer) -> None:
-    transport = smtp_server.transport()
+async def test_smtp_batch_of_more_than_one_is_refused_not_faked(smtp: SmtpServer) -> None:
+    transport = smtp.transport()
     assert transport.capabilities.max_batch == 1
     with pytest.raises(Exception, match="not a batch of 2"):
         await transport.send_batch([MESSAGE, MESSAGE], "batch-1")
-    assert smtp_server.relay.received == []
+    assert smtp.relay.received == []
 
 
 def test_smtp_url_forms() -> None:
@@ -346,126 +248,124 @@ def test_smtp_url_forms() -> None:
 
 
 def failover(
-    http: httpx.AsyncClient, smtp_server: SmtpServer, api_key: str = FAKE_KEY
+    http: httpx.AsyncClient, smtp: SmtpServer, api_key: str = FAKE_KEY
 ) -> FailoverTransport:
-    return FailoverTransport([ResendTransport(http, api_key), smtp_server.transport()])
+    return FailoverTransport([ResendTransport(http, api_key), smtp.transport()])
 
 
 async def test_resend_500_is_not_moved_to_smtp(
-    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
 ) -> None:
     fake_resend.fake.enqueue_faults([Fault(status=500)])
-    error, details = await failure(failover(http, smtp_server))
+    error, details = await failure(failover(http, smtp))
     assert error.type == errors.PROVIDER_UNAVAILABLE and details.transport == "resend"
     # Resend deduplicates by key: the engine retries it there, never through SMTP.
     assert not details.not_accepted and not details.retry_may_duplicate
     assert not error.non_retryable
-    assert smtp_server.relay.received == []
+    assert smtp.relay.received == []
 
 
 @pytest.mark.parametrize("status", [502, 504])
 async def test_resend_ambiguous_5xx_is_not_moved(
-    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer, status: int
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer, status: int
 ) -> None:
     fake_resend.fake.enqueue_faults([Fault(status=status)])
-    error, details = await failure(failover(http, smtp_server))
-    assert not details.not_accepted and smtp_server.relay.received == []
+    error, details = await failure(failover(http, smtp))
+    assert not details.not_accepted and smtp.relay.received == []
 
 
-async def test_resend_timeout_is_not_moved(
-    fake_resend: FakeResendServer, smtp_server: SmtpServer
-) -> None:
+async def test_resend_timeout_is_not_moved(fake_resend: FakeResendServer, smtp: SmtpServer) -> None:
     fake_resend.fake.enqueue_faults([Fault(hold=2.0)])  # sent, answer comes too late
     async with httpx.AsyncClient(base_url=fake_resend.url, timeout=0.3) as http:
-        error, details = await failure(failover(http, smtp_server))
+        error, details = await failure(failover(http, smtp))
     assert error.type == errors.NETWORK_ERROR and not details.not_accepted
-    assert smtp_server.relay.received == [] and fake_resend.fake.delivered_count == 1
+    assert smtp.relay.received == [] and fake_resend.fake.delivered_count == 1
 
 
 async def test_resend_429_is_not_moved(
-    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
 ) -> None:
     fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=1)])
-    error, details = await failure(failover(http, smtp_server))
-    assert error.type == errors.RATE_LIMITED and smtp_server.relay.received == []
+    error, details = await failure(failover(http, smtp))
+    assert error.type == errors.RATE_LIMITED and smtp.relay.received == []
 
 
-async def test_resend_refusing_connections_moves_to_smtp_once(smtp_server: SmtpServer) -> None:
+async def test_resend_refusing_connections_moves_to_smtp_once(smtp: SmtpServer) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
-        result = await send(failover(down, smtp_server))
+        result = await send(failover(down, smtp))
     assert result.transport == "smtp" and result.failover_from == "resend"
     assert result.failover_reason == errors.PROVIDER_UNREACHABLE
     assert result.reports_delivery_events is False
-    assert len(smtp_server.relay.received) == 1
+    assert len(smtp.relay.received) == 1
 
 
 async def test_resend_401_moves_to_smtp(
-    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
 ) -> None:
-    result = await send(failover(http, smtp_server, api_key="re_revoked"))
+    result = await send(failover(http, smtp, api_key="re_revoked"))
     assert result.transport == "smtp" and result.failover_from == "resend"
     assert result.failover_reason == errors.AUTH_FAILED
-    assert fake_resend.fake.delivered_count == 0 and len(smtp_server.relay.received) == 1
+    assert fake_resend.fake.delivered_count == 0 and len(smtp.relay.received) == 1
 
 
 async def test_resend_sends_when_up_and_says_so(
-    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
 ) -> None:
-    result = await send(failover(http, smtp_server))
+    result = await send(failover(http, smtp))
     assert result.transport == "resend" and result.failover_from is None
     assert result.reports_delivery_events is True
-    assert fake_resend.fake.delivered_count == 1 and smtp_server.relay.received == []
+    assert fake_resend.fake.delivered_count == 1 and smtp.relay.received == []
 
 
 async def test_no_failover_after_an_earlier_attempt_may_have_been_taken(
-    smtp_server: SmtpServer,
+    smtp: SmtpServer,
 ) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
         error, details = await failure(
-            failover(down, smtp_server), attempt=2, may_have_been_taken_by=["resend"]
+            failover(down, smtp), attempt=2, may_have_been_taken_by=["resend"]
         )
         assert error.type == errors.PROVIDER_UNREACHABLE and details.transport == "resend"
         # The engine does not say (None): only attempt 1 may fail over.
-        await failure(failover(down, smtp_server), attempt=2)
-        assert smtp_server.relay.received == []
+        await failure(failover(down, smtp), attempt=2)
+        assert smtp.relay.received == []
         # The engine says every earlier failure proved not taken: failover allowed.
-        result = await send(failover(down, smtp_server), attempt=2, may_have_been_taken_by=[])
-    assert result.transport == "smtp" and len(smtp_server.relay.received) == 1
+        result = await send(failover(down, smtp), attempt=2, may_have_been_taken_by=[])
+    assert result.transport == "smtp" and len(smtp.relay.received) == 1
 
 
-async def test_smtp_failure_after_failover_reports_smtp(smtp_server: SmtpServer) -> None:
-    smtp_server.relay.drop_after_data = True
+async def test_smtp_failure_after_failover_reports_smtp(smtp: SmtpServer) -> None:
+    smtp.relay.drop_after_data = True
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
-        error, details = await failure(failover(down, smtp_server))
+        error, details = await failure(failover(down, smtp))
     assert details.transport == "smtp" and details.retry_may_duplicate
 
 
 async def test_failover_capabilities_are_the_honest_combination(
-    http: httpx.AsyncClient, smtp_server: SmtpServer
+    http: httpx.AsyncClient, smtp: SmtpServer
 ) -> None:
-    caps = failover(http, smtp_server).capabilities
+    caps = failover(http, smtp).capabilities
     assert not caps.deduplicates_by_key and not caps.reports_delivery_events
     assert caps.max_batch == 100  # batches go to Resend only, never fail over
-    smtp_first = FailoverTransport([smtp_server.transport(), ResendTransport(http, FAKE_KEY)])
+    smtp_first = FailoverTransport([smtp.transport(), ResendTransport(http, FAKE_KEY)])
     assert smtp_first.capabilities.max_batch == 1
 
 
-async def test_resend_dns_failure_moves_to_smtp(smtp_server: SmtpServer) -> None:
+async def test_resend_dns_failure_moves_to_smtp(smtp: SmtpServer) -> None:
     async with httpx.AsyncClient(base_url="http://no-such-host.invalid", timeout=3) as down:
-        result = await send(failover(down, smtp_server))
+        result = await send(failover(down, smtp))
     assert result.transport == "smtp" and result.failover_reason == errors.PROVIDER_UNREACHABLE
-    assert len(smtp_server.relay.received) == 1
+    assert len(smtp.relay.received) == 1
 
 
 async def test_resend_tls_handshake_failure_moves_to_smtp(
-    fake_resend: FakeResendServer, smtp_server: SmtpServer
+    fake_resend: FakeResendServer, smtp: SmtpServer
 ) -> None:
     # TLS to a server that speaks plain HTTP: the handshake fails before any request.
     tls_url = fake_resend.url.replace("http://", "https://")
     async with httpx.AsyncClient(base_url=tls_url, timeout=3) as broken:
-        result = await send(failover(broken, smtp_server))
+        result = await send(failover(broken, smtp))
     assert result.transport == "smtp" and result.failover_reason == errors.PROVIDER_UNREACHABLE
-    assert fake_resend.fake.delivered_count == 0 and len(smtp_server.relay.received) == 1
+    assert fake_resend.fake.delivered_count == 0 and len(smtp.relay.received) == 1
 
 
 @pytest.mark.parametrize(
@@ -479,14 +379,14 @@ async def test_resend_tls_handshake_failure_moves_to_smtp(
 async def test_resend_refusals_of_the_account_move_to_smtp(
     http: httpx.AsyncClient,
     fake_resend: FakeResendServer,
-    smtp_server: SmtpServer,
+    smtp: SmtpServer,
     fault: Fault,
     reason: str,
 ) -> None:
     fake_resend.fake.enqueue_faults([fault])
-    result = await send(failover(http, smtp_server))
+    result = await send(failover(http, smtp))
     assert result.transport == "smtp" and result.failover_reason == reason
-    assert fake_resend.fake.delivered_count == 0 and len(smtp_server.relay.received) == 1
+    assert fake_resend.fake.delivered_count == 0 and len(smtp.relay.received) == 1
 
 
 @pytest.mark.parametrize(
@@ -501,40 +401,40 @@ async def test_resend_refusals_of_the_account_move_to_smtp(
 async def test_resend_answers_that_do_not_move(
     http: httpx.AsyncClient,
     fake_resend: FakeResendServer,
-    smtp_server: SmtpServer,
+    smtp: SmtpServer,
     fault: Fault,
     error_type: str,
 ) -> None:
     fake_resend.fake.enqueue_faults([fault])
-    error, _ = await failure(failover(http, smtp_server))
-    assert error.type == error_type and smtp_server.relay.received == []
+    error, _ = await failure(failover(http, smtp))
+    assert error.type == error_type and smtp.relay.received == []
 
 
 async def test_smtp_first_deferring_moves_to_resend(
-    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp_server: SmtpServer
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
 ) -> None:
-    smtp_server.relay.data_reply = "421 4.3.2 shutting down"
-    transport = FailoverTransport([smtp_server.transport(), ResendTransport(http, FAKE_KEY)])
+    smtp.relay.data_reply = "421 4.3.2 shutting down"
+    transport = FailoverTransport([smtp.transport(), ResendTransport(http, FAKE_KEY)])
     result = await send(transport)
     assert result.transport == "resend" and result.failover_from == "smtp"
     assert result.failover_reason == errors.PROVIDER_DEFERRED
     assert result.reports_delivery_events is True
-    assert fake_resend.fake.delivered_count == 1 and smtp_server.relay.received == []
+    assert fake_resend.fake.delivered_count == 1 and smtp.relay.received == []
 
 
-async def test_batches_never_fail_over(smtp_server: SmtpServer) -> None:
+async def test_batches_never_fail_over(smtp: SmtpServer) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
         with pytest.raises(ProviderFailure) as caught:
-            await failover(down, smtp_server).send_batch([MESSAGE], "batch-1")
+            await failover(down, smtp).send_batch([MESSAGE], "batch-1")
     assert caught.value.error_type == errors.PROVIDER_UNREACHABLE
-    assert caught.value.transport == "resend" and smtp_server.relay.received == []
+    assert caught.value.transport == "resend" and smtp.relay.received == []
 
 
-def test_providers_setting_builds_the_transports(smtp_server: SmtpServer) -> None:
+def test_providers_setting_builds_the_transports(smtp: SmtpServer) -> None:
     base = Settings(
         _env_file=None,
         resend_api_key=FAKE_KEY,
-        smtp_url=f"smtp://{USER}:{PASSWORD}@127.0.0.1:{smtp_server.port}?starttls=true",
+        smtp_url=f"smtp://{USER}:{PASSWORD}@127.0.0.1:{smtp.port}?starttls=true",
     )
     http = httpx.AsyncClient()
     both = build_transport(base.model_copy(update={"providers": "resend, smtp"}), http)
@@ -549,24 +449,22 @@ def test_providers_setting_builds_the_transports(smtp_server: SmtpServer) -> Non
         build_transport(base.model_copy(update={"providers": "smtp", "smtp_url": None}), None)
 
 
-async def test_no_failover_on_a_retry_by_temporal_itself(smtp_server: SmtpServer) -> None:
+async def test_no_failover_on_a_retry_by_temporal_itself(smtp: SmtpServer) -> None:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=2)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as down:
-        activities = SendActivities(failover(down, smtp_server))
+        activities = SendActivities(failover(down, smtp))
         with pytest.raises(ApplicationError) as caught:
             await env.run(
                 activities.send_email,
                 SendAttemptInput(MESSAGE, "email-1/send", 1, may_have_been_taken_by=[]),
             )
     assert caught.value.type == errors.PROVIDER_UNREACHABLE
-    assert smtp_server.relay.received == []
+    assert smtp.relay.received == []
 
 
 async def test_implicit_tls_smtps(tmp_path: Path) -> None:
-    cert_file, key_file = _self_signed(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert_file, key_file)
+    tls, cert_file = server_tls(tmp_path)
     relay, port = Relay(), free_port()
     controller = Controller(relay, hostname="127.0.0.1", port=port, ssl_context=tls)
     controller.start()

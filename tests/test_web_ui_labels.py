@@ -96,7 +96,7 @@ async def test_live_send_is_labelled_in_the_web_ui_through_the_codec(
     labels = await summaries(
         list(history.events), client.data_converter, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     )
-    assert labels == ["attempt 1", "attempt 2 · after HTTP 429, waited 1 s"]
+    assert labels == ["attempt 1", "attempt 2 · after 429 from resend, waited 1 s"]
 
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     details = metadata.current_details

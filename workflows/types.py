@@ -125,6 +125,12 @@ class AttemptRecord:
     error_message: str | None = None
     provider_message_id: str | None = None
     retry_in_seconds: float | None = None
+    # The provider this attempt reached (`resend`, `smtp`): the one that sent it, or the one
+    # whose failure this is (None: unknown, e.g. a timeout). When the failover transport
+    # moved the email within the attempt: the provider it left, and that one's error type.
+    provider: str | None = None
+    failover_from: str | None = None
+    failover_reason: str | None = None
 
 
 @dataclass
@@ -168,6 +174,15 @@ class EmailStatusResult:
     provider_may_have_accepted: bool = False
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
+    # The provider that sent it (`transport` names the same; kept for older readers), and,
+    # when the failover transport moved it, the provider it left and that one's error type.
+    provider: str | None = None
+    failover_from: str | None = None
+    failover_reason: str | None = None
+    # The providers that may have taken this email in a failed attempt (an ambiguous
+    # outcome; `unknown` when the attempt could not say which): every later attempt goes to
+    # them only, never to another provider (docs/providers.md, "Across attempts").
+    may_have_been_taken_by: list[str] = field(default_factory=list)
 
 
 @dataclass

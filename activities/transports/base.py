@@ -22,6 +22,8 @@ class TransportCapabilities:
       attachments base64-encoded).
     - `batch_attachments`: whether a batch call may carry emails with attachments (Resend's
       batch endpoint does not take them: such an email goes as a single send).
+    - `sends_mail`: the email leaves this machine; False for the local outbox, which only
+      writes it to a directory (the worker warns about it at start).
     """
 
     reports_delivery_events: bool
@@ -29,6 +31,7 @@ class TransportCapabilities:
     max_batch: int
     max_request_bytes: int
     batch_attachments: bool
+    sends_mail: bool = True
 
 
 class ProviderFailure(Exception):
@@ -64,6 +67,10 @@ class ProviderFailure(Exception):
         # deduplicates a retry by key (None: the transport's own capabilities say).
         self.transport = transport
         self.deduplicates_by_key = deduplicates_by_key
+        # Set by the failover transport when this member was tried after another one's
+        # not-accepted failure: that provider, and its error type.
+        self.failover_from: str | None = None
+        self.failover_reason: str | None = None
 
 
 @dataclass

@@ -80,6 +80,8 @@ def combined_capabilities(members: Sequence[EmailTransport]) -> TransportCapabil
         max_batch=caps[0].max_batch,
         max_request_bytes=min(c.max_request_bytes for c in caps),
         batch_attachments=caps[0].batch_attachments,
+        # Any member that only writes locally makes the worker warn (OUTBOX MODE).
+        sends_mail=all(c.sends_mail for c in caps),
     )
 
 
@@ -105,6 +107,11 @@ class FailoverTransport:
             except ProviderFailure as failure:
                 failure = _marked(failure, member)
                 if member is self.members[-1] or not self._may_move(failure):
+                    if moved is not None:
+                        failure.failover_from, failure.failover_reason = (
+                            moved_from,
+                            moved.error_type,
+                        )
                     raise failure from None
                 moved, moved_from = failure, member.name
                 continue

@@ -45,7 +45,7 @@ class OutboxTransport:
     # Nothing is delivered, so no event ever comes; the same key writes once (a marker file),
     # as Resend deduplicates; Resend's limits, so what works here works there.
     capabilities = replace(
-        RESEND_CAPABILITIES, reports_delivery_events=False, batch_attachments=True
+        RESEND_CAPABILITIES, reports_delivery_events=False, batch_attachments=True, sends_mail=False
     )
 
     def __init__(self, directory: Path) -> None:

@@ -88,6 +88,12 @@ def failed_attempt(attempt: int, scheduled: datetime, err: ActivityError) -> Fai
         record.error_message += f" Provider said: {details.provider_message}"
     record.http_status = details.http_status if details else None
     record.started_at = details.started_at if details else None
+    if details is not None:
+        record.provider = details.transport
+        record.failover_from, record.failover_reason = (
+            details.failover_from,
+            details.failover_reason,
+        )
     not_accepted = details is not None and details.not_accepted
     # Outcome unknown and the transport cannot deduplicate a retry: another attempt could
     # send it twice, so there is none.

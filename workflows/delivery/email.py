@@ -161,6 +161,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
                 attempt=attempt,
                 message_sha256=message_sha256(self.message),
                 not_after=iso(not_after),
+                may_have_been_taken_by=self.may_have_been_taken_by(),
             ),
             **attempt_options(self.policy, not_after, summary),
         )
@@ -168,9 +169,13 @@ class Delivery(ProviderCall[SendAttemptResult]):
     def accepted(self, attempt: int, scheduled: datetime, result: SendAttemptResult) -> None:
         record = accepted_record(attempt, scheduled, result.started_at, result.http_status)
         record.provider_message_id = result.provider_message_id
+        record.provider = result.transport
+        record.failover_from, record.failover_reason = result.failover_from, result.failover_reason
         self.add_attempt(record, may_have_accepted=False)
         self.state.provider_message_id = result.provider_message_id
-        self.state.transport = result.transport
+        self.state.transport = self.state.provider = result.transport
+        self.state.failover_from = result.failover_from
+        self.state.failover_reason = result.failover_reason
         self.state.sent_at = record.finished_at
         self.state.last_error = None
         self._sent = True
@@ -182,7 +187,19 @@ class Delivery(ProviderCall[SendAttemptResult]):
     def add_attempt(self, record: AttemptRecord, *, may_have_accepted: bool) -> None:
         if self.state.first_attempt_at is None:
             self.state.first_attempt_at = record.scheduled_at
+        taken = self.state.may_have_been_taken_by
+        if may_have_accepted and (record.provider or "unknown") not in taken:
+            taken.append(record.provider or "unknown")
         super().add_attempt(record, may_have_accepted=may_have_accepted)
+
+    def may_have_been_taken_by(self) -> list[str]:
+        """What the next attempt is told of earlier ones (the failover transport moves an
+        email only while this is empty). A run that comes from a reset, or a state from
+        before the list, knows only that some provider may have taken it."""
+        taken = list(self.state.may_have_been_taken_by)
+        if not taken and self.state.provider_may_have_accepted:
+            taken = ["unknown"]
+        return taken
 
     def ended_unsent(self, status: SendStatus, error: EmailError) -> None:
         self._count(status)
@@ -352,6 +369,9 @@ class Delivery(ProviderCall[SendAttemptResult]):
         workflow.upsert_search_attributes(updates)
 
     def _count(self, outcome: SendStatus) -> None:
+        # `provider`: the one that sent it, else the one the last attempt reached ("" unknown).
+        last = self.state.attempts[-1].provider if self.state.attempts else None
+        provider = self.state.provider or last or ""
         self._metrics.create_counter("email_sends", "Emails by final send outcome", "{email}").add(
-            1, {"outcome": outcome.value, "kind": self.state.kind.value}
+            1, {"outcome": outcome.value, "kind": self.state.kind.value, "provider": provider}
         )

@@ -26,15 +26,19 @@ def duration(delay: timedelta) -> str:
 
 
 def attempt_summary(attempt: int, previous: AttemptRecord | None) -> str:
-    """The label of one attempt: `attempt 3 · after HTTP 429, waited 2 s`."""
+    """The label of one attempt: `attempt 3 · after 429 from resend, waited 2 s` (the
+    provider's status code: HTTP for Resend, the SMTP reply for a relay); `after HTTP 429`
+    when the failed attempt did not say which provider answered."""
     if previous is None:
         return f"attempt {attempt}"
     if previous.http_status:
-        cause = f"HTTP {previous.http_status}"
+        cause = f"{'' if previous.provider else 'HTTP '}{previous.http_status}"
     elif previous.outcome == "timeout":
         cause = "a timeout"
     else:
         cause = previous.error_type or "an error"
+    if previous.provider:
+        cause += f" from {previous.provider}"
     waited = timedelta(seconds=previous.retry_in_seconds or 0)
     return f"attempt {attempt} · after {cause}, waited {duration(waited)}"
 
@@ -53,6 +57,8 @@ def show_email(state: EmailStatusResult, listening_until: datetime | None) -> No
             details += f" (HTTP {last.http_status})"
     if state.transport:
         details += f" · transport `{state.transport}`"
+    if state.failover_from:
+        details += f" (moved from `{state.failover_from}`: `{state.failover_reason or '-'}`)"
     if listening_until is not None:
         details += f" · listening for delivery events until {listening_until:%Y-%m-%d %H:%M} UTC"
     workflow.set_current_details(details)
