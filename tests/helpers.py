@@ -1,13 +1,12 @@
-"""What several API tests send and wait for; scripts/dev.py as a module, its children stopped."""
+"""What several API tests send and wait for; scripts/dev.py as a module."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import importlib.util
+import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from config import Settings
+from testkit.keys import CODEC_KEYS
 from testkit.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,29 +36,27 @@ async def wait_for_status(
     api: httpx.AsyncClient, email_id: str, *statuses: str, timeout: float = 15.0
 ) -> dict[str, Any]:
     """GET /v1/emails/{id} until its status is one of `statuses`."""
-
-    async def check() -> dict[str, Any] | None:
-        response = await api.get(f"/v1/emails/{email_id}")
-        body: dict[str, Any] = response.json()
-        return body if response.status_code == 200 and body["status"] in statuses else None
-
-    result: dict[str, Any] = await eventually(
-        check, timeout=timeout, what=f"{email_id} in {statuses}"
-    )
-    return result
+    return await _wait_until_status(api, f"/v1/emails/{email_id}", statuses, timeout)
 
 
 async def wait_for_batch(
     api: httpx.AsyncClient, batch_id: str, *statuses: str, timeout: float = 15.0
 ) -> dict[str, Any]:
     """GET /v1/batches/{id} until the call's status is one of `statuses`."""
+    return await _wait_until_status(api, f"/v1/batches/{batch_id}", statuses, timeout)
+
+
+async def _wait_until_status(
+    api: httpx.AsyncClient, path: str, statuses: tuple[str, ...], timeout: float
+) -> dict[str, Any]:
+    """GET `path` until it answers 200 with a status among `statuses`; its body."""
 
     async def check() -> dict[str, Any] | None:
-        response = await api.get(f"/v1/batches/{batch_id}")
+        response = await api.get(path)
         body: dict[str, Any] = response.json()
         return body if response.status_code == 200 and body["status"] in statuses else None
 
-    result: dict[str, Any] = await eventually(check, timeout=timeout, what=f"{batch_id} {statuses}")
+    result: dict[str, Any] = await eventually(check, timeout=timeout, what=f"{path} in {statuses}")
     return result
 
 
@@ -86,12 +85,15 @@ def dev_script() -> ModuleType:
     return module
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM one process this test started (by its PID), then wait; kill if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def dev_env(settings: Settings, run_dir: Path, api_keys: str) -> dict[str, str]:
+    """The environment of a worker or API that a test spawns as `make dev` does, on its server."""
+    return {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TASK_QUEUE": settings.task_queue,
+        "SEND_TASK_QUEUE": settings.send_task_queue,
+        "OUTBOX_DIR": str(run_dir / "outbox"),
+        "WORKER_METRICS_PORT": "0",
+        "API_KEYS": api_keys,
+        "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
+    }
