@@ -7,16 +7,24 @@ import binascii
 import importlib.util
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import httpx
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from temporalio.client import Client
 
+from api.deps import get_temporal_client
+from api.main import create_app
 from config import Settings
-from testkit.keys import CODEC_KEYS
+from infra.temporal_client import API_RETRY, connect
+from testkit.keys import API_KEY, CODEC_KEYS
 from testkit.polling import eventually
+from worker import build_transport, build_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +38,48 @@ def link_token(text: str) -> str:
     found = TOKEN_IN_LINK.search(text)
     assert found, "no token in the accept link"
     return found.group(1)
+
+
+class ClientProxy:
+    """The real Temporal client, served to an app in its place; subclasses record calls."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def serve(self, app: FastAPI) -> Self:
+        """Make `app` use this client; returns it."""
+        app.dependency_overrides[get_temporal_client] = lambda: self
+        return self
+
+
+def asgi_client(
+    app: Starlette, key: str | None = API_KEY, base_url: str = "http://api.test"
+) -> httpx.AsyncClient:
+    """An HTTP client on `app` in-process (ASGI), sending `key` as its bearer (None: no key)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=base_url, headers=headers
+    )
+
+
+async def app_without_temporal(settings: Settings, **update: Any) -> FastAPI:
+    """The API (with `update` to its settings) wired to a Temporal address where nothing listens."""
+    down = settings.model_copy(update={"temporal_address": "127.0.0.1:9", **update})
+    return create_app(down, temporal_client=await connect(down, lazy=True, retry_config=API_RETRY))
+
+
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """A real worker (both queues) of `settings` on `client`, sending to its provider."""
+    async with httpx.AsyncClient(
+        base_url=settings.resend_api_url, timeout=settings.resend_timeout_seconds
+    ) as http:
+        workflows, sends = build_workers(client, settings, build_transport(settings, http))
+        async with workflows, sends:
+            yield
 
 
 async def wait_for_status(

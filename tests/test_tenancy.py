@@ -154,20 +154,6 @@ async def test_tenant_is_the_keys_recorded_at_start_and_a_foreign_one_is_403(
     assert (await callers.acme.get(f"/v1/emails/{untenanted.json()['id']}")).status_code == 404
 
 
-@pytest.fixture
-def starts(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records every workflow start the API makes."""
-    started: list[str] = []
-    real = client.start_workflow
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        started.append(kwargs["id"])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(client, "start_workflow", spy)
-    return started
-
-
 @pytest.mark.parametrize(
     ("key", "sender"),
     [
