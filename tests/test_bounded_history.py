@@ -29,6 +29,7 @@ from activities import errors
 from activities.delivery_contract import SendKind, batch_sha256, message_sha256
 from activities.transports.base import ProviderFailure, SentBatch, SentEmail
 from activities.transports.resend import CAPABILITIES as RESEND_CAPABILITIES
+from activities.transports.resend import resend_payload
 from activities.types import BatchItemOutcome, EmailMessage, EmailTag
 from config import Settings
 from testkit.dev_server import start_time_skipping
@@ -514,7 +515,7 @@ async def test_23h_outage_of_the_largest_batch_sends_each_once_with_every_run_bo
     continue-as-new forever and never sent)."""
     transport = OutageTransport(outage_23h)
     workflow_id, data = batch_input(policy(), html=LARGEST_BATCH_HTML)
-    request = {"emails": [_resend_shape(i.message) for i in data.items if i.message]}
+    request = {"emails": [resend_payload(i.message) for i in data.items if i.message]}
     size = len(json.dumps(request, ensure_ascii=False).encode())
     assert 500 * 1024 < size <= 512 * 1024, size
     result, runs = await send_batch(skipping_env, transport, data, workflow_id)
@@ -525,16 +526,6 @@ async def test_23h_outage_of_the_largest_batch_sends_each_once_with_every_run_bo
     assert list(transport.batches) == [key] and len(set(transport.batches[key])) == 100
     assert [item.provider_message_id for item in result.items] == transport.batches[key]
     assert {k for k, _ in transport.requests} == {key} and len(transport.messages) == 1
-
-
-def _resend_shape(message: EmailMessage) -> dict[str, object]:
-    return {
-        "from": message.sender,
-        "to": message.to,
-        "subject": message.subject,
-        "html": message.html,
-        "tags": [{"name": t.name, "value": t.value} for t in message.tags],
-    }
 
 
 async def test_webhook_flood_after_a_batch_continues_as_new_and_tracks_each_item(
