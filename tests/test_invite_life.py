@@ -316,6 +316,11 @@ async def test_unknown_locale_is_422_and_a_region_falls_back_to_its_language(
     assert default.json()["locale"] == "en"
 
 
+def template_email(template: str, locale: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """A `POST /v1/emails` body that sends our template `template` to Ann."""
+    return {"to": "ann@example.com", "template": template, "locale": locale, "variables": variables}
+
+
 async def test_operator_template_dir_overrides_files_and_keeps_the_rest(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
@@ -330,13 +335,7 @@ async def test_operator_template_dir_overrides_files_and_keeps_the_rest(
         shown = (await api.post("/v1/invites/preview", json=INVITE)).json()
         german = (await api.post("/v1/invites/preview", json={**INVITE, "locale": "de"})).json()
         email_answer = await api.post(
-            "/v1/emails",
-            json={
-                "to": "ann@example.com",
-                "template": "welcome",
-                "locale": "pt-BR",
-                "variables": {"name": "Ana"},
-            },
+            "/v1/emails", json=template_email("welcome", "pt-BR", {"name": "Ana"})
         )
 
     assert shown["invitation"]["subject"] == "Join Acme on Acmeware"
@@ -357,15 +356,7 @@ async def test_email_may_send_a_template_by_name(
         "expires_on": "2030-01-01",
         "reminder": False,
     }
-    response = await api.post(
-        "/v1/emails",
-        json={
-            "to": "ann@example.com",
-            "template": "invite",
-            "locale": "es",
-            "variables": variables,
-        },
-    )
+    response = await api.post("/v1/emails", json=template_email("invite", "es", variables))
     assert response.status_code == 202, response.text
     await wait_for_status(api, response.json()["id"], "sent")
     [delivery] = fake_resend.fake.deliveries
