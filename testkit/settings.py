@@ -35,3 +35,7 @@ def stack_settings(fake_resend_url: str, outbox_dir: Path, **overrides: Any) -> 
 def test_converter() -> DataConverter:
     """The converter of the API and the worker under test (the test codec keys)."""
     return data_converter(Settings(_env_file=None, payload_codec_keys=SecretStr(CODEC_KEYS)))
+
+
+# A helper, not a test: pytest would collect it (by its name) where a test module imports it.
+test_converter.__test__ = False  # type: ignore[attr-defined]
