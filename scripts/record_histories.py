@@ -51,6 +51,7 @@ from testkit.dev_server import start_local, temporal_binary  # noqa: E402
 from testkit.fake_resend import FakeResendServer, Fault  # noqa: E402
 from testkit.keys import FAKE_KEY, INVITE_TOKEN_SECRET  # noqa: E402
 from testkit.polling import eventually  # noqa: E402
+from testkit.runs import each_run  # noqa: E402
 from worker import build_transport, build_workers  # noqa: E402
 from workflows.batch_types import (  # noqa: E402
     BATCH_STATUS_QUERY,
@@ -160,6 +161,14 @@ async def start_email_batch(client: Client, policy: DeliveryPolicy) -> WorkflowH
     return await start_batch(client, policy, SendKind.EMAIL)
 
 
+async def to_its_end(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until the workflow ends, whatever the outcome (a failed send is recorded too)."""
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        pass
+
+
 Starter = Callable[[Client, DeliveryPolicy], Awaitable[WorkflowHandle[Any, Any]]]
 
 
@@ -168,10 +177,7 @@ def to_the_end(start: Starter) -> Scenario:
 
     async def scenario(client: Client, policy: DeliveryPolicy) -> str:
         handle = await start(client, policy)
-        try:
-            await handle.result()
-        except WorkflowFailureError:
-            pass
+        await to_its_end(handle)
         return handle.id
 
     return scenario
@@ -228,10 +234,7 @@ def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = Fa
             item_id = batch.items[index].id
             event = DeliveryEventInput(f"msg_{handle.id}_{n}", event_type, email_id=item_id)
             await handle.signal(DELIVERY_EVENT_SIGNAL, event)
-        try:
-            await handle.result()
-        except WorkflowFailureError:
-            pass
+        await to_its_end(handle)
         return handle.id
 
     return scenario
@@ -266,10 +269,7 @@ async def reset_after(client: Client, workflow_id: str, not_after: datetime) -> 
          "--workflow-id", workflow_id, "--type", "FirstWorkflowTask", "--reason", "recorded"],
         check=True, capture_output=True,
     )  # fmt: skip
-    try:
-        await client.get_workflow_handle(workflow_id).result()
-    except WorkflowFailureError:
-        pass
+    await to_its_end(client.get_workflow_handle(workflow_id))
     return workflow_id
 
 
@@ -574,17 +574,7 @@ async def run_ids(client: Client, workflow_id: str) -> list[str]:
     """The runs of a workflow, first to last (more than one if it continued as new)."""
     latest = await client.get_workflow_handle(workflow_id).describe()
     run_id = latest.raw_description.workflow_execution_info.first_run_id or latest.run_id
-    runs = []
-    while run_id:
-        runs.append(run_id)
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        last = history.events[-1]
-        run_id = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else ""
-        )
-    return runs
+    return [run async for run, _ in each_run(client, workflow_id, run_id)]
 
 
 def export(address: str, workflow_id: str, run_id: str | None, path: Path) -> None:

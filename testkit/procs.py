@@ -41,6 +41,17 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stop_popen(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM one process started here (by its PID), then wait; SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Proc:
     """One subprocess run from the repository root; restartable with the same arguments.

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ from testkit.keys import (
     WEBHOOK_SECRET,
 )
 from testkit.settings import encrypting_converter, stack_settings
-from worker import build_transport, build_workers
+from tests.helpers import asgi_client, running_worker
 
 # Workers run as Worker Deployment Versions (this checkout's build id, deployment
 # "durable-mail"): in tests each worker makes its version current once it polls, as `make
@@ -131,12 +132,8 @@ def settings(
 @pytest.fixture
 async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     """A real worker (both queues) sending to the fake Resend."""
-    async with httpx.AsyncClient(
-        base_url=settings.resend_api_url, timeout=settings.resend_timeout_seconds
-    ) as http:
-        workflows, sends = build_workers(client, settings, build_transport(settings, http))
-        async with workflows, sends:
-            yield
+    async with running_worker(client, settings):
+        yield
 
 
 @pytest.fixture
@@ -151,10 +148,19 @@ async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
     Override `Authorization` per request to test authentication.
     """
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://api.test",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-    ) as http:
+    async with asgi_client(app) as http:
         yield http
+
+
+@pytest.fixture
+def starts(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every workflow start the API makes."""
+    started: list[str] = []
+    real = client.start_workflow
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs["id"])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(client, "start_workflow", spy)
+    return started

@@ -15,26 +15,11 @@ from temporalio.client import Client
 from api import listing
 from api.main import create_app
 from config import Settings
-from infra.temporal_client import API_RETRY, connect
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY, FAKE_KEY
-from tests.helpers import INVITE, wait_for_status
+from testkit.keys import FAKE_KEY
+from tests.helpers import INVITE, app_without_temporal, asgi_client, wait_for_status
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello", "html": "<p>Hi</p>"}
-
-
-@pytest.fixture
-def starts(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records every workflow start the API makes."""
-    started: list[str] = []
-    real = client.start_workflow
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        started.append(kwargs["id"])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(client, "start_workflow", spy)
-    return started
 
 
 async def test_generic_email_is_sent_once_with_tags_and_default_sender(
@@ -126,13 +111,7 @@ async def test_health_and_readiness_with_temporal_up(api: httpx.AsyncClient) -> 
 @pytest.fixture
 async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API wired to a Temporal address where nothing listens."""
-    down = settings.model_copy(update={"temporal_address": "127.0.0.1:9"})
-    app = create_app(down, temporal_client=await connect(down, lazy=True, retry_config=API_RETRY))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://api.test",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-    ) as http:
+    async with asgi_client(await app_without_temporal(settings)) as http:
         yield http
 
 
@@ -181,11 +160,7 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
     async with (
         workflows,
         sends,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://localhost:8000",
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        ) as api,
+        asgi_client(app, base_url="http://localhost:8000") as api,
     ):
         body = (await api.post("/v1/invites", json=INVITE)).json()
         status = await wait_for_status(api, body["invite_id"], "sent")

@@ -28,51 +28,38 @@ from config import Settings, TenantConfig
 from testkit.keys import ACME_KEY, API_KEY, GLOBEX_KEY
 from testkit.procs import free_port
 from testkit.stack import api_proc, start_api
-from tests.helpers import INVITE
+from tests.helpers import INVITE, ClientProxy, asgi_client
 from tests.test_secure_defaults import stack_env
 
 EMAIL = {"to": "ann@example.com", "subject": "Report", "text": "Hello", "from": "a@acme.example"}
 
 
-class CountingClient:
+class CountingClient(ClientProxy):
     """The real Temporal client, counting every workflow handle the API asks for."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        super().__init__(client)
         self.handles: list[str] = []
 
     def get_workflow_handle(self, workflow_id: str, **kwargs: Any) -> Any:
         self.handles.append(workflow_id)
         return self._client.get_workflow_handle(workflow_id, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
 
 @pytest.fixture
 def counting(app: FastAPI, client: Client) -> CountingClient:
-    counting_client = CountingClient(client)
-    app.dependency_overrides[get_temporal_client] = lambda: counting_client
-    return counting_client
-
-
-def _http(app: FastAPI, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://api.test",
-        headers={"Authorization": f"Bearer {key}"},
-    )
+    return CountingClient(client).serve(app)
 
 
 @pytest.fixture
 async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with _http(app, ACME_KEY) as http:
+    async with asgi_client(app, ACME_KEY) as http:
         yield http
 
 
 @pytest.fixture
 async def globex(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with _http(app, GLOBEX_KEY) as http:
+    async with asgi_client(app, GLOBEX_KEY) as http:
         yield http
 
 
@@ -362,10 +349,7 @@ async def test_the_app_mounted_in_another_works_without_its_own_lifespan(
 ) -> None:
     # No client given and no lifespan run: Starlette runs only the outer app's.
     outer = Starlette(routes=[Mount("/mail", app=create_app(settings))])
-    transport = httpx.ASGITransport(app=outer)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://host.test", headers=bearer(ACME_KEY)
-    ) as http:
+    async with asgi_client(outer, ACME_KEY, base_url="http://host.test") as http:
         accepted = await http.post("/mail/v1/emails", json={**EMAIL, "send_at": later()})
         # Before: 500 (no Temporal client) on every route that needs one.
         assert accepted.status_code == 202, accepted.text
@@ -381,11 +365,7 @@ async def test_a_mounted_app_without_keys_refuses_every_request_naming_what_is_m
 ) -> None:
     unsafe = settings.model_copy(update={"payload_codec_keys": None})
     outer = Starlette(routes=[Mount("/mail", app=create_app(unsafe))])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=outer),
-        base_url="http://host.test",
-        headers=bearer(ACME_KEY),
-    ) as http:
+    async with asgi_client(outer, ACME_KEY, base_url="http://host.test") as http:
         answer = await http.post("/mail/v1/emails", json=EMAIL)
         assert answer.status_code == 503
         assert "PAYLOAD_CODEC_KEYS" in answer.json()["detail"]

@@ -29,15 +29,15 @@ from activities import errors
 from activities.delivery_contract import SendKind, batch_sha256, message_sha256
 from activities.transports.base import ProviderFailure, SentBatch, SentEmail
 from activities.transports.resend import CAPABILITIES as RESEND_CAPABILITIES
+from activities.transports.resend import resend_payload
 from activities.types import BatchItemOutcome, EmailMessage, EmailTag
 from config import Settings
 from testkit.dev_server import start_time_skipping
 from testkit.polling import eventually
+from testkit.runs import each_run
 from testkit.settings import encrypting_converter
 from worker import build_workers
 from workflows.batch_types import BatchItemInput, BatchStatusResult, SendBatchInput
-from workflows.send_batch import SendBatch
-from workflows.send_email import SendEmail
 from workflows.status import SendStatus
 from workflows.types import (
     DELIVERY_EVENT_SIGNAL,
@@ -79,28 +79,25 @@ class OutageTransport:
     first: datetime | None = None
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
-        now = activity.info().current_attempt_scheduled_time
-        self.first = self.first or now
-        elapsed = now - self.first
-        self.requests.append((idempotency_key, elapsed))
-        self.messages.add(message_sha256(message))
-        failure = self.answer(elapsed)
-        if failure is not None:
-            raise failure
+        self._attempt(idempotency_key, message_sha256(message))
         email_id = self.deliveries.setdefault(idempotency_key, f"re-{uuid.uuid4()}")
         return SentEmail(provider_message_id=email_id, http_status=200)
 
     async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
+        self._attempt(idempotency_key, batch_sha256(messages))
+        ids = self.batches.setdefault(idempotency_key, [f"re-{uuid.uuid4()}" for _ in messages])
+        return SentBatch([BatchItemOutcome(provider_message_id=i) for i in ids], 200)
+
+    def _attempt(self, idempotency_key: str, message_sha: str) -> None:
+        """Record one request (key, time since the first, message); raise the answer's failure."""
         now = activity.info().current_attempt_scheduled_time
         self.first = self.first or now
         elapsed = now - self.first
         self.requests.append((idempotency_key, elapsed))
-        self.messages.add(batch_sha256(messages))
+        self.messages.add(message_sha)
         failure = self.answer(elapsed)
         if failure is not None:
             raise failure
-        ids = self.batches.setdefault(idempotency_key, [f"re-{uuid.uuid4()}" for _ in messages])
-        return SentBatch([BatchItemOutcome(provider_message_id=i) for i in ids], 200)
 
 
 def rate_limited(retry_after: float = 1) -> ProviderFailure:
@@ -211,6 +208,38 @@ async def send_batch(
     return await run_to_end(env, transport, data, workflow_id, BatchStatusResult)
 
 
+def tracked_policy() -> DeliveryPolicy:
+    """Our test policy, with a 72 h wait for the provider's delivery events after the send."""
+    return dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
+
+
+@asynccontextmanager
+async def sent_and_tracking(
+    env: WorkflowEnvironment, transport: OutageTransport, workflow_id: str,
+    data: SendEmailInput | SendBatchInput, result_type: type[S],
+) -> AsyncIterator[tuple[WorkflowHandle[Any, S], str]]:  # fmt: skip
+    """Start `data` on our workers; once the provider has it, yield a handle on the latest
+    run (signals and the result follow continue-as-new) and the first run's id."""
+    async with workers(env, transport, data.policy) as task_queue:
+        handle = await env.client.start_workflow(
+            data.WORKFLOW, data, id=workflow_id, task_queue=task_queue, result_type=result_type
+        )
+        await eventually(lambda: len(transport.deliveries | transport.batches) == 1, what="sent")
+        latest = env.client.get_workflow_handle(workflow_id, result_type=result_type)
+        yield latest, handle.first_execution_run_id or ""
+
+
+@asynccontextmanager
+async def email_sent_and_tracking(
+    env: WorkflowEnvironment,
+) -> AsyncIterator[tuple[WorkflowHandle[Any, EmailStatusResult], str]]:
+    """`sent_and_tracking` of a small email that the provider accepts at once."""
+    workflow_id, data = email_input(tracked_policy(), text="hello")
+    transport = OutageTransport(lambda _: None)
+    async with sent_and_tracking(env, transport, workflow_id, data, EmailStatusResult) as started:
+        yield started
+
+
 async def flood(
     handle: WorkflowHandle[Any, Any], event: Callable[[int], DeliveryEventInput]
 ) -> int:
@@ -234,17 +263,10 @@ async def flood(
 async def runs_of(client: Client, workflow_id: str, run_id: str) -> list[Run]:
     """Every run of the workflow, first to last, with its history's event count and size."""
     runs = []
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    async for run, history in each_run(client, workflow_id, run_id):
         started = history.events[0].workflow_execution_started_event_attributes
         size = sum(e.ByteSize() for e in history.events)
-        runs.append(Run(run_id, len(history.events), size, started.input.ByteSize()))
-        last = history.events[-1]
-        run_id = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else ""
-        )
+        runs.append(Run(run, len(history.events), size, started.input.ByteSize()))
     return runs
 
 
@@ -370,16 +392,7 @@ async def test_unaccepted_send_ends_failed_only_when_the_provider_provably_refus
 async def test_webhook_flood_after_the_send_continues_as_new_and_keeps_counting(
     skipping_env: WorkflowEnvironment,
 ) -> None:
-    transport = OutageTransport(lambda _: None)
-    tracked = dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
-    workflow_id, data = email_input(tracked, text="hello")
-    async with workers(skipping_env, transport, tracked) as task_queue:
-        handle = await skipping_env.client.start_workflow(
-            SendEmail.run, data, id=workflow_id, task_queue=task_queue
-        )
-        await eventually(lambda: len(transport.deliveries) == 1, what="sent")
-        first_run = handle.first_execution_run_id
-        latest = skipping_env.client.get_workflow_handle(workflow_id, result_type=EmailStatusResult)
+    async with email_sent_and_tracking(skipping_env) as (latest, first_run):
         events = await flood(
             latest, lambda n: DeliveryEventInput(f"msg_{n}", "email.delivery_delayed")
         )
@@ -387,7 +400,7 @@ async def test_webhook_flood_after_the_send_continues_as_new_and_keeps_counting(
         # A repeat of a recent event id (delivered again by the provider) is not counted.
         await latest.signal(DELIVERY_EVENT_SIGNAL, DeliveryEventInput("msg_end", "email.bounced"))
         result: EmailStatusResult = await latest.result()
-    runs = await runs_of(skipping_env.client, workflow_id, first_run or "")
+    runs = await runs_of(skipping_env.client, latest.id, first_run)
     log.info("flood of %d events: events per run %s", events + 1, [r.events for r in runs])
 
     assert result.status == SendStatus.BOUNCED and len(runs) >= 2
@@ -404,14 +417,7 @@ async def test_a_repeat_after_a_flood_of_150_distinct_events_counts_once(
     skipping_env: WorkflowEnvironment,
 ) -> None:
     """Red team: repeats were recognised only among the last 100 event ids."""
-    transport = OutageTransport(lambda _: None)
-    tracked = dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
-    workflow_id, data = email_input(tracked, text="hello")
-    async with workers(skipping_env, transport, tracked) as task_queue:
-        handle = await skipping_env.client.start_workflow(
-            SendEmail.run, data, id=workflow_id, task_queue=task_queue
-        )
-        await eventually(lambda: len(transport.deliveries) == 1, what="sent")
+    async with email_sent_and_tracking(skipping_env) as (handle, _):
         for n in range(160):
             at = f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z"
             await handle.signal(
@@ -509,7 +515,7 @@ async def test_23h_outage_of_the_largest_batch_sends_each_once_with_every_run_bo
     continue-as-new forever and never sent)."""
     transport = OutageTransport(outage_23h)
     workflow_id, data = batch_input(policy(), html=LARGEST_BATCH_HTML)
-    request = {"emails": [_resend_shape(i.message) for i in data.items if i.message]}
+    request = {"emails": [resend_payload(i.message) for i in data.items if i.message]}
     size = len(json.dumps(request, ensure_ascii=False).encode())
     assert 500 * 1024 < size <= 512 * 1024, size
     result, runs = await send_batch(skipping_env, transport, data, workflow_id)
@@ -522,30 +528,14 @@ async def test_23h_outage_of_the_largest_batch_sends_each_once_with_every_run_bo
     assert {k for k, _ in transport.requests} == {key} and len(transport.messages) == 1
 
 
-def _resend_shape(message: EmailMessage) -> dict[str, object]:
-    return {
-        "from": message.sender,
-        "to": message.to,
-        "subject": message.subject,
-        "html": message.html,
-        "tags": [{"name": t.name, "value": t.value} for t in message.tags],
-    }
-
-
 async def test_webhook_flood_after_a_batch_continues_as_new_and_tracks_each_item(
     skipping_env: WorkflowEnvironment,
 ) -> None:
     transport = OutageTransport(lambda _: None)
-    tracked = dataclasses.replace(policy(), delivery_wait_seconds=72 * 3600)
-    workflow_id, data = batch_input(tracked, n=2)
+    workflow_id, data = batch_input(tracked_policy(), n=2)
     first, second = (item.email_id for item in data.items)
-    async with workers(skipping_env, transport, tracked) as task_queue:
-        handle = await skipping_env.client.start_workflow(
-            SendBatch.run, data, id=workflow_id, task_queue=task_queue
-        )
-        await eventually(lambda: len(transport.batches) == 1, what="sent")
-        first_run = handle.first_execution_run_id
-        latest = skipping_env.client.get_workflow_handle(workflow_id, result_type=BatchStatusResult)
+    started = sent_and_tracking(skipping_env, transport, workflow_id, data, BatchStatusResult)
+    async with started as (latest, first_run):
         await latest.signal(
             DELIVERY_EVENT_SIGNAL,
             DeliveryEventInput("msg_done", "email.delivered", email_id=second),
@@ -564,7 +554,7 @@ async def test_webhook_flood_after_a_batch_continues_as_new_and_tracks_each_item
             DELIVERY_EVENT_SIGNAL, DeliveryEventInput("msg_end", "email.bounced", email_id=first)
         )
         result: BatchStatusResult = await latest.result()
-    runs = await runs_of(skipping_env.client, workflow_id, first_run or "")
+    runs = await runs_of(skipping_env.client, workflow_id, first_run)
     log.info("batch flood of %d events: events per run %s", events + 1, [r.events for r in runs])
 
     assert len(runs) >= 2 and result.runs == len(runs)

@@ -24,7 +24,7 @@ from infra.temporal_client import data_converter
 from testkit.dev_server import temporal_binary
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import ACME_KEY, API_KEY, CODEC_KEYS, CODEC_UI_SECRET, FAKE_KEY, GLOBEX_KEY
-from tests.helpers import INVITE, readable_text, wait_for_status
+from tests.helpers import INVITE, asgi_client, readable_text, wait_for_status
 
 UI_ORIGIN = "http://localhost:8233"
 
@@ -197,9 +197,7 @@ async def test_codec_capability_is_off_unless_configured(
     without = create_app(
         settings.model_copy(update={"codec_ui_secret": None}), temporal_client=client
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=without), base_url="http://api.test"
-    ) as http:
+    async with asgi_client(without, key=None) as http:
         body = proto_json(await client.data_converter.encode(["x"]))
         assert (await http.post(f"/codec/{CODEC_UI_SECRET}/decode", json=body)).status_code == 401
         assert (await http.post("/codec//decode", json=body)).status_code == 401

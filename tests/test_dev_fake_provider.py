@@ -7,7 +7,6 @@ Temporal server; faults are queued with the command `make fault` runs (scripts/f
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,10 @@ import pytest
 
 from config import Settings
 from testkit.fake_resend import Fault, fault_of_kind
-from testkit.keys import API_KEY, CODEC_KEYS, INVITE_TOKEN_SECRET
+from testkit.keys import API_KEY, INVITE_TOKEN_SECRET
 from testkit.polling import eventually
-from testkit.procs import free_port, port_open
-from tests.helpers import INVITE, ROOT, dev_script, stop, wait_for_status
+from testkit.procs import free_port, port_open, stop_popen
+from tests.helpers import INVITE, ROOT, dev_env, dev_script, wait_for_status
 
 
 def make_fault(url: str, kind: str, count: int = 1) -> None:
@@ -49,14 +48,7 @@ async def test_fake_provider_dev_mode_shows_provoked_retries_in_the_email_status
     fake_port, api_port = free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TASK_QUEUE": settings.task_queue,
-        "SEND_TASK_QUEUE": settings.send_task_queue,
-        "OUTBOX_DIR": str(tmp_path / "outbox"),
-        "WORKER_METRICS_PORT": "0",
-        "API_KEYS": API_KEY,
-        "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
+        **dev_env(settings, tmp_path, api_keys=API_KEY),
         "INVITE_TOKEN_SECRET": INVITE_TOKEN_SECRET,
         **dev.fake_provider_env(fake_url),
     }
@@ -98,4 +90,4 @@ async def test_fake_provider_dev_mode_shows_provoked_retries_in_the_email_status
         assert status["transport"] == "resend"
     finally:
         for proc in reversed(procs):
-            stop(proc)
+            stop_popen(proc)

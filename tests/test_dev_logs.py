@@ -7,17 +7,15 @@ the session's Temporal server, and their own log lines must land in the files.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import httpx
 
 from config import Settings
-from testkit.keys import CODEC_KEYS
 from testkit.polling import eventually
-from testkit.procs import free_port
-from tests.helpers import ROOT, dev_script, stop
+from testkit.procs import free_port, stop_popen
+from tests.helpers import ROOT, dev_env, dev_script
 
 
 def json_lines(path: Path) -> list[dict[str, object]]:
@@ -32,14 +30,7 @@ async def test_worker_and_api_logs_land_in_their_dev_log_files(
     port = free_port()
     secret = "whsec_" + "bG9ncy10ZXN0LXNlY3JldC1sb2dzLXRlc3Q="
     env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TASK_QUEUE": settings.task_queue,
-        "SEND_TASK_QUEUE": settings.send_task_queue,
-        "OUTBOX_DIR": str(tmp_path / "outbox"),
-        "WORKER_METRICS_PORT": "0",
-        "API_KEYS": "dm_logs_test_key_0123",
-        "PAYLOAD_CODEC_KEYS": CODEC_KEYS,
+        **dev_env(settings, tmp_path, api_keys="dm_logs_test_key_0123"),
         "RESEND_WEBHOOK_SECRET": secret,
     }
     env.pop("RESEND_API_KEY", None)
@@ -70,8 +61,8 @@ async def test_worker_and_api_logs_land_in_their_dev_log_files(
 
         await eventually(rejected_webhook_logged, timeout=30, interval=0.2)
     finally:
-        stop(api)
-        stop(worker)
+        stop_popen(api)
+        stop_popen(worker)
     worker_log = json_lines(tmp_path / "worker.log")
     assert any(line["msg"] == "worker stopped" for line in worker_log), worker_log
     assert secret not in (tmp_path / "api.log").read_text()

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from api.docs import install_offline_docs
 from api.main import create_app
 from config import Settings
+from tests.helpers import asgi_client
 
 # Any absolute URL written in the page, in an attribute or in the inline script.
 ABSOLUTE_URL = re.compile(r"""(?:https?:)?//[^\s"'<>)]+""")
@@ -44,9 +45,7 @@ def assets_of(html: str) -> list[str]:
 async def docs_client() -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(_env_file=None, api_keys=SecretStr("dm_docs_test"))
     app = create_app(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api.test"
-    ) as http:
+    async with asgi_client(app, key=None) as http:
         yield http
 
 

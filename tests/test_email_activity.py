@@ -116,21 +116,24 @@ async def test_repeat_with_same_key_is_deduplicated_by_provider(
         (Fault(status=451, name="security_error"), errors.REJECTED, True),
     ],
 )
+@pytest.mark.parametrize("call", ["email", "batch"])  # a batch call is classified alike
 async def test_provider_answers_are_classified(
     http: httpx.AsyncClient,
     fake_resend: FakeResendServer,
     fault: Fault,
     error_type: str,
     permanent: bool,
+    call: str,
 ) -> None:
     fake_resend.fake.enqueue_faults([fault])
-    error = await failure_of(http)
+    error = await (failure_of(http) if call == "email" else batch_failure_of(http))
     assert error.type == error_type
     assert error.non_retryable is permanent
     details = error.details[0]
     assert details.http_status == fault.status
     if fault.retry_after is not None:
         assert details.retry_after_seconds == fault.retry_after
+    assert fake_resend.fake.delivered_count == 0
 
 
 async def test_wrong_api_key_is_permanent_and_never_echoed(http: httpx.AsyncClient) -> None:
@@ -362,27 +365,10 @@ async def test_batch_is_one_permissive_request_whose_refusals_stay_in_their_item
     assert {d.idempotency_key for d in sent} == {"batch-1/send/0"} and len(sent) == 2
 
 
-@pytest.mark.parametrize(
-    ("fault", "error_type", "permanent"),
-    [
-        (Fault(status=500), errors.PROVIDER_UNAVAILABLE, False),
-        (Fault(status=429, retry_after=3), errors.RATE_LIMITED, False),
-        (Fault(status=422, name="validation_error"), errors.REJECTED, True),
-    ],
-)
-async def test_failed_batch_call_is_classified_like_a_single_send(
-    http: httpx.AsyncClient,
-    fake_resend: FakeResendServer,
-    fault: Fault,
-    error_type: str,
-    permanent: bool,
-) -> None:
-    fake_resend.fake.enqueue_faults([fault])
+async def batch_failure_of(http: httpx.AsyncClient) -> ApplicationError:
     with pytest.raises(ApplicationError) as caught:
         await deliver_batch(http, batch_of(2))
-    assert caught.value.type == error_type
-    assert caught.value.non_retryable is permanent
-    assert fake_resend.fake.delivered_count == 0
+    return caught.value
 
 
 @pytest.mark.parametrize(

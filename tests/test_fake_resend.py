@@ -72,14 +72,19 @@ async def send_until_not_concurrent(
         await asyncio.sleep(0.05)
 
 
+def assert_resend_error(response: httpx.Response, status: int, name: str) -> None:
+    """The fake answered `status` with Resend's error body named `name`."""
+    assert response.status_code == status
+    assert response.json()["name"] == name
+
+
 async def test_send_email_without_api_key_is_401_missing_api_key(
     server: FakeResendServer, fake: FakeResend
 ) -> None:
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
         response = await anonymous.post("/emails", json=email())
 
-    assert response.status_code == 401
-    assert response.json()["name"] == "missing_api_key"
+    assert_resend_error(response, 401, "missing_api_key")
     assert response.json()["statusCode"] == 401
     assert fake.delivered_count == 0
 
@@ -92,8 +97,7 @@ async def test_send_email_with_wrong_api_key_is_403_invalid_api_key(
             "/emails", json=email(), headers={"Authorization": "Bearer re_wrong"}
         )
 
-    assert response.status_code == 403
-    assert response.json()["name"] == "invalid_api_key"
+    assert_resend_error(response, 403, "invalid_api_key")
     assert fake.delivered_count == 0
 
 
@@ -120,8 +124,7 @@ async def test_send_email_with_invalid_payload_is_422(
     payload = {field: value for field, value in payload.items() if value is not None}
     response = await client.post("/emails", json=payload)
 
-    assert response.status_code == 422
-    assert response.json()["name"] == name
+    assert_resend_error(response, 422, name)
     assert in_message in response.json()["message"]
     assert fake.delivered_count == 0
 
@@ -133,8 +136,7 @@ async def test_send_email_with_malformed_json_is_400_validation_error(
         "/emails", content=b"{not json", headers={"Content-Type": "application/json"}
     )
 
-    assert response.status_code == 400
-    assert response.json()["name"] == "validation_error"
+    assert_resend_error(response, 400, "validation_error")
 
 
 @pytest.mark.parametrize("key", ["", "k" * 257])
@@ -143,8 +145,7 @@ async def test_idempotency_key_outside_1_to_256_chars_is_400(
 ) -> None:
     response = await send(client, email(), key)
 
-    assert response.status_code == 400
-    assert response.json()["name"] == "invalid_idempotency_key"
+    assert_resend_error(response, 400, "invalid_idempotency_key")
     assert fake.delivered_count == 0
 
 
@@ -202,8 +203,7 @@ async def test_same_key_with_other_payload_is_409_invalid_idempotent_request(
     await send(client, email(), "welcome-user/2")
     changed = await send(client, email(subject="Welcome!"), "welcome-user/2")
 
-    assert changed.status_code == 409
-    assert changed.json()["name"] == "invalid_idempotent_request"
+    assert_resend_error(changed, 409, "invalid_idempotent_request")
     assert fake.delivered_count == 1
 
 
@@ -215,8 +215,7 @@ async def test_same_key_during_hold_is_409_concurrent_then_replayed(
     [delivery] = await fake.wait_for_deliveries(1, timeout=5)
 
     during = await send(client, email(), "welcome-user/3")
-    assert during.status_code == 409
-    assert during.json()["name"] == "concurrent_idempotent_requests"
+    assert_resend_error(during, 409, "concurrent_idempotent_requests")
     assert (await first).json()["id"] == delivery.id
     after = await send(client, email(), "welcome-user/3")
     assert after.json()["id"] == delivery.id
@@ -271,8 +270,7 @@ async def test_scripted_429_carries_retry_after(
     fake.enqueue_faults([Fault(status=429, retry_after=2)])
     response = await client.post("/emails", json=email())
 
-    assert response.status_code == 429
-    assert response.json()["name"] == "rate_limit_exceeded"
+    assert_resend_error(response, 429, "rate_limit_exceeded")
     assert response.headers["retry-after"] == "2"
 
 
@@ -523,8 +521,7 @@ async def test_strict_batch_with_one_invalid_email_sends_nothing(
     with_attachment = await send_batch(client, [email(attachments=[{"content": "aGk="}])])
     too_many = await send_batch(client, batch(101))
 
-    assert strict.status_code == 422
-    assert strict.json()["name"] == "missing_required_field"
+    assert_resend_error(strict, 422, "missing_required_field")
     assert strict.json()["message"].startswith("emails[1]: ")
     assert with_attachment.status_code == 422
     assert "Attachments" in with_attachment.json()["message"]

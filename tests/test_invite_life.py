@@ -26,9 +26,16 @@ from activities.types import InviteToken
 from api.main import create_app
 from config import Settings
 from testkit.fake_resend import FakeResendServer
-from testkit.keys import API_KEY, INVITE_TOKEN_SECRET
+from testkit.keys import INVITE_TOKEN_SECRET
 from testkit.polling import eventually
-from tests.helpers import INVITE, link_token, readable_text, wait_for_status
+from tests.helpers import (
+    INVITE,
+    asgi_client,
+    link_token,
+    readable_text,
+    running_worker,
+    wait_for_status,
+)
 from tests.webhooks import post_event
 from worker import build_transport, build_workers
 
@@ -309,6 +316,11 @@ async def test_unknown_locale_is_422_and_a_region_falls_back_to_its_language(
     assert default.json()["locale"] == "en"
 
 
+def template_email(template: str, locale: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """A `POST /v1/emails` body that sends our template `template` to Ann."""
+    return {"to": "ann@example.com", "template": template, "locale": locale, "variables": variables}
+
+
 async def test_operator_template_dir_overrides_files_and_keeps_the_rest(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
@@ -319,21 +331,11 @@ async def test_operator_template_dir_overrides_files_and_keeps_the_rest(
     (custom / "welcome" / "pt" / "subject.txt").write_text("Olá {{ name }}\n")
     (custom / "welcome" / "pt" / "body.txt").write_text("Bem-vindo, {{ name }}!\n")
     settings.template_dir = custom
-    app = create_app(settings, temporal_client=client)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers=headers
-    ) as api:
+    async with asgi_client(create_app(settings, temporal_client=client)) as api:
         shown = (await api.post("/v1/invites/preview", json=INVITE)).json()
         german = (await api.post("/v1/invites/preview", json={**INVITE, "locale": "de"})).json()
         email_answer = await api.post(
-            "/v1/emails",
-            json={
-                "to": "ann@example.com",
-                "template": "welcome",
-                "locale": "pt-BR",
-                "variables": {"name": "Ana"},
-            },
+            "/v1/emails", json=template_email("welcome", "pt-BR", {"name": "Ana"})
         )
 
     assert shown["invitation"]["subject"] == "Join Acme on Acmeware"
@@ -354,15 +356,7 @@ async def test_email_may_send_a_template_by_name(
         "expires_on": "2030-01-01",
         "reminder": False,
     }
-    response = await api.post(
-        "/v1/emails",
-        json={
-            "to": "ann@example.com",
-            "template": "invite",
-            "locale": "es",
-            "variables": variables,
-        },
-    )
+    response = await api.post("/v1/emails", json=template_email("invite", "es", variables))
     assert response.status_code == 202, response.text
     await wait_for_status(api, response.json()["id"], "sent")
     [delivery] = fake_resend.fake.deliveries
@@ -403,26 +397,16 @@ async def test_no_token_in_clear_in_the_raw_history_or_the_logs(
     plain = await Client.connect(client.service_client.config.target_host, namespace="default")
     unencrypted = settings.model_copy(update={"payload_codec_keys": None})
     app = create_app(unencrypted, temporal_client=plain)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with (
-        httpx.AsyncClient(base_url=settings.resend_api_url, timeout=5) as http,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers=headers
-        ) as api,
-    ):
-        workflows, sends = build_workers(plain, unencrypted, build_transport(unencrypted, http))
-        async with workflows, sends:
-            body, payload = await sent_invitation(api, fake_resend, remind_after_days=2)
-            token = link_token(payload["text"])
-            events = await post_event(
-                api, "email.delivered", email_id=body["invite_id"], message="invitation"
-            )
-            assert events.status_code == 200
-            wrong = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": "x"})
-            accepted = await api.post(
-                f"/v1/invites/{body['invite_id']}/accept", json={"token": token}
-            )
-            assert (wrong.status_code, accepted.status_code) == (404, 200)
+    async with asgi_client(app) as api, running_worker(plain, unencrypted):
+        body, payload = await sent_invitation(api, fake_resend, remind_after_days=2)
+        token = link_token(payload["text"])
+        events = await post_event(
+            api, "email.delivered", email_id=body["invite_id"], message="invitation"
+        )
+        assert events.status_code == 200
+        wrong = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": "x"})
+        accepted = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": token})
+        assert (wrong.status_code, accepted.status_code) == (404, 200)
 
     history = await plain.get_workflow_handle(body["workflow_id"]).fetch_history()
     text = "\n".join(readable_text(history.to_json_dict()))
@@ -443,26 +427,18 @@ async def test_a_template_change_does_not_alter_an_invitation_already_rendered(
     subject.write_text("Version one: join {{ tenant_name }}\n")
     settings.template_dir = custom
     app = create_app(settings, temporal_client=client)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    async with (
-        httpx.AsyncClient(base_url=settings.resend_api_url, timeout=5) as http,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers=headers
-        ) as api,
-    ):
-        workflows, sends = build_workers(client, settings, build_transport(settings, http))
-        async with workflows, sends:
-            send_at = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
-            body = await invite(api, send_at=send_at)
-            handle = client.get_workflow_handle(body["workflow_id"])
+    async with asgi_client(app) as api, running_worker(client, settings):
+        send_at = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+        body = await invite(api, send_at=send_at)
+        handle = client.get_workflow_handle(body["workflow_id"])
 
-            async def rendered() -> bool:
-                history = await handle.fetch_history()
-                return any(e.HasField("marker_recorded_event_attributes") for e in history.events)
+        async def rendered() -> bool:
+            history = await handle.fetch_history()
+            return any(e.HasField("marker_recorded_event_attributes") for e in history.events)
 
-            await eventually(rendered, timeout=10, what="the invitation rendered")
-            subject.write_text("Version two: join {{ tenant_name }}\n")
-            await wait_for_status(api, body["invite_id"], "sent", timeout=20)
+        await eventually(rendered, timeout=10, what="the invitation rendered")
+        subject.write_text("Version two: join {{ tenant_name }}\n")
+        await wait_for_status(api, body["invite_id"], "sent", timeout=20)
 
     [delivery] = fake_resend.fake.deliveries
     assert delivery.payload["subject"] == "Version one: join Acme"

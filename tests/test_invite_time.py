@@ -24,9 +24,8 @@ from testkit.fake_resend import FakeResendServer
 from testkit.keys import API_KEY, INVITE_TOKEN_SECRET, WEBHOOK_SECRET
 from testkit.polling import eventually
 from testkit.settings import encrypting_converter, stack_settings
-from tests.helpers import INVITE, link_token, wait_for_status
+from tests.helpers import INVITE, asgi_client, link_token, running_worker, wait_for_status
 from tests.webhooks import post_event
-from worker import build_transport, build_workers
 from workflows.search_attributes import NAMES
 
 DAY = timedelta(days=1)
@@ -66,17 +65,8 @@ async def api(
         invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
     )
     app = create_app(settings, temporal_client=env.client)
-    async with (
-        httpx.AsyncClient(base_url=fake_resend.url, timeout=5) as http,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://api.test",
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        ) as client,
-    ):
-        workflows, sends = build_workers(env.client, settings, build_transport(settings, http))
-        async with workflows, sends:
-            yield client
+    async with asgi_client(app) as client, running_worker(env.client, settings):
+        yield client
 
 
 async def sent(

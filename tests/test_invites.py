@@ -10,8 +10,7 @@ from temporalio.client import Client
 
 from config import Settings
 from testkit.fake_resend import FakeResendServer, Fault
-from tests.helpers import INVITE, wait_for_status
-from worker import build_transport, build_workers
+from tests.helpers import INVITE, running_worker, wait_for_status
 
 
 async def test_invite_is_delivered_once_with_accept_link(
@@ -182,11 +181,9 @@ async def test_burst_under_provider_rate_limit_gets_no_429(
     limited = settings.model_copy(update={"resend_rate_limit_per_second": 5.0})
     fake_resend.fake.configure(rate_limit_per_second=5.0)
     invites = [{**INVITE, "email": f"burst{n}@example.com"} for n in range(30)]
-    async with httpx.AsyncClient(base_url=limited.resend_api_url, timeout=5) as http:
-        workflows, sends = build_workers(client, limited, build_transport(limited, http))
-        async with workflows, sends:
-            responses = await asyncio.gather(*(api.post("/v1/invites", json=i) for i in invites))
-            assert {r.status_code for r in responses} == {202}
-            await fake_resend.fake.wait_for_deliveries(30, timeout=60)
+    async with running_worker(client, limited):
+        responses = await asyncio.gather(*(api.post("/v1/invites", json=i) for i in invites))
+        assert {r.status_code for r in responses} == {202}
+        await fake_resend.fake.wait_for_deliveries(30, timeout=60)
     assert fake_resend.fake.requests_by_status == {200: 30}
     assert fake_resend.fake.duplicates() == []

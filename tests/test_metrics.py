@@ -13,8 +13,8 @@ from config import Settings
 from infra.temporal_client import connect
 from testkit.fake_resend import FakeResendServer
 from testkit.polling import eventually
-from tests.helpers import INVITE, wait_for_status
-from worker import build_runtime, build_transport, build_workers
+from tests.helpers import INVITE, running_worker, wait_for_status
+from worker import build_runtime
 
 
 def free_port() -> int:
@@ -32,10 +32,8 @@ async def metrics_worker(settings: Settings) -> AsyncIterator[str]:
     runtime = build_runtime(settings)
     assert runtime is not None
     client: Client = await connect(settings, runtime=runtime)
-    async with httpx.AsyncClient(base_url=settings.resend_api_url, timeout=5.0) as http:
-        workflows, sends = build_workers(client, settings, build_transport(settings, http))
-        async with workflows, sends:
-            yield f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
+    async with running_worker(client, settings):
+        yield f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
 
 
 def sample(text: str, name: str, **labels: str) -> float:

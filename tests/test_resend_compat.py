@@ -34,14 +34,13 @@ from api.resend_compat.mapping import LAST_EVENT
 from api.resend_compat.routes import TAG
 from api.resend_compat.schemas import MAX_ATTACHMENT_BYTES
 from config import Settings
-from infra.temporal_client import API_RETRY, connect
 from testkit.fake_resend import Delivery, FakeResend, FakeResendServer
 from testkit.keys import ACME_KEY, API_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from testkit.procs import free_port
 from testkit.settings import stack_settings
 from testkit.stack import api_proc, start_api, worker_env
-from worker import build_transport, build_workers
+from tests.helpers import app_without_temporal, asgi_client, running_worker
 from workflows.search_attributes import EMAIL_KIND, TENANT_ID
 from workflows.status import SendStatus
 
@@ -84,17 +83,15 @@ async def stack(
             "TENANTS": json.dumps(tenants),
             "SENDER_DOMAINS": "acme.example",
         }
-        async with httpx.AsyncClient(base_url=fake.url, timeout=5.0) as http:
-            workflows, sends = build_workers(client, settings, build_transport(settings, http))
-            async with workflows, sends:
-                port = free_port()
-                url = f"http://127.0.0.1:{port}"
-                api = api_proc(api_env, log_dir, port)
-                await start_api(api, url)
-                try:
-                    yield Stack(url, fake.fake, settings, acme, globex)
-                finally:
-                    await api.stop()
+        async with running_worker(client, settings):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            api = api_proc(api_env, log_dir, port)
+            await start_api(api, url)
+            try:
+                yield Stack(url, fake.fake, settings, acme, globex)
+            finally:
+                await api.stop()
 
 
 @pytest.fixture
@@ -618,15 +615,8 @@ async def test_node_sdk_with_only_the_base_url_changed(sdk: Stack) -> None:
 
 @pytest.fixture
 async def api_without_temporal(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    down = settings.model_copy(
-        update={"temporal_address": "127.0.0.1:9", "sender_domains": "acme.example"}
-    )
-    app = create_app(down, temporal_client=await connect(down, lazy=True, retry_config=API_RETRY))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://api.test",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-    ) as http:
+    app = await app_without_temporal(settings, sender_domains="acme.example")
+    async with asgi_client(app) as http:
         yield http
 
 
@@ -653,11 +643,7 @@ async def test_rate_limit_and_body_limit_answer_in_resends_format(
         }
     )
     app: FastAPI = create_app(tight, temporal_client=client)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://api.test",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-    ) as api:
+    async with asgi_client(app) as api:
         large = await api.post("/emails", json=email(html="x" * 100))
         limited = await api.post("/emails", json=email())
     assert large.status_code == 413

@@ -9,9 +9,12 @@ have forgotten the key: the new run must not call it at all.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
 
 from config import Settings
@@ -22,6 +25,8 @@ from tests.helpers import INVITE, wait_for_batch, wait_for_status
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello"}
 BATCH = {"emails": [{**EMAIL, "to": f"user{i}@example.com"} for i in range(3)]}
+# How a test waits for a status: tests.helpers.wait_for_status (an email) or wait_for_batch.
+Wait = Callable[..., Awaitable[dict[str, Any]]]
 
 
 async def reset_to_first_task(settings: Settings, workflow_id: str) -> None:
@@ -38,80 +43,91 @@ async def reset_to_first_task(settings: Settings, workflow_id: str) -> None:
     assert proc.returncode == 0, out.decode()
 
 
-async def test_reset_within_the_window_resends_under_the_same_key_and_delivers_once(
-    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
-    fake_resend: FakeResendServer,
-) -> None:  # fmt: skip
+@pytest.fixture
+def two_second_window(settings: Settings) -> None:
+    """A send window that ends two seconds after the accept, with no wait for delivery."""
     settings.delivery_wait_seconds = 0
-    body = (await api.post("/v1/emails", json=EMAIL)).json()
-    sent = await wait_for_status(api, body["id"], "sent")
-    await client.get_workflow_handle(body["workflow_id"]).result()
+    settings.send_window_seconds = 2.0
 
+
+async def sent_to_the_end(
+    api: httpx.AsyncClient, client: Client, path: str, payload: dict[str, Any], wait: Wait
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Accept `payload` at `path`, wait until it reads `sent` and its run has ended."""
+    body: dict[str, Any] = (await api.post(path, json=payload)).json()
+    sent = await wait(api, body["id"], "sent")
+    await client.get_workflow_handle(body["workflow_id"]).result()
+    return body, sent
+
+
+async def reset_within_the_window(
+    api: httpx.AsyncClient, settings: Settings, fake_resend: FakeResendServer,
+    body: dict[str, Any], wait: Wait,
+) -> dict[str, Any]:  # fmt: skip
+    """Reset, wait for the reset run's attempt (the provider's second request), read `sent`."""
     await reset_to_first_task(settings, body["workflow_id"])
     await eventually(lambda: fake_resend.fake.requests_total == 2, what="the reset run's attempt")
-    again = await wait_for_status(api, body["id"], "sent")
-    assert fake_resend.fake.delivered_count == 1  # the provider replayed its first answer
-    assert again["provider_message_id"] == sent["provider_message_id"]
+    return await wait(api, body["id"], "sent")
+
+
+async def reset_past_the_window(
+    api: httpx.AsyncClient, settings: Settings, body: dict[str, Any], sent: dict[str, Any],
+    wait: Wait,
+) -> dict[str, Any]:  # fmt: skip
+    """Wait past the window's end (it is in the status), reset, and read `undetermined`."""
+    # The window counts from the accept (kept in the input), not from the reset run's start.
+    not_after = datetime.fromisoformat(sent["not_after"])
+    await eventually(lambda: datetime.now(UTC) > not_after, what="the window's end")
+    await reset_to_first_task(settings, body["workflow_id"])
+    status = await wait(api, body["id"], "undetermined")
+    assert status["attempt_count"] == 0  # the reset run knows of no attempt, and made none
+    assert "reset" in status["last_error"]["message"]
+    assert "may send it twice" in status["last_error"]["message"]
+    return status
+
+
+def provider_ids(status: dict[str, Any]) -> list[str]:
+    """The provider's message ids in an email's or a batch's status."""
+    return [item["provider_message_id"] for item in status.get("items", [status])]
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "wait", "messages"),
+    [("/v1/emails", EMAIL, wait_for_status, 1), ("/v1/emails/batch", BATCH, wait_for_batch, 3)],
+    ids=["email", "batch"],
+)
+async def test_reset_within_the_window_resends_under_the_same_key_and_delivers_once(
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer, path: str, payload: dict[str, Any], wait: Wait, messages: int,
+) -> None:  # fmt: skip
+    settings.delivery_wait_seconds = 0
+    body, sent = await sent_to_the_end(api, client, path, payload, wait)
+
+    again = await reset_within_the_window(api, settings, fake_resend, body, wait)
+    assert fake_resend.fake.delivered_count == messages  # the provider replayed its first answer
+    assert provider_ids(again) == provider_ids(sent)
 
 
 async def test_reset_past_the_send_window_makes_no_attempt_and_says_undetermined(
     api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
-    fake_resend: FakeResendServer,
+    fake_resend: FakeResendServer, two_second_window: None,
 ) -> None:  # fmt: skip
-    settings.delivery_wait_seconds = 0
-    settings.send_window_seconds = 2.0
-    body = (await api.post("/v1/emails", json=EMAIL)).json()
-    sent = await wait_for_status(api, body["id"], "sent")
-    await client.get_workflow_handle(body["workflow_id"]).result()
-    not_after = datetime.fromisoformat(sent["not_after"])
-    # Past the window (its end is in the status), the provider may forget the key.
-    await eventually(lambda: datetime.now(UTC) > not_after, what="the window's end")
+    body, sent = await sent_to_the_end(api, client, "/v1/emails", EMAIL, wait_for_status)
 
-    await reset_to_first_task(settings, body["workflow_id"])
-    status = await wait_for_status(api, body["id"], "undetermined")
+    # Past the window, the provider may forget the key.
+    await reset_past_the_window(api, settings, body, sent, wait_for_status)
     assert fake_resend.fake.requests_total == 1 and fake_resend.fake.delivered_count == 1
-    assert status["attempt_count"] == 0  # the reset run knows of no attempt, and made none
-    assert "reset" in status["last_error"]["message"]
-    assert "may send it twice" in status["last_error"]["message"]
-
-
-async def test_reset_batch_within_the_window_resends_under_the_same_key_and_delivers_once(
-    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
-    fake_resend: FakeResendServer,
-) -> None:  # fmt: skip
-    settings.delivery_wait_seconds = 0
-    body = (await api.post("/v1/emails/batch", json=BATCH)).json()
-    sent = await wait_for_batch(api, body["id"], "sent")
-    await client.get_workflow_handle(body["workflow_id"]).result()
-
-    await reset_to_first_task(settings, body["workflow_id"])
-    await eventually(lambda: fake_resend.fake.requests_total == 2, what="the reset run's attempt")
-    again = await wait_for_batch(api, body["id"], "sent")
-    assert fake_resend.fake.delivered_count == 3  # the provider replayed its first answer
-    assert [i["provider_message_id"] for i in again["items"]] == [
-        i["provider_message_id"] for i in sent["items"]
-    ]
 
 
 async def test_reset_batch_past_the_send_window_makes_no_attempt_and_says_undetermined(
     api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
-    fake_resend: FakeResendServer,
+    fake_resend: FakeResendServer, two_second_window: None,
 ) -> None:  # fmt: skip
-    settings.delivery_wait_seconds = 0
-    settings.send_window_seconds = 2.0
-    body = (await api.post("/v1/emails/batch", json=BATCH)).json()
-    sent = await wait_for_batch(api, body["id"], "sent")
-    await client.get_workflow_handle(body["workflow_id"]).result()
-    # The window counts from the accept (kept in the input), not from the reset run's start.
-    not_after = datetime.fromisoformat(sent["not_after"])
-    await eventually(lambda: datetime.now(UTC) > not_after, what="the window's end")
+    body, sent = await sent_to_the_end(api, client, "/v1/emails/batch", BATCH, wait_for_batch)
 
-    await reset_to_first_task(settings, body["workflow_id"])
-    status = await wait_for_batch(api, body["id"], "undetermined")
+    status = await reset_past_the_window(api, settings, body, sent, wait_for_batch)
     assert fake_resend.fake.requests_total == 1 and fake_resend.fake.delivered_count == 3
-    assert status["attempt_count"] == 0 and status["not_after"] == sent["not_after"]
-    assert "reset" in status["last_error"]["message"]
-    assert "may send it twice" in status["last_error"]["message"]
+    assert status["not_after"] == sent["not_after"]
     assert status["counts"] == {"undetermined": 3}
     item = (await api.get(f"/v1/emails/{body['items'][0]['id']}")).json()
     # A reset run cannot know what the run it replaced did: it never claims nothing went out.

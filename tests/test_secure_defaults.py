@@ -41,11 +41,15 @@ def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-async def exited(proc: Proc, timeout: float = 30.0) -> int:
-    """Wait until the process ends; its exit code."""
-    await eventually(lambda: not proc.alive, timeout=timeout, what=f"{proc.name} to exit")
+async def run_until_exit(proc: Proc, timeout: float = 30.0) -> tuple[int, str]:
+    """Start the process and wait until it ends (stopped if it does not): its exit code and log."""
+    proc.start()
+    try:
+        await eventually(lambda: not proc.alive, timeout=timeout, what=f"{proc.name} to exit")
+    finally:
+        await proc.stop()
     assert proc.popen is not None and proc.popen.returncode is not None
-    return proc.popen.returncode
+    return proc.popen.returncode, proc.log_since_start()
 
 
 async def test_worker_and_api_refuse_to_start_without_codec_keys(
@@ -55,12 +59,7 @@ async def test_worker_and_api_refuse_to_start_without_codec_keys(
     worker = worker_proc(env, tmp_path)
     api = api_proc(env, tmp_path, free_port())
     for proc in (worker, api):
-        proc.start()
-        try:
-            code = await exited(proc)
-        finally:
-            await proc.stop()
-        log = proc.log_since_start()
+        code, log = await run_until_exit(proc)
         assert code != 0, log
         lines = [line for line in log.splitlines() if "PAYLOAD_CODEC_KEYS" in line]
         assert len(lines) == 1, log
@@ -212,12 +211,7 @@ async def test_api_refuses_to_start_with_a_weak_secret_naming_it_never_echoing_i
     settings: Settings, tmp_path: Path, variable: str, weak: str
 ) -> None:
     api = api_proc(stack_env(settings, **{variable: weak}), tmp_path, free_port())
-    api.start()
-    try:
-        code = await exited(api)
-    finally:
-        await api.stop()
-    log = api.log_since_start()
+    code, log = await run_until_exit(api)
     assert code != 0
     assert variable in log and "too weak" in log, log
     secret = weak if variable != "TENANTS" else "Qw3ak"

@@ -16,44 +16,46 @@ from fastapi import FastAPI
 from starlette.types import Message
 from temporalio.client import Client
 
-from api.deps import get_temporal_client
 from api.fields import MAX_CONTENT_BYTES, MAX_RECIPIENTS
 from api.main import create_app
 from config import Settings
 from testkit.keys import ACME_KEY, ACME_KEY_PREVIOUS, API_KEY, API_KEY_PREVIOUS, GLOBEX_KEY
 from testkit.polling import eventually
-from tests.helpers import INVITE
+from tests.helpers import INVITE, ClientProxy, asgi_client
 
 EMAIL = {"to": "ann@example.com", "subject": "Welcome", "text": "Hello Ann"}
 
 
-class SpyClient:
+class SpyClient(ClientProxy):
     """The real Temporal client, recording every `start_workflow` call."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        super().__init__(client)
         self.started: list[str] = []
 
     async def start_workflow(self, *args: Any, **kwargs: Any) -> Any:
         self.started.append(kwargs["id"])
         return await self._client.start_workflow(*args, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
 
 @pytest.fixture
 def spy(app: FastAPI, client: Client) -> SpyClient:
-    spy_client = SpyClient(client)
-    app.dependency_overrides[get_temporal_client] = lambda: spy_client
-    return spy_client
+    return SpyClient(client).serve(app)
+
+
+async def refused_and_nothing_started(
+    api: httpx.AsyncClient, spy: SpyClient, path: str, body: dict[str, Any]
+) -> None:
+    """POST `body` to `path`: a 422, and no workflow started."""
+    response = await api.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert spy.started == []
 
 
 @pytest.fixture
 async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The same app, without an API key."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+    async with asgi_client(app, key=None) as http:
         yield http
 
 
@@ -202,9 +204,7 @@ async def test_body_over_the_size_limit_gets_413_and_starts_nothing(
 async def test_line_breaks_in_header_fields_get_422_and_start_nothing(
     api: httpx.AsyncClient, spy: SpyClient, override: dict[str, Any]
 ) -> None:
-    response = await api.post("/v1/emails", json={**EMAIL, **override})
-    assert response.status_code == 422, response.text
-    assert spy.started == []
+    await refused_and_nothing_started(api, spy, "/v1/emails", {**EMAIL, **override})
 
 
 @pytest.mark.parametrize(
@@ -233,9 +233,7 @@ async def test_line_breaks_in_header_fields_get_422_and_start_nothing(
 async def test_invalid_emails_get_422_and_start_nothing(
     api: httpx.AsyncClient, spy: SpyClient, body: dict[str, Any]
 ) -> None:
-    response = await api.post("/v1/emails", json=body)
-    assert response.status_code == 422, response.text
-    assert spy.started == []
+    await refused_and_nothing_started(api, spy, "/v1/emails", body)
 
 
 @pytest.mark.parametrize(
@@ -250,9 +248,7 @@ async def test_invalid_emails_get_422_and_start_nothing(
 async def test_invalid_invites_get_422_and_start_nothing(
     api: httpx.AsyncClient, spy: SpyClient, override: dict[str, Any]
 ) -> None:
-    response = await api.post("/v1/invites", json={**INVITE, **override})
-    assert response.status_code == 422, response.text
-    assert spy.started == []
+    await refused_and_nothing_started(api, spy, "/v1/invites", {**INVITE, **override})
 
 
 async def test_largest_accepted_email_is_accepted(api: httpx.AsyncClient, spy: SpyClient) -> None:

@@ -16,9 +16,9 @@ import httpx
 from config import Settings
 from testkit.keys import API_KEY
 from testkit.polling import eventually
-from testkit.procs import free_port, port_open
+from testkit.procs import free_port, port_open, stop_popen
 from testkit.stack import api_proc, start_api, start_worker, worker_env, worker_proc
-from tests.helpers import INVITE, ROOT, dev_script, stop, wait_for_status
+from tests.helpers import INVITE, ROOT, dev_script, wait_for_status
 
 
 async def test_dev_smtp_mode_delivers_an_invite_to_the_local_relay(
@@ -56,7 +56,7 @@ async def test_dev_smtp_mode_delivers_an_invite_to_the_local_relay(
     finally:
         await api.stop()
         await worker.stop()
-        stop(relay)
+        stop_popen(relay)
     assert status["provider"] == "smtp" and status["attempt_count"] == 1
     [written] = sorted(mail_dir.glob("*.eml"))
     mime = email.message_from_bytes(written.read_bytes(), policy=email.policy.default)

@@ -28,7 +28,7 @@ from testkit.fake_resend import FakeResendServer
 from testkit.keys import ACME_KEY, ACME_KEY_PREVIOUS, API_KEY, CODEC_KEYS, GLOBEX_KEY
 from testkit.polling import eventually
 from tests.conftest import Tenants
-from tests.helpers import INVITE, wait_for_status
+from tests.helpers import INVITE, asgi_client, wait_for_status
 from workflows.search_attributes import TENANT_ID
 
 EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello"}
@@ -154,20 +154,6 @@ async def test_tenant_is_the_keys_recorded_at_start_and_a_foreign_one_is_403(
     assert (await callers.acme.get(f"/v1/emails/{untenanted.json()['id']}")).status_code == 404
 
 
-@pytest.fixture
-def starts(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records every workflow start the API makes."""
-    started: list[str] = []
-    real = client.start_workflow
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        started.append(kwargs["id"])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(client, "start_workflow", spy)
-    return started
-
-
 @pytest.mark.parametrize(
     ("key", "sender"),
     [
@@ -224,13 +210,11 @@ async def test_idempotency_survives_a_codec_key_rotation_and_its_fingerprint_is_
     rotated = settings.model_copy(
         update={"payload_codec_keys": SecretStr(f"{new_codec_key('test-3')},{CODEC_KEYS}")}
     )
-    headers = {"Authorization": f"Bearer {ACME_KEY}", "Idempotency-Key": "rotation-1"}
+    key = {"Idempotency-Key": "rotation-1"}
 
     async def post(app: FastAPI, body: dict[str, Any]) -> httpx.Response:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers=headers
-        ) as http:
-            return await http.post("/v1/emails", json=body)
+        async with asgi_client(app, ACME_KEY) as http:
+            return await http.post("/v1/emails", json=body, headers=key)
 
     first = await post(create_app(settings, temporal_client=client), ACME_EMAIL)
     after = create_app(rotated, temporal_client=client)
@@ -248,9 +232,7 @@ async def test_idempotency_survives_a_codec_key_rotation_and_its_fingerprint_is_
 
 
 async def test_every_route_but_the_open_ones_needs_a_caller(app: FastAPI) -> None:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api.test"
-    ) as anonymous:
+    async with asgi_client(app, key=None) as anonymous:
         v1 = [
             (method.upper(), path)
             for path, operations in app.openapi()["paths"].items()

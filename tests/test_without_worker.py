@@ -6,8 +6,6 @@ Each test's task queues are its own, so no worker polls them until the test star
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,8 +15,7 @@ from temporalio.client import Client
 from config import Settings
 from testkit.fake_resend import FakeResendServer, Fault
 from testkit.polling import eventually
-from tests.helpers import INVITE, wait_for_status
-from worker import build_transport, build_workers
+from tests.helpers import INVITE, running_worker, wait_for_status
 from workflows.search_attributes import EMAIL_STATUS
 from workflows.types import CANCEL_REQUEST_SIGNAL, CancelInput
 
@@ -29,12 +26,15 @@ EMAIL = {"to": "ann@example.com", "subject": "Later", "text": "hi"}
 PROMPT = 10.0
 
 
-@asynccontextmanager
-async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
-    async with httpx.AsyncClient(base_url=settings.resend_api_url, timeout=5) as http:
-        workflows, sends = build_workers(client, settings, build_transport(settings, http))
-        async with workflows, sends:
-            yield
+async def invite_retrying(
+    api: httpx.AsyncClient, fake_resend: FakeResendServer, fault: Fault
+) -> dict[str, Any]:
+    """Accept an invite whose first attempt meets `fault`; its body once it reads `retrying`
+    (a worker must run)."""
+    fake_resend.fake.enqueue_faults([fault])
+    body: dict[str, Any] = (await api.post("/v1/invites", json=INVITE)).json()
+    await wait_for_status(api, body["invite_id"], "retrying")
+    return body
 
 
 async def timed(request: Any) -> tuple[httpx.Response, float]:
@@ -96,10 +96,8 @@ async def test_cancel_request_once_an_attempt_may_have_gone_out_is_noted_not_app
     api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
 ) -> None:
     # After a 500 the provider may have the email: a cancel must not claim otherwise.
-    fake_resend.fake.enqueue_faults([Fault(status=500, retry_after=2)])
-    body = (await api.post("/v1/invites", json=INVITE)).json()
     async with running_worker(client, settings):
-        await wait_for_status(api, body["invite_id"], "retrying")
+        body = await invite_retrying(api, fake_resend, Fault(status=500, retry_after=2))
         # What the API records when no worker answers the update at once.
         handle = client.get_workflow_handle(body["workflow_id"])
         await handle.signal(CANCEL_REQUEST_SIGNAL, CancelInput())
@@ -115,13 +113,9 @@ async def test_read_of_a_terminated_send_says_what_is_known_not_sending(
     api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
 ) -> None:
     # Refused (429) then terminated: provably never sent. A 500 then terminated: unknown.
-    fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=60)])
-    refused = (await api.post("/v1/invites", json=INVITE)).json()
     async with running_worker(client, settings):
-        await wait_for_status(api, refused["invite_id"], "retrying")
-        fake_resend.fake.enqueue_faults([Fault(status=500, retry_after=60)])
-        unknown = (await api.post("/v1/invites", json=INVITE)).json()
-        await wait_for_status(api, unknown["invite_id"], "retrying")
+        refused = await invite_retrying(api, fake_resend, Fault(status=429, retry_after=60))
+        unknown = await invite_retrying(api, fake_resend, Fault(status=500, retry_after=60))
         for body in (refused, unknown):
             await client.get_workflow_handle(body["workflow_id"]).terminate("operator")
         failed = await wait_for_status(api, refused["invite_id"], "failed")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from testkit.fake_resend import FakeResend
 
 log = logging.getLogger("tests.chaos")
 
@@ -30,6 +34,32 @@ class Figures:
     provider_answers: dict[str, int]
     elapsed_s: float
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, scenario: str, invites: int, fake: FakeResend, accepted: Collection[str],
+        elapsed_s: float, notes: dict[str, Any], *, api_503: int = 0, api_no_answer: int = 0,
+        api_other_errors: int = 0, replayed_202: int = 0,
+    ) -> Figures:  # fmt: skip
+        """The figures of a scenario whose API accepted the addresses `accepted`, counted
+        against what the fake provider delivered to each address."""
+        per_address = Counter(address for d in fake.deliveries for address in d.to)
+        return cls(
+            scenario=scenario,
+            invites=invites,
+            accepted=len(accepted),
+            delivered=fake.delivered_count,
+            lost=sum(1 for a in accepted if per_address[a] == 0),
+            duplicates=sum(n - 1 for n in per_address.values() if n > 1) + len(fake.duplicates()),
+            unaccepted_delivered=sum(1 for a in per_address if a not in accepted),
+            api_503=api_503,
+            api_no_answer=api_no_answer,
+            api_other_errors=api_other_errors,
+            replayed_202=replayed_202,
+            provider_answers={str(s): n for s, n in sorted(fake.requests_by_status.items())},
+            elapsed_s=round(elapsed_s, 1),
+            notes=notes,
+        )
 
 
 COLUMNS = (

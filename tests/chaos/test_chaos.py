@@ -97,24 +97,13 @@ def figures_of(
     name: str, load: LoadClient, fake: FakeResend, elapsed: float, notes: dict[str, Any]
 ) -> Figures:
     result = load.result
-    per_address = Counter(address for d in fake.deliveries for address in d.to)
-    accepted = set(result.accepted)
-    return Figures(
-        scenario=name,
-        invites=INVITES,
-        accepted=len(accepted),
-        delivered=fake.delivered_count,
-        lost=sum(1 for a in accepted if per_address[a] == 0),
-        duplicates=sum(n - 1 for n in per_address.values() if n > 1) + len(fake.duplicates()),
-        unaccepted_delivered=sum(1 for a in per_address if a not in accepted),
+    return Figures.of(
+        name, INVITES, fake, set(result.accepted), elapsed, notes,
         api_503=result.unavailable,
         api_no_answer=result.no_answer,
         api_other_errors=result.other_errors,
         replayed_202=result.replayed,
-        provider_answers={str(s): n for s, n in sorted(fake.requests_by_status.items())},
-        elapsed_s=round(elapsed, 1),
-        notes=notes,
-    )
+    )  # fmt: skip
 
 
 def assert_exactly_once(figures: Figures, load: LoadClient) -> None:

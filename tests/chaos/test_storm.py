@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,23 +109,10 @@ async def test_429_storm_for_a_minute_with_the_largest_body_sends_each_email_onc
         await eventually(all_sent, timeout=120, interval=1.0, what="every email sent")
         after = await current_runs(client, api, sends)
 
-    per_address = Counter(address for d in fake.deliveries for address in d.to)
-    figures = Figures(
-        scenario="provider 429 x100% 60s, 128 KiB",
-        invites=EMAILS,
-        accepted=len(accepted),
-        delivered=fake.delivered_count,
-        lost=sum(1 for a in accepted if per_address[a] == 0),
-        duplicates=sum(n - 1 for n in per_address.values() if n > 1) + len(fake.duplicates()),
-        unaccepted_delivered=sum(1 for a in per_address if a not in accepted),
-        api_503=0,
-        api_no_answer=0,
-        api_other_errors=0,
-        replayed_202=0,
-        provider_answers={str(s): n for s, n in sorted(fake.requests_by_status.items())},
-        elapsed_s=round(time.monotonic() - started, 1),
-        notes={**during.notes("storm"), **after.notes("sent")},
-    )
+    figures = Figures.of(
+        "provider 429 x100% 60s, 128 KiB", EMAILS, fake, accepted,
+        time.monotonic() - started, {**during.notes("storm"), **after.notes("sent")},
+    )  # fmt: skip
     chaos_report.add(figures)
     log.info("429 storm, current runs: end of the storm %s; sent %s", during, after)
     assert storm_429s >= EMAILS * 20  # an attempt every second or so per email
