@@ -42,10 +42,11 @@ from activities.delivery_contract import (
     batch_sha256,
     message_sha256,
 )
-from activities.transports.base import EmailTransport, ProviderFailure
+from activities.transports.base import EmailTransport, ProviderFailure, on_undeduplicated_send
 from activities.transports.failover import earlier_attempts
 from activities.types import (
     AttemptFailureDetails,
+    AttemptProgress,
     BatchAttemptInput,
     BatchAttemptResult,
     EmailMessage,
@@ -221,7 +222,8 @@ class SendActivities:
     ) -> T:
         """The provider call of one attempt, timed and counted; a failure classified."""
         try:
-            sent = await call
+            with on_undeduplicated_send(_heartbeat_progress):
+                sent = await call
         except ProviderFailure as failure:
             raise self._failed(failure, data.attempt, clock) from None
         clock.stop()
@@ -295,6 +297,11 @@ class SendActivities:
         info = activity.info()
         timeout = min((info.start_to_close_timeout or MAX_MESSAGE_READ * 3) / 3, MAX_MESSAGE_READ)
         return self._messages, info.workflow_id or "", info.workflow_run_id or "", timeout
+
+
+def _heartbeat_progress(transport: str) -> None:
+    # The only heartbeat of an attempt, so the SDK sends it at once (no throttling yet).
+    activity.heartbeat(AttemptProgress(transport=transport))
 
 
 def _count_provider_call(labels: dict[str, str]) -> None:

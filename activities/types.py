@@ -157,6 +157,17 @@ class AttemptFailureDetails:
 
 
 @dataclass
+class AttemptProgress:
+    """The send activity's heartbeat when a transport that cannot deduplicate a retry is
+    about to send (SMTP, before DATA): if the attempt then times out or its worker is
+    lost, the timeout carries this (its last heartbeat details) and the engine ends the
+    email `undetermined` instead of sending it again."""
+
+    transport: str
+    retry_may_duplicate: bool = True
+
+
+@dataclass
 class Brand:
     """A tenant's look in its emails (None: our default)."""
 

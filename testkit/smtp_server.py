@@ -48,6 +48,8 @@ class Relay:
     rcpt_reply: dict[str, str] = field(default_factory=dict)
     data_reply: str = "250 OK queued"
     drop_after_data: bool = False
+    # Seconds between taking a message and answering it (a relay slower than the attempt).
+    data_delay: float = 0.0
     _numbers: Iterator[int] = field(default_factory=itertools.count, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -75,6 +77,7 @@ class Relay:
             return "250 OK"
         if self.data_reply.startswith("250"):
             self._take(envelope)
+        await asyncio.sleep(self.data_delay)
         return self.data_reply
 
     def _take(self, envelope: Envelope) -> None:

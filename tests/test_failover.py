@@ -208,6 +208,25 @@ async def test_smtp_connection_lost_after_data_ends_undetermined_and_is_not_rese
     assert len(relay.relay.received) == 1
 
 
+async def test_attempt_timing_out_while_smtp_takes_the_message_ends_undetermined_not_resent(
+    env: Env,
+) -> None:
+    # The relay takes the message but answers after the attempt's timeout: the activity's
+    # heartbeat before DATA tells the engine that SMTP had it, so there is no retry.
+    env.relay.relay.data_delay = 4.0
+    env.settings.send_attempt_timeout_seconds = 1.5  # the API puts it in the send's policy
+    async with env.worker("smtp", smtp_timeout_seconds=10.0):
+        body = (await env.api.post("/v1/emails", json=EMAIL)).json()
+        handle = env.client.get_workflow_handle(body["workflow_id"])
+        await eventually(lambda: _closed(handle), timeout=20, what="the send's workflow to end")
+    status = (await env.api.get(f"/v1/emails/{body['id']}")).json()
+    assert status["status"] == "undetermined" and status["attempt_count"] == 1
+    [attempt] = status["attempts"]
+    assert (attempt["outcome"], attempt["provider"]) == ("timeout", "smtp")
+    assert status["may_have_been_taken_by"] == ["smtp"]
+    assert len(env.relay.relay.received) == 1
+
+
 async def _closed(handle: Any) -> bool:
     return bool((await handle.describe()).status != WorkflowExecutionStatus.RUNNING)
 

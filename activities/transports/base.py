@@ -3,6 +3,9 @@ fail classified; and say what it can do (`TransportCapabilities`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,3 +110,29 @@ class EmailTransport(Protocol):
         """Up to `capabilities.max_batch` emails in one provider call (one rate-limit token);
         an email the provider refuses is reported in its item, not as a failure."""
         ...
+
+
+# Set by the send activity: called by a transport that cannot deduplicate a retry (SMTP)
+# right before the message leaves (DATA), with the transport's name. If the attempt then
+# dies without an answer (worker lost, attempt timeout), the engine learns from this that
+# a retry could send it twice.
+_ON_UNDEDUPLICATED_SEND: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "on_undeduplicated_send", default=None
+)
+
+
+@contextmanager
+def on_undeduplicated_send(hook: Callable[[str], None]) -> Iterator[None]:
+    """Within this block, `sending_without_dedupe` calls `hook`."""
+    token = _ON_UNDEDUPLICATED_SEND.set(hook)
+    try:
+        yield
+    finally:
+        _ON_UNDEDUPLICATED_SEND.reset(token)
+
+
+def sending_without_dedupe(transport: str) -> None:
+    """A transport without key dedupe says its message is about to leave."""
+    hook = _ON_UNDEDUPLICATED_SEND.get()
+    if hook is not None:
+        hook(transport)

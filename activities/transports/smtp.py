@@ -38,6 +38,7 @@ from activities.transports.base import (
     SentBatch,
     SentEmail,
     TransportCapabilities,
+    sending_without_dedupe,
 )
 from activities.types import BatchItemOutcome, EmailAttachment, EmailMessage
 
@@ -183,6 +184,8 @@ class SmtpTransport:
         client = await self._open()
         try:
             await self._envelope(client, sender, recipients, len(body))
+            # From here a lost answer leaves the outcome unknown (see the module docstring).
+            sending_without_dedupe(self.name)
             try:
                 response = await client.data(body)
             except aiosmtplib.SMTPResponseException as exc:

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
-    from activities.types import AttemptFailureDetails
+    from activities.types import AttemptFailureDetails, AttemptProgress
     from workflows.delivery.history import iso
     from workflows.types import AttemptRecord
 
@@ -120,4 +120,26 @@ def _timed_out(record: AttemptRecord, cause: TimeoutError, *, started: bool) -> 
         record.error_type = errors.SEND_WINDOW_CLOSED
         record.error_message = "no worker started the attempt before the send window ended"
         return FailedAttempt(record, final=True, retry_after=None, may_have_accepted=False)
+    progress = _progress(cause)
+    if progress is not None and progress.retry_may_duplicate:
+        # The message was leaving through a transport that cannot deduplicate a retry.
+        record.provider = progress.transport
+        record.error_message = (
+            f"attempt timed out while {progress.transport} was taking the message; "
+            "not retried: this transport cannot deduplicate a retry"
+        )
+        return FailedAttempt(record, final=True, retry_after=None, may_have_accepted=True)
     return FailedAttempt(record, final=window_over, retry_after=None, may_have_accepted=True)
+
+
+def _progress(cause: TimeoutError) -> AttemptProgress | None:
+    """What the attempt's last heartbeat said (`AttemptProgress`), if it sent one."""
+    if not cause.last_heartbeat_details:
+        return None
+    try:
+        progress: AttemptProgress = value_to_type(
+            AttemptProgress, cause.last_heartbeat_details[0], []
+        )
+    except Exception:  # noqa: BLE001 (details of another shape: nothing is known)
+        return None
+    return progress
