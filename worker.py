@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.app_webhook_types import DeliveryPolicyInput
-from activities.app_webhooks import AppWebhookActivities
+from activities.app_webhooks import AppWebhookActivities, AppWebhookConfig
 from activities.invite_tokens import TokenFillingTransport
 from activities.outbound import OutboundPolicy
 from activities.render import RenderActivities, render_invite
@@ -172,14 +172,16 @@ def app_webhooks(
     return AppWebhookActivities(
         client,
         http,
-        task_queue=settings.task_queue,
-        delivery=DeliveryPolicyInput(
-            retry_delays_seconds=settings.webhook_retry_delay_list,
-            attempt_timeout_seconds=settings.webhook_timeout_seconds,
-        ),
-        outbound=OutboundPolicy(
-            allow_private=settings.webhook_allow_private_urls,
-            timeout_seconds=settings.webhook_timeout_seconds,
+        AppWebhookConfig(
+            task_queue=settings.task_queue,
+            delivery=DeliveryPolicyInput(
+                retry_delays_seconds=settings.webhook_retry_delay_list,
+                attempt_timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            outbound=OutboundPolicy(
+                allow_private=settings.webhook_allow_private_urls,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
         ),
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -78,26 +79,26 @@ def outbound_client() -> httpx.AsyncClient:
     )
 
 
+@dataclass(frozen=True)
+class AppWebhookConfig:
+    """Where delivery workflows run, how they retry, what an outbound request may do."""
+
+    task_queue: str
+    delivery: DeliveryPolicyInput
+    outbound: OutboundPolicy
+    resolver: Resolver = system_resolver
+
+
 class AppWebhookActivities:
-    """Emit and deliver; the client, HTTP client, policy and task queue are injected."""
+    """Emit and deliver; the Temporal client, HTTP client and configuration are injected
+    (`http` None: one of our own, made on first use inside the worker's event loop)."""
 
     def __init__(
-        self,
-        client: Client,
-        http: httpx.AsyncClient | None,
-        *,
-        task_queue: str,
-        delivery: DeliveryPolicyInput,
-        outbound: OutboundPolicy,
-        resolver: Resolver = system_resolver,
+        self, client: Client, http: httpx.AsyncClient | None, config: AppWebhookConfig
     ) -> None:
         self._client = client
-        # None: one of our own, made on first use (inside the worker's event loop).
         self._http = http
-        self._task_queue = task_queue
-        self._delivery = delivery
-        self._outbound = outbound
-        self._resolver = resolver
+        self._config = config
 
     @activity.defn(name="emit_app_event")
     async def emit(self, data: EmitInput) -> bool:
@@ -108,9 +109,9 @@ class AppWebhookActivities:
             return False
         await self._client.start_workflow(
             DELIVERY_WORKFLOW,
-            AppEventsInput(data.tenant_id, data.email_id, self._delivery),
+            AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
             id=delivery_workflow_id(data.tenant_id, data.email_id),
-            task_queue=self._task_queue,
+            task_queue=self._config.task_queue,
             start_signal=EVENT_SIGNAL,
             start_signal_args=[AppEventSignal(data.event, wanted)],
         )
@@ -139,8 +140,8 @@ class AppWebhookActivities:
                 endpoint.endpoint,
                 body.encode(),
                 headers,
-                self._outbound,
-                self._resolver,
+                self._config.outbound,
+                self._config.resolver,
             )
         except OutboundRefused as refused:
             return DeliverResult("failed", error=f"refused: {refused}")
