@@ -117,7 +117,10 @@ async def test_sdk_endpoint_gets_our_signed_events_in_order_through_failures(
         created = await as_tenant(
             ACME_KEY,
             resend.Webhooks.create,
-            {"endpoint": acme_hook.url, "events": ["email.sent", "email.delivered"]},
+            {
+                "endpoint": acme_hook.url,
+                "events": ["email.sent", "email.delivered", "email.opened"],
+            },
         )
         secret = created["signing_secret"]
         assert created["object"] == "webhook" and secret.startswith("whsec_")
@@ -138,18 +141,24 @@ async def test_sdk_endpoint_gets_our_signed_events_in_order_through_failures(
         # The provider reports delivery: forwarded to the app with our id.
         answer = await post_event(api, "email.delivered", email_id=email_id)
         assert answer.status_code == 200 and answer.json()["status"] == "accepted"
-        accepted = await wait_accepted(acme_hook, 2)
+        # An open moves no status but reaches the app; a repeated provider event does not.
+        await post_event(api, "email.opened", email_id=email_id, msg_id="msg_open_1")
+        await post_event(api, "email.opened", email_id=email_id, msg_id="msg_open_1")
+        accepted = await wait_accepted(acme_hook, 3)
         events = [verified(r, secret) for r in accepted]
-        assert [e["type"] for e in events] == ["email.sent", "email.delivered"]
-        assert events[1]["data"]["email_id"] == email_id
+        assert [e["type"] for e in events] == ["email.sent", "email.delivered", "email.opened"]
+        assert {e["data"]["email_id"] for e in events} == {email_id}
         # Each event once (by svix-id), however many tries it took.
         ids = [r.headers["svix-id"] for r in accepted]
-        assert len(set(ids)) == 2
-        assert len(acme_hook.received) == 5  # 3 refused tries of `email.sent`, then 2
+        assert len(set(ids)) == 3
+        assert len(acme_hook.received) == 6  # 3 refused tries of `email.sent`, then 3
+        status = await api.get(f"/v1/emails/{email_id}")
+        assert status.json()["status"] == "delivered"
 
         # Attempts per event are visible, to this tenant only.
         acme = {"Authorization": f"Bearer {ACME_KEY}"}
         seen = await api.get(f"/v1/emails/{email_id}/webhook-deliveries", headers=acme)
+        assert len(seen.json()["data"]) == 3  # the repeated open is not a fourth event
         rows = {row["type"]: row for row in seen.json()["data"]}
         assert rows["email.sent"]["attempts"] == 4 and rows["email.sent"]["status"] == "delivered"
         assert rows["email.delivered"]["attempts"] == 1

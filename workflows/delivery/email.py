@@ -29,7 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.app_events.emit import AppEvents, app_event_data, forwarded
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
-    from workflows.delivery.events import Dedupe, next_status, record_of, tracked
+    from workflows.delivery.events import (
+        Dedupe,
+        forwarded_only,
+        next_status,
+        record_of,
+        tracked,
+    )
     from workflows.delivery.history import (
         KEEP_FIRST_EVENTS,
         KEEP_LAST_EVENTS,
@@ -238,10 +244,13 @@ class Delivery(ProviderCall[SendAttemptResult]):
 
     def on_delivery_event(self, event: DeliveryEventInput) -> None:
         """Record a provider event once; before the send is recorded it is applied later."""
-        if not tracked(event) or not self._dedupe.first_time(self.state.id, event):
+        known = tracked(event) or forwarded_only(event)
+        if not known or not self._dedupe.first_time(self.state.id, event):
             workflow.logger.info("ignored repeated or unknown event %s", event.type)
             return
         self.app_event(event.type, **forwarded(event))
+        if not tracked(event):
+            return
         self.state.delivery_event_count += 1
         self.state.delivery_events_omitted += keep(
             self.state.delivery_events, record_of(event), KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS
