@@ -350,3 +350,49 @@ async def test_node_sdk_creates_an_endpoint_and_verifies_our_event(served: str) 
             "verify", stdin=json.dumps({**check, "secret": "whsec_" + "A" * 32}).encode()
         )
         assert "error" in forged
+
+
+async def test_a_delivery_survives_a_worker_restart(
+    client: Client, settings: Settings, api: httpx.AsyncClient
+) -> None:
+    """The worker stops while the endpoint is failing; a new worker delivers the event,
+    once, with the attempts of both workers counted."""
+    patient = settings.model_copy(update={"webhook_retry_delays": "0.5,1,2,4,8,16"})
+    app = create_app(patient, temporal_client=client)
+    headers = {"Authorization": f"Bearer {ACME_KEY}"}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(base_url=patient.resend_api_url) as http,
+        httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as ours,
+    ):
+        with app_endpoint() as hook:
+            hook.fail_first = 1000
+            first = build_workers(client, patient, build_transport(patient, http))
+            async with first[0], first[1]:
+                made = await ours.post(
+                    "/v1/webhook-endpoints", json={"endpoint": hook.url, "events": ["email.sent"]}
+                )
+                assert made.status_code == 200, made.text
+                sent = await ours.post(
+                    "/emails",
+                    json={"from": SENDER, "to": ["ann@example.com"], "subject": "s", "text": "t"},
+                )
+                email_id = sent.json()["id"]
+                await eventually(lambda: len(hook.received) >= 2, what="two failed tries")
+            tries_before = len(hook.received)
+            hook.fail_first = 0  # the endpoint recovers while no worker runs
+            second = build_workers(client, patient, build_transport(patient, http))
+            async with second[0], second[1]:
+                accepted = await wait_accepted(hook, 1)
+
+                async def delivered() -> list[dict[str, Any]] | None:
+                    answer = await ours.get(f"/v1/emails/{email_id}/webhook-deliveries")
+                    rows: list[dict[str, Any]] = answer.json()["data"]
+                    return rows if rows and rows[0]["status"] == "delivered" else None
+
+                rows = await eventually(delivered, what="delivered after the restart")
+            assert json.loads(accepted[0].body)["data"]["email_id"] == email_id
+            assert len(hook.accepted()) == 1
+            # The tries of both workers count (one cut short by the stop may not have
+            # reached the endpoint, so not `==`).
+            assert rows[0]["attempts"] > tries_before >= 2
