@@ -27,10 +27,10 @@ from temporalio.client import Client
 from activities.app_webhook_types import endpoints_workflow_id
 from api.main import create_app
 from config import Settings
+from testkit.app_endpoint import Endpoint, Received, app_endpoint
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from testkit.procs import free_port
-from tests.app_endpoint import Endpoint, Received, app_endpoint
 from tests.conftest import Tenants
 from tests.helpers import readable_text
 from tests.webhooks import post_event

@@ -15,7 +15,7 @@ from activities.outbound import (
     post,
     refusal,
 )
-from tests.app_endpoint import app_endpoint
+from testkit.app_endpoint import app_endpoint
 
 REFUSED = [
     "127.0.0.1",
