@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from activities.app_webhook_types import endpoints_workflow_id
 from api.main import create_app
 from config import Settings
 from testkit.app_endpoint import Endpoint, Received, app_endpoint
+from testkit.fake_resend import FakeResendServer, Fault
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from testkit.procs import free_port
@@ -396,3 +398,38 @@ async def test_a_delivery_survives_a_worker_restart(
             # The tries of both workers count (one cut short by the stop may not have
             # reached the endpoint, so not `==`).
             assert rows[0]["attempts"] > tries_before >= 2
+
+
+async def test_failed_scheduled_and_canceled_reach_the_app(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    acme = {"Authorization": f"Bearer {ACME_KEY}"}
+    with app_endpoint() as hook:
+        made = await api.post(
+            "/webhooks",
+            json={
+                "endpoint": hook.url,
+                "events": ["email.scheduled", "email.canceled", "email.failed"],
+            },
+            headers=acme,
+        )
+        secret = made.json()["signing_secret"]
+        # The provider refuses for good: the send ends `failed`, and the app hears it.
+        fake_resend.fake.enqueue_faults([Fault(status=422, name="validation_error")])
+        body = {"from": SENDER, "to": ["ann@example.com"], "subject": "s", "text": "t"}
+        failing = (await api.post("/emails", json=body, headers=acme)).json()["id"]
+        failed = verified((await wait_accepted(hook, 1))[0], secret)
+        assert failed["type"] == "email.failed" and failed["data"]["email_id"] == failing
+        assert failed["data"]["failed"]["reason"]
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        scheduled = (
+            await api.post("/emails", json={**body, "scheduled_at": later}, headers=acme)
+        ).json()["id"]
+        await wait_accepted(hook, 2)
+        cancelled = await api.post(f"/emails/{scheduled}/cancel", headers=acme)
+        assert cancelled.status_code == 200
+        events = [verified(r, secret) for r in await wait_accepted(hook, 3)]
+        assert [(e["type"], e["data"]["email_id"]) for e in events[1:]] == [
+            ("email.scheduled", scheduled),
+            ("email.canceled", scheduled),
+        ]

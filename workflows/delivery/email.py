@@ -141,8 +141,11 @@ class Delivery(ProviderCall[SendAttemptResult]):
     ) -> EmailStatusResult:
         """The send's whole life: wait until due, pin the message, send, track delivery;
         it ends once its events are handed to the app's webhooks."""
-        await self._run(render)
-        await self._app_events.drained()
+        try:
+            await self._run(render)
+        finally:
+            # Also when it ends unsent (raises) or is stopped: `email.failed` is handed over.
+            await self._app_events.drained()
         return self.state
 
     async def _run(self, render: Callable[[], Awaitable[EmailMessage]] | None) -> None:
