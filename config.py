@@ -326,6 +326,16 @@ class Settings(BaseSettings):
     # a capability URL (whoever has the URL may decode). Unset: only operator keys decode.
     codec_ui_secret: SecretStr | None = None
 
+    # App webhooks (docs/webhooks.md): endpoints a tenant registers for our email events.
+    # true: http and private, loopback or link-local endpoints too (development, tests).
+    webhook_allow_private_urls: bool = False
+    # Seconds between a failed delivery and the next try, after an immediate first one
+    # (Resend's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; 27.6 h in all).
+    webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    # One delivery attempt: connect, send and read the answer (bounded) within this.
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_max_endpoints: int = Field(default=20, gt=0)
+
     @field_validator("tenants", mode="before")
     @classmethod
     def _tenants_json(cls, value: Any) -> Any:
@@ -398,6 +408,11 @@ class Settings(BaseSettings):
     @property
     def codec_cors_origin_list(self) -> list[str]:
         return _split(self.codec_cors_origins)
+
+    @property
+    def webhook_retry_delay_list(self) -> list[float]:
+        """WEBHOOK_RETRY_DELAYS as seconds (a malformed list fails at first use, loudly)."""
+        return [float(delay) for delay in _split(self.webhook_retry_delays)]
 
 
 def _split(value: str) -> list[str]:

@@ -22,7 +22,10 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.app_webhook_types import DeliveryPolicyInput
+from activities.app_webhooks import AppWebhookActivities, AppWebhookConfig
 from activities.invite_tokens import TokenFillingTransport
+from activities.outbound import OutboundPolicy
 from activities.render import RenderActivities, render_invite
 from activities.render_batch import render_invite_batch
 from activities.send import SendActivities, WorkflowPinnedMessages
@@ -36,6 +39,8 @@ from activities.transports.smtp import SmtpConfig, SmtpTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+from workflows.app_events.delivery import AppEventDelivery
+from workflows.app_events.endpoints import AppWebhookEndpoints
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
@@ -160,16 +165,40 @@ class VersionedWorker(Worker):
 DISPATCH_SHARE = 0.9
 
 
+def app_webhooks(
+    client: Client, settings: Settings, http: httpx.AsyncClient | None = None
+) -> AppWebhookActivities:
+    """Our events to the apps' endpoints: WEBHOOK_* settings (docs/webhooks.md)."""
+    return AppWebhookActivities(
+        client,
+        http,
+        AppWebhookConfig(
+            task_queue=settings.task_queue,
+            delivery=DeliveryPolicyInput(
+                retry_delays_seconds=settings.webhook_retry_delay_list,
+                attempt_timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            outbound=OutboundPolicy(
+                allow_private=settings.webhook_allow_private_urls,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+        ),
+    )
+
+
 def build_workers(
     client: Client, settings: Settings, transport: EmailTransport
 ) -> tuple[Worker, Worker]:
     """The workflow worker and the provider-call worker (queue-wide rate limit)."""
+    hooks = app_webhooks(client, settings)
     workflows = VersionedWorker(
         client,
         settings,
         task_queue=settings.task_queue,
-        workflows=[Invite, SendEmail, SendBatch],
+        workflows=[Invite, SendEmail, SendBatch, AppWebhookEndpoints, AppEventDelivery],
         activities=[
+            hooks.emit,
+            hooks.deliver,
             render_invite,
             render_invite_batch,
             RenderActivities(Templates(settings.template_dir)).render_invite_emails,

@@ -24,7 +24,7 @@ from api.idempotency import IdKeys
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.resend_compat import errors as resend_errors
 from api.resend_compat import routes as resend_compat
-from api.routes import batches, codec, emails, health, invites, outbox, webhooks
+from api.routes import batches, codec, emails, health, invites, outbox, webhook_endpoints, webhooks
 from api.security import RequestGuard, is_open, route_path
 from config import Settings, get_settings, weak_secret_problem
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
@@ -153,6 +153,7 @@ def create_app(
     app.include_router(codec.router)
     app.include_router(webhooks.router)
     app.include_router(resend_compat.router)
+    app.include_router(webhook_endpoints.router)
     app.add_api_route(
         "/metrics", metrics_endpoint, include_in_schema=False, dependencies=[Depends(get_operator)]
     )

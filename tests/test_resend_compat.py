@@ -678,6 +678,13 @@ def test_openapi_shows_the_resend_surface_under_its_own_tag(app: FastAPI) -> Non
         ("GET", "/emails/{email_id}"),
         ("PATCH", "/emails/{email_id}"),
         ("POST", "/emails/{email_id}/cancel"),
+        # Webhook endpoints (api/resend_compat/webhooks.py).
+        ("POST", "/webhooks"),
+        ("GET", "/webhooks"),
+        ("GET", "/webhooks/{webhook_id}"),
+        ("PATCH", "/webhooks/{webhook_id}"),
+        ("DELETE", "/webhooks/{webhook_id}"),
+        ("POST", "/webhooks/{webhook_id}/signing-secret/rotate"),
     }
     assert not any(path.startswith("/v1") for _, path in tagged)
     assert TAG in {t["name"] for t in spec["tags"]}

@@ -59,7 +59,7 @@ async def test_event_for_an_unknown_email_is_acknowledged(api: httpx.AsyncClient
     assert response.json() == {"status": "unknown_email"}
     no_tags = await post_event(api, "email.bounced", email_id=None, provider_id="re-nobody")
     assert no_tags.json() == {"status": "unknown_email"}
-    other = await post_event(api, "email.opened", email_id="inv_doesnotexist")
+    other = await post_event(api, "contact.created", email_id="inv_doesnotexist")
     assert other.json() == {"status": "ignored"}
 
 

@@ -39,7 +39,7 @@ from api.security import Answer, Refusal, Refused, Surface
 log = logging.getLogger("durable_mail.api")
 
 # The paths this surface serves at the API's root, as Resend does.
-PREFIXES = ("/emails",)
+PREFIXES = ("/emails", "/webhooks")
 
 # Domain error -> (HTTP status, Resend's name); the most specific class wins.
 DOMAIN_ERRORS: dict[type[SendError], tuple[int, str]] = {

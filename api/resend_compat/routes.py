@@ -44,6 +44,7 @@ from api.resend_compat.schemas import (
     ResendUpdateRequest,
     schedule_problem,
 )
+from api.resend_compat.webhooks import router as webhooks_router
 from api.tenants import allowed_sender_domains, check_sender
 from workflows.batch_types import BatchItemInput, SendBatchInput
 from workflows.types import SendEmailInput
@@ -196,3 +197,6 @@ async def cancel_email(
     if outcome.requested:
         response.status_code = 202
     return ResendEmailRef(id=email_id)
+
+
+router.include_router(webhooks_router)

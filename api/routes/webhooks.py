@@ -24,6 +24,7 @@ from api.answers import WebhookAck
 from api.deps import SettingsDep, TemporalClientDep
 from api.metrics import WEBHOOK_EVENTS
 from api.webhook_routing import find_send, signal_delivery_event
+from workflows.delivery.events import APP_ONLY_EVENTS
 from workflows.status import DELIVERY_EVENT_STATUS
 from workflows.types import DeliveryEventInput
 
@@ -97,7 +98,7 @@ async def resend_webhook(
         log.warning("webhook %s: unreadable payload, acknowledged", event_id)
         WEBHOOK_EVENTS.labels("unknown", "unreadable").inc()
         return WebhookAck(status="ignored")
-    if event_type not in DELIVERY_EVENT_STATUS:
+    if event_type not in DELIVERY_EVENT_STATUS and event_type not in APP_ONLY_EVENTS:
         WEBHOOK_EVENTS.labels(event_type[:40], "ignored").inc()
         return WebhookAck(status="ignored")
     # Our id from the tags we sent, else Resend's own id (`data.email_id`) to look up.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -26,9 +26,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
     from activities.send import SendActivities
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
+    from workflows.app_events.emit import AppEvents, app_event_data, forwarded
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
-    from workflows.delivery.events import Dedupe, next_status, record_of, tracked
+    from workflows.delivery.events import (
+        Dedupe,
+        forwarded_only,
+        next_status,
+        record_of,
+        tracked,
+    )
     from workflows.delivery.history import (
         KEEP_FIRST_EVENTS,
         KEEP_LAST_EVENTS,
@@ -127,22 +134,33 @@ class Delivery(ProviderCall[SendAttemptResult]):
         self._reports_events = True
         self._listening_until: datetime | None = None
         self._metrics = workflow.metric_meter()
+        self._app_events = AppEvents(self.state.tenant_id, email_id)
 
     async def run(
         self, render: Callable[[], Awaitable[EmailMessage]] | None = None
     ) -> EmailStatusResult:
-        """The send's whole life: wait until due, pin the message, send, track delivery."""
+        """The send's whole life: wait until due, pin the message, send, track delivery;
+        it ends once its events are handed to the app's webhooks."""
+        try:
+            await self._run(render)
+        finally:
+            # Also when it ends unsent (raises) or is stopped: `email.failed` is handed over.
+            await self._app_events.drained()
+        return self.state
+
+    async def _run(self, render: Callable[[], Awaitable[EmailMessage]] | None) -> None:
+        if self.send_at and self.state.runs == 1:
+            self.app_event("email.scheduled")
         if not await self.wait_until_due():
-            return self.state
+            return
         if not self._sent:
             if self.message is None:
                 if render is None:
                     raise ValueError("a send without a message needs a render step")
                 self.message = await render()
             if await self.send() is None:
-                return self.state  # cancelled
+                return  # cancelled
         await self.track_delivery()
-        return self.state
 
     @property
     def send_at(self) -> str | None:
@@ -182,6 +200,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
         self._reports_events = result.reports_delivery_events
         self.set_status(SendStatus.SENT)
         self._count(SendStatus.SENT)
+        self.app_event("email.sent")
         workflow.logger.info("email %s accepted after %d attempt(s)", self.state.id, attempt)
 
     def add_attempt(self, record: AttemptRecord, *, may_have_accepted: bool) -> None:
@@ -203,8 +222,15 @@ class Delivery(ProviderCall[SendAttemptResult]):
 
     def ended_unsent(self, status: SendStatus, error: EmailError) -> None:
         self._count(status)
+        if status == SendStatus.FAILED:
+            self.app_event("email.failed", failed={"reason": error.type})
+
+    def app_event(self, event_type: str, **data: Any) -> None:
+        """Hand an event about this email to the app's webhooks (our id, Resend's shape)."""
+        self._app_events.emit(event_type, app_event_data(self.state, self.message, data))
 
     async def continue_as_new(self) -> NoReturn:
+        await self._app_events.drained()
         await handlers_done_then_log(self.state.kind.value, self.state.id, self.state.attempt_count)
         assert self._continue_with is not None  # see `history_full`
         await self._continue_with(self.accepted_at, self.carry())
@@ -231,8 +257,12 @@ class Delivery(ProviderCall[SendAttemptResult]):
 
     def on_delivery_event(self, event: DeliveryEventInput) -> None:
         """Record a provider event once; before the send is recorded it is applied later."""
-        if not tracked(event) or not self._dedupe.first_time(self.state.id, event):
+        known = tracked(event) or forwarded_only(event)
+        if not known or not self._dedupe.first_time(self.state.id, event):
             workflow.logger.info("ignored repeated or unknown event %s", event.type)
+            return
+        self.app_event(event.type, **forwarded(event))
+        if not tracked(event):
             return
         self.state.delivery_event_count += 1
         self.state.delivery_events_omitted += keep(
@@ -293,6 +323,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
         self.set_status(SendStatus.CANCELLED)
         self.upsert_status()
         self._count(SendStatus.CANCELLED)
+        self.app_event("email.canceled")
         workflow.logger.info("email %s cancelled", self.state.id)
         return CancelResult(status=SendStatus.CANCELLED)
 

@@ -27,6 +27,15 @@ MAX_SEEN_EVENTS = 1_000
 KEY_CHARS = 12
 
 
+# Provider events that change no status but reach the app's webhooks (docs/webhooks.md).
+APP_ONLY_EVENTS = frozenset({"email.opened", "email.clicked"})
+
+
+def forwarded_only(event: DeliveryEventInput) -> bool:
+    """Whether the event is only handed to the app's webhooks (it moves no status)."""
+    return event.type in APP_ONLY_EVENTS
+
+
 def tracked(event: DeliveryEventInput) -> bool:
     """Whether the event is one that moves a send's status (others are acknowledged only)."""
     return event.type in DELIVERY_EVENT_STATUS

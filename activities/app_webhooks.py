@@ -1,0 +1,173 @@
+"""Activities of app webhooks: hand an email's event over (`emit`) and deliver it (`deliver`).
+
+`emit` is the one small step an email's workflow takes per event (a local activity): it
+reads the tenant's endpoints and, if one is subscribed to the event's type, signals (or
+starts) the email's `AppEventDelivery` workflow with the event; otherwise it does nothing.
+`deliver` is one attempt to one endpoint: the endpoint's current URL and secret are read
+at the attempt (a rotated secret signs the next try), the body is signed the Svix way
+(svix-id, svix-timestamp, svix-signature) and posted through the SSRF guard
+(`activities.outbound`). It never raises for the endpoint's answer: the workflow owns the
+retry schedule and records each attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from svix.webhooks import Webhook
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.app_webhook_types import (
+    DELIVERY_WORKFLOW,
+    EVENT_SIGNAL,
+    AppEventSignal,
+    AppEventsInput,
+    DeliverInput,
+    DeliverResult,
+    DeliveryPolicyInput,
+    EmitInput,
+    WebhookEndpoint,
+    delivery_workflow_id,
+    endpoints_workflow_id,
+)
+from activities.outbound import OutboundPolicy, OutboundRefused, Resolver, post, system_resolver
+
+log = logging.getLogger("durable_mail.app_webhooks")
+
+ENDPOINTS_QUERY = "endpoints"
+USER_AGENT = "durable-mail-webhooks/1"
+MAX_CACHED_TENANTS = 10_000
+
+
+async def tenant_endpoints(client: Client, tenant_id: str | None) -> list[WebhookEndpoint]:
+    """The tenant's endpoints (none if it never created one)."""
+    try:
+        endpoints: list[WebhookEndpoint] = await client.get_workflow_handle(
+            endpoints_workflow_id(tenant_id)
+        ).query(ENDPOINTS_QUERY, result_type=list[WebhookEndpoint])
+        return endpoints
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+
+
+def signed_headers(endpoint: WebhookEndpoint, msg_id: str, body: str) -> dict[str, str]:
+    """Svix's three headers for `body`, signed with the endpoint's current secret."""
+    now = datetime.now(UTC)
+    return {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": Webhook(endpoint.signing_secret).sign(msg_id, now, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+def outbound_client() -> httpx.AsyncClient:
+    """An HTTP client for the apps' endpoints: no proxy from the environment (it would
+    connect instead of us, unchecked), no redirects, a pool per endpoint host."""
+    return httpx.AsyncClient(
+        trust_env=False,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+@dataclass(frozen=True)
+class AppWebhookConfig:
+    """Where delivery workflows run, how they retry, what an outbound request may do."""
+
+    task_queue: str
+    delivery: DeliveryPolicyInput
+    outbound: OutboundPolicy
+    resolver: Resolver = system_resolver
+    cache_seconds: float = 1.0
+
+
+class AppWebhookActivities:
+    """Emit and deliver; the Temporal client, HTTP client and configuration are injected
+    (`http` None: one of our own, made on first use inside the worker's event loop)."""
+
+    def __init__(
+        self, client: Client, http: httpx.AsyncClient | None, config: AppWebhookConfig
+    ) -> None:
+        self._client = client
+        self._http = http
+        self._config = config
+        self._cache: dict[str | None, tuple[float, list[WebhookEndpoint]]] = {}
+
+    async def _endpoints(self, tenant_id: str | None) -> list[WebhookEndpoint]:
+        """The tenant's endpoints, read at most once per `config.cache_seconds` per worker:
+        a burst of a tenant's emails costs one query of its endpoints workflow, not one per
+        event. A change is seen within that time (a deleted or disabled endpoint is
+        re-checked at each attempt against the same read, and then skipped)."""
+        now = time.monotonic()
+        cached = self._cache.get(tenant_id)
+        if cached is not None and now - cached[0] < self._config.cache_seconds:
+            return cached[1]
+        endpoints = await tenant_endpoints(self._client, tenant_id)
+        if len(self._cache) >= MAX_CACHED_TENANTS:
+            self._cache.clear()
+        self._cache[tenant_id] = (now, endpoints)
+        return endpoints
+
+    @activity.defn(name="emit_app_event")
+    async def emit(self, data: EmitInput) -> bool:
+        """Hand the event to the email's delivery workflow if an endpoint wants it."""
+        endpoints = await self._endpoints(data.tenant_id)
+        wanted = [e.id for e in endpoints if e.status == "enabled" and data.event.type in e.events]
+        if not wanted:
+            return False
+        await self._client.start_workflow(
+            DELIVERY_WORKFLOW,
+            AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
+            id=delivery_workflow_id(data.tenant_id, data.email_id),
+            task_queue=self._config.task_queue,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[AppEventSignal(data.event, wanted)],
+        )
+        return True
+
+    @activity.defn(name="deliver_app_event")
+    async def deliver(self, data: DeliverInput) -> DeliverResult:
+        """One attempt to post one event to one endpoint (see the module docstring)."""
+        endpoint = next(
+            (e for e in await self._endpoints(data.tenant_id) if e.id == data.endpoint_id),
+            None,
+        )
+        if endpoint is None or endpoint.status != "enabled":
+            return DeliverResult("skipped", error="the endpoint was deleted or disabled")
+        body = json.dumps(data.event.payload(), separators=(",", ":"))
+        headers = signed_headers(endpoint, data.event.id, body)
+        if self._http is None:
+            self._http = outbound_client()
+        try:
+            answer = await post(
+                self._http,
+                endpoint.endpoint,
+                body.encode(),
+                headers,
+                self._config.outbound,
+                self._config.resolver,
+            )
+        except OutboundRefused as refused:
+            return DeliverResult("failed", error=f"refused: {refused}")
+        except httpx.TimeoutException:
+            return DeliverResult("failed", error="the endpoint did not answer in time")
+        except TimeoutError:
+            return DeliverResult("failed", error="the endpoint did not answer in time")
+        except httpx.HTTPError as err:
+            return DeliverResult("failed", error=f"connection failed ({type(err).__name__})")
+        if 200 <= answer.status_code < 300:
+            return DeliverResult("delivered", http_status=answer.status_code)
+        return DeliverResult(
+            "failed", http_status=answer.status_code, error=f"HTTP {answer.status_code}"
+        )
