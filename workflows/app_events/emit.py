@@ -22,8 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.app_webhook_types import AppEvent, EmitInput
     from activities.app_webhooks import AppWebhookActivities
     from activities.types import EmailMessage
+    from workflows.delivery.changes import changed
     from workflows.delivery.history import iso
     from workflows.types import DeliveryEventInput, EmailStatusResult
+
+# The commands this module adds to an email's workflow came after 1.0 (an invite started
+# before them hands over no events: `workflows.delivery.changes`).
+APP_EVENTS_PATCH = "app-events-v1"
 
 # Retried until Temporal answers: an event is handed over or the workflow does not end.
 EMIT_RETRY = RetryPolicy(
@@ -64,6 +69,8 @@ class AppEvents:
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event (Resend's shape: `data` gets our `email_id`)."""
+        if not changed(APP_EVENTS_PATCH):
+            return
         event = AppEvent(
             id=f"msg_{workflow.uuid4().hex}",
             type=event_type,
