@@ -22,6 +22,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.coalesce import CoalesceActivities
 from activities.invite_tokens import TokenFillingTransport
 from activities.render import RenderActivities, render_invite
 from activities.render_batch import render_invite_batch
@@ -36,6 +37,7 @@ from activities.transports.smtp import SmtpConfig, SmtpTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+from workflows.coalesce.coalescer import Coalescer
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
@@ -164,12 +166,15 @@ def build_workers(
     client: Client, settings: Settings, transport: EmailTransport
 ) -> tuple[Worker, Worker]:
     """The workflow worker and the provider-call worker (queue-wide rate limit)."""
+    # Coalesced calls claim each email from its workflow; the hand-off starts coalescers.
+    coalesce = CoalesceActivities(transport, client)
     workflows = VersionedWorker(
         client,
         settings,
         task_queue=settings.task_queue,
-        workflows=[Invite, SendEmail, SendBatch],
+        workflows=[Invite, SendEmail, SendBatch, Coalescer],
         activities=[
+            coalesce.enqueue,
             render_invite,
             render_invite_batch,
             RenderActivities(Templates(settings.template_dir)).render_invite_emails,
@@ -182,7 +187,7 @@ def build_workers(
         client,
         settings,
         task_queue=settings.send_task_queue,
-        activities=[provider.send_email, provider.send_batch],
+        activities=[provider.send_email, provider.send_batch, coalesce.send_coalesced],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not
         # multiply the provider load (the per-worker limit would). With the matcher our

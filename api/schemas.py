@@ -433,6 +433,8 @@ class EmailStatus(BaseModel):
     delivery_events: list[DeliveryEvent] = []
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
+    # The coalesced provider call that carried it (None: its own call).
+    call_id: str | None = None
 
 
 class EmailSummary(BaseModel):

@@ -168,6 +168,8 @@ class EmailStatusResult:
     provider_may_have_accepted: bool = False
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
+    # The coalesced provider call that carried it (None: its own call).
+    call_id: str | None = None
 
 
 @dataclass

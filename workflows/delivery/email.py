@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
     from activities.send import SendActivities
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
+    from workflows.coalesce.handoff import Handoff
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
     from workflows.delivery.events import Dedupe, next_status, record_of, tracked
@@ -127,6 +128,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
         self._reports_events = True
         self._listening_until: datetime | None = None
         self._metrics = workflow.metric_meter()
+        self.handoff = Handoff(self)
 
     async def run(
         self, render: Callable[[], Awaitable[EmailMessage]] | None = None
@@ -139,7 +141,9 @@ class Delivery(ProviderCall[SendAttemptResult]):
                 if render is None:
                     raise ValueError("a send without a message needs a render step")
                 self.message = await render()
-            if await self.send() is None:
+            # Through a coalesced call when the transport's batch call can carry it.
+            coalesced = await self.handoff.send() if self.handoff.wanted else None
+            if coalesced is False or (coalesced is None and await self.send() is None):
                 return self.state  # cancelled
         await self.track_delivery()
         return self.state
