@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from config import Settings
-from testkit.fake_resend import FakeResendServer, Fault
+from testkit.fake_resend import Delivery, FakeResendServer, Fault
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from tests.helpers import INVITE, wait_for_status
 from workflows.policy import compose
@@ -190,7 +190,7 @@ async def test_a_tenant_s_single_send_is_not_held_behind_another_s_thousands(
     ]
     globex_id = await send(api, {**email(500), "from": "Globex <hi@globex.example>"}, **globex)
     status = await wait_for_status(api, globex_id, "sent", timeout=30)
-    calls = {}
+    calls: dict[str | None, list[Delivery]] = {}
     for delivery in fake_resend.fake.deliveries:
         calls.setdefault(delivery.idempotency_key, []).append(delivery)
     [carrying] = [
