@@ -10,11 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
+from activities.coalesce_types import coalescer_id
 from config import Settings
 from testkit.fake_resend import Delivery, FakeResendServer, Fault
 from testkit.keys import ACME_KEY, GLOBEX_KEY
+from testkit.polling import eventually
 from tests.helpers import INVITE, wait_for_status
+from tests.test_reset import reset_to_first_task
 from workflows.policy import compose
 
 
@@ -230,3 +234,52 @@ def test_compose_keeps_a_call_within_its_bytes_and_sends_a_large_one_alone() -> 
     assert [r.name for r in rest] == ["s1"]
     chosen, _ = compose([Ref("huge", 2, "acme", size=5000)], max_items=100, max_bytes=1000)
     assert [r.name for r in chosen] == ["huge"]
+
+
+async def coalescer_settled(client: Client, settings: Settings, old_run: str) -> dict[str, int]:
+    """The coalescer's new run (after a reset) once it has nothing waiting or in flight."""
+    handle = client.get_workflow_handle(coalescer_id(settings.send_task_queue, 0))
+
+    async def settled() -> dict[str, int] | None:
+        described = await handle.describe()
+        if described.run_id == old_run:
+            return None
+        status: dict[str, int] = await handle.query("coalescer_status")
+        return status if status["pending"] == 0 and status["in_flight"] == 0 else None
+
+    result: dict[str, int] = await eventually(settled, timeout=20, what="the reset coalescer")
+    return result
+
+
+async def test_a_reset_of_the_coalescer_never_sends_an_email_twice(
+    api: httpx.AsyncClient,
+    worker: None,
+    client: Client,
+    settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:
+    """Told emails keep their result; an email whose call was in flight when the reset
+    discarded it ends `undetermined` (it may have gone out: it did, once); emails no call
+    had claimed are sent by the reset run. Lost 0, duplicates 0."""
+    told = await asyncio.gather(*(send(api, email(n)) for n in range(5)))
+    for email_id in told:
+        await wait_for_status(api, email_id, "sent")
+    # A call in flight (the provider holds its answer 3 s), more emails waiting behind it.
+    fake_resend.fake.configure(latency=3.0)
+    in_flight = await send(api, email(10))
+    await fake_resend.fake.wait_for_deliveries(6, timeout=5)
+    waiting = [await send(api, email(n)) for n in range(11, 14)]
+    handle = client.get_workflow_handle(coalescer_id(settings.send_task_queue, 0))
+    old_run = (await handle.describe()).run_id
+    await reset_to_first_task(settings, handle.id)
+    fake_resend.fake.configure(latency=0.0)
+    await coalescer_settled(client, settings, old_run or "")
+
+    for email_id in told:
+        assert (await wait_for_status(api, email_id, "sent"))["attempt_count"] == 1
+    carried = await wait_for_status(api, in_flight, "undetermined", timeout=20)
+    assert "reset" in carried["last_error"]["message"]
+    for email_id in waiting:
+        await wait_for_status(api, email_id, "sent", timeout=20)
+    assert fake_resend.fake.duplicates() == []
+    assert len(fake_resend.fake.deliveries) == 9  # 5 + the one in flight + 3

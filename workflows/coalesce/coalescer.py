@@ -104,13 +104,11 @@ class Coalescer:
             asyncio.create_task(self._call(call_id, chosen))
 
     async def _call(self, call_id: str, refs: list[CoalesceRef]) -> None:
-        try:
-            told = await CoalescedCall(call_id, refs, self._data.policy).run()
-            await asyncio.gather(*(self._tell(workflow_id, o) for workflow_id, o in told))
-            self._sent += sum(1 for _, o in told if o.provider_message_id)
-        finally:
-            self._in_flight -= 1
-            self._show()
+        told = await CoalescedCall(call_id, refs, self._data.policy).run()
+        await asyncio.gather(*(self._tell(workflow_id, o) for workflow_id, o in told))
+        self._sent += sum(1 for _, o in told if o.provider_message_id)
+        self._in_flight -= 1
+        self._show()
 
     async def _tell(self, workflow_id: str, outcome: CallOutcome) -> None:
         try:
