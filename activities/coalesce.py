@@ -89,7 +89,12 @@ class CoalesceActivities(SendActivities):
         )
         target = coalescer_id(data.send_task_queue, shard_of(data.email_id, data.shards))
         caps = self._transport.capabilities
-        start = {**data.start, "max_batch": caps.max_batch, "max_bytes": caps.max_request_bytes}
+        start = {
+            **data.start,
+            "shard_id": target,
+            "max_batch": caps.max_batch,
+            "max_bytes": caps.max_request_bytes,
+        }
         await self._client.start_workflow(
             COALESCER_WORKFLOW,
             start,

@@ -70,6 +70,7 @@ async def burst(url: str, tag: str, count: int, *, batch: int = 0) -> tuple[floa
         queue.put_nowait(list(range(start, min(start + step, count))))
     first: list[float] = []
     workflow_ids: list[str] = []
+    refused: list[int] = []
 
     async def sender(http: httpx.AsyncClient) -> None:
         while not queue.empty():
@@ -82,9 +83,13 @@ async def burst(url: str, tag: str, count: int, *, batch: int = 0) -> tuple[floa
             if response.status_code == 202:
                 first.append(time.time())
                 workflow_ids.append(response.json().get("workflow_id", ""))
+            else:
+                refused.append(response.status_code)
 
     async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=60) as http:
         await asyncio.gather(*(sender(http) for _ in range(IN_FLIGHT)))
+    if refused:
+        print(f"{tag}: {len(refused)} requests refused, HTTP {sorted(set(refused))}", flush=True)
     return min(first) if first else time.time(), workflow_ids
 
 
@@ -117,14 +122,6 @@ async def provider_figures(
     }
 
 
-async def our_system(
-    client: Client, log_dir: Path, env: dict[str, str], name: str
-) -> tuple[Any, Any, str]:
-    worker = await start_our_worker(client, log_dir, env, name=f"worker-{name}")
-    api, url = await start_our_api(log_dir, env)
-    return worker, api, url
-
-
 async def coalescer_ids(client: Client) -> list[str]:
     found = []
     for shard in range(SHARDS):
@@ -144,13 +141,14 @@ async def ours(
     env: dict[str, str],
     plan: list[tuple[str, int, int, int]],
 ) -> dict[str, dict[str, Any]]:
-    """Each (label, shards, invites, batch) of `plan` on a fresh worker and API."""
+    """Each (label, shards, invites, batch) of `plan` on one worker, an API of its own (the
+    API puts `COALESCE_SHARDS` in each send's policy: the worker needs no setting)."""
     results: dict[str, dict[str, Any]] = {}
+    await start_our_worker(client, log_dir, env)
     for label, shards, count, batch in plan:
         await fake.client.reset()
-        system_env = {**env, "COALESCE_SHARDS": str(shards)}
-        worker, api, url = await our_system(client, log_dir, system_env, label.split()[0])
-        tag = label.replace(" ", "_")
+        api, url = await start_our_api(log_dir, {**env, "COALESCE_SHARDS": str(shards)})
+        tag = "".join(c if c.isalnum() else "-" for c in label).strip("-")
         first, workflow_ids = await burst(url, tag, count, batch=batch)
         timeout = 60 + (count / RATE if shards == 0 and not batch else count / 50)
         figures = await provider_figures(fake, tag, count, first, timeout)
@@ -164,7 +162,6 @@ async def ours(
         results[label] = figures
         print(label, figures, flush=True)
         await api.stop()
-        await worker.stop()
     return results
 
 
