@@ -41,8 +41,8 @@ from activities.send import PinnedMessages, SendActivities, _check_window, _Cloc
 from activities.transports.base import EmailTransport, ProviderFailure
 from activities.types import EmailMessage
 
-# Claims go out together, but not 100 at once against a busy server.
-CLAIM_CONCURRENCY = 25
+# Claims go out together (one update per email of the call).
+CLAIM_CONCURRENCY = 100
 
 
 def payload_size(message: EmailMessage) -> int:

@@ -246,9 +246,12 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> list[str]:
     ]
     if args.big:
         plan.append(("coalesced 10k", SHARDS, args.big, 0))
+    if getattr(args, "only_coalesced", False):
+        plan = [step for step in plan if step[1]]
     try:
         results = await ours(client, fake, log_dir, env, plan)
-        results |= await seeds(fake, log_dir, args.seed_invites)
+        if not getattr(args, "only_coalesced", False):
+            results |= await seeds(fake, log_dir, args.seed_invites)
     finally:
         await fake.client.aclose()
     return [
@@ -265,6 +268,7 @@ async def main() -> None:
     parser.add_argument("--seed-invites", type=int, default=200)
     parser.add_argument("--big", type=int, default=0)
     parser.add_argument("--log-dir", default=None)
+    parser.add_argument("--only-coalesced", action="store_true", help="our coalesced runs only")
     args = parser.parse_args()
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="coalesce-bench-"))
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from tests.helpers import INVITE, wait_for_status
 from tests.test_reset import reset_to_first_task
+from workflows.delivery import history
 from workflows.policy import compose
 
 
@@ -283,3 +284,28 @@ async def test_a_reset_of_the_coalescer_never_sends_an_email_twice(
         await wait_for_status(api, email_id, "sent", timeout=20)
     assert fake_resend.fake.duplicates() == []
     assert len(fake_resend.fake.deliveries) == 9  # 5 + the one in flight + 3
+
+
+async def test_the_coalescer_continues_as_new_carrying_what_waits(
+    api: httpx.AsyncClient,
+    worker: None,
+    client: Client,
+    settings: Settings,
+    fake_resend: FakeResendServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small event budget: the coalescer continues as new several times mid-stream, with
+    refs waiting; every email is sent once."""
+    monkeypatch.setattr(history, "RUN_EVENT_BUDGET", 150)
+    fake_resend.fake.configure(latency=0.2)
+    ids = await asyncio.gather(*(send(api, email(n)) for n in range(80)))
+    for email_id in ids:
+        await wait_for_status(api, email_id, "sent", timeout=60)
+    assert len(fake_resend.fake.deliveries) == 80 and fake_resend.fake.duplicates() == []
+    query = f'WorkflowId = "{coalescer_id(settings.send_task_queue, 0)}"'
+
+    async def continued() -> int | None:
+        runs = len([run async for run in client.list_workflows(query)])
+        return runs if runs >= 2 else None
+
+    await eventually(continued, timeout=10, what="the coalescer continued as new")

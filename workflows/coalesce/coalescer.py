@@ -48,6 +48,7 @@ class Coalescer:
         self._pending: list[CoalesceRef] = list(data.pending)
         self._known = {ref.email_id for ref in self._pending}
         self._in_flight = 0
+        self._telling = 0
         self._calls = data.calls_made
         self._sent = data.emails_sent
 
@@ -73,19 +74,19 @@ class Coalescer:
     async def run(self, data: CoalescerInput) -> dict[str, int]:
         while True:
             ready = await wait_until(
-                lambda: (
-                    bool(self._pending and self._in_flight < MAX_IN_FLIGHT)
-                    or (history_full() and self._in_flight == 0)
-                ),
+                lambda: bool(self._pending and self._in_flight < MAX_IN_FLIGHT) or history_full(),
                 IDLE,
             )
             if not ready:
-                if not self._pending and self._in_flight == 0:
+                if not self._pending and self._idle():
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     if not self._pending:
                         return self.status()
                 continue
-            if history_full() and self._in_flight == 0:
+            if history_full():
+                # No new call: the ones in flight end and tell their emails, then the
+                # next run takes the refs still waiting.
+                await workflow.wait_condition(self._idle)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     replace(
@@ -103,12 +104,20 @@ class Coalescer:
             self._show()
             asyncio.create_task(self._call(call_id, chosen))
 
+    def _idle(self) -> bool:
+        """No call in flight and every email of the ended calls told."""
+        return self._in_flight == 0 and self._telling == 0
+
     async def _call(self, call_id: str, refs: list[CoalesceRef]) -> None:
         told = await CoalescedCall(call_id, refs, self._data.policy).run()
+        # The slot is free once the call has ended: the next call need not wait for the
+        # tellings (a continue-as-new does: `_telling`).
+        self._in_flight -= 1
+        self._telling += 1
+        self._show()
         await asyncio.gather(*(self._tell(workflow_id, o) for workflow_id, o in told))
         self._sent += sum(1 for _, o in told if o.provider_message_id)
-        self._in_flight -= 1
-        self._show()
+        self._telling -= 1
 
     async def _tell(self, workflow_id: str, outcome: CallOutcome) -> None:
         try:
