@@ -63,7 +63,8 @@ def invite(tag: str, n: int) -> dict[str, str]:
 
 async def burst(url: str, tag: str, count: int, *, batch: int = 0) -> tuple[float, list[str]]:
     """`count` invites at `IN_FLIGHT` requests in flight (or batches of `batch`); the wall
-    clock of the first accept, and the workflow ids the answers name."""
+    clock of the first accept, and the workflow ids the answers name. Prints how long the
+    accepts took (the API's share of the time to the last delivery)."""
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
     step = batch or 1
     for start in range(0, count, step):
@@ -90,6 +91,8 @@ async def burst(url: str, tag: str, count: int, *, batch: int = 0) -> tuple[floa
         await asyncio.gather(*(sender(http) for _ in range(IN_FLIGHT)))
     if refused:
         print(f"{tag}: {len(refused)} requests refused, HTTP {sorted(set(refused))}", flush=True)
+    if first:
+        print(f"{tag}: {len(first)} accepted in {max(first) - min(first):.1f} s", flush=True)
     return min(first) if first else time.time(), workflow_ids
 
 
