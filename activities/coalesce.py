@@ -38,7 +38,7 @@ from activities.coalesce_types import (
 )
 from activities.delivery_contract import message_sha256
 from activities.send import PinnedMessages, SendActivities, _check_window, _Clock, _refuse
-from activities.transports.base import EmailTransport, ProviderFailure
+from activities.transports.base import EmailTransport
 from activities.types import EmailMessage
 
 # Claims go out together (one update per email of the call).
@@ -124,18 +124,10 @@ class CoalesceActivities(SendActivities):
             for ref, c in zip(data.refs, claims, strict=True)
         ]
         messages = [c.message for c in claims if c.outcome == CLAIMED and c.message is not None]
-        caps = self._transport.capabilities
         if not messages:
-            clock.stop()
-            return CoalescedAttemptResult(
-                items, 0, self._transport.name, clock.started_at, 0.0, True, provider_called=False
-            )
-        try:
-            sent = await self._transport.send_batch(messages, data.idempotency_key)
-        except ProviderFailure as failure:
-            raise self._failed(failure, data.attempt, clock) from None
-        clock.stop()
-        self._record_attempt("accepted", clock.duration_ms, None)
+            return CoalescedAttemptResult(items)
+        call = self._transport.send_batch(messages, data.idempotency_key)
+        sent = await self._call(call, data, clock)
         outcomes = iter(sent.items)
         for item in items:
             if item.claim == CLAIMED:
@@ -149,14 +141,7 @@ class CoalesceActivities(SendActivities):
             self._transport.name,
             clock.duration_ms,
         )
-        return CoalescedAttemptResult(
-            items,
-            sent.http_status,
-            self._transport.name,
-            clock.started_at,
-            clock.duration_ms,
-            caps.reports_delivery_events,
-        )
+        return CoalescedAttemptResult(items, self._batch_result(sent, clock))
 
     async def _claim(self, ref: CoalesceRef, call_id: str, started_at: str) -> ClaimResult:
         """Claim one email for this call; its message must be the one its ref names."""

@@ -11,7 +11,7 @@ cancelled, or already told its outcome) is left out. Fields are only ever added 
 from dataclasses import dataclass
 from typing import Any, Final
 
-from activities.types import BatchItemOutcome, EmailMessage
+from activities.types import BatchAttemptResult, BatchItemOutcome, EmailMessage
 
 COALESCER_WORKFLOW: Final = "Coalescer"
 ENQUEUE_SIGNAL: Final = "coalesce_enqueue"
@@ -111,10 +111,8 @@ class CoalescedItem:
 
 @dataclass
 class CoalescedAttemptResult:
+    """Each ref's claim (and answer), and the provider call's result (None: no email could
+    be claimed, so the provider was not called)."""
+
     items: list[CoalescedItem]
-    http_status: int
-    transport: str
-    started_at: str
-    duration_ms: float
-    reports_delivery_events: bool
-    provider_called: bool = True
+    call: BatchAttemptResult | None = None

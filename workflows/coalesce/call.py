@@ -93,7 +93,9 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
         )
 
     def accepted(self, attempt: int, scheduled: datetime, result: CoalescedAttemptResult) -> None:
-        record = accepted_record(attempt, scheduled, result.started_at, result.http_status)
+        call = result.call
+        started_at = call.started_at if call else iso(scheduled)
+        record = accepted_record(attempt, scheduled, started_at, call.http_status if call else 0)
         self.add_attempt(record, may_have_accepted=False)
         self.result = result
         self.set_status(SendStatus.SENT)
@@ -147,11 +149,13 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
                 told.append((ref.workflow_id, outcome))
             if item.claim != CLAIMED or item.outcome is None:
                 continue
+            call = result.call
+            assert call is not None  # an email was claimed, so the provider was called
             common = {
-                "http_status": result.http_status,
-                "transport": result.transport,
-                "started_at": result.started_at,
-                "reports_delivery_events": result.reports_delivery_events,
+                "http_status": call.http_status,
+                "transport": call.transport,
+                "started_at": call.started_at,
+                "reports_delivery_events": call.reports_delivery_events,
             }
             if item.outcome.provider_message_id is not None:
                 outcome = self._outcome(
