@@ -84,8 +84,9 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
                 iso(not_after),
             ),
             task_queue=self.policy.send_task_queue,
-            # Claims first (one update per email), then the provider call.
-            start_to_close_timeout=timedelta(seconds=self.policy.attempt_timeout_seconds + 10),
+            # Claims first (one update per email, each a workflow task of the email's: slow
+            # on a saturated worker, 40 s+ for 100 at 10,000 invites here), then the call.
+            start_to_close_timeout=timedelta(seconds=self.policy.attempt_timeout_seconds + 60),
             schedule_to_close_timeout=not_after - workflow.now(),
             retry_policy=SINGLE_ATTEMPT,
             summary=f"{summary} · call {self.call_id} · {len(self.refs)} email(s)",
