@@ -24,6 +24,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.app_webhook_types import DeliveryPolicyInput
 from activities.app_webhooks import AppWebhookActivities, AppWebhookConfig
+from activities.coalesce import CoalesceActivities
 from activities.invite_tokens import TokenFillingTransport
 from activities.outbound import OutboundPolicy
 from activities.render import RenderActivities, render_invite
@@ -41,6 +42,7 @@ from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
 from workflows.app_events.delivery import AppEventDelivery
 from workflows.app_events.endpoints import AppWebhookEndpoints
+from workflows.coalesce.coalescer import Coalescer
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
@@ -191,14 +193,17 @@ def build_workers(
 ) -> tuple[Worker, Worker]:
     """The workflow worker and the provider-call worker (queue-wide rate limit)."""
     hooks = app_webhooks(client, settings)
+    # Coalesced calls claim each email from its workflow; the hand-off starts coalescers.
+    coalesce = CoalesceActivities(transport, client)
     workflows = VersionedWorker(
         client,
         settings,
         task_queue=settings.task_queue,
-        workflows=[Invite, SendEmail, SendBatch, AppWebhookEndpoints, AppEventDelivery],
+        workflows=[Invite, SendEmail, SendBatch, AppWebhookEndpoints, AppEventDelivery, Coalescer],
         activities=[
             hooks.emit,
             hooks.deliver,
+            coalesce.enqueue,
             render_invite,
             render_invite_batch,
             RenderActivities(Templates(settings.template_dir)).render_invite_emails,
@@ -211,7 +216,7 @@ def build_workers(
         client,
         settings,
         task_queue=settings.send_task_queue,
-        activities=[provider.send_email, provider.send_batch],
+        activities=[provider.send_email, provider.send_batch, coalesce.send_coalesced],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not
         # multiply the provider load (the per-worker limit would). With the matcher our

@@ -42,7 +42,12 @@ from activities.delivery_contract import (
     batch_sha256,
     message_sha256,
 )
-from activities.transports.base import EmailTransport, ProviderFailure, on_undeduplicated_send
+from activities.transports.base import (
+    EmailTransport,
+    ProviderFailure,
+    SentBatch,
+    on_undeduplicated_send,
+)
 from activities.transports.failover import earlier_attempts
 from activities.types import (
     AttemptFailureDetails,
@@ -96,6 +101,13 @@ class WorkflowPinnedMessages:
             PINNED_BATCH_QUERY, digest, result_type=list[EmailMessage], rpc_timeout=timeout
         )
         return messages
+
+
+class _Attempt(Protocol):
+    """What `_call` reads of an attempt's input (a single send's, a batch's, a call's)."""
+
+    @property
+    def attempt(self) -> int: ...
 
 
 class _Clock:
@@ -208,6 +220,10 @@ class SendActivities:
             self._transport.name,
             clock.duration_ms,
         )
+        return self._batch_result(sent, clock)
+
+    def _batch_result(self, sent: SentBatch, clock: _Clock) -> BatchAttemptResult:
+        """A batch call the provider took, as its attempt's result."""
         return BatchAttemptResult(
             items=sent.items,
             http_status=sent.http_status,
@@ -217,9 +233,7 @@ class SendActivities:
             reports_delivery_events=self._transport.capabilities.reports_delivery_events,
         )
 
-    async def _call(
-        self, call: Awaitable[T], data: SendAttemptInput | BatchAttemptInput, clock: _Clock
-    ) -> T:
+    async def _call(self, call: Awaitable[T], data: _Attempt, clock: _Clock) -> T:
         """The provider call of one attempt, timed and counted; a failure classified."""
         try:
             with on_undeduplicated_send(_heartbeat_progress):

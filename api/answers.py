@@ -110,6 +110,8 @@ class EmailStatus(BaseModel):
     failover_reason: str | None = None
     # Providers that may have taken it in a failed attempt: later attempts go only to them.
     may_have_been_taken_by: list[str] = []
+    # The coalesced provider call that carried it (None: its own call).
+    call_id: str | None = None
 
 
 class EmailSummary(BaseModel):

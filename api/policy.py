@@ -24,6 +24,7 @@ def delivery_policy(settings: Settings, priority: QueuePriority | None = None) -
         send_task_queue=settings.send_task_queue,
         delivery_wait_seconds=settings.delivery_wait_seconds,
         priority=priority,
+        coalesce_shards=settings.coalesce_shards,
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import runners
+from bench import coalesce, runners
 from bench.measure import log
 from bench.report import chart, markdown
 from bench.runners import Bench
@@ -36,6 +36,8 @@ from bench.stack import STARTED, kill_all, stop_all
 from bench.targets import targets
 from testkit.fake_resend import FakeResendProcess
 from testkit.procs import ROOT
+
+COALESCE_MD = "coalesce.md"
 
 
 async def run(
@@ -51,11 +53,14 @@ async def run(
     try:
         if "baselines" in only:
             await runners.baselines(bench)
-        if only - {"baselines"}:
+        if only - {"baselines", "coalesce"}:
             await bench.guarded("temporal", partial(runners.our_stack, bench, only))
     finally:
         await fake.close()
         await stop_all()
+    if "coalesce" in only:
+        # Its own provider (2 requests/s) and dev server: single vs coalesced vs batch.
+        await bench.guarded("coalesce", partial(coalesce_group, bench, quick))
     elapsed = time.perf_counter() - started
     extra_args = f"dev server extra args `{' '.join(server_args)}`; " * bool(server_args)
     header = (
@@ -72,9 +77,25 @@ async def run(
     return 1 if bench.errors else 0
 
 
+async def coalesce_group(bench: Bench, quick: bool) -> None:
+    sizes = {"invites": 200, "single": 20, "seed_invites": 50} if quick else {}
+    args = argparse.Namespace(
+        **{"invites": 1000, "single": 100, "seed_invites": 200, "big": 0, **sizes}
+    )
+    try:
+        lines = await coalesce.measure(args, bench.out_dir / "logs" / "coalesce")
+    finally:
+        await stop_all()
+    (bench.out_dir / COALESCE_MD).write_text("\n".join(lines) + "\n")
+    bench.extra["coalescing at 2 requests/s"] = f"the table below (also in {COALESCE_MD})"
+
+
 def write(bench: Bench, header: str, elapsed: float) -> None:
     found = targets(bench.plan, bench.runs, bench.probes)
     md = markdown(bench.runs, found, bench.extra, bench.errors, header)
+    coalesced = bench.out_dir / COALESCE_MD
+    if coalesced.exists():
+        md += "\n## Coalescing at 2 requests/s (`bench/coalesce.py`)\n\n" + coalesced.read_text()
     (bench.out_dir / "results.md").write_text(md)
     payload = {
         "plan": asdict(bench.plan),

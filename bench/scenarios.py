@@ -8,7 +8,9 @@ from typing import Any
 
 from bench.measure import Drain
 
-GROUPS = ("baselines", "ours", "ceiling", "ratelimit", "scheduled", "batch", "fairness")
+GROUPS = (
+    "baselines", "ours", "ceiling", "ratelimit", "scheduled", "batch", "fairness", "coalesce",
+)  # fmt: skip
 
 
 @dataclass

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.render import TEMPLATE_FAILED, RenderActivities
     from activities.types import EmailMessage
+    from workflows.coalesce.handlers import CoalescedHandlers
     from workflows.delivery.email import Delivery
     from workflows.delivery.endings import RESCHEDULE_REJECTED
     from workflows.delivery.handlers import pinned_of
@@ -114,7 +115,7 @@ def _iso(moment: datetime) -> str:
 
 
 @workflow.defn(name=InviteInput.WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class Invite:
+class Invite(CoalescedHandlers):
     """One invite: its emails, and the accept, revoke and expiry that end it."""
 
     @workflow.init
@@ -340,6 +341,9 @@ class Invite:
         if refusal is not None:
             error_type, message = refusal
             raise ApplicationError(message, type=error_type)
+
+    def _coalesced(self) -> list[Delivery]:
+        return [self._email, self._reminder]
 
     @workflow.query(name=INVITE_QUERY)
     def invite(self) -> InviteState:

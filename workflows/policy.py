@@ -1,7 +1,9 @@
 """How a send is retried and where its tasks stand in the queues: the policy the API puts in
 every workflow input, and its conversion to Temporal's task priority."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from temporalio.common import Priority
 
@@ -41,6 +43,8 @@ class DeliveryPolicy:
     delivery_wait_seconds: float = 72 * 3600.0
     # The send activity's place on the send queue (None: the workflow's own, as before).
     priority: QueuePriority | None = None
+    # Due single sends share provider batch calls through this many coalescers (0: never).
+    coalesce_shards: int = 0
 
 
 def task_priority(policy: DeliveryPolicy) -> Priority:
@@ -62,3 +66,48 @@ def task_priority(policy: DeliveryPolicy) -> Priority:
         fairness_key=fairness_key,
         fairness_weight=(wanted.fairness_weight or 1.0) * 2 ** (5 - key),
     )
+
+
+class Waiting(Protocol):
+    """A message waiting for a call: its class of work, its tenant and its size."""
+
+    @property
+    def priority_key(self) -> int: ...
+    @property
+    def fairness_key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+W = TypeVar("W", bound=Waiting)
+
+
+def compose(waiting: Sequence[W], max_items: int, max_bytes: int) -> tuple[list[W], list[W]]:
+    """The next call's messages, and the ones left waiting (in their order).
+
+    Priority first (a transactional message before any bulk one); within a priority, the
+    tenants take turns, one message each, in the order their first message arrived, so one
+    tenant's thousands cannot hold another's single send back. A message that would pass
+    `max_bytes` waits for the next call (one alone always goes)."""
+    by_class: dict[int, dict[str, list[W]]] = {}
+    for item in waiting:
+        key = item.priority_key or DEFAULT_PRIORITY_KEY
+        by_class.setdefault(key, {}).setdefault(item.fairness_key, []).append(item)
+    chosen: list[W] = []
+    size = 0
+    for key in sorted(by_class):
+        queues = list(by_class[key].values())
+        while queues and len(chosen) < max_items:
+            for queue in list(queues):
+                if len(chosen) >= max_items:
+                    break
+                item = queue[0]
+                if chosen and size + item.size > max_bytes:
+                    queues.remove(queue)
+                    continue
+                chosen.append(queue.pop(0))
+                size += item.size
+                if not queue:
+                    queues.remove(queue)
+    taken = {id(item) for item in chosen}
+    return chosen, [item for item in waiting if id(item) not in taken]

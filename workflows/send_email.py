@@ -10,6 +10,7 @@ from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind
+    from workflows.coalesce.handlers import CoalescedHandlers
     from workflows.delivery.email import Delivery
     from workflows.delivery.handlers import EmailHandlers
     from workflows.types import ContinuedDelivery, EmailStatusResult, SendEmailInput
@@ -17,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
 
 # Pinned: a send lives hours at most, so it finishes on the build that started it.
 @workflow.defn(name=SendEmailInput.WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
-class SendEmail(EmailHandlers):
+class SendEmail(EmailHandlers, CoalescedHandlers):
     """Send the message from the input (already pinned by being recorded there)."""
 
     @workflow.init

@@ -183,6 +183,8 @@ class EmailStatusResult:
     # outcome; `unknown` when the attempt could not say which): every later attempt goes to
     # them only, never to another provider (docs/providers.md, "Across attempts").
     may_have_been_taken_by: list[str] = field(default_factory=list)
+    # The coalesced provider call that carried it (None: its own call).
+    call_id: str | None = None
 
 
 @dataclass

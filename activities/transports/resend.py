@@ -146,7 +146,7 @@ class ResendTransport:
             **(extra_headers or {}),
         }
         try:
-            return await self._client.post(path, json=body, headers=headers)
+            response = await self._client.post(path, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # No connection was made (refused, DNS failure, TLS handshake): nothing was sent.
             raise ProviderFailure(
@@ -162,6 +162,10 @@ class ResendTransport:
             raise ProviderFailure(
                 errors.NETWORK_ERROR, f"could not reach the provider ({type(exc).__name__})"
             ) from None
+        if self._pacer is not None:
+            # Every answer says what the account may do next: pace the next call to it.
+            self._pacer.observe(response.headers)
+        return response
 
     def _classify(self, response: httpx.Response) -> ProviderFailure:
         status = response.status_code

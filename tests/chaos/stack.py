@@ -78,7 +78,12 @@ class StackFactory:
         self.fakes: list[FakeResendServer] = []
 
     async def __call__(
-        self, *, workers: int = 1, apis: int = 1, resend_timeout: float = 2.0
+        self,
+        *,
+        workers: int = 1,
+        apis: int = 1,
+        resend_timeout: float = 2.0,
+        extra_env: dict[str, str] | None = None,
     ) -> Stack:
         logs = self.tmp_path / "logs"
         fake_server = FakeResendServer()
@@ -91,6 +96,7 @@ class StackFactory:
             self.tmp_path / "outbox",
             resend_timeout=resend_timeout,
         )
+        env.update(extra_env or {})
         api_ports = [free_port() for _ in range(apis)]
         stack = Stack(
             temporal=temporal,

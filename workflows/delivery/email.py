@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.send import SendActivities
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
     from workflows.app_events.emit import AppEvents, app_event_data, forwarded
+    from workflows.coalesce.handoff import Handoff
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
     from workflows.delivery.events import (
@@ -135,6 +136,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
         self._listening_until: datetime | None = None
         self._metrics = workflow.metric_meter()
         self._app_events = AppEvents(self.state.tenant_id, email_id)
+        self.handoff = Handoff(self)
 
     async def run(
         self, render: Callable[[], Awaitable[EmailMessage]] | None = None
@@ -158,7 +160,9 @@ class Delivery(ProviderCall[SendAttemptResult]):
                 if render is None:
                     raise ValueError("a send without a message needs a render step")
                 self.message = await render()
-            if await self.send() is None:
+            # Through a coalesced call when the transport's batch call can carry it.
+            coalesced = await self.handoff.send() if self.handoff.wanted else None
+            if coalesced is False or (coalesced is None and await self.send() is None):
                 return  # cancelled
         await self.track_delivery()
 

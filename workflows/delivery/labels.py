@@ -59,6 +59,8 @@ def show_email(state: EmailStatusResult, listening_until: datetime | None) -> No
         details += f" · transport `{state.transport}`"
     if state.failover_from:
         details += f" (moved from `{state.failover_from}`: `{state.failover_reason or '-'}`)"
+    if state.call_id:
+        details += f" · coalesced call `{state.call_id}`"
     if listening_until is not None:
         details += f" · listening for delivery events until {listening_until:%Y-%m-%d %H:%M} UTC"
     workflow.set_current_details(details)

@@ -1,0 +1,1 @@
+"""Coalescing: due single sends share provider batch calls (see docs/coalescing.md)."""

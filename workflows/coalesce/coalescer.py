@@ -1,0 +1,135 @@
+"""`Coalescer`: one shard's queue of due single sends, composed into provider batch calls.
+
+Nobody waits for a batch that is not coming: a ref that arrives while the shard has a free
+call slot goes at once, as a call of one. Messages accumulate only while the shard's calls
+are in flight (each waits for its turn at the provider's rate), and the next call takes up to
+`max_batch` of them in priority-then-tenant order (`workflows.policy.compose`).
+
+Exactly once: the composition is the call activity's recorded input (refs, key), the loop
+retries it with the same key and the emails' claims keep its bytes the same; an email
+claimed by one call is never claimed by another. A reset run knows nothing of its discarded
+calls: their emails answer `held_by_other_call` and end `undetermined`, never sent twice.
+
+Bounded: the history holds refs (ids and digests, ~300 bytes), never messages; the run
+continues as new once its history is full, after its calls have ended, carrying only the
+refs still waiting. It ends after `IDLE` with nothing to do (the next ref starts it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import VersioningBehavior
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.coalesce_types import CALL_OUTCOME_SIGNAL, ENQUEUE_SIGNAL, CoalesceRef
+    from workflows.coalesce.call import CoalescedCall
+    from workflows.coalesce.types import CallOutcome, CoalescerInput
+    from workflows.delivery.history import history_full, wait_until
+    from workflows.policy import compose
+
+# Calls of one shard in flight at once: while they are, the next call's messages gather.
+MAX_IN_FLIGHT = 1
+# With nothing waiting and nothing in flight this long, the run ends.
+IDLE = timedelta(seconds=60)
+
+
+@workflow.defn(name=CoalescerInput.WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+class Coalescer:
+    """One shard's queue and calls."""
+
+    @workflow.init
+    def __init__(self, data: CoalescerInput) -> None:
+        self._data = data
+        self._pending: list[CoalesceRef] = list(data.pending)
+        self._known = {ref.email_id for ref in self._pending}
+        self._in_flight = 0
+        self._telling = 0
+        self._calls = data.calls_made
+        self._sent = data.emails_sent
+
+    @workflow.signal(name=ENQUEUE_SIGNAL)
+    def enqueue(self, ref: CoalesceRef) -> None:
+        """A due email's ref (a repeat, from a retried hand-off, is ignored)."""
+        if ref.email_id in self._known:
+            return
+        self._known.add(ref.email_id)
+        self._pending.append(ref)
+        self._show()
+
+    @workflow.query(name="coalescer_status")
+    def status(self) -> dict[str, int]:
+        return {
+            "pending": len(self._pending),
+            "in_flight": self._in_flight,
+            "calls": self._calls,
+            "emails_sent": self._sent,
+        }
+
+    @workflow.run
+    async def run(self, data: CoalescerInput) -> dict[str, int]:
+        while True:
+            ready = await wait_until(
+                lambda: bool(self._pending and self._in_flight < MAX_IN_FLIGHT) or history_full(),
+                IDLE,
+            )
+            if not ready:
+                if not self._pending and self._idle():
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    if not self._pending:
+                        return self.status()
+                continue
+            if history_full():
+                # No new call: the ones in flight end and tell their emails, then the
+                # next run takes the refs still waiting.
+                await workflow.wait_condition(self._idle)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    replace(
+                        self._data,
+                        pending=self._pending,
+                        calls_made=self._calls,
+                        emails_sent=self._sent,
+                    )
+                )
+            chosen, self._pending = compose(self._pending, data.max_batch, data.max_bytes)
+            self._calls += 1
+            # Unique per composition, also in a reset run (its random seed is new).
+            call_id = f"{data.shard_id}/{self._calls}-{workflow.uuid4().hex[:12]}"
+            self._in_flight += 1
+            self._show()
+            asyncio.create_task(self._call(call_id, chosen))
+
+    def _idle(self) -> bool:
+        """No call in flight and every email of the ended calls told."""
+        return self._in_flight == 0 and self._telling == 0
+
+    async def _call(self, call_id: str, refs: list[CoalesceRef]) -> None:
+        told = await CoalescedCall(call_id, refs, self._data.policy).run()
+        # The slot is free once the call has ended: the next call need not wait for the
+        # tellings (a continue-as-new does: `_telling`).
+        self._in_flight -= 1
+        self._telling += 1
+        self._show()
+        await asyncio.gather(*(self._tell(workflow_id, o) for workflow_id, o in told))
+        self._sent += sum(1 for _, o in told if o.provider_message_id)
+        self._telling -= 1
+
+    async def _tell(self, workflow_id: str, outcome: CallOutcome) -> None:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal(
+                CALL_OUTCOME_SIGNAL, outcome
+            )
+        except ApplicationError:
+            # Its workflow ended (it no longer waits for anything).
+            workflow.logger.info("email workflow of call %s is gone", outcome.call_id)
+
+    def _show(self) -> None:
+        workflow.set_current_details(
+            f"**{len(self._pending)}** waiting · **{self._in_flight}** call(s) in flight · "
+            f"{self._calls} call(s), {self._sent} email(s) sent"
+        )

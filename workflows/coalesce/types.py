@@ -1,0 +1,45 @@
+"""Wire types of the `Coalescer` workflow and of what it tells each email. Fields are only
+ever added at the end, with defaults."""
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from activities.coalesce_types import COALESCER_WORKFLOW, CoalesceRef
+from workflows.policy import DeliveryPolicy
+from workflows.status import SendStatus
+from workflows.types import AttemptRecord, EmailError
+
+
+@dataclass
+class CoalescerInput:
+    """One shard's coalescer: what its calls may carry (the transport's capabilities, set
+    by the enqueue activity), its calls' policy, and what a continued run carries: the refs
+    still waiting (small references, at most `MAX_PENDING`), and how many calls it made."""
+
+    WORKFLOW: ClassVar[str] = COALESCER_WORKFLOW
+    shard_id: str
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    max_batch: int = 100
+    max_bytes: int = 40 * 1024 * 1024
+    pending: list[CoalesceRef] = field(default_factory=list)
+    calls_made: int = 0
+    emails_sent: int = 0
+
+
+@dataclass
+class CallOutcome:
+    """Signal `call_outcome` to one email: how the call that claimed it ended for it.
+
+    `status` sent (with its provider id), failed (refused alone, or the call provably not
+    taken) or undetermined (the call's outcome is unknown). `attempts`: the call's."""
+
+    call_id: str
+    status: SendStatus
+    provider_message_id: str | None = None
+    error: EmailError | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    attempt_count: int = 0
+    http_status: int = 0
+    transport: str | None = None
+    started_at: str | None = None
+    reports_delivery_events: bool = True
