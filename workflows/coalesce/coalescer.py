@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.coalesce_types import CALL_OUTCOME_SIGNAL, ENQUEUE_SIGNAL, CoalesceRef
@@ -124,7 +124,7 @@ class Coalescer:
             await workflow.get_external_workflow_handle(workflow_id).signal(
                 CALL_OUTCOME_SIGNAL, outcome
             )
-        except ApplicationError:
+        except FailureError:
             # Its workflow ended (it no longer waits for anything).
             workflow.logger.info("email workflow of call %s is gone", outcome.call_id)
 
