@@ -22,6 +22,7 @@ from api.deps import API_KEY_SCHEME, CallerDep, TemporalClientDep
 from api.errors import InvalidField, InvalidRequest, SenderNotAllowed
 from api.reads import read_send
 from api.recorded import read_input
+from api.resend_compat import listing
 from api.resend_compat.errors import (
     RESPONSES,
     Answered,
@@ -196,3 +197,6 @@ async def cancel_email(
     if outcome.requested:
         response.status_code = 202
     return ResendEmailRef(id=email_id)
+
+
+router.include_router(listing.router)  # `GET /emails`

@@ -328,8 +328,8 @@ class ResendEmailRef(BaseModel):
     id: str
 
 
-class ResendEmail(BaseModel):
-    """`GET /emails/{id}`: Resend's email object."""
+class ResendListedEmail(BaseModel):
+    """An email of `GET /emails`: Resend's email object without its bodies."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -338,14 +338,27 @@ class ResendEmail(BaseModel):
     sender: str | None = Field(alias="from")
     to: list[str]
     subject: str | None
-    html: str | None
-    text: str | None
     cc: list[str] | None
     bcc: list[str] | None
     reply_to: list[str] | None
     created_at: str
     scheduled_at: str | None
     last_event: ResendLastEvent
+
+
+class ResendEmail(ResendListedEmail):
+    """`GET /emails/{id}`: Resend's email object."""
+
+    html: str | None
+    text: str | None
+
+
+class ResendEmailList(BaseModel):
+    """`GET /emails`: a page of emails, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[ResendListedEmail]
+    has_more: bool
 
 
 class ResendErrorBody(BaseModel):
