@@ -66,7 +66,7 @@ async def send_email(body: ResendSendRequest, intake: IntakeDep) -> ResendSendRe
     # A tenant's key sends for its tenant, an operator's for none (Resend has no such field).
     ask = Ask(
         SendKind.EMAIL,
-        body.model_dump(mode="json", by_alias=True),
+        body.ask_payload(),
         senders=[(body.sender, "from")],
         send_at=body.scheduled_at,
         schedule_rule=schedule_problem,
