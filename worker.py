@@ -26,6 +26,7 @@ from activities.invite_tokens import TokenFillingTransport
 from activities.render import RenderActivities, render_invite
 from activities.render_batch import render_invite_batch
 from activities.send import SendActivities, WorkflowPinnedMessages
+from activities.suppressions import SuppressionActivities, SuppressionStore
 from activities.templating import Templates
 from activities.transports.base import EmailTransport
 from activities.transports.failover import FailoverTransport
@@ -39,6 +40,7 @@ from observability import configure_logging
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
+from workflows.suppressions import Suppressions
 
 log = logging.getLogger("durable_mail.worker")
 
@@ -164,12 +166,15 @@ def build_workers(
     client: Client, settings: Settings, transport: EmailTransport
 ) -> tuple[Worker, Worker]:
     """The workflow worker and the provider-call worker (queue-wide rate limit)."""
+    suppressions = SuppressionActivities(SuppressionStore(client, settings.task_queue))
     workflows = VersionedWorker(
         client,
         settings,
         task_queue=settings.task_queue,
-        workflows=[Invite, SendEmail, SendBatch],
+        workflows=[Invite, SendEmail, SendBatch, Suppressions],
         activities=[
+            suppressions.check_suppressed,
+            suppressions.suppress_addresses,
             render_invite,
             render_invite_batch,
             RenderActivities(Templates(settings.template_dir)).render_invite_emails,

@@ -714,6 +714,10 @@ def test_openapi_shows_the_resend_surface_under_its_own_tag(app: FastAPI) -> Non
         ("GET", "/emails/{email_id}"),
         ("PATCH", "/emails/{email_id}"),
         ("POST", "/emails/{email_id}/cancel"),
+        ("POST", "/suppressions"),
+        ("GET", "/suppressions"),
+        ("GET", "/suppressions/{id_or_email}"),
+        ("DELETE", "/suppressions/{id_or_email}"),
     }
     assert not any(path.startswith("/v1") for _, path in tagged)
     assert TAG in {t["name"] for t in spec["tags"]}

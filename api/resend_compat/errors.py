@@ -42,6 +42,7 @@ log = logging.getLogger("durable_mail.api")
 # those we do not (answered in its format too, see `unserved`).
 PREFIXES = (
     "/emails",
+    "/suppressions",
     "/api-keys",
     "/audiences",
     "/automations",

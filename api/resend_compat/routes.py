@@ -22,7 +22,7 @@ from api.deps import API_KEY_SCHEME, CallerDep, TemporalClientDep
 from api.errors import InvalidField, InvalidRequest, SenderNotAllowed
 from api.reads import read_send
 from api.recorded import read_input
-from api.resend_compat import listing, unserved
+from api.resend_compat import listing, suppressions, unserved
 from api.resend_compat.errors import (
     RESPONSES,
     Answered,
@@ -200,5 +200,6 @@ async def cancel_email(
 
 
 router.include_router(listing.router)  # `GET /emails`
+router.include_router(suppressions.router)  # `/suppressions`
 # Last: every other path of the surface, in Resend's format.
-router.include_router(unserved.answering_the_rest([router, listing.router]))
+router.include_router(unserved.answering_the_rest([router, listing.router, suppressions.router]))

@@ -21,7 +21,7 @@ from api.resend_compat.errors import PREFIXES, as_response, error
 
 # Resend's APIs served here, whose other paths and methods still answer in its format;
 # the surface's other prefixes are Resend's APIs that durable-mail does not serve.
-SERVED = ("/emails",)
+SERVED = ("/emails", "/suppressions")
 UNSERVED = tuple(p for p in PREFIXES if p not in SERVED)
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 SERVED_APIS = "emails (send, batch, get, list, update, cancel) and suppressions"

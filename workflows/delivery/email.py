@@ -25,6 +25,12 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
     from activities.send import SendActivities
+    from activities.suppressions import (
+        CHECK_RETRY,
+        CHECK_TIMEOUT,
+        CheckSuppressedInput,
+        SuppressionActivities,
+    )
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
@@ -51,6 +57,10 @@ with workflow.unsafe.imports_passed_through():
         RescheduleResult,
     )
 
+# New in 1.1: the suppression check before the first attempt (remove once no execution
+# started before 1.1 runs: sends end within days; an invite's life within 60 days).
+SUPPRESSION_CHECK = "suppression-check"
+SUPPRESSED = "RecipientSuppressed"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 
@@ -171,6 +181,31 @@ class Delivery(ProviderCall[SendAttemptResult]):
             summary=summary,
             priority=task_priority(self.policy),
         )
+
+    async def held_back(self) -> bool:
+        """A recipient (to, cc or bcc) on the tenant's suppression list: the email ends
+        `suppressed` without a provider call (one local activity, on the workflow's worker)."""
+        if self.message is None or not workflow.patched(SUPPRESSION_CHECK):
+            return False
+        message = self.message
+        found = await workflow.execute_local_activity_method(
+            SuppressionActivities.check_suppressed,
+            CheckSuppressedInput(self.state.tenant_id, [*message.to, *message.cc, *message.bcc]),
+            start_to_close_timeout=CHECK_TIMEOUT,
+            retry_policy=CHECK_RETRY,
+        )
+        if not found.suppressed:
+            return False
+        self.state.last_error = EmailError(
+            SUPPRESSED,
+            f"{len(found.suppressed)} recipient(s) on this tenant's suppression list; "
+            "nothing was sent",
+        )
+        self.set_status(SendStatus.SUPPRESSED)
+        self._count(SendStatus.SUPPRESSED)
+        self.upsert_status()
+        # app event: email.suppressed (the app-event publishing of the webhook endpoints)
+        return True
 
     def accepted(self, attempt: int, scheduled: datetime, result: SendAttemptResult) -> None:
         record = accepted_record(attempt, scheduled, result.started_at, result.http_status)
