@@ -36,7 +36,7 @@ from api.resend_compat.schemas import MAX_ATTACHMENT_BYTES
 from config import Settings
 from infra.temporal_client import API_RETRY, connect
 from testkit.fake_resend import Delivery, FakeResend, FakeResendServer
-from testkit.keys import ACME_KEY, API_KEY, CODEC_KEYS, FAKE_KEY, GLOBEX_KEY
+from testkit.keys import ACME_KEY, API_KEY, CODEC_KEYS, FAKE_KEY, GLOBEX_KEY, WEBHOOK_SECRET
 from testkit.polling import eventually
 from testkit.procs import free_port
 from testkit.stack import api_proc, start_api, worker_env
@@ -89,6 +89,8 @@ async def stack(
             **worker_env(settings),
             "TENANTS": json.dumps(tenants),
             "SENDER_DOMAINS": "acme.example",
+            # The provider's webhooks (tests/webhooks.py signs them): bounces, complaints.
+            "RESEND_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }
         async with httpx.AsyncClient(base_url=fake.url, timeout=5.0) as http:
             workflows, sends = build_workers(client, settings, build_transport(settings, http))

@@ -7,6 +7,7 @@ The real stack of tests/test_resend_compat.py (dev server, worker, API, fake Res
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ import resend
 import resend.exceptions
 
 from testkit.keys import ACME_KEY, GLOBEX_KEY
+from testkit.polling import eventually
 from tests.test_resend_compat import (
     Stack,
     call,
@@ -25,6 +27,7 @@ from tests.test_resend_compat import (
     stack,  # noqa: F401  (the module's stack)
     wait_last_event,
 )
+from tests.webhooks import WEBHOOK_URL, svix_headers
 
 
 @pytest.fixture
@@ -106,3 +109,43 @@ async def test_v1_suppressions_per_tenant(acme: Stack) -> None:
         gone = await http.delete(f"/v1/suppressions/{created.json()['id']}", headers=as_acme)
         assert gone.status_code == 204
         assert (await http.get(f"/v1/suppressions/{to}", headers=as_acme)).status_code == 404
+
+
+async def test_permanent_bounce_suppresses_then_the_next_send_is_held_until_removed(
+    acme: Stack,
+) -> None:
+    to = address()
+    first = await send_to(to)
+    await wait_last_event(first, "sent")
+    async with httpx.AsyncClient(base_url=acme.url, timeout=10) as http:
+        # The provider's webhook: a permanent bounce of our email (our id in its tags).
+        body = json.dumps(
+            {
+                "type": "email.bounced",
+                "created_at": "2026-12-04T10:00:01.000Z",
+                "data": {
+                    "email_id": deliveries_of(acme.fake, first)[0].id,
+                    "to": [to],
+                    "tags": {"kind": "email", "email_id": first},
+                    "bounce": {"type": "Permanent", "subType": "General", "message": "gone"},
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        answer = await http.post(WEBHOOK_URL, content=body, headers=svix_headers(body))
+        assert answer.status_code < 300
+    await wait_last_event(first, "bounced")
+
+    async def listed() -> dict[str, Any] | None:
+        found = await call(resend.Suppressions.list, {"origin": "bounce"})
+        return next((dict(e) for e in found["data"] if e["email"] == to), None)
+
+    entry = await eventually(listed, timeout=20, what="the bounced address listed")
+    assert entry["source_id"] == first
+    held = await send_to(to)
+    await wait_last_event(held, "suppressed")
+    assert deliveries_of(acme.fake, held) == []
+    await call(resend.Suppressions.remove, to)
+    again = await send_to(to)
+    await wait_last_event(again, "sent", "delivered")
+    assert len(deliveries_of(acme.fake, again)) == 1

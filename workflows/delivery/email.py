@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
@@ -29,12 +29,19 @@ with workflow.unsafe.imports_passed_through():
         CHECK_RETRY,
         CHECK_TIMEOUT,
         CheckSuppressedInput,
+        SuppressAddressesInput,
         SuppressionActivities,
     )
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
-    from workflows.delivery.events import Dedupe, next_status, record_of, tracked
+    from workflows.delivery.events import (
+        Dedupe,
+        next_status,
+        record_of,
+        suppression_origin,
+        tracked,
+    )
     from workflows.delivery.history import (
         KEEP_FIRST_EVENTS,
         KEEP_LAST_EVENTS,
@@ -60,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
 # New in 1.1: the suppression check before the first attempt (remove once no execution
 # started before 1.1 runs: sends end within days; an invite's life within 60 days).
 SUPPRESSION_CHECK = "suppression-check"
+SUPPRESSION_ADD = "suppression-auto-add"
 SUPPRESSED = "RecipientSuppressed"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
@@ -152,7 +160,27 @@ class Delivery(ProviderCall[SendAttemptResult]):
             if await self.send() is None:
                 return self.state  # cancelled
         await self.track_delivery()
+        await self._suppress_if_refused()
         return self.state
+
+    async def _suppress_if_refused(self) -> None:
+        """A permanent bounce or a complaint puts the `to` addresses on the tenant's list."""
+        origin = suppression_origin(self.state)
+        if origin is None or self.message is None or not workflow.patched(SUPPRESSION_ADD):
+            return
+        try:
+            await workflow.execute_local_activity_method(
+                SuppressionActivities.suppress_addresses,
+                SuppressAddressesInput(
+                    self.state.tenant_id, self.message.to, origin, self.state.id
+                ),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning(
+                "recipients of %s not suppressed: the list failed", self.state.id
+            )
 
     @property
     def send_at(self) -> str | None:
@@ -188,12 +216,18 @@ class Delivery(ProviderCall[SendAttemptResult]):
         if self.message is None or not workflow.patched(SUPPRESSION_CHECK):
             return False
         message = self.message
-        found = await workflow.execute_local_activity_method(
-            SuppressionActivities.check_suppressed,
-            CheckSuppressedInput(self.state.tenant_id, [*message.to, *message.cc, *message.bcc]),
-            start_to_close_timeout=CHECK_TIMEOUT,
-            retry_policy=CHECK_RETRY,
-        )
+        try:
+            found = await workflow.execute_local_activity_method(
+                SuppressionActivities.check_suppressed,
+                CheckSuppressedInput(
+                    self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
+                ),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:  # the list did not answer: the email goes as before lists
+            workflow.logger.warning("suppression check of %s failed; sending", self.state.id)
+            return False
         if not found.suppressed:
             return False
         self.state.last_error = EmailError(
