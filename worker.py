@@ -30,6 +30,7 @@ from activities.outbound import OutboundPolicy
 from activities.render import RenderActivities, render_invite
 from activities.render_batch import render_invite_batch
 from activities.send import SendActivities, WorkflowPinnedMessages
+from activities.suppressions import SuppressionActivities, SuppressionStore
 from activities.templating import Templates
 from activities.transports.base import EmailTransport
 from activities.transports.failover import FailoverTransport
@@ -46,6 +47,7 @@ from workflows.coalesce.coalescer import Coalescer
 from workflows.invite import Invite
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
+from workflows.suppressions import Suppressions
 
 log = logging.getLogger("durable_mail.worker")
 
@@ -195,15 +197,26 @@ def build_workers(
     hooks = app_webhooks(client, settings)
     # Coalesced calls claim each email from its workflow; the hand-off starts coalescers.
     coalesce = CoalesceActivities(transport, client)
+    suppressions = SuppressionActivities(SuppressionStore(client, settings.task_queue))
     workflows = VersionedWorker(
         client,
         settings,
         task_queue=settings.task_queue,
-        workflows=[Invite, SendEmail, SendBatch, AppWebhookEndpoints, AppEventDelivery, Coalescer],
+        workflows=[
+            Invite,
+            SendEmail,
+            SendBatch,
+            AppWebhookEndpoints,
+            AppEventDelivery,
+            Coalescer,
+            Suppressions,
+        ],
         activities=[
             hooks.emit,
             hooks.deliver,
             coalesce.enqueue,
+            suppressions.check_suppressed,
+            suppressions.suppress_addresses,
             render_invite,
             render_invite_batch,
             RenderActivities(Templates(settings.template_dir)).render_invite_emails,

@@ -6,6 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
@@ -13,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.delivery_contract import SendKind
 from api.answers import EmailPage, EmailSummary
 from api.errors import InvalidRequest
+from api.idempotency import owned_workflow_id
 from api.temporal_errors import RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller
 from workflows.ids import public_id_for
@@ -20,6 +25,7 @@ from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSA
 from workflows.status import SendStatus
 from workflows.types import InviteInput, SendEmailInput
 
+log = logging.getLogger("durable_mail.api")
 TOKEN_CHECK_BYTES = 8
 # Every single send's workflow type (`Invite`: invites started before 1.0 named it so);
 # the filters below are validated enums and ids, never raw text.
@@ -130,3 +136,102 @@ def decode_token(page_token: str | None) -> bytes | None:
     if not token or hashlib.sha256(token).digest()[:TOKEN_CHECK_BYTES] != check:
         raise InvalidRequest("invalid page_token")
     return token
+
+
+# A cursor page (Resend's `GET /emails`) reads at most this many executions: visibility
+# has no ORDER BY on SQL stores, so the newest are picked from its own order (see below).
+MAX_SCAN = 2000
+SCAN_PAGE = 100
+
+
+@dataclass(frozen=True)
+class CursorPage:
+    """Sends newest first, and whether more lie beyond them in the direction asked."""
+
+    executions: list[WorkflowExecution]
+    has_more: bool
+
+
+def _key(execution: WorkflowExecution) -> tuple[datetime, str]:
+    return (execution.start_time, execution.id)
+
+
+async def _cursor_key(client: Client, caller: Caller, email_id: str) -> tuple[datetime, str]:
+    """Where a cursor stands: its send's start time and workflow id (one of the caller's
+    single sends, else `InvalidRequest`: a cursor is never an existence oracle)."""
+    workflow_id = owned_workflow_id(email_id, caller)
+    if workflow_id is None:
+        raise InvalidRequest("the cursor is not an email of this list")
+    with temporal_errors():
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise InvalidRequest("the cursor is not an email of this list") from None
+    if not caller.sees(description.typed_search_attributes.get(TENANT_ID)):
+        raise InvalidRequest("the cursor is not an email of this list")
+    return (description.start_time, description.id)
+
+
+async def list_by_cursor(
+    client: Client,
+    caller: Caller,
+    *,
+    limit: int,
+    after: str | None = None,
+    before: str | None = None,
+) -> CursorPage:
+    """One page of the caller's single sends, newest first, around a cursor (an email id):
+    `after` the older ones that follow it, `before` the newer ones that precede it.
+
+    SQL visibility lists open executions first, then closed ones by close time, newest
+    first; a send closes after it starts, so once `limit + 1` sends are held and the
+    listing has reached sends closed before the oldest of them started, none further can
+    be newer. An older cursor's page (`after`) reads on until then, `before` reads all the
+    newer sends (at most `MAX_SCAN` executions either way).
+    """
+    clauses = [BASE_QUERY]
+    tenant_id = caller.tenant_for(None)
+    if tenant_id is not None:
+        clauses.append(f'TenantId = "{tenant_id}"')
+    cursor_id = after or before
+    cursor = await _cursor_key(client, caller, cursor_id) if cursor_id else None
+    if cursor is not None:
+        edge = (cursor[0] + timedelta(microseconds=1)).isoformat()
+        bound = cursor[0].isoformat()
+        clauses.append(f"StartTime < '{edge}'" if after else f"StartTime >= '{bound}'")
+    query = " AND ".join(clauses)
+    if before and cursor is not None:
+        newer = [e async for e in _scan(client, query) if _key(e) > cursor]
+        newer.sort(key=_key)
+        return CursorPage(sorted(newer[:limit], key=_key, reverse=True), len(newer) > limit)
+    held: list[WorkflowExecution] = []
+    last_closed: datetime | None = None
+    async for execution in _scan(client, query):
+        if cursor is not None and _key(execution) >= cursor:
+            continue
+        held = sorted([*held, execution], key=_key, reverse=True)[: limit + 1]
+        closed = execution.close_time
+        if closed is not None and last_closed is not None and closed > last_closed:
+            last_closed = None  # not the order assumed: read on, never stop early
+        elif closed is not None and len(held) > limit and closed < held[-1].start_time:
+            break
+        last_closed = closed or last_closed
+    return CursorPage(held[:limit], len(held) > limit)
+
+
+async def _scan(client: Client, query: str) -> AsyncIterator[WorkflowExecution]:
+    """The executions of a query in visibility's order, at most `MAX_SCAN` of them."""
+    with temporal_errors():
+        scanned = 0
+        async for execution in client.list_workflows(
+            query, page_size=SCAN_PAGE, rpc_timeout=RPC_TIMEOUT
+        ):
+            yield execution
+            scanned += 1
+            if scanned >= MAX_SCAN:
+                log.warning("cursor listing stopped after %d executions", MAX_SCAN)
+                return

@@ -24,7 +24,18 @@ from api.idempotency import IdKeys
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.resend_compat import errors as resend_errors
 from api.resend_compat import routes as resend_compat
-from api.routes import batches, codec, emails, health, invites, outbox, webhook_endpoints, webhooks
+from api.routes import (
+    batches,
+    codec,
+    dev_accept,
+    emails,
+    health,
+    invites,
+    outbox,
+    suppressions,
+    webhook_endpoints,
+    webhooks,
+)
 from api.security import RequestGuard, is_open, route_path
 from config import Settings, get_settings, weak_secret_problem
 from infra.temporal_client import API_RETRY, connect, encryption_problem, warn_if_plaintext
@@ -147,9 +158,11 @@ def create_app(
     app.include_router(invites.router, dependencies=[API_KEY_SCHEME])
     app.include_router(emails.router, dependencies=[API_KEY_SCHEME])
     app.include_router(batches.router, dependencies=[API_KEY_SCHEME])
+    app.include_router(suppressions.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
     if settings.outbox_mode:
         app.include_router(outbox.router)
+        app.include_router(dev_accept.router)  # the invite link's page in `make dev`
     app.include_router(codec.router)
     app.include_router(webhooks.router)
     app.include_router(resend_compat.router)

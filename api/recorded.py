@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
 
 from activities import errors
 from activities.delivery_contract import SendKind
@@ -81,7 +86,7 @@ async def read_input(client: Client, email_id: str, caller: Caller) -> RecordedS
     return data
 
 
-def _known(description: WorkflowExecutionDescription) -> tuple[SendStatus, str]:
+def _known(description: WorkflowExecution) -> tuple[SendStatus, str]:
     """The status the server knows and the time it last changed."""
     status = description.typed_search_attributes.get(EMAIL_STATUS)
     started = description.start_time.isoformat()
@@ -89,9 +94,7 @@ def _known(description: WorkflowExecutionDescription) -> tuple[SendStatus, str]:
     return (SendStatus(status) if status else SendStatus.QUEUED), updated
 
 
-async def known_state(
-    workflow_id: str, description: WorkflowExecutionDescription
-) -> EmailStatusResult:
+async def known_state(workflow_id: str, description: WorkflowExecution) -> EmailStatusResult:
     """A send's state as the server knows it without a worker: search attributes and times."""
     attributes = description.typed_search_attributes
     kind = attributes.get(EMAIL_KIND)

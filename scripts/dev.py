@@ -199,6 +199,7 @@ def dev_secret(name: str, make: Callable[[], str]) -> str:
     return path.read_text().strip()
 
 
+OUTBOX_LINE = "  Outbox     http://localhost:%d/dev/outbox  (emails written here, not sent)\n"
 FAKE_HINT = (
     "\n  Watch retries (fake Resend): make the next sends fail, then send an invite (above)\n"
     "  make fault KIND=500 COUNT=2      two server errors, then the send goes through\n"
@@ -233,7 +234,7 @@ def main() -> None:
         if port_open(port):
             sys.exit(f"port {port} is already in use: stop what runs there, or set DEV_*_PORT")
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{TEMPORAL_PORT}"}
-    env.setdefault("APP_BASE_URL", f"http://localhost:{API_PORT}")
+    env.setdefault("APP_BASE_URL", f"http://localhost:{API_PORT}/dev/outbox")  # dev_accept.py
     env.setdefault("API_KEYS", dev_secret("api_key", lambda: "dm_dev_" + secrets.token_urlsafe(24)))
     env.setdefault(
         "PAYLOAD_CODEC_KEYS",
@@ -326,7 +327,7 @@ def main() -> None:
             "\n  durable-mail is running (%s)\n"
             "  API        http://localhost:%d  (docs: /docs)\n"
             "  Web UI     http://localhost:%d  (Temporal: every send and attempt)\n"
-            "  Outbox     http://localhost:%d/dev/outbox\n"
+            "%s"  # the outbox, when this run writes to it (not with Resend or the fake)
             "  Temporal   127.0.0.1:%d\n"
             "  Logs       tail -f .dev/worker.log .dev/api.log  (and .dev/temporal.log)\n"
             "  Codec      %s  (payloads are encrypted; decode with the API key)\n"
@@ -341,7 +342,7 @@ def main() -> None:
             "       --codec-endpoint %s --codec-auth \"Bearer $KEY\" --detailed\n"
             "%s\n"
             "  Ctrl-C stops everything.\n",
-            mode, API_PORT, UI_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint, api_key,
+            mode, API_PORT, UI_PORT, OUTBOX_LINE % API_PORT if "outbox" in mode else "", TEMPORAL_PORT, codec_endpoint, api_key,  # noqa: E501
             API_PORT, API_PORT, TEMPORAL_PORT, codec_endpoint,
             (FAILOVER_HINT if relay else FAKE_HINT) if fake else "",
         )  # fmt: skip

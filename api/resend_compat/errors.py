@@ -38,8 +38,28 @@ from api.security import Answer, Refusal, Refused, Surface
 
 log = logging.getLogger("durable_mail.api")
 
-# The paths this surface serves at the API's root, as Resend does.
-PREFIXES = ("/emails", "/webhooks")
+# The paths this surface answers at the API's root, as Resend does: its APIs we serve, and
+# those we do not (answered in its format too, see `unserved`).
+PREFIXES = (
+    "/emails",
+    "/suppressions",
+    "/webhooks",
+    "/api-keys",
+    "/audiences",
+    "/automations",
+    "/broadcasts",
+    "/contact-properties",
+    "/contacts",
+    "/domains",
+    "/events",
+    "/inboxes",
+    "/logs",
+    "/oauth",
+    "/segments",
+    "/templates",
+    "/topics",
+    "/usage",
+)
 
 # Domain error -> (HTTP status, Resend's name); the most specific class wins.
 DOMAIN_ERRORS: dict[type[SendError], tuple[int, str]] = {
@@ -64,7 +84,7 @@ def error(status: int, name: str, message: str, headers: dict[str, str] | None =
     return Answer(status, {"statusCode": status, "name": name, "message": message}, headers or {})
 
 
-def _response(answer: Answer) -> JSONResponse:
+def as_response(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
@@ -144,11 +164,11 @@ class ResendRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                return _response(validation_error(exc.errors()))
+                return as_response(validation_error(exc.errors()))
             except SendError as exc:
-                return _response(domain_error(exc))
+                return as_response(domain_error(exc))
             except Answered as exc:
-                return _response(exc.answer)
+                return as_response(exc.answer)
 
         return answer_like_resend
 

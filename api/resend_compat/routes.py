@@ -22,6 +22,7 @@ from api.deps import API_KEY_SCHEME, CallerDep, TemporalClientDep
 from api.errors import InvalidField, InvalidRequest, SenderNotAllowed
 from api.reads import read_send
 from api.recorded import read_input
+from api.resend_compat import listing, suppressions, unserved
 from api.resend_compat.errors import (
     RESPONSES,
     Answered,
@@ -66,7 +67,7 @@ async def send_email(body: ResendSendRequest, intake: IntakeDep) -> ResendSendRe
     # A tenant's key sends for its tenant, an operator's for none (Resend has no such field).
     ask = Ask(
         SendKind.EMAIL,
-        body.model_dump(mode="json", by_alias=True),
+        body.ask_payload(),
         senders=[(body.sender, "from")],
         send_at=body.scheduled_at,
         schedule_rule=schedule_problem,
@@ -200,3 +201,9 @@ async def cancel_email(
 
 
 router.include_router(webhooks_router)
+router.include_router(listing.router)  # `GET /emails`
+router.include_router(suppressions.router)  # `/suppressions`
+# Last: every other path of the surface, in Resend's format.
+router.include_router(
+    unserved.answering_the_rest([router, listing.router, suppressions.router, webhooks_router])
+)

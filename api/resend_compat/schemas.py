@@ -19,6 +19,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     WithJsonSchema,
     model_validator,
 )
@@ -34,6 +36,7 @@ from api.fields import (
     Sender,
     SingleLine,
 )
+from api.resend_compat.schedule import natural_time
 
 # Attachments travel in the workflow input (and each attempt's activity input, like the
 # body): base64 text, all attachments of one email together. Larger files go by `path`,
@@ -68,15 +71,31 @@ Addresses = Annotated[
 
 
 def _iso_datetime(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                "must be ISO 8601 with a timezone, e.g. 2030-01-01T09:00:00Z (durable-mail "
-                "does not read natural language such as 'in 1 min')"
-            ) from None
-    return value
+    """ISO 8601, else a time in words as Resend takes them ("in 1 hour")."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    found = natural_time(value)
+    if found is None:
+        raise ValueError(
+            "must be ISO 8601 with a timezone (2030-01-01T09:00:00Z) or a time in words "
+            "such as 'in 1 hour' or 'tomorrow at 9am'"
+        )
+    return found
+
+
+def in_words(value: Any) -> str | None:
+    """A `scheduled_at` as sent when it is in words (None for ISO 8601 or none)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return None
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -113,7 +132,10 @@ RequestedAt = Annotated[
     datetime,
     BeforeValidator(_iso_datetime),
     AfterValidator(_aware_utc),
-    Field(description="Send later (ISO 8601 with timezone, up to 30 days ahead)."),
+    Field(
+        description="Send later: ISO 8601 with timezone, or in words ('in 1 hour', "
+        "'tomorrow at 9am', UTC unless the words name a zone), up to 30 days ahead."
+    ),
 ]
 TagPart = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_-]*$")]
 HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
@@ -238,6 +260,24 @@ class ResendSendRequest(ResendModel):
     ) = None
     tags: Annotated[list[ResendTag], Field(max_length=50)] | None = None
     scheduled_at: RequestedAt | None = None
+    # `scheduled_at` as sent, when in words: a retry under the same Idempotency-Key sends
+    # the same words, which name a later time; the request is the words (`ask_payload`).
+    _scheduled_words: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_words(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, ResendSendRequest):
+            model._scheduled_words = in_words(data.get("scheduled_at"))
+        return model
+
+    def ask_payload(self) -> dict[str, Any]:
+        """The request as its idempotency fingerprint sees it."""
+        payload = self.model_dump(mode="json", by_alias=True)
+        if self._scheduled_words is not None:
+            payload["scheduled_at"] = self._scheduled_words
+        return payload
 
     @model_validator(mode="after")
     def _within_limits(self) -> ResendSendRequest:
@@ -328,8 +368,8 @@ class ResendEmailRef(BaseModel):
     id: str
 
 
-class ResendEmail(BaseModel):
-    """`GET /emails/{id}`: Resend's email object."""
+class ResendListedEmail(BaseModel):
+    """An email of `GET /emails`: Resend's email object without its bodies."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -338,14 +378,27 @@ class ResendEmail(BaseModel):
     sender: str | None = Field(alias="from")
     to: list[str]
     subject: str | None
-    html: str | None
-    text: str | None
     cc: list[str] | None
     bcc: list[str] | None
     reply_to: list[str] | None
     created_at: str
     scheduled_at: str | None
     last_event: ResendLastEvent
+
+
+class ResendEmail(ResendListedEmail):
+    """`GET /emails/{id}`: Resend's email object."""
+
+    html: str | None
+    text: str | None
+
+
+class ResendEmailList(BaseModel):
+    """`GET /emails`: a page of emails, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[ResendListedEmail]
+    has_more: bool
 
 
 class ResendErrorBody(BaseModel):

@@ -20,21 +20,30 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
     from activities.send import SendActivities
+    from activities.suppressions import (
+        CHECK_RETRY,
+        CHECK_TIMEOUT,
+        CheckSuppressedInput,
+        SuppressAddressesInput,
+        SuppressionActivities,
+    )
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
     from workflows.app_events.emit import AppEvents, app_event_data, forwarded
     from workflows.coalesce.handoff import Handoff
     from workflows.delivery.attempts import accepted_record
+    from workflows.delivery.changes import changed
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
     from workflows.delivery.events import (
         Dedupe,
         forwarded_only,
         next_status,
         record_of,
+        suppression_origin,
         tracked,
     )
     from workflows.delivery.history import (
@@ -59,6 +68,11 @@ with workflow.unsafe.imports_passed_through():
         RescheduleResult,
     )
 
+# New after 1.0 (`workflows.delivery.changes`): the suppression check before the first
+# attempt, and the automatic add after a permanent bounce or a complaint.
+SUPPRESSION_CHECK = "suppression-check"
+SUPPRESSION_ADD = "suppression-auto-add"
+SUPPRESSED = "RecipientSuppressed"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 
@@ -137,6 +151,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
         self._metrics = workflow.metric_meter()
         self._app_events = AppEvents(self.state.tenant_id, email_id)
         self.handoff = Handoff(self)
+        self._suppression_checked = False
 
     async def run(
         self, render: Callable[[], Awaitable[EmailMessage]] | None = None
@@ -160,11 +175,36 @@ class Delivery(ProviderCall[SendAttemptResult]):
                 if render is None:
                     raise ValueError("a send without a message needs a render step")
                 self.message = await render()
-            # Through a coalesced call when the transport's batch call can carry it.
-            coalesced = await self.handoff.send() if self.handoff.wanted else None
+            # Through a coalesced call when the transport's batch call can carry it (the
+            # suppression check comes first on that path too).
+            coalesced = None
+            if self.handoff.wanted:
+                if self.state.attempt_count == 0 and await self.held_back():
+                    return
+                coalesced = await self.handoff.send()
             if coalesced is False or (coalesced is None and await self.send() is None):
-                return  # cancelled
+                return  # cancelled or suppressed
         await self.track_delivery()
+        await self._suppress_if_refused()
+
+    async def _suppress_if_refused(self) -> None:
+        """A permanent bounce or a complaint puts the `to` addresses on the tenant's list."""
+        origin = suppression_origin(self.state)
+        if origin is None or self.message is None or not changed(SUPPRESSION_ADD):
+            return
+        try:
+            await workflow.execute_local_activity_method(
+                SuppressionActivities.suppress_addresses,
+                SuppressAddressesInput(
+                    self.state.tenant_id, self.message.to, origin, self.state.id
+                ),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning(
+                "recipients of %s not suppressed: the list failed", self.state.id
+            )
 
     @property
     def send_at(self) -> str | None:
@@ -187,6 +227,38 @@ class Delivery(ProviderCall[SendAttemptResult]):
             ),
             **attempt_options(self.policy, not_after, summary),
         )
+
+    async def held_back(self) -> bool:
+        """A recipient (to, cc or bcc) on the tenant's suppression list: the email ends
+        `suppressed` without a provider call (one local activity, on the workflow's worker)."""
+        if self.message is None or self._suppression_checked or not changed(SUPPRESSION_CHECK):
+            return False
+        self._suppression_checked = True
+        message = self.message
+        try:
+            found = await workflow.execute_local_activity_method(
+                SuppressionActivities.check_suppressed,
+                CheckSuppressedInput(
+                    self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
+                ),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:  # the list did not answer: the email goes as before lists
+            workflow.logger.warning("suppression check of %s failed; sending", self.state.id)
+            return False
+        if not found.suppressed:
+            return False
+        self.state.last_error = EmailError(
+            SUPPRESSED,
+            f"{len(found.suppressed)} recipient(s) on this tenant's suppression list; "
+            "nothing was sent",
+        )
+        self.set_status(SendStatus.SUPPRESSED)
+        self._count(SendStatus.SUPPRESSED)
+        self.upsert_status()
+        self.app_event("email.suppressed")
+        return True
 
     def accepted(self, attempt: int, scheduled: datetime, result: SendAttemptResult) -> None:
         record = accepted_record(attempt, scheduled, result.started_at, result.http_status)

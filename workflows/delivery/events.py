@@ -18,9 +18,15 @@ import hashlib
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.suppressions import SuppressionOrigin
     from workflows.delivery.history import iso
     from workflows.status import DELIVERY_EVENT_STATUS, FINAL_DELIVERY_STATUSES, SendStatus
-    from workflows.types import DeliveryEventInput, DeliveryEventRecord, SeenEvents
+    from workflows.types import (
+        DeliveryEventInput,
+        DeliveryEventRecord,
+        EmailStatusResult,
+        SeenEvents,
+    )
 
 MAX_SEEN_EVENTS = 1_000
 # 48 bits of a digest: among 1,000 keys the odds of a collision are about 1 in 500 million.
@@ -39,6 +45,19 @@ def forwarded_only(event: DeliveryEventInput) -> bool:
 def tracked(event: DeliveryEventInput) -> bool:
     """Whether the event is one that moves a send's status (others are acknowledged only)."""
     return event.type in DELIVERY_EVENT_STATUS
+
+
+def suppression_origin(state: EmailStatusResult) -> SuppressionOrigin | None:
+    """Why a send's recipients join its tenant's suppression list, if they do: it ended
+    `complained`, or `bounced` with a permanent bounce (Resend's `bounce.type` Permanent;
+    a transient or undetermined bounce may pass)."""
+    if state.status == SendStatus.COMPLAINED:
+        return SuppressionOrigin.COMPLAINT
+    if state.status != SendStatus.BOUNCED:
+        return None
+    bounced = [r for r in state.delivery_events if DELIVERY_EVENT_STATUS.get(r.type) == "bounced"]
+    permanent = bool(bounced) and (bounced[-1].detail or "").startswith("Permanent")
+    return SuppressionOrigin.BOUNCE if permanent else None
 
 
 def record_of(event: DeliveryEventInput) -> DeliveryEventRecord:

@@ -166,9 +166,17 @@ class ProviderCall(Generic[R]):
             state.not_after = iso(due + timedelta(seconds=self.policy.window_seconds))
         return datetime.fromisoformat(state.not_after)
 
+    async def held_back(self) -> bool:
+        """Whether the call is not to be made at all (a suppressed recipient): the subclass
+        checks, once, before the first attempt, and ends the call itself if so."""
+        return False
+
     async def send(self) -> R | None:
-        """Attempt until accepted (the result) or cancelled (None); an unsent end raises."""
+        """Attempt until accepted (the result), or None: cancelled, or held back before the
+        first attempt (`held_back`); an unsent end raises."""
         state = self.call_state
+        if state.attempt_count == 0 and not self.cancelled and await self.held_back():
+            return None
         while not self.cancelled:
             if self.history_full():
                 await self.continue_as_new()

@@ -1,0 +1,90 @@
+"""Resend's suppressions API at the root: `POST /suppressions {email}`, `GET /suppressions`
+(filter `origin`, cursor pages), `GET` and `DELETE /suppressions/{id or email}`.
+
+The caller's tenant's list (`api.suppressions`): a send to a listed address is accepted,
+then ends `suppressed` without a provider call (`last_event` `suppressed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from activities.suppressions import SuppressionOrigin
+from api.deps import CallerDep
+from api.fields import Address
+from api.resend_compat.errors import ResendRoute
+from api.resend_compat.schemas import ResendModel
+from api.routes.suppressions import IdOrEmail, PageDep, StoreDep, page_of
+from api.suppressions import add_suppression, get_suppression, remove_suppression
+
+# Included by `routes.router` (its tag, key scheme and error answers).
+router = APIRouter(route_class=ResendRoute)
+
+
+class ResendAddSuppression(ResendModel):
+    email: Address
+
+
+class ResendSuppressionRef(BaseModel):
+    object: Literal["suppression"] = "suppression"
+    id: str
+
+
+class ResendSuppressionItem(BaseModel):
+    id: str
+    email: str
+    origin: SuppressionOrigin
+    source_id: str | None
+    created_at: str
+
+
+class ResendSuppression(ResendSuppressionItem):
+    object: Literal["suppression"] = "suppression"
+
+
+class ResendSuppressionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ResendSuppressionItem]
+    has_more: bool
+
+
+class ResendSuppressionRemoved(ResendSuppressionRef):
+    deleted: bool = True
+
+
+@router.post("/suppressions", response_model=ResendSuppressionRef)
+async def add(
+    body: ResendAddSuppression, store: StoreDep, caller: CallerDep
+) -> ResendSuppressionRef:
+    """Suppress an address (Resend's `POST /suppressions`); listed already: its entry."""
+    entry = await add_suppression(store, caller, str(body.email))
+    return ResendSuppressionRef(id=entry.id)
+
+
+@router.get("/suppressions", response_model=ResendSuppressionList)
+async def list_all(query: PageDep, store: StoreDep, caller: CallerDep) -> ResendSuppressionList:
+    """List suppressions, newest first (Resend's `GET /suppressions`)."""
+    page = await page_of(query, store, caller)
+    return ResendSuppressionList.model_validate(
+        {"data": [asdict(e) for e in page.entries], "has_more": page.has_more}
+    )
+
+
+@router.get("/suppressions/{id_or_email}", response_model=ResendSuppression)
+async def get(id_or_email: IdOrEmail, store: StoreDep, caller: CallerDep) -> ResendSuppression:
+    """A suppression by its id or its address (Resend's `GET /suppressions/{id}`)."""
+    entry = await get_suppression(store, caller, id_or_email)
+    return ResendSuppression.model_validate(asdict(entry))
+
+
+@router.delete("/suppressions/{id_or_email}", response_model=ResendSuppressionRemoved)
+async def remove(
+    id_or_email: IdOrEmail, store: StoreDep, caller: CallerDep
+) -> ResendSuppressionRemoved:
+    """Remove a suppression: the address is mailed again (Resend's `DELETE`)."""
+    entry = await remove_suppression(store, caller, id_or_email)
+    return ResendSuppressionRemoved(id=entry.id)

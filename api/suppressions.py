@@ -1,0 +1,95 @@
+"""A tenant's suppression list, for the API's routes (both surfaces): add, list a page,
+read and remove, scoped to the caller's tenant (an operator's key acts on the list of sends
+made without a tenant). Raises domain errors; `activities.suppressions` holds the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio.client import Client
+
+from activities.suppressions import (
+    Suppression,
+    SuppressionListFull,
+    SuppressionOrigin,
+    SuppressionStore,
+    canonical_address,
+)
+from api.errors import InvalidRequest, NotFound
+from api.temporal_errors import temporal_errors
+from api.tenants import Caller
+from config import Settings
+
+NO_SUCH_SUPPRESSION = "no suppression with this id or address"
+
+
+@dataclass(frozen=True)
+class SuppressionPage:
+    entries: list[Suppression]
+    has_more: bool
+
+
+def store_of(client: Client, settings: Settings) -> SuppressionStore:
+    return SuppressionStore(client, settings.task_queue)
+
+
+async def add_suppression(store: SuppressionStore, caller: Caller, email: str) -> Suppression:
+    """Add an address by hand (an address already listed answers its entry)."""
+    with temporal_errors():
+        try:
+            return await store.add(caller.tenant_for(None), email, SuppressionOrigin.MANUAL)
+        except SuppressionListFull as exc:
+            raise InvalidRequest(str(exc)) from None
+
+
+async def list_suppressions(
+    store: SuppressionStore,
+    caller: Caller,
+    *,
+    origin: SuppressionOrigin | None = None,
+    limit: int = 20,
+    after: str | None = None,
+    before: str | None = None,
+) -> SuppressionPage:
+    """A page, newest first; `after`/`before` an entry's id, as `GET /emails` pages."""
+    if after and before:
+        raise InvalidRequest("give `after` or `before`, not both")
+    with temporal_errors():
+        entries = await store.entries(caller.tenant_for(None))
+    if origin is not None:
+        entries = [e for e in entries if e.origin == origin]
+    ids = [e.id for e in entries]
+    cursor = after or before
+    if cursor is not None and cursor not in ids:
+        raise InvalidRequest("the cursor is not a suppression of this list")
+    if after:
+        rest = entries[ids.index(after) + 1 :]
+        return SuppressionPage(rest[:limit], len(rest) > limit)
+    if before:
+        newer = entries[: ids.index(before)]
+        return SuppressionPage(newer[-limit:], len(newer) > limit)
+    return SuppressionPage(entries[:limit], len(entries) > limit)
+
+
+async def get_suppression(store: SuppressionStore, caller: Caller, id_or_email: str) -> Suppression:
+    with temporal_errors():
+        entries = await store.entries(caller.tenant_for(None))
+    for entry in entries:
+        if id_or_email in (entry.id, entry.email) or _same_address(id_or_email, entry.email):
+            return entry
+    raise NotFound(NO_SUCH_SUPPRESSION)
+
+
+async def remove_suppression(
+    store: SuppressionStore, caller: Caller, id_or_email: str
+) -> Suppression:
+    with temporal_errors():
+        removed = await store.remove(caller.tenant_for(None), id_or_email)
+    if removed is None:
+        raise NotFound(NO_SUCH_SUPPRESSION)
+    return removed
+
+
+def _same_address(given: str, listed: str) -> bool:
+    return "@" in given and canonical_address(given) == listed
