@@ -20,30 +20,21 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
     from activities.send import SendActivities
-    from activities.suppressions import (
-        CHECK_RETRY,
-        CHECK_TIMEOUT,
-        CheckSuppressedInput,
-        SuppressAddressesInput,
-        SuppressionActivities,
-    )
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
     from workflows.app_events.emit import AppEvents, app_event_data, forwarded
     from workflows.coalesce.handoff import Handoff
     from workflows.delivery.attempts import accepted_record
-    from workflows.delivery.changes import changed
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
     from workflows.delivery.events import (
         Dedupe,
         forwarded_only,
         next_status,
         record_of,
-        suppression_origin,
         tracked,
     )
     from workflows.delivery.history import (
@@ -55,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.delivery.labels import show_email
     from workflows.delivery.loop import ProviderCall, attempt_options
+    from workflows.delivery.suppression import SuppressionSteps
     from workflows.policy import DeliveryPolicy
     from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
     from workflows.status import ENDING_DELIVERY_STATUSES, SendStatus
@@ -68,11 +60,6 @@ with workflow.unsafe.imports_passed_through():
         RescheduleResult,
     )
 
-# New after 1.0 (`workflows.delivery.changes`): the suppression check before the first
-# attempt, and the automatic add after a permanent bounce or a complaint.
-SUPPRESSION_CHECK = "suppression-check"
-SUPPRESSION_ADD = "suppression-auto-add"
-SUPPRESSED = "RecipientSuppressed"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 
@@ -93,7 +80,7 @@ class SendOptions(Protocol):
 ContinueAsNew = Callable[[str, ContinuedDelivery], Awaitable[NoReturn]]
 
 
-class Delivery(ProviderCall[SendAttemptResult]):
+class Delivery(SuppressionSteps, ProviderCall[SendAttemptResult]):
     """One email: its status, its call, its delivery events; lives inside a workflow.
 
     `message`: the email when the workflow input holds it (`SendEmail`); otherwise it is
@@ -185,26 +172,7 @@ class Delivery(ProviderCall[SendAttemptResult]):
             if coalesced is False or (coalesced is None and await self.send() is None):
                 return  # cancelled or suppressed
         await self.track_delivery()
-        await self._suppress_if_refused()
-
-    async def _suppress_if_refused(self) -> None:
-        """A permanent bounce or a complaint puts the `to` addresses on the tenant's list."""
-        origin = suppression_origin(self.state)
-        if origin is None or self.message is None or not changed(SUPPRESSION_ADD):
-            return
-        try:
-            await workflow.execute_local_activity_method(
-                SuppressionActivities.suppress_addresses,
-                SuppressAddressesInput(
-                    self.state.tenant_id, self.message.to, origin, self.state.id
-                ),
-                start_to_close_timeout=CHECK_TIMEOUT,
-                retry_policy=CHECK_RETRY,
-            )
-        except ActivityError:
-            workflow.logger.warning(
-                "recipients of %s not suppressed: the list failed", self.state.id
-            )
+        await self.suppress_if_refused()
 
     @property
     def send_at(self) -> str | None:
@@ -227,38 +195,6 @@ class Delivery(ProviderCall[SendAttemptResult]):
             ),
             **attempt_options(self.policy, not_after, summary),
         )
-
-    async def held_back(self) -> bool:
-        """A recipient (to, cc or bcc) on the tenant's suppression list: the email ends
-        `suppressed` without a provider call (one local activity, on the workflow's worker)."""
-        if self.message is None or self._suppression_checked or not changed(SUPPRESSION_CHECK):
-            return False
-        self._suppression_checked = True
-        message = self.message
-        try:
-            found = await workflow.execute_local_activity_method(
-                SuppressionActivities.check_suppressed,
-                CheckSuppressedInput(
-                    self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
-                ),
-                start_to_close_timeout=CHECK_TIMEOUT,
-                retry_policy=CHECK_RETRY,
-            )
-        except ActivityError:  # the list did not answer: the email goes as before lists
-            workflow.logger.warning("suppression check of %s failed; sending", self.state.id)
-            return False
-        if not found.suppressed:
-            return False
-        self.state.last_error = EmailError(
-            SUPPRESSED,
-            f"{len(found.suppressed)} recipient(s) on this tenant's suppression list; "
-            "nothing was sent",
-        )
-        self.set_status(SendStatus.SUPPRESSED)
-        self._count(SendStatus.SUPPRESSED)
-        self.upsert_status()
-        self.app_event("email.suppressed")
-        return True
 
     def accepted(self, attempt: int, scheduled: datetime, result: SendAttemptResult) -> None:
         record = accepted_record(attempt, scheduled, result.started_at, result.http_status)

@@ -1,0 +1,100 @@
+"""The suppression list's two steps in an email's delivery: the check before the first
+attempt (a listed recipient ends the email `suppressed`, no provider call) and the automatic
+add after a permanent bounce or a complaint. Each is one local activity on the workflow's
+worker; both came after 1.0 (`workflows.delivery.changes`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.suppressions import (
+        CHECK_RETRY,
+        CHECK_TIMEOUT,
+        CheckSuppressedInput,
+        SuppressAddressesInput,
+        SuppressionActivities,
+    )
+    from activities.types import EmailMessage
+    from workflows.delivery.changes import changed
+    from workflows.delivery.events import suppression_origin
+    from workflows.status import SendStatus
+    from workflows.types import EmailError, EmailStatusResult
+
+SUPPRESSION_CHECK = "suppression-check"
+SUPPRESSION_ADD = "suppression-auto-add"
+SUPPRESSED = "RecipientSuppressed"
+
+
+class SuppressionSteps:
+    """Mixin of `Delivery`: the suppression steps of one email."""
+
+    state: EmailStatusResult
+    message: EmailMessage | None
+    _suppression_checked: bool
+
+    def set_status(self, status: SendStatus) -> None:
+        raise NotImplementedError
+
+    def upsert_status(self) -> None:
+        raise NotImplementedError
+
+    def _count(self, outcome: SendStatus) -> None:
+        raise NotImplementedError
+
+    def app_event(self, event_type: str, **data: Any) -> None:
+        raise NotImplementedError
+
+    async def suppress_if_refused(self) -> None:
+        """A permanent bounce or a complaint puts the `to` addresses on the tenant's list."""
+        origin = suppression_origin(self.state)
+        if origin is None or self.message is None or not changed(SUPPRESSION_ADD):
+            return
+        try:
+            await workflow.execute_local_activity_method(
+                SuppressionActivities.suppress_addresses,
+                SuppressAddressesInput(
+                    self.state.tenant_id, self.message.to, origin, self.state.id
+                ),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning(
+                "recipients of %s not suppressed: the list failed", self.state.id
+            )
+
+    async def held_back(self) -> bool:
+        """A recipient (to, cc or bcc) on the tenant's suppression list: the email ends
+        `suppressed` without a provider call (one local activity, on the workflow's worker)."""
+        if self.message is None or self._suppression_checked or not changed(SUPPRESSION_CHECK):
+            return False
+        self._suppression_checked = True
+        message = self.message
+        try:
+            found = await workflow.execute_local_activity_method(
+                SuppressionActivities.check_suppressed,
+                CheckSuppressedInput(
+                    self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
+                ),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:  # the list did not answer: the email goes as before lists
+            workflow.logger.warning("suppression check of %s failed; sending", self.state.id)
+            return False
+        if not found.suppressed:
+            return False
+        self.state.last_error = EmailError(
+            SUPPRESSED,
+            f"{len(found.suppressed)} recipient(s) on this tenant's suppression list; "
+            "nothing was sent",
+        )
+        self.set_status(SendStatus.SUPPRESSED)
+        self._count(SendStatus.SUPPRESSED)
+        self.upsert_status()
+        self.app_event("email.suppressed")
+        return True
