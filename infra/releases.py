@@ -18,9 +18,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# The last release before 1.0: unversioned workers, `workflow.patched` branches.
-RELEASES = {"0.1.0": "a01e8033b00fe829d10db59f52b1835e2796057d"}
-PREVIOUS_RELEASE = "0.1.0"
+RELEASES = {
+    # The last release before 1.0: unversioned workers, `workflow.patched` branches.
+    "0.1.0": "a01e8033b00fe829d10db59f52b1835e2796057d",
+    # 1.0: Worker Deployment Versions, the one delivery loop. Its SendEmail and SendBatch
+    # histories are archived (1.1 changed their commands; they are Pinned, so 1.0's own
+    # workers finish them); its invite histories stay in tests/histories/ and replay on the
+    # current code (the invite is Auto-Upgrade: 1.1's changes are behind patches).
+    "1.0.0": "749f18db3a9c80ce8d2f6034f7d1e6df34b9c00d",
+}
+PREVIOUS_RELEASE = "1.0.0"
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = ROOT / "tests" / "histories" / "archive"

@@ -27,7 +27,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import SEND_TASK_QUEUE, SEND_TASK_QUEUE_0_1, TASK_QUEUE, TASK_QUEUE_0_1
-from infra.releases import PREVIOUS_RELEASE, ReleaseNotFound, release_env, release_worktree
+from infra.releases import ReleaseNotFound, release_env, release_worktree
 from testkit.dev_server import DevServer, temporal_binary
 from testkit.fake_resend import FakeResendServer
 from testkit.keys import API_KEY, CODEC_KEYS, FAKE_KEY, INVITE_TOKEN_SECRET
@@ -39,6 +39,11 @@ from tests.helpers import link_token
 pytestmark = [pytest.mark.timeout(240)]
 log = logging.getLogger("tests.upgrade")
 
+# The move this test makes: the last unversioned release to Worker Deployment Versions, with
+# new task queues (docs/upgrading.md, "0.1.0 -> 1.0"). Upgrades between 1.x versions share
+# the queues; their invites' patches are proven by replaying 1.0's invite histories on the
+# current code (tests/test_replay.py).
+UPGRADE_FROM = "0.1.0"
 BUILD_ID = "upgrade-test-1.0"
 DEPLOYMENT = "durable-mail"
 # Sends wait this long for delivery events after going out, so they are still running when
@@ -51,10 +56,10 @@ HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 @pytest.fixture
 def previous_release() -> Iterator[Path]:
     try:
-        with release_worktree(PREVIOUS_RELEASE) as worktree:
+        with release_worktree(UPGRADE_FROM) as worktree:
             yield worktree
     except ReleaseNotFound as err:
-        pytest.fail(f"cannot test the upgrade from {PREVIOUS_RELEASE}: {err}")
+        pytest.fail(f"cannot test the upgrade from {UPGRADE_FROM}: {err}")
 
 
 @pytest.fixture
@@ -266,7 +271,7 @@ async def test_upgrade_from_the_previous_release_beside_it(
             assert counts == dict.fromkeys(expected, 1), counts
             assert fake.fake.duplicates() == []
             log.info(
-                f"upgrade {PREVIOUS_RELEASE} -> {BUILD_ID}: {len(old_ids)} 0.1.0 executions "
+                f"upgrade {UPGRADE_FROM} -> {BUILD_ID}: {len(old_ids)} 0.1.0 executions "
                 f"finished on {TASK_QUEUE_0_1}/{SEND_TASK_QUEUE_0_1}, "
                 f"{len(new_ids) + 1} new on {TASK_QUEUE}/{SEND_TASK_QUEUE} version {BUILD_ID}, "
                 f"{fake.fake.delivered_count} emails sent once each, "

@@ -60,6 +60,8 @@ with workflow.unsafe.imports_passed_through():
         RescheduleResult,
     )
 
+# Handed over like any event but wanted by no endpoint (not one of Resend's event types).
+UNDETERMINED_APP_EVENT = "email.undetermined"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 
@@ -234,8 +236,11 @@ class Delivery(SuppressionSteps, ProviderCall[SendAttemptResult]):
 
     def ended_unsent(self, status: SendStatus, error: EmailError) -> None:
         self._count(status)
-        if status == SendStatus.FAILED:
-            self.app_event("email.failed", failed={"reason": error.type})
+        # One hand-over whatever the ending: which ending it is can depend on whether this
+        # run comes from a reset, which a replay cannot see; a command must not. Only
+        # `email.failed` is an event apps subscribe to (`undetermined` has no Resend type).
+        kind = "email.failed" if status == SendStatus.FAILED else UNDETERMINED_APP_EVENT
+        self.app_event(kind, failed={"reason": error.type})
 
     def app_event(self, event_type: str, **data: Any) -> None:
         """Hand an event about this email to the app's webhooks (our id, Resend's shape)."""
