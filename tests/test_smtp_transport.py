@@ -28,6 +28,7 @@ from activities.transports.resend import ResendTransport
 from activities.transports.smtp import SmtpConfig, SmtpTransport, message_id
 from activities.types import (
     AttemptFailureDetails,
+    BatchAttemptInput,
     EmailAttachment,
     EmailMessage,
     InviteToken,
@@ -420,6 +421,22 @@ async def test_smtp_first_deferring_moves_to_resend(
     assert result.failover_reason == errors.PROVIDER_DEFERRED
     assert result.reports_delivery_events is True
     assert fake_resend.fake.delivered_count == 1 and smtp.relay.received == []
+
+
+# Resend's batch call takes no attachments.
+PLAIN = dataclasses.replace(MESSAGE, attachments=[])
+
+
+async def test_a_batch_behind_failover_reports_resend_and_its_delivery_events(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
+) -> None:
+    result = await ActivityEnvironment().run(
+        SendActivities(failover(http, smtp)).send_batch,
+        BatchAttemptInput([PLAIN, PLAIN], "batch-1"),
+    )
+    # Resend took it, and its webhooks will come: the batch waits for them.
+    assert result.transport == "resend" and result.reports_delivery_events is True
+    assert fake_resend.fake.delivered_count == 2 and smtp.relay.received == []
 
 
 async def test_batches_never_fail_over(smtp: SmtpServer) -> None:
