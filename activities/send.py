@@ -212,12 +212,13 @@ class SendActivities:
         call = self._transport.send_batch(messages, data.idempotency_key)
         sent = await self._call(call, data, clock)
         refused = sum(1 for item in sent.items if item.refusal is not None)
+        transport = sent.transport or self._transport.name
         activity.logger.info(
             "batch attempt %d: %d of %d emails accepted by %s in %.0f ms",
             data.attempt,
             len(sent.items) - refused,
             len(sent.items),
-            self._transport.name,
+            transport,
             clock.duration_ms,
         )
         return self._batch_result(sent, clock)
@@ -227,10 +228,15 @@ class SendActivities:
         return BatchAttemptResult(
             items=sent.items,
             http_status=sent.http_status,
-            transport=self._transport.name,
+            transport=sent.transport or self._transport.name,
             started_at=clock.started_at,
             duration_ms=clock.duration_ms,
-            reports_delivery_events=self._transport.capabilities.reports_delivery_events,
+            # The provider that took the call's (behind failover: the first member's).
+            reports_delivery_events=(
+                sent.reports_delivery_events
+                if sent.reports_delivery_events is not None
+                else self._transport.capabilities.reports_delivery_events
+            ),
         )
 
     async def _call(self, call: Awaitable[T], data: _Attempt, clock: _Clock) -> T:

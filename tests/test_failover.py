@@ -158,6 +158,18 @@ async def test_invite_through_smtp_alone_is_sent_with_its_token_and_waits_for_no
     assert accepted.status_code == 200, accepted.text
 
 
+async def test_batch_through_smtp_alone_sends_each_email_and_waits_for_no_events(
+    env: Env,
+) -> None:
+    emails = [{**EMAIL, "to": f"user{i}@example.com"} for i in range(3)]
+    async with env.worker("smtp"):
+        body = (await env.api.post("/v1/emails/batch", json={"emails": emails})).json()
+        result = await env.client.get_workflow_handle(body["workflow_id"]).result(rpc_timeout=None)
+    assert result["status"] == "sent" and result["transport"] == "smtp"
+    assert [item["status"] for item in result["items"]] == ["sent"] * 3
+    assert sorted(env.relay.relay.recipients) == [e["to"] for e in emails]
+
+
 async def test_resend_500_is_retried_on_resend_never_through_smtp(env: Env) -> None:
     env.fake.fake.enqueue_faults([Fault(status=500), Fault(status=500)])
     async with env.worker("resend,smtp"):

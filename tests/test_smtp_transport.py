@@ -28,6 +28,7 @@ from activities.transports.resend import ResendTransport
 from activities.transports.smtp import SmtpConfig, SmtpTransport, message_id
 from activities.types import (
     AttemptFailureDetails,
+    BatchAttemptInput,
     EmailAttachment,
     EmailMessage,
     InviteToken,
@@ -221,12 +222,39 @@ async def test_url_attachment_is_refused_before_connecting() -> None:
     assert error.type == errors.REJECTED and details.not_accepted
 
 
-async def test_smtp_batch_of_more_than_one_is_refused_not_faked(smtp: SmtpServer) -> None:
-    transport = smtp.transport()
-    assert transport.capabilities.max_batch == 1
-    with pytest.raises(Exception, match="not a batch of 2"):
-        await transport.send_batch([MESSAGE, MESSAGE], "batch-1")
-    assert smtp.relay.received == []
+def to(address: str) -> EmailMessage:
+    return dataclasses.replace(MESSAGE, to=[address], cc=[], bcc=[])
+
+
+async def test_smtp_batch_is_one_transaction_per_email_and_a_refusal_stays_in_its_item(
+    smtp: SmtpServer,
+) -> None:
+    smtp.relay.rcpt_reply = {"bad@example.com": "550 5.1.1 no such user"}
+    by_url = EmailAttachment(filename="x.pdf", path="https://files.test/x.pdf")
+    unsendable = dataclasses.replace(to("d@example.com"), attachments=[by_url])
+    batch = [to("a@example.com"), to("bad@example.com"), to("c@example.com"), unsendable]
+    sent = await smtp.transport().send_batch(batch, "batch-1")
+    first, refused, last, not_sent = sent.items
+    assert not_sent.refusal is not None and "path" in not_sent.refusal
+    assert first.provider_message_id == message_id("batch-1/0", MESSAGE.sender)
+    assert refused.provider_message_id is None and "SMTP 550 to RCPT" in (refused.refusal or "")
+    assert last.provider_message_id == message_id("batch-1/2", MESSAGE.sender)
+    assert smtp.relay.recipients == ["a@example.com", "c@example.com"]
+
+
+async def test_smtp_batch_losing_the_relay_after_a_data_fails_whole_and_is_not_retried(
+    smtp: SmtpServer,
+) -> None:
+    smtp.relay.drop_after_data = True
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(
+            SendActivities(smtp.transport()).send_batch,
+            BatchAttemptInput([to("a@example.com"), to("b@example.com")], "batch-1"),
+        )
+    details = caught.value.details[0]
+    assert caught.value.type == errors.NETWORK_ERROR and caught.value.non_retryable
+    assert isinstance(details, AttemptFailureDetails) and details.retry_may_duplicate
+    assert smtp.relay.recipients == ["a@example.com"]  # b was never sent
 
 
 def test_smtp_url_forms() -> None:
@@ -347,7 +375,7 @@ async def test_failover_capabilities_are_the_honest_combination(
     assert not caps.deduplicates_by_key and not caps.reports_delivery_events
     assert caps.max_batch == 100  # batches go to Resend only, never fail over
     smtp_first = FailoverTransport([smtp.transport(), ResendTransport(http, FAKE_KEY)])
-    assert smtp_first.capabilities.max_batch == 1
+    assert smtp_first.capabilities.max_batch == 100  # one SMTP transaction per email
 
 
 async def test_resend_dns_failure_moves_to_smtp(smtp: SmtpServer) -> None:
@@ -420,6 +448,22 @@ async def test_smtp_first_deferring_moves_to_resend(
     assert result.failover_reason == errors.PROVIDER_DEFERRED
     assert result.reports_delivery_events is True
     assert fake_resend.fake.delivered_count == 1 and smtp.relay.received == []
+
+
+# Resend's batch call takes no attachments.
+PLAIN = dataclasses.replace(MESSAGE, attachments=[])
+
+
+async def test_a_batch_behind_failover_reports_resend_and_its_delivery_events(
+    http: httpx.AsyncClient, fake_resend: FakeResendServer, smtp: SmtpServer
+) -> None:
+    result = await ActivityEnvironment().run(
+        SendActivities(failover(http, smtp)).send_batch,
+        BatchAttemptInput([PLAIN, PLAIN], "batch-1"),
+    )
+    # Resend took it, and its webhooks will come: the batch waits for them.
+    assert result.transport == "resend" and result.reports_delivery_events is True
+    assert fake_resend.fake.delivered_count == 2 and smtp.relay.received == []
 
 
 async def test_batches_never_fail_over(smtp: SmtpServer) -> None:

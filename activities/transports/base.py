@@ -96,6 +96,10 @@ class SentBatch:
 
     items: list[BatchItemOutcome]
     http_status: int
+    # Set by a composed transport (failover): the member that took the call (always the
+    # first: batches never fail over) and whether that one reports delivery events.
+    transport: str | None = None
+    reports_delivery_events: bool | None = None
 
 
 class EmailTransport(Protocol):

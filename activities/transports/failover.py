@@ -127,9 +127,12 @@ class FailoverTransport:
         sent it, so a batch never fails over (the engine sends single emails to fail over)."""
         member = self.members[0]
         try:
-            return await member.send_batch(messages, idempotency_key)
+            sent = await member.send_batch(messages, idempotency_key)
         except ProviderFailure as failure:
             raise _marked(failure, member) from None
+        sent.transport = member.name
+        sent.reports_delivery_events = member.capabilities.reports_delivery_events
+        return sent
 
     def _may_move(self, failure: ProviderFailure) -> bool:
         return may_fail_over(failure) and (_EARLIER.get() or EarlierAttempts()).allow_failover()

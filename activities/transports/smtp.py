@@ -16,6 +16,7 @@ What a failure means (docs/providers.md):
   idempotency key (`deduplicates_by_key=False`), so the attempt says `retry_may_duplicate`
   and the engine ends the email `undetermined` instead of resending it.
 A 250 after DATA is `sent`; its id is the Message-ID. SMTP reports no delivery events.
+SMTP has no batch call: `send_batch` sends one transaction per email (see its docstring).
 """
 
 from __future__ import annotations
@@ -134,6 +135,36 @@ def mime_message(message: EmailMessage, idempotency_key: str) -> email.message.E
     return mime
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """One email as it goes on the wire: its Message-ID, bytes and envelope."""
+
+    message_id: str
+    body: bytes
+    sender: str
+    recipients: list[str]
+
+
+def _outgoing(message: EmailMessage, idempotency_key: str) -> _Outgoing:
+    """The email's MIME bytes and envelope; raises `ProviderFailure` (not accepted) for an
+    email SMTP cannot carry, before any connection."""
+    mime = mime_message(message, idempotency_key)
+    return _Outgoing(
+        message_id=str(mime["Message-ID"]),
+        body=mime.as_bytes(policy=mime.policy.clone(linesep="\r\n")),
+        sender=email.utils.parseaddr(message.sender)[1],
+        recipients=[email.utils.parseaddr(r)[1] for r in [*message.to, *message.cc, *message.bcc]],
+    )
+
+
+def _prepared(message: EmailMessage, idempotency_key: str) -> _Outgoing | ProviderFailure:
+    """A batch's email ready to go, or why it cannot (refused in its item)."""
+    try:
+        return _outgoing(message, idempotency_key)
+    except ProviderFailure as failure:
+        return failure
+
+
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}"[:MAX_REPLY_TEXT]
 
@@ -171,48 +202,66 @@ class SmtpTransport:
         self.capabilities = TransportCapabilities(
             reports_delivery_events=False,
             deduplicates_by_key=False,
-            max_batch=1,
+            # No batch call: `send_batch` sends one transaction per email (as many as asked).
+            max_batch=100,
             max_request_bytes=max_message_bytes,
             batch_attachments=True,
         )
 
     async def send(self, message: EmailMessage, idempotency_key: str) -> SentEmail:
-        mime = mime_message(message, idempotency_key)
-        body = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
-        sender = email.utils.parseaddr(message.sender)[1]
-        recipients = [email.utils.parseaddr(r)[1] for r in [*message.to, *message.cc, *message.bcc]]
+        outgoing = _outgoing(message, idempotency_key)  # a refusal here: nothing connected
         client = await self._open()
         try:
-            await self._envelope(client, sender, recipients, len(body))
-            # From here a lost answer leaves the outcome unknown (see the module docstring).
-            sending_without_dedupe(self.name)
-            try:
-                response = await client.data(body)
-            except aiosmtplib.SMTPResponseException as exc:
-                raise _refused(exc, "DATA") from None
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                # The message went out; whether the relay took it is unknown.
-                raise ProviderFailure(
-                    errors.NETWORK_ERROR,
-                    f"lost the relay after sending the message ({type(exc).__name__})",
-                ) from None
+            return await self._transaction(client, outgoing)
         finally:
             await _close(client)
-        return SentEmail(provider_message_id=str(mime["Message-ID"]), http_status=response.code)
 
     async def send_batch(self, messages: list[EmailMessage], idempotency_key: str) -> SentBatch:
-        """SMTP has no batch call (`max_batch=1`). A batch of one is sent as that email; a
-        larger one is refused before any connection, so it is never faked as one call (a
-        connection lost in its middle would leave some emails of unknown outcome)."""
-        if len(messages) != 1:
+        """SMTP has no batch call: one transaction per email, in order, on one connection.
+
+        An email the relay refuses (4xx or 5xx) is refused in its item; once the relay is
+        lost before an email's DATA, that one and the rest are refused as not sent. A failure
+        whose outcome is unknown (the connection lost once an email's DATA went) fails the
+        whole call as `ProviderNetworkError`: the emails before it were sent, that one may
+        have been, and a batch retried could send them twice, so the batch ends
+        `undetermined` (SMTP cannot deduplicate). No connection: nothing sent, as `send`."""
+        prepared = [_prepared(m, f"{idempotency_key}/{i}") for i, m in enumerate(messages)]
+        client = await self._open()
+        items: list[BatchItemOutcome] = []
+        try:
+            for outgoing in prepared:
+                try:
+                    if isinstance(outgoing, ProviderFailure):
+                        raise outgoing
+                    if not client.is_connected:
+                        raise ProviderFailure(errors.PROVIDER_UNREACHABLE, "the relay was lost")
+                    sent = await self._transaction(client, outgoing)
+                except ProviderFailure as failure:
+                    if failure.error_type not in errors.NOT_ACCEPTED:
+                        raise
+                    items.append(BatchItemOutcome(refusal=f"not sent: {failure.message}"))
+                    continue
+                items.append(BatchItemOutcome(provider_message_id=sent.provider_message_id))
+        finally:
+            await _close(client)
+        return SentBatch(items, 250)
+
+    async def _transaction(self, client: aiosmtplib.SMTP, outgoing: _Outgoing) -> SentEmail:
+        """MAIL, RCPT, DATA of one email on an open connection."""
+        await self._envelope(client, outgoing.sender, outgoing.recipients, len(outgoing.body))
+        # From here a lost answer leaves the outcome unknown (see the module docstring).
+        sending_without_dedupe(self.name)
+        try:
+            response = await client.data(outgoing.body)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _refused(exc, "DATA") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # The message went out; whether the relay took it is unknown.
             raise ProviderFailure(
-                errors.REJECTED,
-                f"not sent: SMTP sends one email per transaction, not a batch of {len(messages)}",
-            )
-        sent = await self.send(messages[0], idempotency_key)
-        return SentBatch(
-            [BatchItemOutcome(provider_message_id=sent.provider_message_id)], sent.http_status
-        )
+                errors.NETWORK_ERROR,
+                f"lost the relay after sending the message ({type(exc).__name__})",
+            ) from None
+        return SentEmail(provider_message_id=outgoing.message_id, http_status=response.code)
 
     async def _open(self) -> aiosmtplib.SMTP:
         """Connected, TLS set up and authenticated; any failure here: nothing was sent."""
