@@ -149,3 +149,23 @@ async def test_permanent_bounce_suppresses_then_the_next_send_is_held_until_remo
     again = await send_to(to)
     await wait_last_event(again, "sent", "delivered")
     assert len(deliveries_of(acme.fake, again)) == 1
+
+
+async def test_batch_items_to_suppressed_addresses_leave_the_call(acme: Stack) -> None:
+    gone, kept = address(), address()
+    await call(resend.Suppressions.add, {"email": gone})
+    calls_before = len(acme.fake.deliveries)
+    sent = await call(resend.Batch.send, [email(to=[gone]), email(to=[kept]), email(to=[gone])])
+    held_a, going, held_b = (d["id"] for d in sent["data"])
+    await wait_last_event(going, "sent", "delivered")
+    for held in (held_a, held_b):
+        assert (await wait_last_event(held, "suppressed"))["last_event"] == "suppressed"
+    # One provider call carrying the one email left.
+    new = acme.fake.deliveries[calls_before:]
+    assert [d.to for d in new] == [[kept]]
+    assert deliveries_of(acme.fake, held_a) == deliveries_of(acme.fake, held_b) == []
+
+    only_gone = await call(resend.Batch.send, [email(to=[gone]), email(to=[gone.upper()])])
+    for item in only_gone["data"]:
+        await wait_last_event(item["id"], "suppressed")
+    assert len(acme.fake.deliveries) == calls_before + 1

@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.suppressions import (
         CHECK_RETRY,
         CHECK_TIMEOUT,
-        CheckSuppressedInput,
         SuppressAddressesInput,
         SuppressionActivities,
     )
@@ -50,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         keep,
     )
     from workflows.delivery.labels import show_email
-    from workflows.delivery.loop import SINGLE_ATTEMPT, ProviderCall
+    from workflows.delivery.loop import SINGLE_ATTEMPT, SUPPRESSED, ProviderCall
     from workflows.policy import DeliveryPolicy, task_priority
     from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
     from workflows.status import ENDING_DELIVERY_STATUSES, SendStatus
@@ -64,11 +63,9 @@ with workflow.unsafe.imports_passed_through():
         RescheduleResult,
     )
 
-# New in 1.1: the suppression check before the first attempt (remove once no execution
-# started before 1.1 runs: sends end within days; an invite's life within 60 days).
-SUPPRESSION_CHECK = "suppression-check"
+# New in 1.1 (remove as `loop.SUPPRESSION_CHECK`): permanent bounces and complaints are
+# added to the tenant's suppression list.
 SUPPRESSION_ADD = "suppression-auto-add"
-SUPPRESSED = "RecipientSuppressed"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 
@@ -212,28 +209,17 @@ class Delivery(ProviderCall[SendAttemptResult]):
 
     async def held_back(self) -> bool:
         """A recipient (to, cc or bcc) on the tenant's suppression list: the email ends
-        `suppressed` without a provider call (one local activity, on the workflow's worker)."""
-        if self.message is None or not workflow.patched(SUPPRESSION_CHECK):
+        `suppressed` without a provider call."""
+        if self.message is None:
             return False
         message = self.message
-        try:
-            found = await workflow.execute_local_activity_method(
-                SuppressionActivities.check_suppressed,
-                CheckSuppressedInput(
-                    self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
-                ),
-                start_to_close_timeout=CHECK_TIMEOUT,
-                retry_policy=CHECK_RETRY,
-            )
-        except ActivityError:  # the list did not answer: the email goes as before lists
-            workflow.logger.warning("suppression check of %s failed; sending", self.state.id)
-            return False
-        if not found.suppressed:
+        recipients = [*message.to, *message.cc, *message.bcc]
+        found = await self.suppressed_among(self.state.tenant_id, recipients)
+        if not found:
             return False
         self.state.last_error = EmailError(
             SUPPRESSED,
-            f"{len(found.suppressed)} recipient(s) on this tenant's suppression list; "
-            "nothing was sent",
+            f"{len(found)} recipient(s) on this tenant's suppression list; nothing was sent",
         )
         self.set_status(SendStatus.SUPPRESSED)
         self._count(SendStatus.SUPPRESSED)
