@@ -16,15 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import resend
 import resend.exceptions
 
-from bench.stack import STARTED, our_env, start_dev_server, start_our_api, start_our_worker
-from bench.stack import stop_all as stop_started
+from bench.stack import (
+    STARTED,
+    our_env,
+    print_measured,
+    start_dev_server,
+    start_our_api,
+    start_our_worker,
+)
 from infra.codec import new_codec_key
 from testkit.fake_resend import FakeResendProcess, Fault
 from testkit.keys import API_KEY, FAKE_KEY
@@ -148,12 +153,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--latency", type=float, default=2.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="drop-in-") as tmp:
-        try:
-            lines = await measure(args.calls, args.latency, Path(tmp))
-        finally:
-            await stop_started()
-    print("\n".join(lines))
+    await print_measured(lambda tmp: measure(args.calls, args.latency, tmp), "drop-in-")
 
 
 if __name__ == "__main__":

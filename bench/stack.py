@@ -7,6 +7,8 @@ and the yardstick worker. Each is started on free 127.0.0.1 ports, waited for by
 from __future__ import annotations
 
 import sys
+import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -36,6 +38,16 @@ async def stop_all() -> None:
     """Stop every process this run started that is still alive, newest first."""
     for proc in reversed(STARTED):
         await proc.stop(grace=5.0)
+
+
+async def print_measured(measure: Callable[[Path], Awaitable[list[str]]], prefix: str) -> None:
+    """Run `measure` in a fresh temporary directory, stop what it started, print its lines."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        try:
+            lines = await measure(Path(tmp))
+        finally:
+            await stop_all()
+    print("\n".join(lines))
 
 
 def kill_all() -> None:

@@ -17,8 +17,10 @@ import pytest
 import resend
 import resend.exceptions
 
+from testkit.fake_resend import FakeResendServer
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
+from tests.helpers import INVITE, wait_for_status
 from tests.test_resend_compat import (
     Stack,
     call,
@@ -149,3 +151,38 @@ async def test_permanent_bounce_suppresses_then_the_next_send_is_held_until_remo
     again = await send_to(to)
     await wait_last_event(again, "sent", "delivered")
     assert len(deliveries_of(acme.fake, again)) == 1
+
+
+async def test_batch_items_to_suppressed_addresses_leave_the_call(acme: Stack) -> None:
+    gone, kept = address(), address()
+    await call(resend.Suppressions.add, {"email": gone})
+    calls_before = len(acme.fake.deliveries)
+    sent = await call(resend.Batch.send, [email(to=[gone]), email(to=[kept]), email(to=[gone])])
+    held_a, going, held_b = (d["id"] for d in sent["data"])
+    await wait_last_event(going, "sent", "delivered")
+    for held in (held_a, held_b):
+        assert (await wait_last_event(held, "suppressed"))["last_event"] == "suppressed"
+    # One provider call carrying the one email left.
+    new = acme.fake.deliveries[calls_before:]
+    assert [d.to for d in new] == [[kept]]
+    assert deliveries_of(acme.fake, held_a) == deliveries_of(acme.fake, held_b) == []
+
+    only_gone = await call(resend.Batch.send, [email(to=[gone]), email(to=[gone.upper()])])
+    for item in only_gone["data"]:
+        await wait_last_event(item["id"], "suppressed")
+    assert len(acme.fake.deliveries) == calls_before + 1
+
+
+async def test_an_invite_to_a_suppressed_address_ends_suppressed_unsent(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    """In-process API and worker (tests/conftest.py), tenant acme of this test (never the
+    operator's list: its workflow id is the same in every test of the session)."""
+    api.headers["Authorization"] = f"Bearer {ACME_KEY}"
+    added = await api.post("/v1/suppressions", json={"email": INVITE["email"]})
+    assert added.status_code == 201
+    created = await api.post("/v1/invites", json=INVITE)
+    assert created.status_code == 202, created.text
+    status = await wait_for_status(api, created.json()["invite_id"], "suppressed")
+    assert status["last_error"]["type"] == "RecipientSuppressed"
+    assert fake_resend.fake.deliveries == []

@@ -23,6 +23,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, batch_idempotency_key, batch_sha256
     from activities.send import SendActivities
+    from activities.suppressions import canonical_address
     from activities.types import BatchAttemptInput, BatchAttemptResult, EmailMessage
     from workflows.batch_types import (
         BatchCarry,
@@ -41,11 +42,12 @@ with workflow.unsafe.imports_passed_through():
         keep,
     )
     from workflows.delivery.labels import show_batch
-    from workflows.delivery.loop import ProviderCall, attempt_options
+    from workflows.delivery.loop import SUPPRESSED, ProviderCall, attempt_options
     from workflows.search_attributes import EMAIL_STATUS
     from workflows.status import ENDING_DELIVERY_STATUSES, SendStatus
     from workflows.types import DeliveryEventInput, EmailError
 
+SUPPRESSED_ITEM = SendStatus.SUPPRESSED
 # The only provider call of a batch (the API takes at most as many items as one call carries).
 CALL = 0
 
@@ -84,6 +86,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         self._dedupe = Dedupe(carry.seen if carry else None)
         self._reports_events = True
         self.messages: list[EmailMessage] | None = None
+        self._all_messages: list[EmailMessage] = []
         self._metrics = workflow.metric_meter()
 
     @property
@@ -92,10 +95,41 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
 
     async def run(self, messages: list[EmailMessage]) -> None:
         """Send (unless a continued run already did), then track each item's delivery."""
-        self.messages = messages
+        self._all_messages = messages
+        self.messages = self._in_call(messages)
         if not self.sent and await self.send() is None:
             return
         await self._track()
+
+    def _in_call(self, messages: list[EmailMessage]) -> list[EmailMessage]:
+        """The messages of the items the call carries: all but the suppressed ones."""
+        items = self.state.items
+        return [m for m, i in zip(messages, items, strict=True) if i.status != SUPPRESSED_ITEM]
+
+    def _call_items(self) -> list[BatchItemState]:
+        return [i for i in self.state.items if i.status != SUPPRESSED_ITEM]
+
+    async def held_back(self) -> bool:
+        """Items with a recipient on the tenant's suppression list end `suppressed` and
+        leave the call; the call is held back only if none is left."""
+        messages = self._all_messages
+        recipients = [a for m in messages for a in (*m.to, *m.cc, *m.bcc)]
+        found = await self.suppressed_among(self.state.tenant_id, recipients)
+        if not found:
+            return False
+        now = iso(workflow.now())
+        for message, item in zip(messages, self.state.items, strict=True):
+            if any(canonical_address(a) in found for a in (*message.to, *message.cc, *message.bcc)):
+                item.status, item.updated_at = SUPPRESSED_ITEM, now
+                item.error = EmailError(SUPPRESSED, "a recipient is on the suppression list")
+                # app event: email.suppressed (per item)
+        self.messages = self._in_call(messages)
+        if self.messages:
+            return False
+        self._set(SendStatus.SUPPRESSED, items_too=False)
+        self.upsert_status()
+        self._count_items()
+        return True
 
     async def attempt(self, attempt: int, not_after: datetime, summary: str) -> BatchAttemptResult:
         assert self.messages is not None
@@ -123,7 +157,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         self.state.sent_at = now
         self.state.last_error = None
         self._reports_events = result.reports_delivery_events
-        for item, outcome in zip(self.state.items, result.items, strict=True):
+        for item, outcome in zip(self._call_items(), result.items, strict=True):
             item.updated_at = now
             if outcome.provider_message_id is not None:
                 item.status = SendStatus.SENT
@@ -145,7 +179,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         )
 
     def ended_unsent(self, status: SendStatus, error: EmailError) -> None:
-        for item in self.state.items:
+        for item in self._call_items():
             item.error = error
         self._set(status)
         self._count_items()
@@ -157,7 +191,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         carry = BatchCarry(
             state=self.state,
             # Each message once: an email batch's are in its input (see the docstring).
-            messages=list(self.messages or []) if invites else [],
+            messages=list(self._all_messages) if invites else [],
             attempt=self.state.attempt_count,
             backoff_seconds=self.backoff_seconds(),
             deadline=self.state.not_after or "",
@@ -220,7 +254,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         self.state.status = status
         self.state.updated_at = now
         if items_too:
-            for item in self.state.items:
+            for item in self._call_items():
                 item.status = status
                 item.updated_at = now
         show_batch(status, self.state.attempt_count, self.counts(), self.state.last_error)

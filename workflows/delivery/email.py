@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         keep,
     )
     from workflows.delivery.labels import show_email
-    from workflows.delivery.loop import ProviderCall, attempt_options
+    from workflows.delivery.loop import attempt_options
     from workflows.delivery.suppression import SuppressionSteps
     from workflows.policy import DeliveryPolicy
     from workflows.search_attributes import EMAIL_STATUS, PROVIDER_MESSAGE_ID
@@ -82,7 +82,7 @@ class SendOptions(Protocol):
 ContinueAsNew = Callable[[str, ContinuedDelivery], Awaitable[NoReturn]]
 
 
-class Delivery(SuppressionSteps, ProviderCall[SendAttemptResult]):
+class Delivery(SuppressionSteps):
     """One email: its status, its call, its delivery events; lives inside a workflow.
 
     `message`: the email when the workflow input holds it (`SendEmail`); otherwise it is

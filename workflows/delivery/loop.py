@@ -31,7 +31,14 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.suppressions import (
+        CHECK_RETRY,
+        CHECK_TIMEOUT,
+        CheckSuppressedInput,
+        SuppressionActivities,
+    )
     from workflows.delivery.attempts import FailedAttempt, failed_attempt
+    from workflows.delivery.changes import changed
     from workflows.delivery.endings import ending_failure, is_reset_run, unsent_ending
     from workflows.delivery.history import (
         KEEP_FIRST_ATTEMPTS,
@@ -46,6 +53,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import SendStatus
     from workflows.types import AttemptRecord, EmailError
 
+# New after 1.0 (`workflows.delivery.changes`): the suppression check before the first
+# attempt.
+SUPPRESSION_CHECK = "suppression-check"
+SUPPRESSED = "RecipientSuppressed"
 # One try per activity: the loop decides about the next one (see the module docstring).
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
@@ -168,8 +179,27 @@ class ProviderCall(Generic[R]):
 
     async def held_back(self) -> bool:
         """Whether the call is not to be made at all (a suppressed recipient): the subclass
-        checks, once, before the first attempt, and ends the call itself if so."""
+        checks, once, before the first attempt (`suppressed_among`), and ends the call
+        itself if so."""
         return False
+
+    async def suppressed_among(self, tenant_id: str | None, addresses: list[str]) -> set[str]:
+        """Which `addresses` (canonical form) are on the tenant's suppression list: one
+        local activity on the workflow's worker. Empty if the list did not answer (the
+        email goes as before lists existed; logged) or in an execution started before."""
+        if not addresses or not changed(SUPPRESSION_CHECK):
+            return set()
+        try:
+            found = await workflow.execute_local_activity_method(
+                SuppressionActivities.check_suppressed,
+                CheckSuppressedInput(tenant_id, addresses),
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("suppression check of a %s failed; sending", self.what)
+            return set()
+        return set(found.suppressed)
 
     async def send(self) -> R | None:
         """Attempt until accepted (the result), or None: cancelled, or held back before the

@@ -14,33 +14,25 @@ with workflow.unsafe.imports_passed_through():
     from activities.suppressions import (
         CHECK_RETRY,
         CHECK_TIMEOUT,
-        CheckSuppressedInput,
         SuppressAddressesInput,
         SuppressionActivities,
     )
-    from activities.types import EmailMessage
+    from activities.types import EmailMessage, SendAttemptResult
     from workflows.delivery.changes import changed
     from workflows.delivery.events import suppression_origin
+    from workflows.delivery.loop import SUPPRESSED, ProviderCall
     from workflows.status import SendStatus
     from workflows.types import EmailError, EmailStatusResult
 
-SUPPRESSION_CHECK = "suppression-check"
 SUPPRESSION_ADD = "suppression-auto-add"
-SUPPRESSED = "RecipientSuppressed"
 
 
-class SuppressionSteps:
-    """Mixin of `Delivery`: the suppression steps of one email."""
+class SuppressionSteps(ProviderCall[SendAttemptResult]):
+    """The suppression steps of one email's call (`Delivery` is one)."""
 
     state: EmailStatusResult
     message: EmailMessage | None
     _suppression_checked: bool
-
-    def set_status(self, status: SendStatus) -> None:
-        raise NotImplementedError
-
-    def upsert_status(self) -> None:
-        raise NotImplementedError
 
     def _count(self, outcome: SendStatus) -> None:
         raise NotImplementedError
@@ -69,29 +61,19 @@ class SuppressionSteps:
 
     async def held_back(self) -> bool:
         """A recipient (to, cc or bcc) on the tenant's suppression list: the email ends
-        `suppressed` without a provider call (one local activity, on the workflow's worker)."""
-        if self.message is None or self._suppression_checked or not changed(SUPPRESSION_CHECK):
+        `suppressed` without a provider call (checked once, by the loop's step)."""
+        if self.message is None or self._suppression_checked:
             return False
         self._suppression_checked = True
         message = self.message
-        try:
-            found = await workflow.execute_local_activity_method(
-                SuppressionActivities.check_suppressed,
-                CheckSuppressedInput(
-                    self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
-                ),
-                start_to_close_timeout=CHECK_TIMEOUT,
-                retry_policy=CHECK_RETRY,
-            )
-        except ActivityError:  # the list did not answer: the email goes as before lists
-            workflow.logger.warning("suppression check of %s failed; sending", self.state.id)
-            return False
-        if not found.suppressed:
+        found = await self.suppressed_among(
+            self.state.tenant_id, [*message.to, *message.cc, *message.bcc]
+        )
+        if not found:
             return False
         self.state.last_error = EmailError(
             SUPPRESSED,
-            f"{len(found.suppressed)} recipient(s) on this tenant's suppression list; "
-            "nothing was sent",
+            f"{len(found)} recipient(s) on this tenant's suppression list; nothing was sent",
         )
         self.set_status(SendStatus.SUPPRESSED)
         self._count(SendStatus.SUPPRESSED)
