@@ -189,11 +189,7 @@ class SendActivities:
             transport=transport,
             started_at=clock.started_at,
             duration_ms=clock.duration_ms,
-            reports_delivery_events=(
-                sent.reports_delivery_events
-                if sent.reports_delivery_events is not None
-                else self._transport.capabilities.reports_delivery_events
-            ),
+            reports_delivery_events=self._reports_events(sent.reports_delivery_events),
             failover_from=sent.failover_from,
             failover_reason=sent.failover_reason,
         )
@@ -223,6 +219,13 @@ class SendActivities:
         )
         return self._batch_result(sent, clock)
 
+    def _reports_events(self, reported: bool | None) -> bool:
+        """Whether delivery events will come for what was sent: as the provider that took
+        it says (behind failover, that one), else as the transport says of itself."""
+        if reported is not None:
+            return reported
+        return self._transport.capabilities.reports_delivery_events
+
     def _batch_result(self, sent: SentBatch, clock: _Clock) -> BatchAttemptResult:
         """A batch call the provider took, as its attempt's result."""
         return BatchAttemptResult(
@@ -231,12 +234,7 @@ class SendActivities:
             transport=sent.transport or self._transport.name,
             started_at=clock.started_at,
             duration_ms=clock.duration_ms,
-            # The provider that took the call's (behind failover: the first member's).
-            reports_delivery_events=(
-                sent.reports_delivery_events
-                if sent.reports_delivery_events is not None
-                else self._transport.capabilities.reports_delivery_events
-            ),
+            reports_delivery_events=self._reports_events(sent.reports_delivery_events),
         )
 
     async def _call(self, call: Awaitable[T], data: _Attempt, clock: _Clock) -> T:

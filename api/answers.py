@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-)
+from pydantic import AliasChoices, BaseModel, Field
 
 from activities.delivery_contract import SendKind
 from workflows.status import InviteStatus, SendStatus
@@ -288,9 +285,11 @@ class InviteRevoked(InviteView):
 
 
 class InviteAcceptance(BaseModel):
+    """An accepted invite, read from the invite's state (its `to` is the `email`)."""
+
     invite_id: str
     status: InviteStatus
-    email: str
+    email: str = Field(validation_alias=AliasChoices("email", "to"))
     tenant_id: str | None
     role: str | None
     accepted_at: str | None

@@ -207,14 +207,7 @@ async def accept_invite(
     revoked; 404 for a wrong token (429 after too many)."""
     digest = invites.presented_digest(settings, body.token)
     state = await invites.accept_invite(client, invite_id, digest, caller)
-    return InviteAcceptance(
-        invite_id=state.invite_id,
-        status=state.status,
-        email=state.to,
-        tenant_id=state.tenant_id,
-        role=state.role,
-        accepted_at=state.accepted_at,
-    )
+    return InviteAcceptance.model_validate(state, from_attributes=True)
 
 
 @router.delete("/{invite_id}", response_model=InviteRevoked, responses=INVITE_ERRORS)
