@@ -160,8 +160,10 @@ class DeliverResult:
 
 @dataclass
 class EmitInput:
-    """An email's workflow hands over one event (local activity)."""
+    """An email's workflow hands over its events (local activity): `event`, then `more`,
+    in the order they happened (a burst goes in one hand-over, not one each)."""
 
     tenant_id: str | None
     email_id: str
     event: AppEvent
+    more: list[AppEvent] = field(default_factory=list)

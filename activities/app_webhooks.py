@@ -121,20 +121,24 @@ class AppWebhookActivities:
 
     @activity.defn(name="emit_app_event")
     async def emit(self, data: EmitInput) -> bool:
-        """Hand the event to the email's delivery workflow if an endpoint wants it."""
+        """Hand each event, in order, to the email's delivery workflow if an endpoint wants
+        it (one read of the tenant's endpoints, cached); whether any was handed over."""
         endpoints = await self._endpoints(data.tenant_id)
-        wanted = [e.id for e in endpoints if e.status == "enabled" and data.event.type in e.events]
-        if not wanted:
-            return False
-        await self._client.start_workflow(
-            DELIVERY_WORKFLOW,
-            AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
-            id=delivery_workflow_id(data.tenant_id, data.email_id),
-            task_queue=self._config.task_queue,
-            start_signal=EVENT_SIGNAL,
-            start_signal_args=[AppEventSignal(data.event, wanted)],
-        )
-        return True
+        handed = False
+        for event in (data.event, *data.more):
+            wanted = [e.id for e in endpoints if e.status == "enabled" and event.type in e.events]
+            if not wanted:
+                continue
+            await self._client.start_workflow(
+                DELIVERY_WORKFLOW,
+                AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
+                id=delivery_workflow_id(data.tenant_id, data.email_id),
+                task_queue=self._config.task_queue,
+                start_signal=EVENT_SIGNAL,
+                start_signal_args=[AppEventSignal(event, wanted)],
+            )
+            handed = True
+        return handed
 
     @activity.defn(name="deliver_app_event")
     async def deliver(self, data: DeliverInput) -> DeliverResult:

@@ -30,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
 # before them hands over no events: `workflows.delivery.changes`).
 APP_EVENTS_PATCH = "app-events-v1"
 
+# Events handed over in one local activity at most (its input stays small).
+HAND_OVER_MAX = 50
+
 # Retried until Temporal answers: an event is handed over or the workflow does not end.
 EMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -88,13 +91,16 @@ class AppEvents:
     async def _hand_over(self) -> None:
         try:
             while self._queue:
+                # Every event queued by now, in one local activity (a flood of provider
+                # events costs a few hand-overs, not one each).
+                first, *more = self._queue[:HAND_OVER_MAX]
                 await workflow.execute_local_activity_method(
                     AppWebhookActivities.emit,
-                    EmitInput(self._tenant_id, self._email_id, self._queue[0]),
+                    EmitInput(self._tenant_id, self._email_id, first, more),
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=EMIT_RETRY,
-                    summary=self._queue[0].type,
+                    summary=first.type if not more else f"{1 + len(more)} events",
                 )
-                self._queue.pop(0)
+                del self._queue[: 1 + len(more)]
         finally:
             self._task = None
