@@ -106,7 +106,8 @@ class DeliveryPolicyInput:
 
 @dataclass
 class AppEventSignal:
-    """An event and the endpoints subscribed to its type when it happened."""
+    """An event and the endpoints subscribed to its type when it happened (the signal
+    carries a list of them, in order)."""
 
     event: AppEvent
     endpoint_ids: list[str]
@@ -160,8 +161,8 @@ class DeliverResult:
 
 @dataclass
 class EmitInput:
-    """An email's workflow hands over one event (local activity)."""
+    """An email's workflow hands over its queued events, oldest first (local activity)."""
 
     tenant_id: str | None
     email_id: str
-    event: AppEvent
+    events: list[AppEvent]

@@ -120,21 +120,26 @@ class AppWebhookActivities:
         return endpoints
 
     @activity.defn(name="emit_app_event")
-    async def emit(self, data: EmitInput) -> bool:
-        """Hand the event to the email's delivery workflow if an endpoint wants it."""
-        endpoints = await self._endpoints(data.tenant_id)
-        wanted = [e.id for e in endpoints if e.status == "enabled" and data.event.type in e.events]
+    async def emit(self, data: EmitInput) -> int:
+        """Hand the events some endpoint wants to the email's delivery workflow, in order,
+        in one signal (or start); the number handed over."""
+        endpoints = [e for e in await self._endpoints(data.tenant_id) if e.status == "enabled"]
+        wanted = [
+            AppEventSignal(event, [e.id for e in endpoints if event.type in e.events])
+            for event in data.events
+        ]
+        wanted = [signal for signal in wanted if signal.endpoint_ids]
         if not wanted:
-            return False
+            return 0
         await self._client.start_workflow(
             DELIVERY_WORKFLOW,
             AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
             id=delivery_workflow_id(data.tenant_id, data.email_id),
             task_queue=self._config.task_queue,
             start_signal=EVENT_SIGNAL,
-            start_signal_args=[AppEventSignal(data.event, wanted)],
+            start_signal_args=[wanted],
         )
-        return True
+        return len(wanted)
 
     @activity.defn(name="deliver_app_event")
     async def deliver(self, data: DeliverInput) -> DeliverResult:

@@ -1,12 +1,13 @@
 """`AppEvents`: how an email's workflow hands its events to the app's webhooks.
 
 One call per event (`emit`), from any handler, sync or async: the event is queued and one
-task hands the queue over in order, one local activity per event (`emit_app_event`, which
-does nothing when no endpoint of the tenant wants that type). Local: no task queue round
-trip, and a marker in history instead of three events. The event's id is drawn from the
+task hands the queue over in order, all that is queued in one local activity
+(`emit_app_event`, which does nothing when no endpoint of the tenant wants those types).
+Local: no task queue round trip, and a marker in history instead of three events; batched:
+a flood of provider events costs a marker per batch. The event's id is drawn from the
 workflow's deterministic uuid, so a retried hand-over is recognised by the delivery
 workflow, and the app sees one svix-id per event. The workflow waits for `drained()`
-before it ends or continues as new, so an emitted event is never dropped.
+before it ends or continues as new, so an emitted event is not dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ EMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
 
+# Events handed over per local activity (bounds its input and the signal it sends).
+MAX_BATCH = 100
 BOUNCE_MESSAGE = "The recipient's mail server rejected the email"
 
 
@@ -79,15 +82,18 @@ class AppEvents:
         await workflow.wait_condition(lambda: self._task is None)
 
     async def _hand_over(self) -> None:
+        # Everything queued goes in one local activity: a flood of provider events costs one
+        # marker per batch, not one per event (the email's history stays bounded).
         try:
             while self._queue:
+                batch = self._queue[:MAX_BATCH]
                 await workflow.execute_local_activity_method(
                     AppWebhookActivities.emit,
-                    EmitInput(self._tenant_id, self._email_id, self._queue[0]),
+                    EmitInput(self._tenant_id, self._email_id, batch),
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=EMIT_RETRY,
-                    summary=self._queue[0].type,
+                    summary=", ".join(dict.fromkeys(event.type for event in batch)),
                 )
-                self._queue.pop(0)
+                del self._queue[: len(batch)]
         finally:
             self._task = None
