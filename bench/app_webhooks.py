@@ -22,7 +22,17 @@ import uuid
 
 import httpx
 from pydantic import SecretStr
+from temporalio.client import Client
 
+from activities.app_webhook_types import (
+    DELIVERY_WORKFLOW,
+    EVENT_SIGNAL,
+    AppEvent,
+    AppEventSignal,
+    AppEventsInput,
+    DeliveryPolicyInput,
+    delivery_workflow_id,
+)
 from api.main import create_app
 from config import Settings, TenantConfig
 from infra.temporal_client import data_converter
@@ -103,6 +113,34 @@ async def burst(api: httpx.AsyncClient, hook: Endpoint, fake: FakeResend, emails
     print(f"| distinct svix-ids / events | {len(ids)} / {len(received)} |")
 
 
+async def delivery_only(
+    client: Client, settings: Settings, hook: Endpoint, endpoint_id: str, emails: int
+) -> None:
+    """The delivery half alone: what `emit_app_event` does for `emails` emails at once
+    (start each email's delivery workflow with its event), until the endpoint has them."""
+    tenant = next(iter(settings.tenants))
+    policy = DeliveryPolicyInput(settings.webhook_retry_delay_list, 5.0)
+    started = time.monotonic()
+    for _ in range(emails):
+        email_id = f"em_bench{uuid.uuid4().hex}"
+        event = AppEvent(f"msg_{uuid.uuid4().hex}", "email.sent", "now", {"email_id": email_id})
+        await client.start_workflow(
+            DELIVERY_WORKFLOW,
+            AppEventsInput(tenant, email_id, policy),
+            id=delivery_workflow_id(tenant, email_id),
+            task_queue=settings.task_queue,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[[AppEventSignal(event, [endpoint_id])]],
+        )
+    before = len(hook.accepted())
+    await eventually(lambda: len(hook.accepted()) >= emails, timeout=600, what="deliveries")
+    window = max(r.at for r in hook.accepted()) - started
+    print(
+        f"| delivery half only ({emails} delivery workflows started, {before} done by then) "
+        f"| {emails} in {window:.2f} s: **{emails / window:.1f} events/s** |"
+    )
+
+
 async def schedule(api: httpx.AsyncClient, hook: Endpoint) -> None:
     hook.fail_first = 4
     await api.post(
@@ -148,6 +186,12 @@ async def main(emails: int) -> None:
                     print("| measure | value |\n|---|---|")
                     await burst(api, hook, fake.fake, emails)
                     await api.delete(f"/v1/webhook-endpoints/{made.json()['id']}")
+                    with app_endpoint() as alone:
+                        only = await api.post(
+                            "/v1/webhook-endpoints",
+                            json={"endpoint": alone.url, "events": ["email.sent"]},
+                        )
+                        await delivery_only(env.client, settings, alone, only.json()["id"], emails)
                     await api.post(
                         "/v1/webhook-endpoints",
                         json={"endpoint": slow.url, "events": ["email.sent"]},
