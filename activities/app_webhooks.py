@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,7 +42,6 @@ log = logging.getLogger("durable_mail.app_webhooks")
 
 ENDPOINTS_QUERY = "endpoints"
 USER_AGENT = "durable-mail-webhooks/1"
-MAX_CACHED_TENANTS = 10_000
 
 
 async def tenant_endpoints(client: Client, tenant_id: str | None) -> list[WebhookEndpoint]:
@@ -89,7 +87,6 @@ class AppWebhookConfig:
     delivery: DeliveryPolicyInput
     outbound: OutboundPolicy
     resolver: Resolver = system_resolver
-    cache_seconds: float = 1.0
 
 
 class AppWebhookActivities:
@@ -102,22 +99,11 @@ class AppWebhookActivities:
         self._client = client
         self._http = http
         self._config = config
-        self._cache: dict[str | None, tuple[float, list[WebhookEndpoint]]] = {}
 
     async def _endpoints(self, tenant_id: str | None) -> list[WebhookEndpoint]:
-        """The tenant's endpoints, read at most once per `config.cache_seconds` per worker:
-        a burst of a tenant's emails costs one query of its endpoints workflow, not one per
-        event. A change is seen within that time (a deleted or disabled endpoint is
-        re-checked at each attempt against the same read, and then skipped)."""
-        now = time.monotonic()
-        cached = self._cache.get(tenant_id)
-        if cached is not None and now - cached[0] < self._config.cache_seconds:
-            return cached[1]
-        endpoints = await tenant_endpoints(self._client, tenant_id)
-        if len(self._cache) >= MAX_CACHED_TENANTS:
-            self._cache.clear()
-        self._cache[tenant_id] = (now, endpoints)
-        return endpoints
+        # Read at each hand-over and each attempt, never cached: an endpoint created just
+        # before a send gets its events, a rotated secret signs the very next attempt.
+        return await tenant_endpoints(self._client, tenant_id)
 
     @activity.defn(name="emit_app_event")
     async def emit(self, data: EmitInput) -> int:
@@ -144,10 +130,8 @@ class AppWebhookActivities:
     @activity.defn(name="deliver_app_event")
     async def deliver(self, data: DeliverInput) -> DeliverResult:
         """One attempt to post one event to one endpoint (see the module docstring)."""
-        endpoint = next(
-            (e for e in await self._endpoints(data.tenant_id) if e.id == data.endpoint_id),
-            None,
-        )
+        endpoints = await self._endpoints(data.tenant_id)
+        endpoint = next((e for e in endpoints if e.id == data.endpoint_id), None)
         if endpoint is None or endpoint.status != "enabled":
             return DeliverResult("skipped", error="the endpoint was deleted or disabled")
         body = json.dumps(data.event.payload(), separators=(",", ":"))

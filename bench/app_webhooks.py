@@ -33,15 +33,14 @@ from activities.app_webhook_types import (
     DeliveryPolicyInput,
     delivery_workflow_id,
 )
-from api.main import create_app
 from config import Settings, TenantConfig
 from infra.temporal_client import data_converter
 from testkit.app_endpoint import Endpoint, app_endpoint
 from testkit.dev_server import start_local
 from testkit.fake_resend import FakeResend, FakeResendServer
+from testkit.in_process import api_and_worker
 from testkit.keys import ACME_KEY, CODEC_KEYS, FAKE_KEY
 from testkit.polling import eventually
-from worker import build_transport, build_workers
 
 SENDER = "Acme <invites@acme.example>"
 
@@ -163,40 +162,26 @@ async def main(emails: int) -> None:
         with FakeResendServer() as fake, app_endpoint() as hook, app_endpoint() as slow:
             target = env.client.service_client.config.target_host
             settings = settings_for(target, fake.url, "1,2,4,8")
-            app = create_app(settings, temporal_client=env.client)
-            async with httpx.AsyncClient(base_url=fake.url) as http:
-                workflows, sends = build_workers(
-                    env.client, settings, build_transport(settings, http)
+            async with api_and_worker(env.client, settings, ACME_KEY) as api:
+                made = await api.post(
+                    "/v1/webhook-endpoints",
+                    json={"endpoint": hook.url, "events": ["email.sent"]},
                 )
-                async with (
-                    workflows,
-                    sends,
-                    httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app),
-                        base_url="http://api.test",
-                        headers={"Authorization": f"Bearer {ACME_KEY}"},
-                        timeout=60,
-                    ) as api,
-                ):
-                    made = await api.post(
+                assert made.status_code == 200, made.text
+                print("| measure | value |\n|---|---|")
+                await burst(api, hook, fake.fake, emails)
+                await api.delete(f"/v1/webhook-endpoints/{made.json()['id']}")
+                with app_endpoint() as alone:
+                    only = await api.post(
                         "/v1/webhook-endpoints",
-                        json={"endpoint": hook.url, "events": ["email.sent"]},
+                        json={"endpoint": alone.url, "events": ["email.sent"]},
                     )
-                    assert made.status_code == 200, made.text
-                    print("| measure | value |\n|---|---|")
-                    await burst(api, hook, fake.fake, emails)
-                    await api.delete(f"/v1/webhook-endpoints/{made.json()['id']}")
-                    with app_endpoint() as alone:
-                        only = await api.post(
-                            "/v1/webhook-endpoints",
-                            json={"endpoint": alone.url, "events": ["email.sent"]},
-                        )
-                        await delivery_only(env.client, settings, alone, only.json()["id"], emails)
-                    await api.post(
-                        "/v1/webhook-endpoints",
-                        json={"endpoint": slow.url, "events": ["email.sent"]},
-                    )
-                    await schedule(api, slow)
+                    await delivery_only(env.client, settings, alone, only.json()["id"], emails)
+                await api.post(
+                    "/v1/webhook-endpoints",
+                    json={"endpoint": slow.url, "events": ["email.sent"]},
+                )
+                await schedule(api, slow)
     finally:
         await env.shutdown()
 
