@@ -13,6 +13,8 @@ from typing import Any
 ENDPOINTS_WORKFLOW = "AppWebhookEndpoints"
 DELIVERY_WORKFLOW = "AppEventDelivery"
 EVENT_SIGNAL = "app_event"
+# The endpoints workflow's memo key holding its endpoints (read by describe).
+ENDPOINTS_MEMO = "endpoints"
 # Update failures the API answers as 404 / 422 (the messages are ours, PII-free).
 ENDPOINT_NOT_FOUND = "WebhookEndpointNotFound"
 TOO_MANY_ENDPOINTS = "TooManyWebhookEndpoints"

@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.app_webhook_types import (
     DELIVERY_WORKFLOW,
+    ENDPOINTS_MEMO,
     EVENT_SIGNAL,
     AppEventSignal,
     AppEventsInput,
@@ -40,21 +41,23 @@ from activities.outbound import OutboundPolicy, OutboundRefused, Resolver, post,
 
 log = logging.getLogger("durable_mail.app_webhooks")
 
-ENDPOINTS_QUERY = "endpoints"
 USER_AGENT = "durable-mail-webhooks/1"
 
 
 async def tenant_endpoints(client: Client, tenant_id: str | None) -> list[WebhookEndpoint]:
-    """The tenant's endpoints (none if it never created one)."""
+    """The tenant's endpoints (none if it never created one), from its endpoints workflow's
+    memo: the server answers, no worker and no queue behind other reads."""
+    handle = client.get_workflow_handle(endpoints_workflow_id(tenant_id))
     try:
-        endpoints: list[WebhookEndpoint] = await client.get_workflow_handle(
-            endpoints_workflow_id(tenant_id)
-        ).query(ENDPOINTS_QUERY, result_type=list[WebhookEndpoint])
-        return endpoints
+        described = await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return []
         raise
+    endpoints: list[WebhookEndpoint] = await described.memo_value(
+        ENDPOINTS_MEMO, [], type_hint=list[WebhookEndpoint]
+    )
+    return endpoints
 
 
 def signed_headers(endpoint: WebhookEndpoint, msg_id: str, body: str) -> dict[str, str]:
