@@ -17,8 +17,8 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import statistics
+import sys
 import time
 import uuid
 
