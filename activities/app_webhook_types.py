@@ -13,6 +13,8 @@ from typing import Any
 ENDPOINTS_WORKFLOW = "AppWebhookEndpoints"
 DELIVERY_WORKFLOW = "AppEventDelivery"
 EVENT_SIGNAL = "app_event"
+# The endpoints workflow's memo key holding its endpoints (read by describe).
+ENDPOINTS_MEMO = "endpoints"
 # Update failures the API answers as 404 / 422 (the messages are ours, PII-free).
 ENDPOINT_NOT_FOUND = "WebhookEndpointNotFound"
 TOO_MANY_ENDPOINTS = "TooManyWebhookEndpoints"
@@ -106,7 +108,8 @@ class DeliveryPolicyInput:
 
 @dataclass
 class AppEventSignal:
-    """An event and the endpoints subscribed to its type when it happened."""
+    """An event and the endpoints subscribed to its type when it happened (the signal
+    carries a list of them, in order)."""
 
     event: AppEvent
     endpoint_ids: list[str]
@@ -160,10 +163,8 @@ class DeliverResult:
 
 @dataclass
 class EmitInput:
-    """An email's workflow hands over its events (local activity): `event`, then `more`,
-    in the order they happened (a burst goes in one hand-over, not one each)."""
+    """An email's workflow hands over its queued events, oldest first (local activity)."""
 
     tenant_id: str | None
     email_id: str
-    event: AppEvent
-    more: list[AppEvent] = field(default_factory=list)
+    events: list[AppEvent]

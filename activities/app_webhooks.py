@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.app_webhook_types import (
     DELIVERY_WORKFLOW,
+    ENDPOINTS_MEMO,
     EVENT_SIGNAL,
     AppEventSignal,
     AppEventsInput,
@@ -41,22 +41,23 @@ from activities.outbound import OutboundPolicy, OutboundRefused, Resolver, post,
 
 log = logging.getLogger("durable_mail.app_webhooks")
 
-ENDPOINTS_QUERY = "endpoints"
 USER_AGENT = "durable-mail-webhooks/1"
-MAX_CACHED_TENANTS = 10_000
 
 
 async def tenant_endpoints(client: Client, tenant_id: str | None) -> list[WebhookEndpoint]:
-    """The tenant's endpoints (none if it never created one)."""
+    """The tenant's endpoints (none if it never created one), from its endpoints workflow's
+    memo: the server answers, no worker and no queue behind other reads."""
+    handle = client.get_workflow_handle(endpoints_workflow_id(tenant_id))
     try:
-        endpoints: list[WebhookEndpoint] = await client.get_workflow_handle(
-            endpoints_workflow_id(tenant_id)
-        ).query(ENDPOINTS_QUERY, result_type=list[WebhookEndpoint])
-        return endpoints
+        described = await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return []
         raise
+    endpoints: list[WebhookEndpoint] = await described.memo_value(
+        ENDPOINTS_MEMO, [], type_hint=list[WebhookEndpoint]
+    )
+    return endpoints
 
 
 def signed_headers(endpoint: WebhookEndpoint, msg_id: str, body: str) -> dict[str, str]:
@@ -89,7 +90,6 @@ class AppWebhookConfig:
     delivery: DeliveryPolicyInput
     outbound: OutboundPolicy
     resolver: Resolver = system_resolver
-    cache_seconds: float = 1.0
 
 
 class AppWebhookActivities:
@@ -102,51 +102,39 @@ class AppWebhookActivities:
         self._client = client
         self._http = http
         self._config = config
-        self._cache: dict[str | None, tuple[float, list[WebhookEndpoint]]] = {}
 
     async def _endpoints(self, tenant_id: str | None) -> list[WebhookEndpoint]:
-        """The tenant's endpoints, read at most once per `config.cache_seconds` per worker:
-        a burst of a tenant's emails costs one query of its endpoints workflow, not one per
-        event. A change is seen within that time (a deleted or disabled endpoint is
-        re-checked at each attempt against the same read, and then skipped)."""
-        now = time.monotonic()
-        cached = self._cache.get(tenant_id)
-        if cached is not None and now - cached[0] < self._config.cache_seconds:
-            return cached[1]
-        endpoints = await tenant_endpoints(self._client, tenant_id)
-        if len(self._cache) >= MAX_CACHED_TENANTS:
-            self._cache.clear()
-        self._cache[tenant_id] = (now, endpoints)
-        return endpoints
+        # Read at each hand-over and each attempt, never cached: an endpoint created just
+        # before a send gets its events, a rotated secret signs the very next attempt.
+        return await tenant_endpoints(self._client, tenant_id)
 
     @activity.defn(name="emit_app_event")
-    async def emit(self, data: EmitInput) -> bool:
-        """Hand each event, in order, to the email's delivery workflow if an endpoint wants
-        it (one read of the tenant's endpoints, cached); whether any was handed over."""
-        endpoints = await self._endpoints(data.tenant_id)
-        handed = False
-        for event in (data.event, *data.more):
-            wanted = [e.id for e in endpoints if e.status == "enabled" and event.type in e.events]
-            if not wanted:
-                continue
-            await self._client.start_workflow(
-                DELIVERY_WORKFLOW,
-                AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
-                id=delivery_workflow_id(data.tenant_id, data.email_id),
-                task_queue=self._config.task_queue,
-                start_signal=EVENT_SIGNAL,
-                start_signal_args=[AppEventSignal(event, wanted)],
-            )
-            handed = True
-        return handed
+    async def emit(self, data: EmitInput) -> int:
+        """Hand the events some endpoint wants to the email's delivery workflow, in order,
+        in one signal (or start); the number handed over."""
+        endpoints = [e for e in await self._endpoints(data.tenant_id) if e.status == "enabled"]
+        wanted = [
+            AppEventSignal(event, [e.id for e in endpoints if event.type in e.events])
+            for event in data.events
+        ]
+        wanted = [signal for signal in wanted if signal.endpoint_ids]
+        if not wanted:
+            return 0
+        await self._client.start_workflow(
+            DELIVERY_WORKFLOW,
+            AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
+            id=delivery_workflow_id(data.tenant_id, data.email_id),
+            task_queue=self._config.task_queue,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[wanted],
+        )
+        return len(wanted)
 
     @activity.defn(name="deliver_app_event")
     async def deliver(self, data: DeliverInput) -> DeliverResult:
         """One attempt to post one event to one endpoint (see the module docstring)."""
-        endpoint = next(
-            (e for e in await self._endpoints(data.tenant_id) if e.id == data.endpoint_id),
-            None,
-        )
+        endpoints = await self._endpoints(data.tenant_id)
+        endpoint = next((e for e in endpoints if e.id == data.endpoint_id), None)
         if endpoint is None or endpoint.status != "enabled":
             return DeliverResult("skipped", error="the endpoint was deleted or disabled")
         body = json.dumps(data.event.payload(), separators=(",", ":"))

@@ -30,6 +30,7 @@ from api.main import create_app
 from config import Settings
 from testkit.app_endpoint import Endpoint, Received, app_endpoint
 from testkit.fake_resend import FakeResendServer, Fault
+from testkit.in_process import api_and_worker
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
 from testkit.procs import free_port
@@ -276,39 +277,29 @@ async def test_a_name_resolving_to_loopback_is_refused_when_delivering(
     strict = settings.model_copy(
         update={"webhook_allow_private_urls": False, "webhook_retry_delays": "0.2"}
     )
-    app = create_app(strict, temporal_client=client)
-    headers = {"Authorization": f"Bearer {ACME_KEY}"}
-    async with httpx.AsyncClient(base_url=strict.resend_api_url) as http:
-        workflows, sends = build_workers(client, strict, build_transport(strict, http))
-        async with (
-            workflows,
-            sends,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers=headers
-            ) as api,
-        ):
-            with app_endpoint() as hook:
-                port = hook.url.split(":")[2].split("/")[0]
-                made = await api.post(
-                    "/v1/webhook-endpoints",
-                    json={"endpoint": f"https://localhost:{port}/in", "events": ["email.sent"]},
-                )
-                assert made.status_code == 200, made.text
-                sent = await api.post(
-                    "/emails",
-                    json={"from": SENDER, "to": ["ann@example.com"], "subject": "s", "text": "t"},
-                )
-                email_id = sent.json()["id"]
+    async with api_and_worker(client, strict, ACME_KEY) as api:
+        with app_endpoint() as hook:
+            port = hook.url.split(":")[2].split("/")[0]
+            made = await api.post(
+                "/v1/webhook-endpoints",
+                json={"endpoint": f"https://localhost:{port}/in", "events": ["email.sent"]},
+            )
+            assert made.status_code == 200, made.text
+            sent = await api.post(
+                "/emails",
+                json={"from": SENDER, "to": ["ann@example.com"], "subject": "s", "text": "t"},
+            )
+            email_id = sent.json()["id"]
 
-                async def failed() -> list[dict[str, Any]] | None:
-                    answer = await api.get(f"/v1/emails/{email_id}/webhook-deliveries")
-                    rows: list[dict[str, Any]] = answer.json()["data"]
-                    return rows if rows and rows[0]["status"] == "failed" else None
+            async def failed() -> list[dict[str, Any]] | None:
+                answer = await api.get(f"/v1/emails/{email_id}/webhook-deliveries")
+                rows: list[dict[str, Any]] = answer.json()["data"]
+                return rows if rows and rows[0]["status"] == "failed" else None
 
-                rows = await eventually(failed, timeout=30, what="delivery failed")
-                assert rows[0]["attempts"] == 2
-                assert "loopback" in rows[0]["last_error"]
-                assert hook.received == []
+            rows = await eventually(failed, timeout=30, what="delivery failed")
+            assert rows[0]["attempts"] == 2
+            assert "loopback" in rows[0]["last_error"]
+            assert hook.received == []
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

@@ -70,12 +70,14 @@ class AppEventDelivery:
                     return
 
     @workflow.signal(name=EVENT_SIGNAL)
-    def on_event(self, signal: AppEventSignal) -> None:
-        if signal.event.id in self._events:
-            return  # the emitting activity ran again: once is enough
-        self._events[signal.event.id] = signal.event
-        for endpoint_id in signal.endpoint_ids:
-            self._deliveries.append(EventDelivery(signal.event.id, signal.event.type, endpoint_id))
+    def on_events(self, signals: list[AppEventSignal]) -> None:
+        for signal in signals:
+            event = signal.event
+            if event.id in self._events:
+                continue  # the emitting activity ran again: once is enough
+            self._events[event.id] = event
+            for endpoint_id in signal.endpoint_ids:
+                self._deliveries.append(EventDelivery(event.id, event.type, endpoint_id))
         self._start_lanes()
 
     @workflow.query

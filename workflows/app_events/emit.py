@@ -1,12 +1,13 @@
 """`AppEvents`: how an email's workflow hands its events to the app's webhooks.
 
 One call per event (`emit`), from any handler, sync or async: the event is queued and one
-task hands the queue over in order, one local activity per event (`emit_app_event`, which
-does nothing when no endpoint of the tenant wants that type). Local: no task queue round
-trip, and a marker in history instead of three events. The event's id is drawn from the
+task hands the queue over in order, all that is queued in one local activity
+(`emit_app_event`, which does nothing when no endpoint of the tenant wants those types).
+Local: no task queue round trip, and a marker in history instead of three events; batched:
+a flood of provider events costs a marker per batch. The event's id is drawn from the
 workflow's deterministic uuid, so a retried hand-over is recognised by the delivery
 workflow, and the app sees one svix-id per event. The workflow waits for `drained()`
-before it ends or continues as new, so an emitted event is never dropped.
+before it ends or continues as new, so an emitted event is not dropped.
 """
 
 from __future__ import annotations
@@ -22,22 +23,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.app_webhook_types import AppEvent, EmitInput
     from activities.app_webhooks import AppWebhookActivities
     from activities.types import EmailMessage
-    from workflows.delivery.changes import changed
     from workflows.delivery.history import iso
     from workflows.types import DeliveryEventInput, EmailStatusResult
-
-# The commands this module adds to an email's workflow came after 1.0 (an invite started
-# before them hands over no events: `workflows.delivery.changes`).
-APP_EVENTS_PATCH = "app-events-v1"
-
-# Events handed over in one local activity at most (its input stays small).
-HAND_OVER_MAX = 50
 
 # Retried until Temporal answers: an event is handed over or the workflow does not end.
 EMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
 
+# Events handed over per local activity (bounds its input and the signal it sends).
+MAX_BATCH = 100
 BOUNCE_MESSAGE = "The recipient's mail server rejected the email"
 
 
@@ -72,8 +67,6 @@ class AppEvents:
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event (Resend's shape: `data` gets our `email_id`)."""
-        if not changed(APP_EVENTS_PATCH):
-            return
         event = AppEvent(
             id=f"msg_{workflow.uuid4().hex}",
             type=event_type,
@@ -89,18 +82,18 @@ class AppEvents:
         await workflow.wait_condition(lambda: self._task is None)
 
     async def _hand_over(self) -> None:
+        # Everything queued goes in one local activity: a flood of provider events costs one
+        # marker per batch, not one per event (the email's history stays bounded).
         try:
             while self._queue:
-                # Every event queued by now, in one local activity (a flood of provider
-                # events costs a few hand-overs, not one each).
-                first, *more = self._queue[:HAND_OVER_MAX]
+                batch = self._queue[:MAX_BATCH]
                 await workflow.execute_local_activity_method(
                     AppWebhookActivities.emit,
-                    EmitInput(self._tenant_id, self._email_id, first, more),
+                    EmitInput(self._tenant_id, self._email_id, batch),
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=EMIT_RETRY,
-                    summary=first.type if not more else f"{1 + len(more)} events",
+                    summary=", ".join(dict.fromkeys(event.type for event in batch)),
                 )
-                del self._queue[: 1 + len(more)]
+                del self._queue[: len(batch)]
         finally:
             self._task = None

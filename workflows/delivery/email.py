@@ -15,6 +15,7 @@ attempts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol
@@ -149,9 +150,12 @@ class Delivery(SuppressionSteps):
         it ends once its events are handed to the app's webhooks."""
         try:
             await self._run(render)
-        finally:
-            # Also when it ends unsent (raises) or is stopped: `email.failed` is handed over.
+        except (Exception, asyncio.CancelledError):
+            # Ended unsent (raises) or stopped: its `email.failed` is handed over all the
+            # same. (Not on GeneratorExit: an evicted workflow runs no workflow code.)
             await self._app_events.drained()
+            raise
+        await self._app_events.drained()
         return self.state
 
     async def _run(self, render: Callable[[], Awaitable[EmailMessage]] | None) -> None:
