@@ -1,6 +1,7 @@
 """A tenant's suppression list, for the API's routes (both surfaces): add, list a page,
-read and remove, scoped to the caller's tenant (an operator's key acts on the list of sends
-made without a tenant). Raises domain errors; `activities.suppressions` holds the store.
+read and remove, scoped to the caller's tenant. Lists are per tenant: an operator's key
+(whose sends have no tenant, and are not checked) is refused with a clear 400. Raises domain
+errors; `activities.suppressions` holds the store.
 """
 
 from __future__ import annotations
@@ -22,12 +23,23 @@ from api.tenants import Caller
 from config import Settings
 
 NO_SUCH_SUPPRESSION = "no suppression with this id or address"
+NO_TENANT = (
+    "a suppression list belongs to a tenant: use a tenant's API key (sends made with an "
+    "operator key have no tenant and no list)"
+)
 
 
 @dataclass(frozen=True)
 class SuppressionPage:
     entries: list[Suppression]
     has_more: bool
+
+
+def _tenant(caller: Caller) -> str:
+    tenant_id = caller.tenant_for(None)
+    if tenant_id is None:
+        raise InvalidRequest(NO_TENANT)
+    return tenant_id
 
 
 def store_of(client: Client, settings: Settings) -> SuppressionStore:
@@ -38,7 +50,7 @@ async def add_suppression(store: SuppressionStore, caller: Caller, email: str) -
     """Add an address by hand (an address already listed answers its entry)."""
     with temporal_errors():
         try:
-            return await store.add(caller.tenant_for(None), email, SuppressionOrigin.MANUAL)
+            return await store.add(_tenant(caller), email, SuppressionOrigin.MANUAL)
         except SuppressionListFull as exc:
             raise InvalidRequest(str(exc)) from None
 
@@ -56,7 +68,7 @@ async def list_suppressions(
     if after and before:
         raise InvalidRequest("give `after` or `before`, not both")
     with temporal_errors():
-        entries = await store.entries(caller.tenant_for(None))
+        entries = await store.entries(_tenant(caller))
     if origin is not None:
         entries = [e for e in entries if e.origin == origin]
     ids = [e.id for e in entries]
@@ -74,7 +86,7 @@ async def list_suppressions(
 
 async def get_suppression(store: SuppressionStore, caller: Caller, id_or_email: str) -> Suppression:
     with temporal_errors():
-        entries = await store.entries(caller.tenant_for(None))
+        entries = await store.entries(_tenant(caller))
     for entry in entries:
         if id_or_email in (entry.id, entry.email) or _same_address(id_or_email, entry.email):
             return entry
@@ -85,7 +97,7 @@ async def remove_suppression(
     store: SuppressionStore, caller: Caller, id_or_email: str
 ) -> Suppression:
     with temporal_errors():
-        removed = await store.remove(caller.tenant_for(None), id_or_email)
+        removed = await store.remove(_tenant(caller), id_or_email)
     if removed is None:
         raise NotFound(NO_SUCH_SUPPRESSION)
     return removed

@@ -15,6 +15,7 @@ provider. Prints a markdown table; every process is stopped by PID at the end.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -25,10 +26,11 @@ from bench.measure import percentile
 from bench.stack import print_measured
 from infra.codec import new_codec_key
 from testkit.fake_resend import FakeResendProcess
-from testkit.keys import API_KEY
+from testkit.keys import ACME_KEY
 from testkit.polling import eventually
 
-SENDER = "Acme <invites@bench.example>"
+TENANT, DOMAIN = "acme", "bench.example"
+SENDER = f"Acme <invites@{DOMAIN}>"
 CONCURRENCY = 20
 SENDS = 300
 LISTED = 2000  # the most a list holds (activities.suppressions.MAX_SUPPRESSIONS)
@@ -80,10 +82,12 @@ async def measure(sends: int, listed: int, log_dir: Path) -> list[str]:
     stack.STARTED.append(fake.proc)
     server = await stack.start_dev_server(log_dir, log_dir / "temporal.db", [])
     env = stack.our_env(server, fake.url, 500.0, log_dir / "outbox", new_codec_key("suppress"))
+    # Lists are per tenant: the sends are one tenant's.
+    env["TENANTS"] = json.dumps({TENANT: {"api_keys": [ACME_KEY], "sender_domains": [DOMAIN]}})
     client = await server.client()
     await stack.start_our_worker(client, log_dir, env)
     _, api_url = await stack.start_our_api(log_dir, env)
-    headers = {"Authorization": f"Bearer {API_KEY}"}
+    headers = {"Authorization": f"Bearer {ACME_KEY}"}
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=60) as http:
         try:
             await accept_phase(http, fake, "warm-up", sends // 3)  # not reported
@@ -99,7 +103,7 @@ async def measure(sends: int, listed: int, log_dir: Path) -> list[str]:
         finally:
             await fake.client.aclose()
     return [
-        f"`POST /emails` at {CONCURRENCY} in flight, operator key, fake Resend answering in "
+        f"`POST /emails` at {CONCURRENCY} in flight, one tenant's key, fake Resend answering in "
         "50 ms; `to provider`: from the first request until every email reached the provider.\n",
         "| tenant's suppression list | sends | accepted | p50 | p99 | to provider |",
         "|---|---|---|---|---|---|",

@@ -186,3 +186,13 @@ async def test_an_invite_to_a_suppressed_address_ends_suppressed_unsent(
     status = await wait_for_status(api, created.json()["invite_id"], "suppressed")
     assert status["last_error"]["type"] == "RecipientSuppressed"
     assert fake_resend.fake.deliveries == []
+
+
+async def test_lists_are_per_tenant_so_an_operator_key_is_refused_clearly(
+    api: httpx.AsyncClient,
+) -> None:
+    v1 = await api.post("/v1/suppressions", json={"email": "x@example.com"})
+    assert v1.status_code == 400 and "belongs to a tenant" in v1.json()["detail"]
+    resend_surface = await api.get("/suppressions")
+    assert resend_surface.status_code == 400
+    assert resend_surface.json()["name"] == "validation_error"

@@ -185,9 +185,10 @@ class ProviderCall(Generic[R]):
 
     async def suppressed_among(self, tenant_id: str | None, addresses: list[str]) -> set[str]:
         """Which `addresses` (canonical form) are on the tenant's suppression list: one
-        local activity on the workflow's worker. Empty if the list did not answer (the
-        email goes as before lists existed; logged) or in an execution started before."""
-        if not addresses or not changed(SUPPRESSION_CHECK):
+        local activity on the workflow's worker. Empty for a send without a tenant (lists
+        are per tenant), if the list did not answer (the email goes as before lists
+        existed; logged), or in an execution started before."""
+        if tenant_id is None or not addresses or not changed(SUPPRESSION_CHECK):
             return set()
         try:
             found = await workflow.execute_local_activity_method(

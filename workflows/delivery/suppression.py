@@ -43,7 +43,9 @@ class SuppressionSteps(ProviderCall[SendAttemptResult]):
     async def suppress_if_refused(self) -> None:
         """A permanent bounce or a complaint puts the `to` addresses on the tenant's list."""
         origin = suppression_origin(self.state)
-        if origin is None or self.message is None or not changed(SUPPRESSION_ADD):
+        if origin is None or self.message is None or self.state.tenant_id is None:
+            return  # lists are per tenant: a send without one has none
+        if not changed(SUPPRESSION_ADD):
             return
         try:
             await workflow.execute_local_activity_method(
