@@ -23,8 +23,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.app_webhook_types import AppEvent, EmitInput
     from activities.app_webhooks import AppWebhookActivities
     from activities.types import EmailMessage
+    from workflows.delivery.changes import changed
     from workflows.delivery.history import iso
     from workflows.types import DeliveryEventInput, EmailStatusResult
+
+# The commands this module adds to an email's workflow came after 1.0 (an invite started
+# before them hands over no events: `workflows.delivery.changes`).
+APP_EVENTS_PATCH = "app-events-v1"
 
 # Retried until Temporal answers: an event is handed over or the workflow does not end.
 EMIT_RETRY = RetryPolicy(
@@ -67,6 +72,8 @@ class AppEvents:
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event (Resend's shape: `data` gets our `email_id`)."""
+        if not changed(APP_EVENTS_PATCH):
+            return
         event = AppEvent(
             id=f"msg_{workflow.uuid4().hex}",
             type=event_type,
@@ -78,8 +85,10 @@ class AppEvents:
             self._task = asyncio.create_task(self._hand_over())
 
     async def drained(self) -> None:
-        """Until every queued event is handed over."""
-        await workflow.wait_condition(lambda: self._task is None)
+        """Until every queued event is handed over (at once when nothing is queued: a wait
+        would end the workflow a task later than before app events, a change of commands)."""
+        if self._task is not None:
+            await workflow.wait_condition(lambda: self._task is None)
 
     async def _hand_over(self) -> None:
         # Everything queued goes in one local activity: a flood of provider events costs one
