@@ -110,25 +110,26 @@ class AppWebhookActivities:
 
     @activity.defn(name="emit_app_event")
     async def emit(self, data: EmitInput) -> int:
-        """Hand the events some endpoint wants to the email's delivery workflow, in order,
-        in one signal (or start); the number handed over."""
+        """Hand the events some endpoint wants to each email's delivery workflow, in order,
+        one signal (or start) per email (a batch's events name their item); the number
+        handed over."""
         endpoints = [e for e in await self._endpoints(data.tenant_id) if e.status == "enabled"]
-        wanted = [
-            AppEventSignal(event, [e.id for e in endpoints if event.type in e.events])
-            for event in data.events
-        ]
-        wanted = [signal for signal in wanted if signal.endpoint_ids]
-        if not wanted:
-            return 0
-        await self._client.start_workflow(
-            DELIVERY_WORKFLOW,
-            AppEventsInput(data.tenant_id, data.email_id, self._config.delivery),
-            id=delivery_workflow_id(data.tenant_id, data.email_id),
-            task_queue=self._config.task_queue,
-            start_signal=EVENT_SIGNAL,
-            start_signal_args=[wanted],
-        )
-        return len(wanted)
+        by_email: dict[str, list[AppEventSignal]] = {}
+        for event in data.events:
+            ids = [e.id for e in endpoints if event.type in e.events]
+            if ids:
+                email_id = str(event.data.get("email_id") or data.email_id)
+                by_email.setdefault(email_id, []).append(AppEventSignal(event, ids))
+        for email_id, wanted in by_email.items():
+            await self._client.start_workflow(
+                DELIVERY_WORKFLOW,
+                AppEventsInput(data.tenant_id, email_id, self._config.delivery),
+                id=delivery_workflow_id(data.tenant_id, email_id),
+                task_queue=self._config.task_queue,
+                start_signal=EVENT_SIGNAL,
+                start_signal_args=[wanted],
+            )
+        return sum(len(wanted) for wanted in by_email.values())
 
     @activity.defn(name="deliver_app_event")
     async def deliver(self, data: DeliverInput) -> DeliverResult:

@@ -424,3 +424,40 @@ async def test_failed_scheduled_and_canceled_reach_the_app(
             ("email.scheduled", scheduled),
             ("email.canceled", scheduled),
         ]
+
+
+async def test_each_email_of_a_batch_reaches_the_app_with_its_own_id(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    """A batch call's emails are emails too: each one's `email.sent` (or `email.failed`, for
+    the one the provider refuses in a permissive call) and its delivery events, with its id."""
+    acme = {"Authorization": f"Bearer {ACME_KEY}"}
+    with app_endpoint() as hook:
+        made = await api.post(
+            "/webhooks",
+            json={"endpoint": hook.url, "events": ["email.sent", "email.failed", "email.bounced"]},
+            headers=acme,
+        )
+        secret = made.json()["signing_secret"]
+        fake_resend.fake.enqueue_faults([Fault(invalid_items=(1,))])
+        emails = [
+            {"from": SENDER, "to": [f"user{i}@example.com"], "subject": "s", "text": "t"}
+            for i in range(3)
+        ]
+        answer = await api.post(
+            "/emails/batch",
+            json=emails,
+            headers={**acme, "x-batch-validation": "permissive"},
+        )
+        assert answer.status_code == 200, answer.text
+        ids = [item["id"] for item in answer.json()["data"]]
+        events = [verified(r, secret) for r in await wait_accepted(hook, 3)]
+        assert sorted((e["data"]["email_id"], e["type"]) for e in events) == sorted(
+            [(ids[0], "email.sent"), (ids[1], "email.failed"), (ids[2], "email.sent")]
+        )
+        assert {e["data"]["to"][0] for e in events} == {f"user{i}@example.com" for i in range(3)}
+        # A provider event about one item reaches the app with that item's id.
+        posted = await post_event(api, "email.bounced", email_id=ids[2])
+        assert posted.status_code == 200, posted.text
+        bounced = verified((await wait_accepted(hook, 4))[3], secret)
+        assert (bounced["type"], bounced["data"]["email_id"]) == ("email.bounced", ids[2])

@@ -23,8 +23,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.app_webhook_types import AppEvent, EmitInput
     from activities.app_webhooks import AppWebhookActivities
     from activities.types import EmailMessage
+    from workflows.batch_types import BatchStatusResult
     from workflows.delivery.changes import changed
     from workflows.delivery.history import iso
+    from workflows.status import SendStatus
     from workflows.types import DeliveryEventInput, EmailStatusResult
 
 # The commands this module adds to an email's workflow came after 1.0 (an invite started
@@ -39,10 +41,15 @@ EMIT_RETRY = RetryPolicy(
 # Events handed over per local activity (bounds its input and the signal it sends).
 MAX_BATCH = 100
 BOUNCE_MESSAGE = "The recipient's mail server rejected the email"
+# An unsent end that may have gone out: handed over like any event (the hand-over is a command
+# whichever ending a run reaches) but wanted by no endpoint (not one of Resend's types).
+UNDETERMINED_APP_EVENT = "email.undetermined"
 
 
 def app_event_data(
-    state: EmailStatusResult, message: EmailMessage | None, extra: dict[str, Any]
+    state: EmailStatusResult | BatchStatusResult,
+    message: EmailMessage | None,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     """An email event's `data` as Resend sends it (`email_id` is added by `emit`)."""
     data: dict[str, Any] = {"created_at": state.created_at}
@@ -51,6 +58,11 @@ def app_event_data(
         if message.tags:
             data["tags"] = {tag.name: tag.value for tag in message.tags}
     return {**data, **extra}
+
+
+def unsent_event(status: SendStatus) -> str:
+    """The app event of an unsent end: `email.failed` only when provably not sent."""
+    return "email.failed" if status == SendStatus.FAILED else UNDETERMINED_APP_EVENT
 
 
 def forwarded(event: DeliveryEventInput) -> dict[str, Any]:
@@ -62,7 +74,8 @@ def forwarded(event: DeliveryEventInput) -> dict[str, Any]:
 
 
 class AppEvents:
-    """One email's events for the app, in the order they happened."""
+    """The events of one email (or of each email of a batch) for the app, in the order
+    they happened."""
 
     def __init__(self, tenant_id: str | None, email_id: str) -> None:
         self._tenant_id = tenant_id
@@ -70,15 +83,16 @@ class AppEvents:
         self._queue: list[AppEvent] = []
         self._task: asyncio.Task[None] | None = None
 
-    def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        """Queue an event (Resend's shape: `data` gets our `email_id`)."""
+    def emit(self, event_type: str, data: dict[str, Any], email_id: str | None = None) -> None:
+        """Queue an event (Resend's shape: `data` gets our `email_id`: this email's, or the
+        batch item's given)."""
         if not changed(APP_EVENTS_PATCH):
             return
         event = AppEvent(
             id=f"msg_{workflow.uuid4().hex}",
             type=event_type,
             created_at=iso(workflow.now()),
-            data={"email_id": self._email_id, **data},
+            data={"email_id": email_id or self._email_id, **data},
         )
         self._queue.append(event)
         if self._task is None:

@@ -14,6 +14,7 @@ carried input stays within Temporal's payload limit for the largest batch the AP
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.send import SendActivities
     from activities.suppressions import canonical_address
     from activities.types import BatchAttemptInput, BatchAttemptResult, EmailMessage
+    from workflows.app_events.emit import AppEvents, app_event_data, forwarded, unsent_event
     from workflows.batch_types import (
         BatchCarry,
         BatchItemState,
@@ -33,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         refusal,
     )
     from workflows.delivery.attempts import accepted_record
-    from workflows.delivery.events import Dedupe, next_status, record_of, tracked
+    from workflows.delivery.events import Dedupe, forwarded_only, next_status, record_of, tracked
     from workflows.delivery.history import (
         KEEP_FIRST_EVENTS,
         KEEP_LAST_EVENTS,
@@ -88,18 +90,32 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         self.messages: list[EmailMessage] | None = None
         self._all_messages: list[EmailMessage] = []
         self._metrics = workflow.metric_meter()
+        self._app_events = AppEvents(self.state.tenant_id, self.state.id)
 
     @property
     def sent(self) -> bool:
         return self.state.sent_at is not None
 
     async def run(self, messages: list[EmailMessage]) -> None:
-        """Send (unless a continued run already did), then track each item's delivery."""
+        """Send (unless a continued run already did), then track each item's delivery; it
+        ends once each item's events are handed to the app's webhooks."""
         self._all_messages = messages
         self.messages = self._in_call(messages)
-        if not self.sent and await self.send() is None:
-            return
-        await self._track()
+        try:
+            if not self.sent and await self.send() is None:
+                return
+            await self._track()
+        except (Exception, asyncio.CancelledError):
+            await self._app_events.drained()  # an unsent end's events too
+            raise
+        await self._app_events.drained()
+
+    def _item_event(self, item: BatchItemState, event_type: str, **extra: object) -> None:
+        """Hand an event about one item to the app's webhooks (the item's id)."""
+        index = self._index[item.id]
+        message = self._all_messages[index] if index < len(self._all_messages) else None
+        data = app_event_data(self.state, message, dict(extra))
+        self._app_events.emit(event_type, data, email_id=item.id)
 
     def _in_call(self, messages: list[EmailMessage]) -> list[EmailMessage]:
         """The messages of the items the call carries: all but the suppressed ones."""
@@ -122,7 +138,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
             if any(canonical_address(a) in found for a in (*message.to, *message.cc, *message.bcc)):
                 item.status, item.updated_at = SUPPRESSED_ITEM, now
                 item.error = EmailError(SUPPRESSED, "a recipient is on the suppression list")
-                # app event: email.suppressed (per item)
+                self._item_event(item, "email.suppressed")
         self.messages = self._in_call(messages)
         if self.messages:
             return False
@@ -166,6 +182,11 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
             else:
                 item.status = SendStatus.FAILED
                 item.error = refusal(outcome.refusal or "refused by the provider")
+            if item.status == SendStatus.SENT:
+                self._item_event(item, "email.sent")
+            else:
+                reason = item.error.type if item.error else ""
+                self._item_event(item, "email.failed", failed={"reason": reason})
         self._set(SendStatus.SENT, items_too=False)
         self.upsert_status()
         self._count_items()
@@ -181,11 +202,13 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
     def ended_unsent(self, status: SendStatus, error: EmailError) -> None:
         for item in self._call_items():
             item.error = error
+            self._item_event(item, unsent_event(status), failed={"reason": error.type})
         self._set(status)
         self._count_items()
 
     async def continue_as_new(self) -> NoReturn:
         """Continue as new with what the batch needs (same workflow id, so same key)."""
+        await self._app_events.drained()
         await handlers_done_then_log("batch", self.state.id, self.state.attempt_count)
         invites = self.state.kind == SendKind.INVITE and not self.sent
         carry = BatchCarry(
@@ -205,11 +228,14 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
     def on_delivery_event(self, event: DeliveryEventInput) -> None:
         """A provider event for one item (by its id), counted once."""
         index = self._index.get(event.email_id or "")
-        if index is None or not tracked(event):
+        if index is None or not (tracked(event) or forwarded_only(event)):
             workflow.logger.info("ignored event %s for no item of this batch", event.type)
             return
         item = self.state.items[index]
         if not self._dedupe.first_time(item.id, event):
+            return
+        self._item_event(item, event.type, **forwarded(event))
+        if not tracked(event):
             return
         keep(item.delivery_events, record_of(event), KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS)
         self._metrics.create_counter(

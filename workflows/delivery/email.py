@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, message_sha256, provider_idempotency_key
     from activities.send import SendActivities
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
-    from workflows.app_events.emit import AppEvents, app_event_data, forwarded
+    from workflows.app_events.emit import AppEvents, app_event_data, forwarded, unsent_event
     from workflows.coalesce.handoff import Handoff
     from workflows.delivery.attempts import accepted_record
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
@@ -61,8 +61,6 @@ with workflow.unsafe.imports_passed_through():
         RescheduleResult,
     )
 
-# Handed over like any event but wanted by no endpoint (not one of Resend's event types).
-UNDETERMINED_APP_EVENT = "email.undetermined"
 # Nothing has gone out yet in these states (`retrying` only after definite refusals).
 CANCELLABLE = frozenset({SendStatus.SCHEDULED, SendStatus.QUEUED, SendStatus.RETRYING})
 
@@ -243,8 +241,7 @@ class Delivery(SuppressionSteps):
         # One hand-over whatever the ending: which ending it is can depend on whether this
         # run comes from a reset, which a replay cannot see; a command must not. Only
         # `email.failed` is an event apps subscribe to (`undetermined` has no Resend type).
-        kind = "email.failed" if status == SendStatus.FAILED else UNDETERMINED_APP_EVENT
-        self.app_event(kind, failed={"reason": error.type})
+        self.app_event(unsent_event(status), failed={"reason": error.type})
 
     def app_event(self, event_type: str, **data: Any) -> None:
         """Hand an event about this email to the app's webhooks (our id, Resend's shape)."""
