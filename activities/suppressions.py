@@ -18,7 +18,6 @@ from typing import ClassVar
 from temporalio import activity
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -143,19 +142,20 @@ class SuppressionStore:
         origin: SuppressionOrigin,
         source_id: str | None = None,
     ) -> Suppression:
-        start: WithStartWorkflowOperation[SuppressionsInput, None] = WithStartWorkflowOperation(
+        # Start (or find) the list, then update it: two calls, each answered or failed on
+        # its own (no update is left waiting on a start when no worker answers).
+        handle = await self.client.start_workflow(
             SuppressionsInput.WORKFLOW,
             SuppressionsInput(tenant_id),
             id=list_workflow_id(tenant_id),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            result_type=type(None),
+            rpc_timeout=RPC_TIMEOUT,
         )
         try:
-            added: Suppression = await self.client.execute_update_with_start_workflow(
+            added: Suppression = await handle.execute_update(
                 ADD_UPDATE,
                 AddSuppressionInput(canonical_address(email), origin, source_id),
-                start_workflow_operation=start,
                 result_type=Suppression,
                 rpc_timeout=RPC_TIMEOUT,
             )

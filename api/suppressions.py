@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from activities.suppressions import (
     Suppression,
@@ -17,12 +17,17 @@ from activities.suppressions import (
     SuppressionStore,
     canonical_address,
 )
-from api.errors import InvalidRequest, NotFound
+from api.errors import InvalidRequest, NotConfirmed, NotFound
 from api.temporal_errors import temporal_errors
 from api.tenants import Caller
 from config import Settings
 
 NO_SUCH_SUPPRESSION = "no suppression with this id or address"
+NOT_CONFIRMED = (
+    "no worker answered in time: the change to the suppression list is neither confirmed "
+    "nor refused, and may still be applied when a worker runs. Read the list before retrying "
+    "(adding or removing again is harmless)."
+)
 NO_TENANT = (
     "a suppression list belongs to a tenant: use a tenant's API key (sends made with an "
     "operator key have no tenant and no list)"
@@ -53,6 +58,8 @@ async def add_suppression(store: SuppressionStore, caller: Caller, email: str) -
             return await store.add(_tenant(caller), email, SuppressionOrigin.MANUAL)
         except SuppressionListFull as exc:
             raise InvalidRequest(str(exc)) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise NotConfirmed(NOT_CONFIRMED) from None
 
 
 async def list_suppressions(
@@ -97,7 +104,10 @@ async def remove_suppression(
     store: SuppressionStore, caller: Caller, id_or_email: str
 ) -> Suppression:
     with temporal_errors():
-        removed = await store.remove(_tenant(caller), id_or_email)
+        try:
+            removed = await store.remove(_tenant(caller), id_or_email)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise NotConfirmed(NOT_CONFIRMED) from None
     if removed is None:
         raise NotFound(NO_SUCH_SUPPRESSION)
     return removed
