@@ -196,3 +196,39 @@ async def test_lists_are_per_tenant_so_an_operator_key_is_refused_clearly(
     resend_surface = await api.get("/suppressions")
     assert resend_surface.status_code == 400
     assert resend_surface.json()["name"] == "validation_error"
+
+
+async def test_permanent_bounce_of_a_batch_email_suppresses_its_address(acme: Stack) -> None:
+    gone, kept = address(), address()
+    sent = await call(resend.Batch.send, [email(to=[gone]), email(to=[kept])])
+    bounced, delivered = (d["id"] for d in sent["data"])
+    await wait_last_event(bounced, "sent")
+    async with httpx.AsyncClient(base_url=acme.url, timeout=10) as http:
+        for email_id, to, event in (
+            (bounced, gone, "email.bounced"),
+            (delivered, kept, "email.delivered"),
+        ):
+            data: dict[str, Any] = {
+                "email_id": deliveries_of(acme.fake, email_id)[0].id,
+                "to": [to],
+                "tags": {"kind": "email", "email_id": email_id},
+            }
+            if event == "email.bounced":
+                data["bounce"] = {"type": "Permanent", "subType": "General", "message": "gone"}
+            body = json.dumps(
+                {"type": event, "created_at": "2026-12-04T10:00:01.000Z", "data": data},
+                separators=(",", ":"),
+            ).encode()
+            answer = await http.post(WEBHOOK_URL, content=body, headers=svix_headers(body))
+            assert answer.status_code < 300
+
+    async def listed() -> dict[str, Any] | None:
+        found = await call(resend.Suppressions.list, {"origin": "bounce"})
+        return next((dict(e) for e in found["data"] if e["email"] == gone), None)
+
+    entry = await eventually(listed, timeout=20, what="the bounced batch address listed")
+    assert entry["source_id"] == bounced
+    emails = (await call(resend.Suppressions.list, {}))["data"]
+    assert kept not in {e["email"] for e in emails}
+    held = await send_to(gone)
+    await wait_last_event(held, "suppressed")

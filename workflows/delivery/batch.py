@@ -20,11 +20,18 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import SendKind, batch_idempotency_key, batch_sha256
     from activities.send import SendActivities
-    from activities.suppressions import canonical_address
+    from activities.suppressions import (
+        CHECK_RETRY,
+        CHECK_TIMEOUT,
+        SuppressAddressesInput,
+        SuppressionActivities,
+        canonical_address,
+    )
     from activities.types import BatchAttemptInput, BatchAttemptResult, EmailMessage
     from workflows.app_events.emit import AppEvents, app_event_data, forwarded, unsent_event
     from workflows.batch_types import (
@@ -35,7 +42,14 @@ with workflow.unsafe.imports_passed_through():
         refusal,
     )
     from workflows.delivery.attempts import accepted_record
-    from workflows.delivery.events import Dedupe, forwarded_only, next_status, record_of, tracked
+    from workflows.delivery.events import (
+        Dedupe,
+        forwarded_only,
+        next_status,
+        record_of,
+        suppression_origin,
+        tracked,
+    )
     from workflows.delivery.history import (
         KEEP_FIRST_EVENTS,
         KEEP_LAST_EVENTS,
@@ -91,6 +105,8 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         self._all_messages: list[EmailMessage] = []
         self._metrics = workflow.metric_meter()
         self._app_events = AppEvents(self.state.tenant_id, self.state.id)
+        # Items whose addresses this run put on the suppression list (or never will).
+        self._listed: set[str] = set()
 
     @property
     def sent(self) -> bool:
@@ -116,6 +132,28 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         message = self._all_messages[index] if index < len(self._all_messages) else None
         data = app_event_data(self.state, message, dict(extra))
         self._app_events.emit(event_type, data, email_id=item.id)
+
+    async def _suppress_refused_items(self) -> None:
+        """A permanent bounce or a complaint puts an item's `to` addresses on the tenant's
+        list, as for a single email (`SuppressionSteps.suppress_if_refused`)."""
+        tenant_id = self.state.tenant_id
+        if tenant_id is None:
+            self._listed.update(item.id for item in self.state.items)
+            return  # lists are per tenant
+        for item, message in zip(self.state.items, self._all_messages, strict=True):
+            origin = suppression_origin(item)
+            if origin is None or item.id in self._listed:
+                continue
+            self._listed.add(item.id)
+            try:
+                await workflow.execute_local_activity_method(
+                    SuppressionActivities.suppress_addresses,
+                    SuppressAddressesInput(tenant_id, message.to, origin, item.id),
+                    start_to_close_timeout=CHECK_TIMEOUT,
+                    retry_policy=CHECK_RETRY,
+                )
+            except ActivityError:
+                workflow.logger.warning("recipients of %s not suppressed: the list failed", item.id)
 
     def _in_call(self, messages: list[EmailMessage]) -> list[EmailMessage]:
         """The messages of the items the call carries: all but the suppressed ones."""
@@ -266,8 +304,22 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
             wait = timedelta(seconds=self.policy.delivery_wait_seconds)
             self._tracking_until = iso(workflow.now() + wait)
         until = datetime.fromisoformat(self._tracking_until)
-        if not await self.wait_for_events(until, self._every_item_ended):
+        while True:
+            ended = await self.wait_for_events(
+                until, lambda: self._every_item_ended() or self._refused_to_list()
+            )
+            await self._suppress_refused_items()
+            if self._every_item_ended() or not ended:
+                break
+        if not self._every_item_ended():
             workflow.logger.info("no final event for every item of %s", self.state.id)
+
+    def _refused_to_list(self) -> bool:
+        """An item bounced for good or drew a complaint, and its addresses are not listed."""
+        return any(
+            item.id not in self._listed and suppression_origin(item) is not None
+            for item in self.state.items
+        )
 
     # Status, visibility, metrics.
 

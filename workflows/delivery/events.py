@@ -19,6 +19,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.suppressions import SuppressionOrigin
+    from workflows.batch_types import BatchItemState
     from workflows.delivery.history import iso
     from workflows.status import DELIVERY_EVENT_STATUS, FINAL_DELIVERY_STATUSES, SendStatus
     from workflows.types import (
@@ -47,7 +48,7 @@ def tracked(event: DeliveryEventInput) -> bool:
     return event.type in DELIVERY_EVENT_STATUS
 
 
-def suppression_origin(state: EmailStatusResult) -> SuppressionOrigin | None:
+def suppression_origin(state: EmailStatusResult | BatchItemState) -> SuppressionOrigin | None:
     """Why a send's recipients join its tenant's suppression list, if they do: it ended
     `complained`, or `bounced` with a permanent bounce (Resend's `bounce.type` Permanent;
     a transient or undetermined bounce may pass)."""
