@@ -26,6 +26,8 @@ from tests.test_resend_compat import (
     call,
     deliveries_of,
     email,
+    needs_node_sdk,
+    run_node,
     stack,  # noqa: F401  (the module's stack)
     wait_last_event,
 )
@@ -232,3 +234,18 @@ async def test_permanent_bounce_of_a_batch_email_suppresses_its_address(acme: St
     assert kept not in {e["email"] for e in emails}
     held = await send_to(gone)
     await wait_last_event(held, "suppressed")
+
+
+@needs_node_sdk
+async def test_node_sdk_adds_gets_lists_and_removes(acme: Stack) -> None:
+    to = address()
+    answers = await run_node("suppressions.cjs", acme.url, ACME_KEY, ADDRESS=to)
+    added = answers["added"]["data"]
+    assert added["object"] == "suppression" and added["id"]
+    assert answers["got"]["data"]["email"] == to and answers["got"]["data"]["origin"] == "manual"
+    assert to in {e["email"] for e in answers["listed"]["data"]["data"]}
+    assert answers["removed"]["error"] is None
+    assert answers["gone"]["data"] is None and answers["gone"]["error"]["name"] == "not_found"
+    # Sending to it works again once removed.
+    again = await send_to(to)
+    await wait_last_event(again, "sent", "delivered")
