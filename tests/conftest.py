@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from config import Settings, TenantConfig, get_settings
-from testkit.dev_server import start_local
+from testkit.dev_server import dynamic_config_flags, start_local
 from testkit.fake_resend import FakeResendServer
 from testkit.keys import (
     ACME_KEY,
@@ -54,7 +54,12 @@ def own_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     # The same converter (encryption codec, encoded failures) as the API and the worker.
-    env = await start_local(encrypting_converter())
+    # Each test gets a Worker Deployment of its own (`own_deployment`): more than the server's
+    # default 100 per namespace in one session.
+    env = await start_local(
+        encrypting_converter(),
+        dev_server_extra_args=dynamic_config_flags({"matching.maxDeployments": 5000}),
+    )
     yield env
     await env.shutdown()
 
