@@ -500,8 +500,11 @@ async def test_cancelling_the_invitation_email_revokes_the_invite(
 
     cancelled = await api.delete(body["status_url"])
 
-    assert cancelled.status_code == 200, cancelled.text
-    assert cancelled.json()["status"] == "cancelled"
+    # 200 once the worker answers within the API's short wait; on a loaded machine it may
+    # not yet have run the invite's first task: 202, the cancel recorded, applied next.
+    assert cancelled.status_code in (200, 202), cancelled.text
+    expected = "cancelled" if cancelled.status_code == 200 else "scheduled"
+    assert cancelled.json()["status"] == expected
     view = await eventually(
         lambda: invite_status(api, body["invite_id"], "revoked"), what="revoked"
     )
