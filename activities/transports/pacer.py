@@ -28,9 +28,12 @@ class Pacer:
     The configured rate is the starting point and the ceiling. Every answer's headers
     (`observe`) move the pace: `ratelimit-limit` (requests per window) lowers the rate to
     what the account is allowed; `ratelimit-remaining: 0` holds the next call until
-    `ratelimit-reset`; `retry-after` holds it that long. An account allowed 5/s with a
-    configured 5 gets 5; one allowed 2 with a configured 5 comes down to 2 after its first
-    answer instead of meeting a storm of 429s.
+    `ratelimit-reset`. A `retry-after` is the refused email's to honour (its workflow waits
+    it before that email's next attempt), not a hold on every call of the process: a run of
+    429s would otherwise let one call through per `retry-after` (the chaos 429 scenario
+    delivered nothing in 150 s, the 60 s storm made 61 attempts instead of 400). An account
+    allowed 5/s with a configured 5 gets 5; one allowed 2 with a configured 5 comes down to
+    2 after its first answer instead of meeting a storm of 429s.
 
     The gap is measured between the moments calls are let go, after each has woken up: a
     busy event loop that wakes a call late delays the next one too, instead of letting
@@ -60,9 +63,6 @@ class Pacer:
         reset = _number(headers, "ratelimit-reset")
         if remaining is not None and remaining < 1 and reset is not None:
             self._hold_until = max(self._hold_until, now + min(reset, 60.0))
-        retry_after = _number(headers, "retry-after")
-        if retry_after is not None:
-            self._hold_until = max(self._hold_until, now + min(retry_after, 60.0))
 
     def ready_in(self) -> float:
         """Seconds until a call could go now (0: at once): lets a caller coalesce meanwhile."""
