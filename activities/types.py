@@ -59,8 +59,9 @@ class EmailMessage:
 
 
 @dataclass
-class RenderInviteInput:
-    """What the invite template needs; `accept_url` carries the invite's secret token."""
+class Invitation:
+    """Who invites whom into which tenant, and the link that accepts: the first fields of
+    an invite's workflow input and of a batch invite's item (one definition, same JSON)."""
 
     invite_id: str
     to: str
@@ -69,6 +70,11 @@ class RenderInviteInput:
     inviter_name: str
     accept_url: str
     role: str | None = None
+
+
+@dataclass
+class RenderInviteInput(Invitation):
+    """What the invite template needs; `accept_url` carries the invite's secret token."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ from activities.delivery_contract import SendKind
 from activities.types import (
     Brand,
     EmailMessage,
+    Invitation,
     InviteToken,
     RenderInviteEmailsInput,
 )
@@ -209,7 +210,7 @@ class ContinuedDelivery:
 
 
 @dataclass
-class InviteInput:
+class InviteInput(Invitation):
     """Workflow `SendInviteEmail`: one invitation's life (its email, a reminder, accept,
     expiry, revoke).
 
@@ -219,13 +220,6 @@ class InviteInput:
     """
 
     WORKFLOW: ClassVar[str] = "SendInviteEmail"
-    invite_id: str
-    to: str
-    sender: str
-    tenant_name: str
-    inviter_name: str
-    accept_url: str
-    role: str | None = None
     tenant_id: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # ISO 8601 UTC; the invitation waits on a durable timer until then.
