@@ -117,8 +117,19 @@ class SendAttemptInput:
     may_have_been_taken_by: list[str] | None = None
 
 
+@dataclass(kw_only=True)
+class Failover:
+    """Set when the failover transport moved an email within one attempt: the provider
+    (transport name) it left, and that provider's not-accepted failure (its error type).
+    One definition for every record of a send that says so (same JSON as before: the
+    payload converter writes fields by name)."""
+
+    failover_from: str | None = None
+    failover_reason: str | None = None
+
+
 @dataclass
-class SendAttemptResult:
+class SendAttemptResult(Failover):
     """The provider accepted the email (accepted, not yet delivered: webhooks tell that)."""
 
     provider_message_id: str
@@ -127,14 +138,10 @@ class SendAttemptResult:
     started_at: str
     duration_ms: float
     reports_delivery_events: bool = True
-    # Set when the failover transport moved the email: the provider it left, and why (the
-    # error type of that provider's not-accepted failure).
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass
-class AttemptFailureDetails:
+class AttemptFailureDetails(Failover):
     """Carried as the details of a failed attempt's `ApplicationError`, so it is in history
     (details are payloads: the codec encrypts them, unlike the failure's message).
 
@@ -143,6 +150,7 @@ class AttemptFailureDetails:
     `not_accepted`: the provider provably did not take the message(s) (an answer that refused
     them, or no call made). `retry_may_duplicate`: the outcome is unknown and the transport
     cannot deduplicate a retry by key (do not retry: the send ends `undetermined`).
+    `failover_from`: `transport` was tried after that provider's not-accepted failure.
     """
 
     http_status: int | None
@@ -156,10 +164,6 @@ class AttemptFailureDetails:
     # Which provider (transport name) failed: the one the engine lists in
     # `SendAttemptInput.may_have_been_taken_by` when this failure is not `not_accepted`.
     transport: str | None = None
-    # Set when the failover transport tried `transport` after another provider's
-    # not-accepted failure: that provider, and its error type.
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass
@@ -183,20 +187,13 @@ class Brand:
     footer: str | None = None
 
 
-@dataclass
-class RenderInviteEmailsInput:
+@dataclass(kw_only=True)
+class RenderInviteEmailsInput(Invitation):
     """The invitation (and its reminder, if one is planned) of one invite, rendered at once.
 
     `accept_url` is the app's own link verbatim, or ours with the token's placeholder.
     """
 
-    invite_id: str
-    to: str
-    sender: str
-    tenant_name: str
-    inviter_name: str
-    accept_url: str
-    role: str | None
     locale: str
     brand: Brand
     expires_at: str

@@ -10,6 +10,7 @@ from activities.delivery_contract import SendKind
 from activities.types import (
     Brand,
     EmailMessage,
+    Failover,
     Invitation,
     InviteToken,
     RenderInviteEmailsInput,
@@ -113,7 +114,7 @@ class RescheduleResult:
 
 
 @dataclass
-class AttemptRecord:
+class AttemptRecord(Failover):
     """One send attempt as the workflow saw it; the list of these is the audit trail."""
 
     attempt: int
@@ -127,11 +128,8 @@ class AttemptRecord:
     provider_message_id: str | None = None
     retry_in_seconds: float | None = None
     # The provider this attempt reached (`resend`, `smtp`): the one that sent it, or the one
-    # whose failure this is (None: unknown, e.g. a timeout). When the failover transport
-    # moved the email within the attempt: the provider it left, and that one's error type.
+    # whose failure this is (None: unknown, e.g. a timeout); `Failover` says what it left.
     provider: str | None = None
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass
@@ -141,7 +139,7 @@ class EmailError:
 
 
 @dataclass
-class EmailStatusResult:
+class EmailStatusResult(Failover):
     """The answer of the `status` query and each workflow's result."""
 
     id: str
@@ -175,11 +173,9 @@ class EmailStatusResult:
     provider_may_have_accepted: bool = False
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
-    # The provider that sent it (`transport` names the same; kept for older readers), and,
-    # when the failover transport moved it, the provider it left and that one's error type.
+    # The provider that sent it (`transport` names the same; kept for older readers);
+    # `Failover` says what it left.
     provider: str | None = None
-    failover_from: str | None = None
-    failover_reason: str | None = None
     # The providers that may have taken this email in a failed attempt (an ambiguous
     # outcome; `unknown` when the attempt could not say which): every later attempt goes to
     # them only, never to another provider (docs/providers.md, "Across attempts").
