@@ -3,7 +3,8 @@
 Fields are only ever added at the end, with defaults, so recorded histories still decode.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass
@@ -72,6 +73,11 @@ class Invitation:
     role: str | None = None
 
 
+def invitation_of(invitation: Invitation) -> dict[str, Any]:
+    """The fields `Invitation` defines, as keywords: another kind of invitation from this one."""
+    return {f.name: getattr(invitation, f.name) for f in fields(Invitation)}
+
+
 @dataclass
 class RenderInviteInput(Invitation):
     """What the invite template needs; `accept_url` carries the invite's secret token."""
@@ -128,16 +134,24 @@ class Failover:
     failover_reason: str | None = None
 
 
-@dataclass
-class SendAttemptResult(Failover):
-    """The provider accepted the email (accepted, not yet delivered: webhooks tell that)."""
+@dataclass(kw_only=True)
+class AttemptTaken:
+    """The provider took an attempt's call: its answer's status, the transport (name) that
+    made the call, when the attempt started and how long it took, and whether delivery
+    events will come for what it took (one email's attempt or a batch call's)."""
 
-    provider_message_id: str
     http_status: int
     transport: str
     started_at: str
     duration_ms: float
     reports_delivery_events: bool = True
+
+
+@dataclass
+class SendAttemptResult(AttemptTaken, Failover):
+    """The provider accepted the email (accepted, not yet delivered: webhooks tell that)."""
+
+    provider_message_id: str
 
 
 @dataclass
@@ -236,12 +250,7 @@ class BatchItemOutcome:
 
 
 @dataclass
-class BatchAttemptResult:
+class BatchAttemptResult(AttemptTaken):
     """The provider took the call; `items` in request order (refused ones carry a reason)."""
 
     items: list[BatchItemOutcome]
-    http_status: int
-    transport: str
-    started_at: str
-    duration_ms: float
-    reports_delivery_events: bool = True

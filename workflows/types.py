@@ -14,6 +14,7 @@ from activities.types import (
     Invitation,
     InviteToken,
     RenderInviteEmailsInput,
+    invitation_of,
 )
 from workflows.policy import DeliveryPolicy as DeliveryPolicy
 from workflows.policy import QueuePriority as QueuePriority
@@ -232,13 +233,7 @@ class InviteInput(Invitation):
     def render_input(self, expires_at: str) -> RenderInviteEmailsInput:
         """What the template needs (the workflow's render, and the API's preview)."""
         return RenderInviteEmailsInput(
-            invite_id=self.invite_id,
-            to=self.to,
-            sender=self.sender,
-            tenant_name=self.tenant_name,
-            inviter_name=self.inviter_name,
-            accept_url=self.accept_url,
-            role=self.role,
+            **invitation_of(self),
             locale=self.locale,
             brand=self.brand,
             expires_at=expires_at,
