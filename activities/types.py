@@ -3,7 +3,8 @@
 Fields are only ever added at the end, with defaults, so recorded histories still decode.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass
@@ -59,8 +60,9 @@ class EmailMessage:
 
 
 @dataclass
-class RenderInviteInput:
-    """What the invite template needs; `accept_url` carries the invite's secret token."""
+class Invitation:
+    """Who invites whom into which tenant, and the link that accepts: the first fields of
+    an invite's workflow input and of a batch invite's item (one definition, same JSON)."""
 
     invite_id: str
     to: str
@@ -69,6 +71,16 @@ class RenderInviteInput:
     inviter_name: str
     accept_url: str
     role: str | None = None
+
+
+def invitation_of(invitation: Invitation) -> dict[str, Any]:
+    """The fields `Invitation` defines, as keywords: another kind of invitation from this one."""
+    return {f.name: getattr(invitation, f.name) for f in fields(Invitation)}
+
+
+@dataclass
+class RenderInviteInput(Invitation):
+    """What the invite template needs; `accept_url` carries the invite's secret token."""
 
 
 @dataclass
@@ -111,24 +123,39 @@ class SendAttemptInput:
     may_have_been_taken_by: list[str] | None = None
 
 
-@dataclass
-class SendAttemptResult:
-    """The provider accepted the email (accepted, not yet delivered: webhooks tell that)."""
+@dataclass(kw_only=True)
+class Failover:
+    """Set when the failover transport moved an email within one attempt: the provider
+    (transport name) it left, and that provider's not-accepted failure (its error type).
+    One definition for every record of a send that says so (same JSON as before: the
+    payload converter writes fields by name)."""
 
-    provider_message_id: str
+    failover_from: str | None = None
+    failover_reason: str | None = None
+
+
+@dataclass(kw_only=True)
+class AttemptTaken:
+    """The provider took an attempt's call: its answer's status, the transport (name) that
+    made the call, when the attempt started and how long it took, and whether delivery
+    events will come for what it took (one email's attempt or a batch call's)."""
+
     http_status: int
     transport: str
     started_at: str
     duration_ms: float
     reports_delivery_events: bool = True
-    # Set when the failover transport moved the email: the provider it left, and why (the
-    # error type of that provider's not-accepted failure).
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass
-class AttemptFailureDetails:
+class SendAttemptResult(AttemptTaken, Failover):
+    """The provider accepted the email (accepted, not yet delivered: webhooks tell that)."""
+
+    provider_message_id: str
+
+
+@dataclass
+class AttemptFailureDetails(Failover):
     """Carried as the details of a failed attempt's `ApplicationError`, so it is in history
     (details are payloads: the codec encrypts them, unlike the failure's message).
 
@@ -137,6 +164,7 @@ class AttemptFailureDetails:
     `not_accepted`: the provider provably did not take the message(s) (an answer that refused
     them, or no call made). `retry_may_duplicate`: the outcome is unknown and the transport
     cannot deduplicate a retry by key (do not retry: the send ends `undetermined`).
+    `failover_from`: `transport` was tried after that provider's not-accepted failure.
     """
 
     http_status: int | None
@@ -150,10 +178,6 @@ class AttemptFailureDetails:
     # Which provider (transport name) failed: the one the engine lists in
     # `SendAttemptInput.may_have_been_taken_by` when this failure is not `not_accepted`.
     transport: str | None = None
-    # Set when the failover transport tried `transport` after another provider's
-    # not-accepted failure: that provider, and its error type.
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass
@@ -177,20 +201,13 @@ class Brand:
     footer: str | None = None
 
 
-@dataclass
-class RenderInviteEmailsInput:
+@dataclass(kw_only=True)
+class RenderInviteEmailsInput(Invitation):
     """The invitation (and its reminder, if one is planned) of one invite, rendered at once.
 
     `accept_url` is the app's own link verbatim, or ours with the token's placeholder.
     """
 
-    invite_id: str
-    to: str
-    sender: str
-    tenant_name: str
-    inviter_name: str
-    accept_url: str
-    role: str | None
     locale: str
     brand: Brand
     expires_at: str
@@ -233,12 +250,7 @@ class BatchItemOutcome:
 
 
 @dataclass
-class BatchAttemptResult:
+class BatchAttemptResult(AttemptTaken):
     """The provider took the call; `items` in request order (refused ones carry a reason)."""
 
     items: list[BatchItemOutcome]
-    http_status: int
-    transport: str
-    started_at: str
-    duration_ms: float
-    reports_delivery_events: bool = True

@@ -39,14 +39,13 @@ def install_offline_docs(app: FastAPI) -> None:
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=root + openapi_url,
+            openapi_url=_under_root(request, openapi_url),
             title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=root + oauth2_redirect_url,
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=_under_root(request, oauth2_redirect_url),
+            swagger_js_url=_under_root(request, f"{ASSETS_URL}/swagger-ui-bundle.js"),
+            swagger_css_url=_under_root(request, f"{ASSETS_URL}/swagger-ui.css"),
+            swagger_favicon_url=_under_root(request, f"{ASSETS_URL}/favicon.png"),
             swagger_ui_parameters={**SWAGGER_PARAMETERS, **(app.swagger_ui_parameters or {})},
         )
 
@@ -56,11 +55,15 @@ def install_offline_docs(app: FastAPI) -> None:
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return get_redoc_html(
-            openapi_url=root + openapi_url,
+            openapi_url=_under_root(request, openapi_url),
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            redoc_js_url=_under_root(request, f"{ASSETS_URL}/redoc.standalone.js"),
+            redoc_favicon_url=_under_root(request, f"{ASSETS_URL}/favicon.png"),
             with_google_fonts=False,
         )
+
+
+def _under_root(request: Request, path: str) -> str:
+    """`path` under the prefix a proxy serves the app at (the ASGI `root_path`)."""
+    return f"{request.scope.get('root_path', '')}{path}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from api.answers import TimelineEvent
 from workflows.status import SendStatus
-from workflows.types import EmailStatusResult
+from workflows.types import AttemptRecord, EmailStatusResult
 
 
 def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
@@ -19,60 +19,24 @@ def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
     events = [TimelineEvent(at=state.created_at, type="accepted")]
     if state.send_at:
         events.append(TimelineEvent(at=state.created_at, type="scheduled", detail=state.send_at))
-    previous = 0
-    for attempt in state.attempts:
-        if attempt.attempt > previous + 1:
-            events.append(
-                TimelineEvent(
-                    at=attempt.scheduled_at,
-                    type="attempts_omitted",
-                    detail=f"attempts {previous + 1} to {attempt.attempt - 1} not kept",
-                )
-            )
-        previous = attempt.attempt
-        events.append(
-            TimelineEvent(
-                at=attempt.finished_at,
-                type="attempt",
-                attempt=attempt.attempt,
-                outcome=attempt.outcome,
-                http_status=attempt.http_status,
-                error_type=attempt.error_type,
-                detail=attempt.error_message,
-                provider_message_id=attempt.provider_message_id,
-                provider=attempt.provider,
-                failover_from=attempt.failover_from,
-                failover_reason=attempt.failover_reason,
-            )
-        )
+    events += _attempts(state.attempts)
     if state.sent_at:
-        events.append(
-            TimelineEvent(
-                at=state.sent_at,
-                type="sent",
-                provider_message_id=state.provider_message_id,
-                provider=state.provider or state.transport,
-                failover_from=state.failover_from,
-                failover_reason=state.failover_reason,
-            )
+        sent = TimelineEvent(at=state.sent_at, type="sent")
+        events.append(_reached(sent, state, state.provider or state.transport))
+    events += [
+        TimelineEvent(
+            at=event.received_at,
+            type="delivery",
+            event_type=event.type,
+            event_id=event.event_id,
+            detail=event.detail,
         )
-    for event in state.delivery_events:
-        events.append(
-            TimelineEvent(
-                at=event.received_at,
-                type="delivery",
-                event_type=event.type,
-                event_id=event.event_id,
-                detail=event.detail,
-            )
-        )
+        for event in state.delivery_events
+    ]
     if state.delivery_events_omitted:
+        omitted = f"{state.delivery_events_omitted} delivery events not kept"
         events.append(
-            TimelineEvent(
-                at=state.updated_at,
-                type="delivery_events_omitted",
-                detail=f"{state.delivery_events_omitted} delivery events not kept",
-            )
+            TimelineEvent(at=state.updated_at, type="delivery_events_omitted", detail=omitted)
         )
     unsent = {SendStatus.FAILED: "failed", SendStatus.UNDETERMINED: "undetermined"}
     if state.status in unsent and state.last_error and not state.sent_at:
@@ -91,3 +55,39 @@ def timeline(state: EmailStatusResult) -> list[TimelineEvent]:
     # Stable sort: an event received before the send was recorded still shows after `sent`
     # only if its time says so.
     return sorted(events, key=lambda e: e.at or "")
+
+
+def _attempts(attempts: list[AttemptRecord]) -> list[TimelineEvent]:
+    """Each kept attempt, and one line for each run of attempts not kept."""
+    events: list[TimelineEvent] = []
+    previous = 0
+    for attempt in attempts:
+        if attempt.attempt > previous + 1:
+            omitted = f"attempts {previous + 1} to {attempt.attempt - 1} not kept"
+            events.append(
+                TimelineEvent(at=attempt.scheduled_at, type="attempts_omitted", detail=omitted)
+            )
+        previous = attempt.attempt
+        event = TimelineEvent(
+            at=attempt.finished_at,
+            type="attempt",
+            attempt=attempt.attempt,
+            outcome=attempt.outcome,
+            http_status=attempt.http_status,
+            error_type=attempt.error_type,
+            detail=attempt.error_message,
+        )
+        events.append(_reached(event, attempt, attempt.provider))
+    return events
+
+
+def _reached(
+    event: TimelineEvent, source: AttemptRecord | EmailStatusResult, provider: str | None
+) -> TimelineEvent:
+    """`event` with the provider it reached, its id there, and the provider the failover
+    transport moved it from (and why)."""
+    event.provider_message_id = source.provider_message_id
+    event.provider = provider
+    event.failover_from = source.failover_from
+    event.failover_reason = source.failover_reason
+    return event

@@ -10,8 +10,11 @@ from activities.delivery_contract import SendKind
 from activities.types import (
     Brand,
     EmailMessage,
+    Failover,
+    Invitation,
     InviteToken,
     RenderInviteEmailsInput,
+    invitation_of,
 )
 from workflows.policy import DeliveryPolicy as DeliveryPolicy
 from workflows.policy import QueuePriority as QueuePriority
@@ -112,7 +115,7 @@ class RescheduleResult:
 
 
 @dataclass
-class AttemptRecord:
+class AttemptRecord(Failover):
     """One send attempt as the workflow saw it; the list of these is the audit trail."""
 
     attempt: int
@@ -126,11 +129,8 @@ class AttemptRecord:
     provider_message_id: str | None = None
     retry_in_seconds: float | None = None
     # The provider this attempt reached (`resend`, `smtp`): the one that sent it, or the one
-    # whose failure this is (None: unknown, e.g. a timeout). When the failover transport
-    # moved the email within the attempt: the provider it left, and that one's error type.
+    # whose failure this is (None: unknown, e.g. a timeout); `Failover` says what it left.
     provider: str | None = None
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass
@@ -140,7 +140,7 @@ class EmailError:
 
 
 @dataclass
-class EmailStatusResult:
+class EmailStatusResult(Failover):
     """The answer of the `status` query and each workflow's result."""
 
     id: str
@@ -174,11 +174,9 @@ class EmailStatusResult:
     provider_may_have_accepted: bool = False
     # How many workflow runs the send has taken (it continues as new to bound its history).
     runs: int = 1
-    # The provider that sent it (`transport` names the same; kept for older readers), and,
-    # when the failover transport moved it, the provider it left and that one's error type.
+    # The provider that sent it (`transport` names the same; kept for older readers);
+    # `Failover` says what it left.
     provider: str | None = None
-    failover_from: str | None = None
-    failover_reason: str | None = None
     # The providers that may have taken this email in a failed attempt (an ambiguous
     # outcome; `unknown` when the attempt could not say which): every later attempt goes to
     # them only, never to another provider (docs/providers.md, "Across attempts").
@@ -209,7 +207,7 @@ class ContinuedDelivery:
 
 
 @dataclass
-class InviteInput:
+class InviteInput(Invitation):
     """Workflow `SendInviteEmail`: one invitation's life (its email, a reminder, accept,
     expiry, revoke).
 
@@ -219,13 +217,6 @@ class InviteInput:
     """
 
     WORKFLOW: ClassVar[str] = "SendInviteEmail"
-    invite_id: str
-    to: str
-    sender: str
-    tenant_name: str
-    inviter_name: str
-    accept_url: str
-    role: str | None = None
     tenant_id: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     # ISO 8601 UTC; the invitation waits on a durable timer until then.
@@ -242,13 +233,7 @@ class InviteInput:
     def render_input(self, expires_at: str) -> RenderInviteEmailsInput:
         """What the template needs (the workflow's render, and the API's preview)."""
         return RenderInviteEmailsInput(
-            invite_id=self.invite_id,
-            to=self.to,
-            sender=self.sender,
-            tenant_name=self.tenant_name,
-            inviter_name=self.inviter_name,
-            accept_url=self.accept_url,
-            role=self.role,
+            **invitation_of(self),
             locale=self.locale,
             brand=self.brand,
             expires_at=expires_at,

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
-from activities.types import BatchItemOutcome, EmailMessage
+from activities.types import BatchItemOutcome, EmailMessage, Failover
 
 
 @dataclass(frozen=True)
@@ -77,17 +77,15 @@ class ProviderFailure(Exception):
 
 
 @dataclass
-class SentEmail:
+class SentEmail(Failover):
     """The provider accepted the email under this id."""
 
     provider_message_id: str
     http_status: int
     # Set by a composed transport (failover): the member that sent it, whether that one
-    # reports delivery events, and the provider it moved from and why.
+    # reports delivery events (and, from `Failover`, the provider it moved from and why).
     transport: str | None = None
     reports_delivery_events: bool | None = None
-    failover_from: str | None = None
-    failover_reason: str | None = None
 
 
 @dataclass

@@ -12,15 +12,24 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, TypeVar
 
 from testkit.fake_resend.errors import ApiError, RateLimited
 from testkit.fake_resend.faults import FakeConfig, Fault, TokenBucket
 from testkit.fake_resend.validation import as_list
 from testkit.polling import eventually
+
+T = TypeVar("T")
+
+
+def _fingerprint(payload: object, idempotency_key: str | None) -> str:
+    """What a repeat of a keyed request must match (no key: nothing to match)."""
+    if idempotency_key is None:
+        return ""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,11 @@ class FakeResend:
         self._in_flight = 0
         self._max_in_flight = 0
 
+    def _locked(self, read: Callable[[], T]) -> T:
+        """`read`'s answer, taken under the lock (the server's thread changes the state)."""
+        with self._lock:
+            return read()
+
     @staticmethod
     def _new_bucket(config: FakeConfig) -> TokenBucket | None:
         rate = config.rate_limit_per_second
@@ -126,8 +140,7 @@ class FakeResend:
 
     @property
     def config(self) -> FakeConfig:
-        with self._lock:
-            return self._config
+        return self._locked(lambda: self._config)
 
     def configure(self, **changes: Any) -> FakeConfig:
         """Change any of ``FakeConfig``'s fields now, e.g. ``configure(latency=2.0)``."""
@@ -148,8 +161,7 @@ class FakeResend:
 
     @property
     def pending_faults(self) -> int:
-        with self._lock:
-            return len(self._faults)
+        return self._locked(lambda: len(self._faults))
 
     def reset(self) -> None:
         """Forget deliveries, counters, idempotency keys and faults; restore the initial config."""
@@ -162,13 +174,11 @@ class FakeResend:
 
     @property
     def deliveries(self) -> list[Delivery]:
-        with self._lock:
-            return list(self._deliveries)
+        return self._locked(lambda: list(self._deliveries))
 
     @property
     def delivered_count(self) -> int:
-        with self._lock:
-            return len(self._deliveries)
+        return self._locked(lambda: len(self._deliveries))
 
     def deliveries_for(self, to_address: str) -> list[Delivery]:
         """Deliveries whose ``to`` holds this address (``Name <addr>`` forms match too)."""
@@ -208,29 +218,24 @@ class FakeResend:
     @property
     def requests_total(self) -> int:
         """API requests received (answered or not); control endpoints are not counted."""
-        with self._lock:
-            return self._requests_total
+        return self._locked(lambda: self._requests_total)
 
     @property
     def requests_by_status(self) -> dict[int, int]:
-        with self._lock:
-            return dict(self._by_status)
+        return self._locked(lambda: dict(self._by_status))
 
     @property
     def request_log(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._request_log)
+        return self._locked(lambda: list(self._request_log))
 
     @property
     def in_flight(self) -> int:
         """POST /emails requests received and not answered yet."""
-        with self._lock:
-            return self._in_flight
+        return self._locked(lambda: self._in_flight)
 
     @property
     def max_in_flight(self) -> int:
-        with self._lock:
-            return self._max_in_flight
+        return self._locked(lambda: self._max_in_flight)
 
     def stats(self) -> FakeStats:
         duplicates = len(self.duplicates())
@@ -292,8 +297,7 @@ class FakeResend:
         return headers
 
     def next_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.pop(0) if self._faults else None
+        return self._locked(lambda: self._faults.pop(0) if self._faults else None)
 
     def random_error(self) -> ApiError | None:
         with self._lock:
@@ -301,6 +305,37 @@ class FakeResend:
             if config.error_rate <= 0 or self._random.random() >= config.error_rate:
                 return None
         return ApiError(config.error_status)
+
+    def _replayable(
+        self, key: str | None, fingerprint: str, *, batch: bool
+    ) -> _IdempotencyEntry | None:
+        """The earlier request made with `key` whose answer this one gets (None: a new one);
+        Resend's 409s when the payload differs or the first is still running. Under the lock."""
+        entry = None if key is None else self._idempotency.get(key)
+        if entry is None:
+            return None
+        if entry.fingerprint != fingerprint or (batch and entry.batch_answer is None):
+            raise ApiError(409, "invalid_idempotent_request")
+        if entry.in_flight:
+            raise ApiError(409, "concurrent_idempotent_requests")
+        return entry
+
+    def _record(
+        self, item: dict[str, Any], key: str | None, at: tuple[float, float], index: int | None
+    ) -> Delivery:
+        """An accepted email: it counts as sent from now on. Under the lock."""
+        delivery = Delivery(
+            id=str(uuid.uuid4()),
+            idempotency_key=key,
+            payload=item,
+            to=as_list(item["to"]),
+            received_at=at[0],
+            received_at_wall=at[1],
+            batch_index=index,
+        )
+        self._deliveries.append(delivery)
+        self._emails[delivery.id] = delivery
+        return delivery
 
     def accept(
         self,
@@ -313,28 +348,12 @@ class FakeResend:
         Returns the email id, and whether the key is now in flight (the caller must
         then call ``idempotent_request_done`` once it answers).
         """
-        fingerprint = ""
-        if idempotency_key is not None:
-            fingerprint = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        fingerprint = _fingerprint(payload, idempotency_key)
         with self._lock:
-            if idempotency_key is not None:
-                entry = self._idempotency.get(idempotency_key)
-                if entry is not None:
-                    if entry.fingerprint != fingerprint:
-                        raise ApiError(409, "invalid_idempotent_request")
-                    if entry.in_flight:
-                        raise ApiError(409, "concurrent_idempotent_requests")
-                    return entry.email_id, False
-            delivery = Delivery(
-                id=str(uuid.uuid4()),
-                idempotency_key=idempotency_key,
-                payload=payload,
-                to=as_list(payload["to"]),
-                received_at=received[0],
-                received_at_wall=received[1],
-            )
-            self._deliveries.append(delivery)
-            self._emails[delivery.id] = delivery
+            entry = self._replayable(idempotency_key, fingerprint, batch=False)
+            if entry is not None:
+                return entry.email_id, False
+            delivery = self._record(payload, idempotency_key, received, None)
             if idempotency_key is None:
                 return delivery.id, False
             self._idempotency[idempotency_key] = _IdempotencyEntry(fingerprint, delivery.id)
@@ -353,35 +372,18 @@ class FakeResend:
 
         Returns the answer, and whether the key is now in flight (as ``accept``).
         """
-        fingerprint = ""
-        if idempotency_key is not None:
-            fingerprint = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        fingerprint = _fingerprint(payload, idempotency_key)
         with self._lock:
-            if idempotency_key is not None:
-                entry = self._idempotency.get(idempotency_key)
-                if entry is not None:
-                    if entry.fingerprint != fingerprint or entry.batch_answer is None:
-                        raise ApiError(409, "invalid_idempotent_request")
-                    if entry.in_flight:
-                        raise ApiError(409, "concurrent_idempotent_requests")
-                    return entry.batch_answer, False
+            entry = self._replayable(idempotency_key, fingerprint, batch=True)
+            if entry is not None and entry.batch_answer is not None:
+                return entry.batch_answer, False
             data: list[dict[str, str]] = []
             errors: list[dict[str, Any]] = []
             for index, item in enumerate(payload):
                 if index in refused:
                     errors.append({"index": index, "message": refused[index]})
                     continue
-                delivery = Delivery(
-                    id=str(uuid.uuid4()),
-                    idempotency_key=idempotency_key,
-                    payload=item,
-                    to=as_list(item["to"]),
-                    received_at=received[0],
-                    received_at_wall=received[1],
-                    batch_index=index,
-                )
-                self._deliveries.append(delivery)
-                self._emails[delivery.id] = delivery
+                delivery = self._record(item, idempotency_key, received, index)
                 data.append({"id": delivery.id})
             answer: dict[str, Any] = {"data": data}
             if errors:
@@ -400,5 +402,4 @@ class FakeResend:
                 entry.in_flight = False
 
     def email(self, email_id: str) -> Delivery | None:
-        with self._lock:
-            return self._emails.get(email_id)
+        return self._locked(lambda: self._emails.get(email_id))

@@ -45,18 +45,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery.events import (
         Dedupe,
         forwarded_only,
+        keep_event,
         next_status,
-        record_of,
         suppression_origin,
         tracked,
     )
-    from workflows.delivery.history import (
-        KEEP_FIRST_EVENTS,
-        KEEP_LAST_EVENTS,
-        handlers_done_then_log,
-        iso,
-        keep,
-    )
+    from workflows.delivery.history import handlers_done_then_log, iso
     from workflows.delivery.labels import show_batch
     from workflows.delivery.loop import SUPPRESSED, ProviderCall, attempt_options
     from workflows.search_attributes import EMAIL_STATUS
@@ -275,10 +269,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
         self._item_event(item, event.type, **forwarded(event))
         if not tracked(event):
             return
-        keep(item.delivery_events, record_of(event), KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS)
-        self._metrics.create_counter(
-            "email_delivery_events", "Provider delivery events by type", "{event}"
-        ).add(1, {"type": event.type})
+        keep_event(item.delivery_events, event)
         # A webhook can overtake the activity's completion: it is applied after the send.
         if self.sent and self._tracking_until is not None:
             self._apply(item, event.type)

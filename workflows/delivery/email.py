@@ -34,17 +34,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery.events import (
         Dedupe,
         forwarded_only,
+        keep_event,
         next_status,
-        record_of,
         tracked,
     )
-    from workflows.delivery.history import (
-        KEEP_FIRST_EVENTS,
-        KEEP_LAST_EVENTS,
-        handlers_done_then_log,
-        iso,
-        keep,
-    )
+    from workflows.delivery.history import handlers_done_then_log, iso
     from workflows.delivery.labels import show_email
     from workflows.delivery.loop import attempt_options
     from workflows.delivery.suppression import SuppressionSteps
@@ -283,12 +277,7 @@ class Delivery(SuppressionSteps):
         if not tracked(event):
             return
         self.state.delivery_event_count += 1
-        self.state.delivery_events_omitted += keep(
-            self.state.delivery_events, record_of(event), KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS
-        )
-        self._metrics.create_counter(
-            "email_delivery_events", "Provider delivery events by type", "{event}"
-        ).add(1, {"type": event.type})
+        self.state.delivery_events_omitted += keep_event(self.state.delivery_events, event)
         # A webhook can overtake the activity's completion: it is applied after the send.
         if self._sent and self._apply(event.type):
             self.upsert_status()

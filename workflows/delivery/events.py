@@ -20,7 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.suppressions import SuppressionOrigin
     from workflows.batch_types import BatchItemState
-    from workflows.delivery.history import iso
+    from workflows.delivery.history import KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS, iso, keep
     from workflows.status import DELIVERY_EVENT_STATUS, FINAL_DELIVERY_STATUSES, SendStatus
     from workflows.types import (
         DeliveryEventInput,
@@ -69,6 +69,15 @@ def record_of(event: DeliveryEventInput) -> DeliveryEventRecord:
         occurred_at=event.occurred_at,
         detail=event.detail,
     )
+
+
+def keep_event(events: list[DeliveryEventRecord], event: DeliveryEventInput) -> int:
+    """Record a tracked event (`events` keeps the first few and the latest: returns how many
+    it dropped) and count it in the worker's metrics."""
+    workflow.metric_meter().create_counter(
+        "email_delivery_events", "Provider delivery events by type", "{event}"
+    ).add(1, {"type": event.type})
+    return keep(events, record_of(event), KEEP_FIRST_EVENTS, KEEP_LAST_EVENTS)
 
 
 def next_status(current: SendStatus, event_type: str) -> SendStatus | None:
