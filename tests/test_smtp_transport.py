@@ -397,45 +397,39 @@ async def test_resend_tls_handshake_failure_moves_to_smtp(
 
 
 @pytest.mark.parametrize(
-    ("fault", "reason"),
+    ("fault", "error_type", "moves"),
     [
-        (Fault(status=403), errors.AUTH_FAILED),
-        (Fault(status=429, name="daily_quota_exceeded"), errors.DAILY_QUOTA_EXCEEDED),
-        (Fault(status=429, name="monthly_quota_exceeded"), errors.MONTHLY_QUOTA_EXCEEDED),
+        # The account cannot send through Resend now: SMTP takes it.
+        (Fault(status=403), errors.AUTH_FAILED, True),
+        (Fault(status=429, name="daily_quota_exceeded"), errors.DAILY_QUOTA_EXCEEDED, True),
+        (Fault(status=429, name="monthly_quota_exceeded"), errors.MONTHLY_QUOTA_EXCEEDED, True),
+        # Resend may be about to take it, or refuses the message itself: it stays.
+        (Fault(status=503, html=True), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(status=422, name="invalid_from_address"), errors.REJECTED, False),
+        (
+            Fault(status=409, name="concurrent_idempotent_requests"),
+            errors.CONCURRENT_REQUEST,
+            False,
+        ),
+        (Fault(status=409, name="invalid_idempotent_request"), errors.IDEMPOTENCY_CONFLICT, False),
     ],
 )
-async def test_resend_refusals_of_the_account_move_to_smtp(
-    http: httpx.AsyncClient,
-    fake_resend: FakeResendServer,
-    smtp: SmtpServer,
-    fault: Fault,
-    reason: str,
-) -> None:
-    fake_resend.fake.enqueue_faults([fault])
-    result = await send(failover(http, smtp))
-    assert result.transport == "smtp" and result.failover_reason == reason
-    assert fake_resend.fake.delivered_count == 0 and len(smtp.relay.received) == 1
-
-
-@pytest.mark.parametrize(
-    ("fault", "error_type"),
-    [
-        (Fault(status=503, html=True), errors.PROVIDER_UNAVAILABLE),
-        (Fault(status=422, name="invalid_from_address"), errors.REJECTED),
-        (Fault(status=409, name="concurrent_idempotent_requests"), errors.CONCURRENT_REQUEST),
-        (Fault(status=409, name="invalid_idempotent_request"), errors.IDEMPOTENCY_CONFLICT),
-    ],
-)
-async def test_resend_answers_that_do_not_move(
+async def test_which_resend_answers_move_to_smtp(
     http: httpx.AsyncClient,
     fake_resend: FakeResendServer,
     smtp: SmtpServer,
     fault: Fault,
     error_type: str,
+    moves: bool,
 ) -> None:
     fake_resend.fake.enqueue_faults([fault])
-    error, _ = await failure(failover(http, smtp))
-    assert error.type == error_type and smtp.relay.received == []
+    if moves:
+        result = await send(failover(http, smtp))
+        assert result.transport == "smtp" and result.failover_reason == error_type
+        assert fake_resend.fake.delivered_count == 0 and len(smtp.relay.received) == 1
+    else:
+        error, _ = await failure(failover(http, smtp))
+        assert error.type == error_type and smtp.relay.received == []
 
 
 async def test_smtp_first_deferring_moves_to_resend(

@@ -113,6 +113,19 @@ class SendBatchInput:
     accepted_at: str | None = None
 
 
+# What each item of a batch shares with the batch (the call, its window, its tenant).
+SHARED_WITH_ITEMS = (
+    "kind",
+    "created_at",
+    "transport",
+    "tenant_id",
+    "attempts_omitted",
+    "not_after",
+    "provider_may_have_accepted",
+    "runs",
+)
+
+
 def item_status(batch: BatchStatusResult, index: int) -> EmailStatusResult:
     """One item as a single send's status: the batch's attempts, the last one as this
     item saw it (its provider id, or the provider's refusal of it)."""
@@ -128,22 +141,15 @@ def item_status(batch: BatchStatusResult, index: int) -> EmailStatusResult:
             last.provider_message_id = item.provider_message_id
     return EmailStatusResult(
         id=item.id,
-        kind=batch.kind,
         status=item.status,
-        created_at=batch.created_at,
         updated_at=item.updated_at,
         attempts=attempts,
         provider_message_id=item.provider_message_id,
-        transport=batch.transport,
         sent_at=item.sent_at,
         last_error=item.error,
         delivery_events=item.delivery_events,
-        tenant_id=batch.tenant_id,
         attempt_count=max(batch.attempt_count, len(batch.attempts)),
-        attempts_omitted=batch.attempts_omitted,
-        not_after=batch.not_after,
-        provider_may_have_accepted=batch.provider_may_have_accepted,
-        runs=batch.runs,
+        **{name: getattr(batch, name) for name in SHARED_WITH_ITEMS},
     )
 
 
