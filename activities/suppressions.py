@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from temporalio import activity
 from temporalio.client import (
@@ -73,6 +73,21 @@ class AddSuppressionInput:
 
 
 @dataclass
+class AddSuppressionsInput:
+    """Several addresses at once (Resend's `POST /suppressions/batch/add`): all or none."""
+
+    emails: list[str]
+    origin: SuppressionOrigin = SuppressionOrigin.MANUAL
+
+
+@dataclass
+class RemoveSuppressionsInput:
+    """Several entries at once, each by its id (`sup_…`) or its address."""
+
+    ids_or_emails: list[str]
+
+
+@dataclass
 class RemoveSuppressionInput:
     """An entry's id (`sup_…`) or its address."""
 
@@ -104,6 +119,8 @@ class SuppressAddressesInput:
 
 ADD_UPDATE = "add"
 REMOVE_UPDATE = "remove"
+ADD_MANY_UPDATE = "add_many"
+REMOVE_MANY_UPDATE = "remove_many"
 LIST_QUERY = "entries"
 CHECK_QUERY = "suppressed"
 
@@ -124,6 +141,11 @@ def list_workflow_id(tenant_id: str | None) -> str:
     return f"suppressions-{tenant_id}" if tenant_id is not None else "suppressions"
 
 
+def _key(id_or_email: str) -> str:
+    """An entry's id as given, an address in its canonical form."""
+    return id_or_email if id_or_email.startswith("sup_") else canonical_address(id_or_email)
+
+
 class SuppressionListFull(Exception):
     """The list holds `MAX_SUPPRESSIONS` addresses already."""
 
@@ -142,6 +164,30 @@ class SuppressionStore:
         origin: SuppressionOrigin,
         source_id: str | None = None,
     ) -> Suppression:
+        added: Suppression = await self._update_started(
+            tenant_id,
+            ADD_UPDATE,
+            AddSuppressionInput(canonical_address(email), origin, source_id),
+            Suppression,
+        )
+        return added
+
+    async def add_many(
+        self, tenant_id: str | None, emails: list[str], origin: SuppressionOrigin
+    ) -> list[Suppression]:
+        """Each address's entry (new, or the one listed already), in the order given; one
+        update for all of them, refused whole if the new ones do not fit."""
+        added: list[Suppression] = await self._update_started(
+            tenant_id,
+            ADD_MANY_UPDATE,
+            AddSuppressionsInput([canonical_address(e) for e in emails], origin),
+            list[Suppression],
+        )
+        return added
+
+    async def _update_started(
+        self, tenant_id: str | None, update: str, arg: object, result_type: Any
+    ) -> Any:
         # Start (or find) the list, then update it: two calls, each answered or failed on
         # its own (no update is left waiting on a start when no worker answers).
         handle = await self.client.start_workflow(
@@ -153,34 +199,41 @@ class SuppressionStore:
             rpc_timeout=RPC_TIMEOUT,
         )
         try:
-            added: Suppression = await handle.execute_update(
-                ADD_UPDATE,
-                AddSuppressionInput(canonical_address(email), origin, source_id),
-                result_type=Suppression,
-                rpc_timeout=RPC_TIMEOUT,
+            return await handle.execute_update(
+                update, arg, result_type=result_type, rpc_timeout=RPC_TIMEOUT
             )
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == LIST_FULL:
                 raise SuppressionListFull(cause.message) from None
             raise
-        return added
 
-    async def remove(self, tenant_id: str | None, id_or_email: str) -> Suppression | None:
+    async def remove_many(
+        self, tenant_id: str | None, ids_or_emails: list[str]
+    ) -> list[Suppression]:
+        """The entries removed (those listed), in one update."""
+        removed: list[Suppression] = await self._update_existing(
+            tenant_id,
+            REMOVE_MANY_UPDATE,
+            RemoveSuppressionsInput([_key(k) for k in ids_or_emails]),
+            list[Suppression],
+            [],
+        )
+        return removed
+
+    async def _update_existing(
+        self, tenant_id: str | None, update: str, arg: object, result_type: Any, none: Any
+    ) -> Any:
+        """An update of the list, `none` if the tenant has no list yet."""
         handle = self.client.get_workflow_handle(list_workflow_id(tenant_id))
-        key = id_or_email if id_or_email.startswith("sup_") else canonical_address(id_or_email)
         try:
-            removed: Suppression | None = await handle.execute_update(
-                REMOVE_UPDATE,
-                RemoveSuppressionInput(key),
-                result_type=Suppression | None,  # type: ignore[arg-type]
-                rpc_timeout=RPC_TIMEOUT,
+            return await handle.execute_update(
+                update, arg, result_type=result_type, rpc_timeout=RPC_TIMEOUT
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                return None
+                return none
             raise
-        return removed
 
     async def entries(self, tenant_id: str | None) -> list[Suppression]:
         """The whole list, newest first ([] before the first add)."""

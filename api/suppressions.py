@@ -6,6 +6,8 @@ errors; `activities.suppressions` holds the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -53,9 +55,26 @@ def store_of(client: Client, settings: Settings) -> SuppressionStore:
 
 async def add_suppression(store: SuppressionStore, caller: Caller, email: str) -> Suppression:
     """Add an address by hand (an address already listed answers its entry)."""
+    added = await add_suppressions(store, caller, [email])
+    return added[0]
+
+
+async def add_suppressions(
+    store: SuppressionStore, caller: Caller, emails: list[str]
+) -> list[Suppression]:
+    """Add addresses by hand, all or none (each listed already answers its entry)."""
+    with _changing(caller) as tenant_id:
+        return await store.add_many(tenant_id, emails, SuppressionOrigin.MANUAL)
+
+
+@contextmanager
+def _changing(caller: Caller) -> Iterator[str]:
+    """A change to the caller's tenant's list (yields the tenant): Temporal's errors, a full
+    list and an unconfirmed change as domain errors."""
+    tenant_id = _tenant(caller)
     with temporal_errors():
         try:
-            return await store.add(_tenant(caller), email, SuppressionOrigin.MANUAL)
+            yield tenant_id
         except SuppressionListFull as exc:
             raise InvalidRequest(str(exc)) from None
         except WorkflowUpdateRPCTimeoutOrCancelledError:
@@ -103,14 +122,18 @@ async def get_suppression(store: SuppressionStore, caller: Caller, id_or_email: 
 async def remove_suppression(
     store: SuppressionStore, caller: Caller, id_or_email: str
 ) -> Suppression:
-    with temporal_errors():
-        try:
-            removed = await store.remove(_tenant(caller), id_or_email)
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise NotConfirmed(NOT_CONFIRMED) from None
-    if removed is None:
+    removed = await remove_suppressions(store, caller, [id_or_email])
+    if not removed:
         raise NotFound(NO_SUCH_SUPPRESSION)
-    return removed
+    return removed[0]
+
+
+async def remove_suppressions(
+    store: SuppressionStore, caller: Caller, ids_or_emails: list[str]
+) -> list[Suppression]:
+    """Remove entries by id or address; the entries removed (one not listed is left out)."""
+    with _changing(caller) as tenant_id:
+        return await store.remove_many(tenant_id, ids_or_emails)
 
 
 def _same_address(given: str, listed: str) -> bool:

@@ -15,15 +15,20 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.suppressions import (
+        ADD_MANY_UPDATE,
         ADD_UPDATE,
         CHECK_QUERY,
         LIST_FULL,
         LIST_QUERY,
         MAX_SUPPRESSIONS,
+        REMOVE_MANY_UPDATE,
         REMOVE_UPDATE,
         AddSuppressionInput,
+        AddSuppressionsInput,
         RemoveSuppressionInput,
+        RemoveSuppressionsInput,
         Suppression,
+        SuppressionOrigin,
         SuppressionsInput,
     )
     from workflows.delivery.history import iso
@@ -53,32 +58,57 @@ class Suppressions:
 
     @workflow.update(name=ADD_UPDATE)
     def add(self, data: AddSuppressionInput) -> Suppression:
-        existing = self._entries.get(data.email)
+        return self._add(data.email, data.origin, data.source_id)
+
+    @add.validator
+    def _room_for(self, data: AddSuppressionInput) -> None:
+        self._check_room([data.email])
+
+    @workflow.update(name=ADD_MANY_UPDATE)
+    def add_many(self, data: AddSuppressionsInput) -> list[Suppression]:
+        """Every address's entry, in the order given (one listed already: its entry)."""
+        return [self._add(email, data.origin, None) for email in data.emails]
+
+    @add_many.validator
+    def _room_for_all(self, data: AddSuppressionsInput) -> None:
+        self._check_room(data.emails)
+
+    @workflow.update(name=REMOVE_UPDATE)
+    def remove(self, data: RemoveSuppressionInput) -> Suppression | None:
+        return self._remove(data.id_or_email)
+
+    @workflow.update(name=REMOVE_MANY_UPDATE)
+    def remove_many(self, data: RemoveSuppressionsInput) -> list[Suppression]:
+        """The entries removed, in the order given (one not listed is left out)."""
+        removed = (self._remove(key) for key in data.ids_or_emails)
+        return [entry for entry in removed if entry is not None]
+
+    def _add(self, email: str, origin: SuppressionOrigin, source_id: str | None) -> Suppression:
+        existing = self._entries.get(email)
         if existing is not None:
             return existing
         entry = Suppression(
             id=f"sup_{workflow.uuid4().hex}",
-            email=data.email,
-            origin=data.origin,
+            email=email,
+            origin=origin,
             created_at=iso(workflow.now()),
-            source_id=data.source_id,
+            source_id=source_id,
         )
-        self._entries[data.email] = entry
+        self._entries[email] = entry
         return entry
 
-    @add.validator
-    def _room_for(self, data: AddSuppressionInput) -> None:
-        if data.email not in self._entries and len(self._entries) >= MAX_SUPPRESSIONS:
+    def _check_room(self, emails: list[str]) -> None:
+        """Refuse (before anything is recorded) adds that would pass `MAX_SUPPRESSIONS`."""
+        new = {email for email in emails if email not in self._entries}
+        if len(self._entries) + len(new) > MAX_SUPPRESSIONS:
             raise ApplicationError(
-                f"the suppression list holds {MAX_SUPPRESSIONS} addresses, its limit; "
-                "remove some first",
+                f"the suppression list holds at most {MAX_SUPPRESSIONS} addresses "
+                f"({len(self._entries)} now, {len(new)} new in this request); remove some first",
                 type=LIST_FULL,
                 non_retryable=True,
             )
 
-    @workflow.update(name=REMOVE_UPDATE)
-    def remove(self, data: RemoveSuppressionInput) -> Suppression | None:
-        key = data.id_or_email
+    def _remove(self, key: str) -> Suppression | None:
         found = self._entries.get(key) or next(
             (e for e in self._entries.values() if e.id == key), None
         )

@@ -19,7 +19,14 @@ from api.fields import Address
 from api.resend_compat.errors import ResendRoute
 from api.resend_compat.schemas import ResendModel
 from api.routes.suppressions import IdOrEmail, PageDep, StoreDep, page_of
-from api.suppressions import add_suppression, get_suppression, remove_suppression
+from api.suppressions import (
+    add_suppression,
+    add_suppressions,
+    get_suppression,
+    remove_suppression,
+    remove_suppressions,
+)
+from api.suppressions_schemas import SuppressionsAdd, SuppressionsRemove
 
 # Included by `routes.router` (its tag, key scheme and error answers).
 router = APIRouter(route_class=ResendRoute)
@@ -54,6 +61,34 @@ class ResendSuppressionList(BaseModel):
 
 class ResendSuppressionRemoved(ResendSuppressionRef):
     deleted: bool = True
+
+
+class ResendSuppressionRefs(BaseModel):
+    data: list[ResendSuppressionRef]
+
+
+class ResendSuppressionsRemoved(BaseModel):
+    data: list[ResendSuppressionRemoved]
+
+
+@router.post("/suppressions/batch/add", response_model=ResendSuppressionRefs)
+async def add_batch(
+    body: SuppressionsAdd, store: StoreDep, caller: CallerDep
+) -> ResendSuppressionRefs:
+    """Suppress 1 to 100 addresses at once (Resend's `POST /suppressions/batch/add`); one
+    listed already answers its entry."""
+    added = await add_suppressions(store, caller, [str(e) for e in body.emails])
+    return ResendSuppressionRefs(data=[ResendSuppressionRef(id=e.id) for e in added])
+
+
+@router.post("/suppressions/batch/remove", response_model=ResendSuppressionsRemoved)
+async def remove_batch(
+    body: SuppressionsRemove, store: StoreDep, caller: CallerDep
+) -> ResendSuppressionsRemoved:
+    """Remove 1 to 100 suppressions by `emails` or `ids` (Resend's
+    `POST /suppressions/batch/remove`): the ones removed."""
+    removed = await remove_suppressions(store, caller, body.keys)
+    return ResendSuppressionsRemoved(data=[ResendSuppressionRemoved(id=e.id) for e in removed])
 
 
 @router.post("/suppressions", response_model=ResendSuppressionRef)

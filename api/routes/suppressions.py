@@ -8,18 +8,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from activities.suppressions import SuppressionOrigin, SuppressionStore
+from activities.suppressions import Suppression, SuppressionOrigin, SuppressionStore
 from api.answers import ERRORS
 from api.deps import CallerDep, SettingsDep, TemporalClientDep
 from api.suppressions import (
     SuppressionPage,
     add_suppression,
+    add_suppressions,
     get_suppression,
     list_suppressions,
     remove_suppression,
+    remove_suppressions,
     store_of,
 )
-from api.suppressions_schemas import SuppressionCreate, SuppressionOut, SuppressionPageOut
+from api.suppressions_schemas import (
+    SuppressionCreate,
+    SuppressionOut,
+    SuppressionPageOut,
+    SuppressionsAdd,
+    SuppressionsOut,
+    SuppressionsRemove,
+)
 from api.tenants import Caller
 
 router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"], responses=ERRORS)
@@ -31,6 +40,25 @@ async def add(body: SuppressionCreate, store: StoreDep, caller: CallerDep) -> Su
     """Suppress an address for the caller's tenant (listed already: its entry)."""
     entry = await add_suppression(store, caller, str(body.email))
     return SuppressionOut.model_validate(asdict(entry))
+
+
+def _out(entries: list[Suppression]) -> SuppressionsOut:
+    return SuppressionsOut(items=[SuppressionOut.model_validate(asdict(e)) for e in entries])
+
+
+@router.post("/batch/add", response_model=SuppressionsOut)
+async def add_batch(body: SuppressionsAdd, store: StoreDep, caller: CallerDep) -> SuppressionsOut:
+    """Suppress 1 to 100 addresses at once, all or none (one listed already: its entry)."""
+    return _out(await add_suppressions(store, caller, [str(e) for e in body.emails]))
+
+
+@router.post("/batch/remove", response_model=SuppressionsOut)
+async def remove_batch(
+    body: SuppressionsRemove, store: StoreDep, caller: CallerDep
+) -> SuppressionsOut:
+    """Remove 1 to 100 entries by `emails` or `ids`: the entries removed (not listed: left
+    out)."""
+    return _out(await remove_suppressions(store, caller, body.keys))
 
 
 @dataclass(frozen=True)
