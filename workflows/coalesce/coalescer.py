@@ -1,9 +1,12 @@
 """`Coalescer`: one shard's queue of due single sends, composed into provider batch calls.
 
-Nobody waits for a batch that is not coming: a ref that arrives while the shard has a free
-call slot goes at once, as a call of one. Messages accumulate only while the shard's calls
-are in flight (each waits for its turn at the provider's rate), and the next call takes up to
-`max_batch` of them in priority-then-tenant order (`workflows.policy.compose`).
+Nobody waits for a batch that is not coming: a ref that arrives while the shard has no call
+in flight goes at once, as a call of one. Messages accumulate only while the shard's calls
+are in flight (each claims its emails, then waits for its turn at the provider's rate); the
+next call takes up to `max_batch` of them in priority-then-tenant order
+(`workflows.policy.compose`) once the last one has ended, or at once when a full call is
+waiting (up to `MAX_IN_FLIGHT`): a full call's claims overlap the calls before it instead of
+queueing behind them, and a partial one never goes beside another (it would cost a request).
 
 Exactly once: the composition is the call activity's recorded input (refs, key), the loop
 retries it with the same key and the emails' claims keep its bytes the same; an email
@@ -32,8 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery.history import history_full, wait_until
     from workflows.policy import compose
 
-# Calls of one shard in flight at once: while they are, the next call's messages gather.
-MAX_IN_FLIGHT = 1
+# Calls of one shard in flight at once: while they are, the next call's messages gather. A
+# second and later call goes only full (bench, 1,000 invites: the claims of one call of ~50
+# took 1-3 s, its provider request 0.1 s; one call at a time made 33 requests in 38.7 s).
+MAX_IN_FLIGHT = 4
 # With nothing waiting and nothing in flight this long, the run ends.
 IDLE = timedelta(seconds=60)
 
@@ -74,7 +79,7 @@ class Coalescer:
     async def run(self, data: CoalescerInput) -> dict[str, int]:
         while True:
             ready = await wait_until(
-                lambda: bool(self._pending and self._in_flight < MAX_IN_FLIGHT) or history_full(),
+                lambda: self._can_compose() or history_full(),
                 IDLE,
             )
             if not ready:
@@ -103,6 +108,12 @@ class Coalescer:
             self._in_flight += 1
             self._show()
             asyncio.create_task(self._call(call_id, chosen))
+
+    def _can_compose(self) -> bool:
+        """A call of whatever waits when none is in flight; beside others only a full one."""
+        if not self._pending or self._in_flight >= MAX_IN_FLIGHT:
+            return False
+        return self._in_flight == 0 or len(self._pending) >= self._data.max_batch
 
     def _idle(self) -> bool:
         """No call in flight and every email of the ended calls told."""
