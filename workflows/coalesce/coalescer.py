@@ -102,8 +102,11 @@ class Coalescer:
             if history_full():
                 # No new call: the ones in flight end and tell their emails, then the
                 # next run takes the refs still waiting.
-                await workflow.wait_condition(self._idle)
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # (A reset email's answer, told from a handler, counts in `_idle`.)
+                await workflow.wait_condition(
+                    lambda: self._idle() and workflow.all_handlers_finished()
+                )
+                self._held.prune()
                 workflow.continue_as_new(
                     replace(
                         self._data,
