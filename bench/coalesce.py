@@ -241,14 +241,16 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> list[str]:
     STARTED.append(fake.proc)
     server = await start_dev_server(log_dir, log_dir / "temporal.db", [])
     env = our_env(server, fake.url, RATE, log_dir / "outbox", new_codec_key("coalesce"))
+    if args.worker_cache:
+        env["WORKER_MAX_CACHED_WORKFLOWS"] = str(args.worker_cache)
     client = await server.client()
     plan = [
-        ("coalesced", SHARDS, args.invites, 0),
+        ("coalesced", args.shards or SHARDS, args.invites, 0),
         ("single (1.0)", 0, args.single, 0),
         ("batch endpoint", 0, args.invites, 100),
     ]
     if args.big:
-        plan.append(("coalesced 10k", SHARDS, args.big, 0))
+        plan.append(("coalesced 10k", args.shards or SHARDS, args.big, 0))
     if getattr(args, "only_coalesced", False):
         plan = [step for step in plan if step[1]]
     try:
@@ -259,7 +261,8 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> list[str]:
         await fake.client.aclose()
     return [
         f"Fake Resend limited to {RATE:g} requests/s (answers in {LATENCY:g} s); single "
-        f"`POST /v1/invites` at {IN_FLIGHT} in flight; coalescing with {SHARDS} shards.\n",
+        f"`POST /v1/invites` at {IN_FLIGHT} in flight; coalescing with "
+        f"{args.shards or SHARDS} shards.\n",
         *table(results),
     ]
 
@@ -272,6 +275,10 @@ async def main() -> None:
     parser.add_argument("--big", type=int, default=0)
     parser.add_argument("--log-dir", default=None)
     parser.add_argument("--only-coalesced", action="store_true", help="our coalesced runs only")
+    parser.add_argument("--shards", type=int, default=0, help=f"coalescers (default {SHARDS})")
+    parser.add_argument(
+        "--worker-cache", type=int, default=0, help="WORKER_MAX_CACHED_WORKFLOWS (default: ours)"
+    )
     args = parser.parse_args()
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="coalesce-bench-"))
     log_dir.mkdir(parents=True, exist_ok=True)

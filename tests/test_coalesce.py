@@ -309,3 +309,44 @@ async def test_the_coalescer_continues_as_new_carrying_what_waits(
         return runs if runs >= 2 else None
 
     await eventually(continued, timeout=10, what="the coalescer continued as new")
+
+
+def sent_in_one_call(fake_resend: FakeResendServer) -> None:
+    """One email, delivered once, by one provider call (a reset run made none)."""
+    assert len(fake_resend.fake.deliveries) == 1 and fake_resend.fake.duplicates() == []
+    assert send_requests(fake_resend) == ["/emails/batch"]
+
+
+async def test_a_reset_email_after_its_coalesced_send_is_never_composed_again(
+    api: httpx.AsyncClient,
+    worker: None,
+    settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:
+    """Its reset run hands its ref in again: its coalescer (which holds it until its window
+    ends) tells it its call was made: `undetermined`, one delivery, no second call."""
+    body = (await api.post("/v1/emails", json=email(1))).json()
+    sent = await wait_for_status(api, body["id"], "sent")
+    await reset_to_first_task(settings, body["workflow_id"])
+    again = await wait_for_status(api, body["id"], "undetermined", timeout=30)
+    assert again["call_id"] == sent["call_id"]
+    assert "before a reset" in again["last_error"]["message"]
+    sent_in_one_call(fake_resend)
+
+
+async def test_a_reset_email_while_its_call_is_in_flight_takes_that_call_s_outcome(
+    api: httpx.AsyncClient,
+    worker: None,
+    settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:
+    """Reset while the provider holds its call's answer: the reset run is told the call's
+    outcome when it ends (sent, the same provider id), and the call is made once."""
+    fake_resend.fake.configure(latency=4.0)
+    body = (await api.post("/v1/emails", json=email(2))).json()
+    await fake_resend.fake.wait_for_deliveries(1, timeout=15)  # its answer held 4 s
+    await reset_to_first_task(settings, body["workflow_id"])
+    sent = await wait_for_status(api, body["id"], "sent", timeout=30)
+    assert len(fake_resend.fake.deliveries) == 1 and fake_resend.fake.duplicates() == []
+    assert sent["provider_message_id"] == fake_resend.fake.deliveries[0].id
+    assert send_requests(fake_resend) == ["/emails/batch"]

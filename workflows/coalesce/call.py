@@ -8,7 +8,7 @@ turns the call's ending into one `CallOutcome` per email it claimed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -133,7 +133,7 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
         claimed, or cancelled, ignores an outcome that is not its call's)."""
         error = self.state.last_error or EmailError("CallNotSent", "the call was not sent")
         outcome = self._outcome(self.state.status, error=error)
-        return [(ref.workflow_id, outcome) for ref in self.refs]
+        return [(ref.workflow_id, replace(outcome, email_id=ref.email_id)) for ref in self.refs]
 
     def _sent_outcomes(self, result: CoalescedAttemptResult) -> list[tuple[str, CallOutcome]]:
         told: list[tuple[str, CallOutcome]] = []
@@ -146,13 +146,16 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
                     "the coalescer was reset after composing this email's call: "
                     "the provider may have accepted it",
                 )
-                outcome = CallOutcome(item.held_by, SendStatus.UNDETERMINED, error=error)
+                outcome = CallOutcome(
+                    item.held_by, SendStatus.UNDETERMINED, error=error, email_id=ref.email_id
+                )
                 told.append((ref.workflow_id, outcome))
             if item.claim != CLAIMED or item.outcome is None:
                 continue
             call = result.call
             assert call is not None  # an email was claimed, so the provider was called
             common = {
+                "email_id": ref.email_id,
                 "http_status": call.http_status,
                 "transport": call.transport,
                 "started_at": call.started_at,

@@ -1,14 +1,20 @@
 """`Coalescer`: one shard's queue of due single sends, composed into provider batch calls.
 
-Nobody waits for a batch that is not coming: a ref that arrives while the shard has a free
-call slot goes at once, as a call of one. Messages accumulate only while the shard's calls
-are in flight (each waits for its turn at the provider's rate), and the next call takes up to
-`max_batch` of them in priority-then-tenant order (`workflows.policy.compose`).
+Nobody waits for a batch that is not coming: a ref that arrives while the shard has no call
+in flight goes at once, as a call of one. Messages accumulate only while the shard's calls
+are in flight (each claims its emails, then waits for its turn at the provider's rate); the
+next call takes up to `max_batch` of them in priority-then-tenant order
+(`workflows.policy.compose`) once the last one has ended, or at once when a full call is
+waiting (up to `MAX_IN_FLIGHT`): a full call's claims overlap the calls before it instead of
+queueing behind them, and a partial one never goes beside another (it would cost a request).
 
 Exactly once: the composition is the call activity's recorded input (refs, key), the loop
 retries it with the same key and the emails' claims keep its bytes the same; an email
 claimed by one call is never claimed by another. A reset run knows nothing of its discarded
-calls: their emails answer `held_by_other_call` and end `undetermined`, never sent twice.
+calls: their emails answer `held_by_other_call` and end `undetermined`, never sent twice. A
+reset run of an EMAIL hands its ref in again: the coalescer remembers which call holds it
+(`Held`, until its window ends) and tells that run the call's outcome instead of composing it
+again; it stays alive (idle, one timer a minute) while it holds any.
 
 Bounded: the history holds refs (ids and digests, ~300 bytes), never messages; the run
 continues as new once its history is full, after its calls have ended, carrying only the
@@ -28,12 +34,15 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.coalesce_types import CALL_OUTCOME_SIGNAL, ENQUEUE_SIGNAL, CoalesceRef
     from workflows.coalesce.call import CoalescedCall
+    from workflows.coalesce.held import Held, carried_over
     from workflows.coalesce.types import CallOutcome, CoalescerInput
     from workflows.delivery.history import history_full, wait_until
     from workflows.policy import compose
 
-# Calls of one shard in flight at once: while they are, the next call's messages gather.
-MAX_IN_FLIGHT = 1
+# Calls of one shard in flight at once: while they are, the next call's messages gather. A
+# second and later call goes only full (bench, 1,000 invites: the claims of one call of ~50
+# took 1-3 s, its provider request 0.1 s; one call at a time made 33 requests in 38.7 s).
+MAX_IN_FLIGHT = 4
 # With nothing waiting and nothing in flight this long, the run ends.
 IDLE = timedelta(seconds=60)
 
@@ -47,15 +56,21 @@ class Coalescer:
         self._data = data
         self._pending: list[CoalesceRef] = list(data.pending)
         self._known = {ref.email_id for ref in self._pending}
-        self._in_flight = 0
+        self._held = Held(data.held)
+        self._in_flight: set[str] = set()  # the calls under way (by id)
         self._telling = 0
         self._calls = data.calls_made
         self._sent = data.emails_sent
 
     @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue(self, ref: CoalesceRef) -> None:
-        """A due email's ref (a repeat, from a retried hand-off, is ignored)."""
+        """A due email's ref (a repeat of a waiting one, from a retried hand-off, is ignored;
+        one a call holds, from a reset run of its email, is told that call's outcome)."""
         if ref.email_id in self._known:
+            return
+        call_id = self._held.holder(ref.email_id)
+        if call_id is not None:
+            self._rejoin(ref, call_id)
             return
         self._known.add(ref.email_id)
         self._pending.append(ref)
@@ -65,7 +80,7 @@ class Coalescer:
     def status(self) -> dict[str, int]:
         return {
             "pending": len(self._pending),
-            "in_flight": self._in_flight,
+            "in_flight": len(self._in_flight),
             "calls": self._calls,
             "emails_sent": self._sent,
         }
@@ -74,11 +89,12 @@ class Coalescer:
     async def run(self, data: CoalescerInput) -> dict[str, int]:
         while True:
             ready = await wait_until(
-                lambda: bool(self._pending and self._in_flight < MAX_IN_FLIGHT) or history_full(),
+                lambda: self._can_compose() or history_full(),
                 IDLE,
             )
             if not ready:
-                if not self._pending and self._idle():
+                self._held.prune()
+                if not self._pending and self._idle() and not self._held:
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     if not self._pending:
                         return self.status()
@@ -86,37 +102,79 @@ class Coalescer:
             if history_full():
                 # No new call: the ones in flight end and tell their emails, then the
                 # next run takes the refs still waiting.
-                await workflow.wait_condition(self._idle)
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # (A reset email's answer, told from a handler, counts in `_idle`.)
+                await workflow.wait_condition(
+                    lambda: self._idle() and workflow.all_handlers_finished()
+                )
+                self._held.prune()
                 workflow.continue_as_new(
                     replace(
                         self._data,
                         pending=self._pending,
                         calls_made=self._calls,
                         emails_sent=self._sent,
+                        held=self._held.carried(),
                     )
                 )
             chosen, self._pending = compose(self._pending, data.max_batch, data.max_bytes)
             self._calls += 1
             # Unique per composition, also in a reset run (its random seed is new).
             call_id = f"{data.shard_id}/{self._calls}-{workflow.uuid4().hex[:12]}"
-            self._in_flight += 1
+            self._known.difference_update(ref.email_id for ref in chosen)
+            self._held.hold(call_id, chosen)
+            self._in_flight.add(call_id)
             self._show()
             asyncio.create_task(self._call(call_id, chosen))
 
+    def _can_compose(self) -> bool:
+        """A call of whatever waits when none is in flight; beside others only a full one."""
+        if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
+            return False
+        return not self._in_flight or len(self._pending) >= self._data.max_batch
+
     def _idle(self) -> bool:
         """No call in flight and every email of the ended calls told."""
-        return self._in_flight == 0 and self._telling == 0
+        return not self._in_flight and self._telling == 0
 
     async def _call(self, call_id: str, refs: list[CoalesceRef]) -> None:
         told = await CoalescedCall(call_id, refs, self._data.policy).run()
+        told = self._with_rejoined(call_id, refs, told)
         # The slot is free once the call has ended: the next call need not wait for the
         # tellings (a continue-as-new does: `_telling`).
-        self._in_flight -= 1
-        self._telling += 1
+        self._in_flight.discard(call_id)
         self._show()
-        await asyncio.gather(*(self._tell(workflow_id, o) for workflow_id, o in told))
+        await self._tell_all(told)
         self._sent += sum(1 for _, o in told if o.provider_message_id)
+
+    def _rejoin(self, ref: CoalesceRef, call_id: str) -> None:
+        """A reset run of an email a call holds: told when its call ends, or now."""
+        if call_id in self._in_flight:
+            self._held.rejoined.add(ref.email_id)
+            return
+        outcome = replace(carried_over(ref.email_id, call_id), rejoined=True)
+        asyncio.create_task(self._tell_all([(ref.workflow_id, outcome)]))
+
+    def _with_rejoined(
+        self, call_id: str, refs: list[CoalesceRef], told: list[tuple[str, CallOutcome]]
+    ) -> list[tuple[str, CallOutcome]]:
+        """Mark what reset runs of this call's emails are told (they know no call): the
+        call's outcome for them, or `undetermined` when it has none for them."""
+        back = {ref.email_id for ref in refs} & self._held.rejoined
+        if not back:
+            return told
+        self._held.rejoined -= back
+        marked = [(w, replace(o, rejoined=o.email_id in back)) for w, o in told]
+        have = {o.email_id for _, o in told}
+        marked += [
+            (ref.workflow_id, replace(carried_over(ref.email_id, call_id), rejoined=True))
+            for ref in refs
+            if ref.email_id in back and ref.email_id not in have
+        ]
+        return marked
+
+    async def _tell_all(self, told: list[tuple[str, CallOutcome]]) -> None:
+        self._telling += 1
+        await asyncio.gather(*(self._tell(workflow_id, o) for workflow_id, o in told))
         self._telling -= 1
 
     async def _tell(self, workflow_id: str, outcome: CallOutcome) -> None:
@@ -130,6 +188,6 @@ class Coalescer:
 
     def _show(self) -> None:
         workflow.set_current_details(
-            f"**{len(self._pending)}** waiting · **{self._in_flight}** call(s) in flight · "
+            f"**{len(self._pending)}** waiting · **{len(self._in_flight)}** call(s) in flight · "
             f"{self._calls} call(s), {self._sent} email(s) sent"
         )

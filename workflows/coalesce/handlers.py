@@ -39,7 +39,7 @@ class CoalescedHandlers:
     def call_outcome(self, outcome: CallOutcome) -> None:
         """How the call that claimed one of this workflow's emails ended for it."""
         for delivery in self._coalesced():
-            if delivery.state.call_id == outcome.call_id:
+            if delivery.handoff.owns(outcome):
                 delivery.handoff.on_outcome(outcome)
                 return
         workflow.logger.info("ignored the outcome of call %s", outcome.call_id)

@@ -119,11 +119,20 @@ class Handoff:
         workflow.logger.info("email %s claimed by call %s", state.id, data.call_id)
         return ClaimResult(CLAIMED, message)
 
+    def owns(self, outcome: CallOutcome) -> bool:
+        """Whether the outcome is this email's: its call's, or, for a reset run that knows
+        no call yet, the one its coalescer tells it on its return (`rejoined`)."""
+        state = self._delivery.state
+        if outcome.call_id == state.call_id:
+            return True
+        return outcome.rejoined and state.call_id is None and outcome.email_id == state.id
+
     def on_outcome(self, outcome: CallOutcome) -> None:
-        """The outcome of the call that claimed this email (any other is ignored)."""
-        if outcome.call_id != self._delivery.state.call_id or self.outcome is not None:
+        """The outcome of the call that carried this email (any other is ignored)."""
+        if not self.owns(outcome) or self.outcome is not None:
             workflow.logger.info("ignored the outcome of call %s", outcome.call_id)
             return
+        self._delivery.state.call_id = outcome.call_id
         self.outcome = outcome
 
     def _no_outcome(self) -> None:

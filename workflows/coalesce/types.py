@@ -11,10 +11,21 @@ from workflows.types import AttemptRecord, EmailError
 
 
 @dataclass
+class HeldCall:
+    """A call a coalescer composed: its emails stay its own until `until` (the latest of
+    their windows, and the outcome grace), even for a reset run of one of them."""
+
+    call_id: str
+    until: str
+    email_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
 class CoalescerInput:
     """One shard's coalescer: what its calls may carry (the transport's capabilities, set
     by the enqueue activity), its calls' policy, and what a continued run carries: the refs
-    still waiting (small references, at most `MAX_PENDING`), and how many calls it made."""
+    still waiting (small references, at most `MAX_PENDING`), how many calls it made, and the
+    calls whose emails it still holds (`HeldCall`, ids only)."""
 
     WORKFLOW: ClassVar[str] = COALESCER_WORKFLOW
     shard_id: str
@@ -24,6 +35,7 @@ class CoalescerInput:
     pending: list[CoalesceRef] = field(default_factory=list)
     calls_made: int = 0
     emails_sent: int = 0
+    held: list[HeldCall] = field(default_factory=list)
 
 
 @dataclass
@@ -43,3 +55,7 @@ class CallOutcome:
     transport: str | None = None
     started_at: str | None = None
     reports_delivery_events: bool = True
+    # The email told (its id), and whether it came back while (or after) its call was made:
+    # a reset run of it, which knows no call, takes this outcome as its own.
+    email_id: str = ""
+    rejoined: bool = False
