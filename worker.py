@@ -41,13 +41,7 @@ from activities.transports.smtp import SmtpConfig, SmtpTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
-from workflows.app_events.delivery import AppEventDelivery
-from workflows.app_events.endpoints import AppWebhookEndpoints
-from workflows.coalesce.coalescer import Coalescer
-from workflows.invite import Invite
-from workflows.send_batch import SendBatch
-from workflows.send_email import SendEmail
-from workflows.suppressions import Suppressions
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("durable_mail.worker")
 
@@ -202,15 +196,7 @@ def build_workers(
         client,
         settings,
         task_queue=settings.task_queue,
-        workflows=[
-            Invite,
-            SendEmail,
-            SendBatch,
-            AppWebhookEndpoints,
-            AppEventDelivery,
-            Coalescer,
-            Suppressions,
-        ],
+        workflows=WORKFLOWS,
         activities=[
             hooks.emit,
             hooks.deliver,

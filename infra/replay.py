@@ -38,11 +38,8 @@ from temporalio.worker import Replayer
 from config import Settings, get_settings
 from infra.codec import ENCODING, KEY_ID_METADATA, CodecKeyError, parse_codec_keys
 from infra.temporal_client import connect, data_converter
-from workflows.invite import Invite
-from workflows.send_batch import SendBatch
-from workflows.send_email import SendEmail
+from workflows.registry import WORKFLOWS
 
-WORKFLOWS: list[type] = [Invite, SendEmail, SendBatch]
 # Where `make dev` keeps the payload key it generated (scripts/dev.py).
 DEV_CODEC_KEYS = Path(".dev/codec_keys")
 _EVENT = re.compile(r"(?:HistoryEvent\(id: |event[ _]id[:= ]+)(\d+)")

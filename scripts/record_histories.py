@@ -34,8 +34,14 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from activities.coalesce_types import coalescer_id  # noqa: E402
 from activities.delivery_contract import SendKind  # noqa: E402
 from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
+from activities.suppressions import (  # noqa: E402
+    SuppressionOrigin,
+    SuppressionStore,
+    list_workflow_id,
+)
 from activities.transports.base import EmailTransport, SentBatch, SentEmail  # noqa: E402
 from activities.transports.outbox import OutboxTransport  # noqa: E402
 from activities.types import (  # noqa: E402
@@ -238,6 +244,48 @@ def batch_with_events(start: Starter, *events: tuple[int, str], early: bool = Fa
         return handle.id
 
     return scenario
+
+
+async def coalesced_emails(client: Client, policy: DeliveryPolicy) -> str:
+    """Three emails due together through one coalescer shard: the first goes at once as a
+    call of one (the provider holds it), the two that come meanwhile share the next call.
+    The coalescer's history (recorded while it still holds their calls)."""
+    coalescing = dataclasses.replace(policy, coalesce_shards=1)
+    first = await start_email(client, coalescing)
+    await wait_sent_or_sending(first)
+    others = [await start_email(client, coalescing) for _ in range(2)]
+    for handle in [first, *others]:
+        await to_its_end(handle)
+    return coalescer_id(policy.send_task_queue, 0)
+
+
+async def wait_sent_or_sending(handle: WorkflowHandle[Any, Any]) -> None:
+    async def claimed() -> bool:
+        state = await handle.query("status", result_type=EmailStatusResult)
+        return state.status in ("sending", "sent")
+
+    await eventually(claimed, timeout=10, what=f"{handle.id} claimed by a call")
+
+
+async def coalesced_email(client: Client, policy: DeliveryPolicy) -> str:
+    """One email sent through a coalesced call (its own history: hand-off, claim, outcome)."""
+    handle = await start_email(client, dataclasses.replace(policy, coalesce_shards=1))
+    await to_its_end(handle)
+    return handle.id
+
+
+async def suppression_list(client: Client, policy: DeliveryPolicy) -> str:
+    """A tenant's suppression list: one add, a batch add (one listed already), a remove by
+    address and a batch remove by id and address (one not listed)."""
+    store = SuppressionStore(client, "record")
+    tenant = f"record-{uuid.uuid4().hex[:8]}"
+    first = await store.add(tenant, "Ann@Example.com", SuppressionOrigin.BOUNCE, "em_x")
+    await store.add_many(
+        tenant, ["bob@example.com", "ann@example.com", "cy@example.com"], SuppressionOrigin.MANUAL
+    )
+    await store.remove_many(tenant, ["bob@example.com"])
+    await store.remove_many(tenant, [first.id, "nobody@example.com"])
+    return list_workflow_id(tenant)
 
 
 async def reset_past_window(client: Client, policy: DeliveryPolicy) -> str:
@@ -522,6 +570,11 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
         life_delivered,
     ),
     "invite_timeout_then_sent_summarized": ([Fault(hold=2.5)], delivered_then_expired(8.0)),
+    # Coalesced single sends (1.2): an email's own history, and its coalescer's.
+    "email_coalesced": ([], coalesced_email),
+    "coalescer_calls": ([Fault(hold=1.0)], coalesced_emails),
+    # A tenant's suppression list (Auto-Upgrade entity): add, batch add, removes.
+    "suppressions_list": ([], suppression_list),
     # An invite's life continues as new mid-retries, carrying its state and both emails.
     "invite_life_continued_as_new": (
         [Fault(status=429, retry_after=1)] * 20,

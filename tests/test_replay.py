@@ -22,14 +22,12 @@ from temporalio.workflow import NondeterminismError
 # infra.releases resolves paths at import (not workflow code).
 with workflow.unsafe.imports_passed_through():
     from infra.releases import ARCHIVE, PREVIOUS_RELEASE, ReleaseNotFound, replay_archive
-from workflows.invite import Invite
-from workflows.send_batch import SendBatch
-from workflows.send_email import SendEmail
+from workflows.registry import WORKFLOWS as ALL_WORKFLOWS
 from workflows.types import InviteInput
 
 # Top level only: the archive's folders hold other versions' histories.
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-WORKFLOWS = [Invite, SendEmail, SendBatch]
+WORKFLOWS = ALL_WORKFLOWS
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -42,7 +40,8 @@ def workflow_type(path: Path) -> str:
 
 
 def test_histories_cover_every_workflow_type() -> None:
-    assert {"SendEmail", "SendBatch", "SendInviteEmail"} <= {workflow_type(p) for p in HISTORIES}
+    recorded = {workflow_type(p) for p in HISTORIES}
+    assert {"SendEmail", "SendBatch", "SendInviteEmail", "Coalescer", "Suppressions"} <= recorded
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
