@@ -20,8 +20,9 @@ from its first task: a reset must not give the invite a new life, nor a late fir
 longer one. A managed token is never here: the input holds its keyed digest and the
 rendered emails a placeholder (see `activities.invite_tokens`); an accept carries the
 digest of the token presented, compared in constant time. Wrong tokens are counted; past
-`MAX_WRONG_TOKENS` (`workflows.invite_checks`) a wrong one is refused without being recorded, while the right one
-always accepts (whoever guesses cannot lock the invitee out).
+`MAX_WRONG_TOKENS` a wrong one is refused without being recorded, while the right one
+always accepts (whoever guesses cannot lock the invitee out). These checks live in
+`workflows.invite_checks`, shared with every workflow that holds invites.
 """
 
 from __future__ import annotations
