@@ -21,13 +21,13 @@ longer one. A managed token is never here: the input holds its keyed digest and 
 rendered emails a placeholder (see `activities.invite_tokens`); an accept carries the
 digest of the token presented, compared in constant time. Wrong tokens are counted; past
 `MAX_WRONG_TOKENS` a wrong one is refused without being recorded, while the right one
-always accepts (whoever guesses cannot lock the invitee out).
+always accepts (whoever guesses cannot lock the invitee out). These checks live in
+`workflows.invite_checks`, shared with every workflow that holds invites.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -50,20 +50,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery.email import Delivery
     from workflows.delivery.endings import RESCHEDULE_REJECTED
     from workflows.delivery.handlers import pinned_of
+    from workflows.invite_checks import check_pending, check_scope, check_token, right_token
     from workflows.status import InviteStatus, SendStatus
     from workflows.types import (
         ACCEPT_UPDATE,
         CANCEL_REQUEST_SIGNAL,
         CANCEL_UPDATE,
         DELIVERY_EVENT_SIGNAL,
-        INVITE_ALREADY_ACCEPTED,
-        INVITE_EXPIRED,
-        INVITE_LOCKED,
-        INVITE_NOT_FOUND,
         INVITE_QUERY,
-        INVITE_REVOKED,
-        INVITE_TOKEN_NOT_EXPECTED,
-        INVITE_TOKEN_REQUIRED,
         RESCHEDULE_UPDATE,
         REVOKE_UPDATE,
         AcceptInput,
@@ -88,17 +82,8 @@ RENDER_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     non_retryable_error_types=[TEMPLATE_FAILED],
 )
-# Wrong tokens an invite records; past them a wrong token is refused by the validator (not
-# recorded: the history stays bounded) and the right one still accepts. 256-bit tokens are
-# not guessed; this bounds what a leaky accept page in front of us can write to history.
-MAX_WRONG_TOKENS = 10
 # The invitation's states in which a reminder makes sense: it went out and did not bounce.
 REMINDABLE = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.DELIVERY_DELAYED})
-_REFUSALS = {
-    InviteStatus.ACCEPTED: (INVITE_ALREADY_ACCEPTED, "the invite was already accepted"),
-    InviteStatus.EXPIRED: (INVITE_EXPIRED, "the invite has expired"),
-    InviteStatus.REVOKED: (INVITE_REVOKED, "the invite was revoked"),
-}
 
 
 @dataclass
@@ -330,17 +315,10 @@ class Invite(CoalescedHandlers):
     # Checks shared by the update validators (a rejection is not recorded in history).
 
     def _check_scope(self, tenant_id: str | None) -> None:
-        if tenant_id is not None and tenant_id != self._data.tenant_id:
-            raise ApplicationError("no invite with this id", type=INVITE_NOT_FOUND)
+        check_scope(self._data.tenant_id, tenant_id)
 
     def _check_pending(self) -> None:
-        if self._pending and workflow.now() >= self._expires_at:
-            # The expiry timer is due but its task has not run yet: expired all the same.
-            raise ApplicationError("the invite has expired", type=INVITE_EXPIRED)
-        refusal = _REFUSALS.get(self._state.status)
-        if refusal is not None:
-            error_type, message = refusal
-            raise ApplicationError(message, type=error_type)
+        check_pending(self._state.status, self._pending and workflow.now() >= self._expires_at)
 
     def _coalesced(self) -> list[Delivery]:
         return [self._email, self._reminder]
@@ -389,23 +367,10 @@ class Invite(CoalescedHandlers):
     def validate_accept(self, data: AcceptInput) -> None:
         self._check_scope(data.tenant_id)
         self._check_pending()
-        managed = self._data.token_digest is not None
-        if managed and data.token_digest is None:
-            raise ApplicationError(
-                "this invite is accepted with its token", type=INVITE_TOKEN_REQUIRED
-            )
-        if not managed and data.token_digest is not None:
-            raise ApplicationError(
-                "this invite uses the app's own link: accept it without a token",
-                type=INVITE_TOKEN_NOT_EXPECTED,
-            )
-        if self._state.wrong_tokens >= MAX_WRONG_TOKENS and not self._right_token(data):
-            # Only wrong tokens are refused here: the token's holder is never locked out.
-            raise ApplicationError("too many wrong tokens for this invite", type=INVITE_LOCKED)
+        check_token(self._data.token_digest, data.token_digest, self._state.wrong_tokens)
 
     def _right_token(self, data: AcceptInput) -> bool:
-        expected = self._data.token_digest
-        return expected is None or hmac.compare_digest(data.token_digest or "", expected)
+        return right_token(self._data.token_digest, data.token_digest)
 
     @workflow.update(name=REVOKE_UPDATE)
     def revoke(self, data: RevokeInput) -> RevokeResult:
