@@ -26,6 +26,10 @@ RELEASES = {
     # workers finish them); its invite histories stay in tests/histories/ and replay on the
     # current code (the invite is Auto-Upgrade: 1.1's changes are behind patches).
     "1.0.0": "749f18db3a9c80ce8d2f6034f7d1e6df34b9c00d",
+    # 1.1: webhook endpoints, suppressions, SMTP and failover, coalescing (off by default).
+    # Its recordings stay in tests/histories/: 1.2 changed no command of SendEmail, SendBatch
+    # or the invite (the Coalescer, changed, had none recorded).
+    "1.1.0": "6cf98ffcef89f0993a710bcae3201feee854b5f7",
 }
 PREVIOUS_RELEASE = "1.0.0"
 
