@@ -1,0 +1,94 @@
+"""Resend's webhook events API with the Python SDK against the real stack: an endpoint's
+events listed newest first, one read with its payload, its attempts (failures included),
+a replay sending it once more with the same svix-id; another tenant gets 404."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import resend
+import resend.exceptions
+
+from testkit.app_endpoint import app_endpoint
+from testkit.keys import ACME_KEY, GLOBEX_KEY
+from testkit.polling import eventually
+from tests.test_app_webhooks import as_tenant, send, served, settings, wait_accepted
+
+__all__ = ["served", "settings"]
+
+
+async def test_sdk_lists_reads_and_replays_an_endpoints_events(served: str) -> None:
+    with app_endpoint() as hook:
+        made = await as_tenant(
+            ACME_KEY, resend.Webhooks.create, {"endpoint": hook.url, "events": ["email.sent"]}
+        )
+        webhook_id = made["id"]
+        hook.fail_first = 2  # two refused tries before the first 200
+        first = await send("ann@example.com")
+        await wait_accepted(hook, 1)
+        second = await send("bob@example.com")
+        await wait_accepted(hook, 2)
+
+        async def both() -> Any:
+            page = await as_tenant(ACME_KEY, resend.Webhooks.list_events, webhook_id)
+            done = [e for e in page["data"] if e["status"] == "success"]
+            return page if len(done) == 2 else None
+
+        page = await eventually(both, timeout=60, what="2 events listed as success")
+        assert page["object"] == "list" and page["has_more"] is False
+        newest, oldest = page["data"]
+        assert newest["type"] == oldest["type"] == "email.sent"
+        svix_ids = [r.headers["svix-id"] for r in hook.accepted()]
+        assert [oldest["id"], newest["id"]] == svix_ids  # the ids the endpoint got
+        one = await as_tenant(ACME_KEY, resend.Webhooks.list_events, webhook_id, {"limit": 1})
+        assert one["has_more"] is True and one["data"][0]["id"] == newest["id"]
+        rest = await as_tenant(
+            ACME_KEY, resend.Webhooks.list_events, webhook_id, {"limit": 1, "after": newest["id"]}
+        )
+        assert rest["data"][0]["id"] == oldest["id"] and rest["has_more"] is False
+
+        got = await as_tenant(ACME_KEY, resend.Webhooks.get_event, webhook_id, oldest["id"])
+        assert got["object"] == "webhook_event" and got["status"] == "success"
+        payload: dict[str, Any] = dict(got["payload"]["data"])
+        assert payload["email_id"] == first and payload["to"] == ["ann@example.com"]
+        tries = await as_tenant(
+            ACME_KEY, resend.Webhooks.list_event_attempts, webhook_id, oldest["id"]
+        )
+        codes = [t["http_status_code"] for t in tries["data"]]
+        assert codes == [200, 500, 500]  # newest first
+        assert second != first
+
+        replayed = await as_tenant(ACME_KEY, resend.Webhooks.replay_event, webhook_id, oldest["id"])
+        assert (replayed["object"], replayed["id"]) == ("webhook_event", oldest["id"])
+        again = (await wait_accepted(hook, 3))[2]
+        assert again.headers["svix-id"] == oldest["id"]  # the same event, once more
+
+        async def four_tries() -> Any:
+            answer = await as_tenant(
+                ACME_KEY, resend.Webhooks.list_event_attempts, webhook_id, oldest["id"]
+            )
+            return answer if len(answer["data"]) == 4 else None
+
+        await eventually(four_tries, timeout=30, what="the replay's try listed")
+
+        # Async too.
+        resend.api_key = ACME_KEY
+        listed = await resend.Webhooks.list_events_async(webhook_id)
+        assert {e["id"] for e in listed["data"]} == {newest["id"], oldest["id"]}
+
+        # Another tenant: the same 404 as unknown ids.
+        calls: list[tuple[Callable[..., Any], tuple[str, ...]]] = [
+            (resend.Webhooks.list_events, (webhook_id,)),
+            (resend.Webhooks.get_event, (webhook_id, oldest["id"])),
+            (resend.Webhooks.list_event_attempts, (webhook_id, oldest["id"])),
+            (resend.Webhooks.replay_event, (webhook_id, oldest["id"])),
+        ]
+        for call, args in calls:
+            with pytest.raises(resend.exceptions.ResendError) as hidden:
+                await as_tenant(GLOBEX_KEY, call, *args)
+            assert (hidden.value.code, hidden.value.error_type) == (404, "not_found")
+        with pytest.raises(resend.exceptions.ResendError) as unknown:
+            await as_tenant(ACME_KEY, resend.Webhooks.get_event, webhook_id, "msg_nope")
+        assert unknown.value.code == 404
