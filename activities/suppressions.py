@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from temporalio import activity
 from temporalio.client import (
@@ -73,6 +73,20 @@ class AddSuppressionInput:
 
 
 @dataclass
+class AddSuppressionsInput:
+    """Several addresses in one update (Resend's batch add)."""
+
+    entries: list[AddSuppressionInput]
+
+
+@dataclass
+class RemoveSuppressionsInput:
+    """Several ids or addresses in one update (Resend's batch remove)."""
+
+    ids_or_emails: list[str]
+
+
+@dataclass
 class RemoveSuppressionInput:
     """An entry's id (`sup_…`) or its address."""
 
@@ -104,6 +118,8 @@ class SuppressAddressesInput:
 
 ADD_UPDATE = "add"
 REMOVE_UPDATE = "remove"
+ADD_MANY_UPDATE = "add_many"
+REMOVE_MANY_UPDATE = "remove_many"
 LIST_QUERY = "entries"
 CHECK_QUERY = "suppressed"
 
@@ -142,6 +158,19 @@ class SuppressionStore:
         origin: SuppressionOrigin,
         source_id: str | None = None,
     ) -> Suppression:
+        entry = AddSuppressionInput(canonical_address(email), origin, source_id)
+        added: Suppression = await self._change(tenant_id, ADD_UPDATE, entry, Suppression)
+        return added
+
+    async def add_many(self, tenant_id: str | None, emails: list[str]) -> list[Suppression]:
+        """Several addresses added by hand, in one update of the list."""
+        entries = [AddSuppressionInput(canonical_address(email)) for email in emails]
+        added: list[Suppression] = await self._change(
+            tenant_id, ADD_MANY_UPDATE, AddSuppressionsInput(entries), list[Suppression]
+        )
+        return added
+
+    async def _change(self, tenant_id: str | None, update: str, arg: Any, result: Any) -> Any:
         # Start (or find) the list, then update it: two calls, each answered or failed on
         # its own (no update is left waiting on a start when no worker answers).
         handle = await self.client.start_workflow(
@@ -153,34 +182,35 @@ class SuppressionStore:
             rpc_timeout=RPC_TIMEOUT,
         )
         try:
-            added: Suppression = await handle.execute_update(
-                ADD_UPDATE,
-                AddSuppressionInput(canonical_address(email), origin, source_id),
-                result_type=Suppression,
-                rpc_timeout=RPC_TIMEOUT,
+            return await handle.execute_update(
+                update, arg, result_type=result, rpc_timeout=RPC_TIMEOUT
             )
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == LIST_FULL:
                 raise SuppressionListFull(cause.message) from None
             raise
-        return added
 
-    async def remove(self, tenant_id: str | None, id_or_email: str) -> Suppression | None:
+    async def remove_many(self, tenant_id: str | None, keys: list[str]) -> list[Suppression]:
+        """Several entries removed (by id or address) in one update; those found."""
         handle = self.client.get_workflow_handle(list_workflow_id(tenant_id))
-        key = id_or_email if id_or_email.startswith("sup_") else canonical_address(id_or_email)
+        canonical = [k if k.startswith("sup_") else canonical_address(k) for k in keys]
         try:
-            removed: Suppression | None = await handle.execute_update(
-                REMOVE_UPDATE,
-                RemoveSuppressionInput(key),
-                result_type=Suppression | None,  # type: ignore[arg-type]
+            removed: list[Suppression] = await handle.execute_update(
+                REMOVE_MANY_UPDATE,
+                RemoveSuppressionsInput(canonical),
+                result_type=list[Suppression],
                 rpc_timeout=RPC_TIMEOUT,
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                return None
+                return []
             raise
         return removed
+
+    async def remove(self, tenant_id: str | None, id_or_email: str) -> Suppression | None:
+        removed = await self.remove_many(tenant_id, [id_or_email])
+        return removed[0] if removed else None
 
     async def entries(self, tenant_id: str | None) -> list[Suppression]:
         """The whole list, newest first ([] before the first add)."""

@@ -6,6 +6,8 @@ errors; `activities.suppressions` holds the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -51,15 +53,39 @@ def store_of(client: Client, settings: Settings) -> SuppressionStore:
     return SuppressionStore(client, settings.task_queue)
 
 
-async def add_suppression(store: SuppressionStore, caller: Caller, email: str) -> Suppression:
-    """Add an address by hand (an address already listed answers its entry)."""
+@contextmanager
+def _list_change() -> Iterator[None]:
+    """A change of the list: Temporal's errors, a full list and an unconfirmed update as the
+    domain errors they stand for."""
     with temporal_errors():
         try:
-            return await store.add(_tenant(caller), email, SuppressionOrigin.MANUAL)
+            yield
         except SuppressionListFull as exc:
             raise InvalidRequest(str(exc)) from None
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             raise NotConfirmed(NOT_CONFIRMED) from None
+
+
+async def add_suppression(store: SuppressionStore, caller: Caller, email: str) -> Suppression:
+    """Add an address by hand (an address already listed answers its entry)."""
+    with _list_change():
+        return await store.add(_tenant(caller), email, SuppressionOrigin.MANUAL)
+
+
+async def add_suppressions(
+    store: SuppressionStore, caller: Caller, emails: list[str]
+) -> list[Suppression]:
+    """Several addresses by hand, in one update of the list (each address once)."""
+    with _list_change():
+        return await store.add_many(_tenant(caller), emails)
+
+
+async def remove_suppressions(
+    store: SuppressionStore, caller: Caller, ids_or_emails: list[str]
+) -> list[Suppression]:
+    """Several entries in one update; those that were listed (misses are left out)."""
+    with _list_change():
+        return await store.remove_many(_tenant(caller), ids_or_emails)
 
 
 async def list_suppressions(
@@ -103,11 +129,8 @@ async def get_suppression(store: SuppressionStore, caller: Caller, id_or_email: 
 async def remove_suppression(
     store: SuppressionStore, caller: Caller, id_or_email: str
 ) -> Suppression:
-    with temporal_errors():
-        try:
-            removed = await store.remove(_tenant(caller), id_or_email)
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise NotConfirmed(NOT_CONFIRMED) from None
+    with _list_change():
+        removed = await store.remove(_tenant(caller), id_or_email)
     if removed is None:
         raise NotFound(NO_SUCH_SUPPRESSION)
     return removed

@@ -15,14 +15,18 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.suppressions import (
+        ADD_MANY_UPDATE,
         ADD_UPDATE,
         CHECK_QUERY,
         LIST_FULL,
         LIST_QUERY,
         MAX_SUPPRESSIONS,
+        REMOVE_MANY_UPDATE,
         REMOVE_UPDATE,
         AddSuppressionInput,
+        AddSuppressionsInput,
         RemoveSuppressionInput,
+        RemoveSuppressionsInput,
         Suppression,
         SuppressionsInput,
     )
@@ -53,6 +57,20 @@ class Suppressions:
 
     @workflow.update(name=ADD_UPDATE)
     def add(self, data: AddSuppressionInput) -> Suppression:
+        return self._add(data)
+
+    @workflow.update(name=ADD_MANY_UPDATE)
+    def add_many(self, data: AddSuppressionsInput) -> list[Suppression]:
+        """Several addresses in one update (the same address twice: one entry)."""
+        added = [self._add(entry) for entry in data.entries]
+        return list({entry.id: entry for entry in added}.values())
+
+    @add_many.validator
+    def _room_for_all(self, data: AddSuppressionsInput) -> None:
+        new = {e.email for e in data.entries if e.email not in self._entries}
+        self._check_room(len(new))
+
+    def _add(self, data: AddSuppressionInput) -> Suppression:
         existing = self._entries.get(data.email)
         if existing is not None:
             return existing
@@ -68,17 +86,28 @@ class Suppressions:
 
     @add.validator
     def _room_for(self, data: AddSuppressionInput) -> None:
-        if data.email not in self._entries and len(self._entries) >= MAX_SUPPRESSIONS:
+        self._check_room(0 if data.email in self._entries else 1)
+
+    def _check_room(self, new: int) -> None:
+        if new and len(self._entries) + new > MAX_SUPPRESSIONS:
             raise ApplicationError(
-                f"the suppression list holds {MAX_SUPPRESSIONS} addresses, its limit; "
-                "remove some first",
+                f"a suppression list holds at most {MAX_SUPPRESSIONS} addresses; it has "
+                f"{len(self._entries)} and this adds {new}: remove some first",
                 type=LIST_FULL,
                 non_retryable=True,
             )
 
     @workflow.update(name=REMOVE_UPDATE)
     def remove(self, data: RemoveSuppressionInput) -> Suppression | None:
-        key = data.id_or_email
+        return self._remove(data.id_or_email)
+
+    @workflow.update(name=REMOVE_MANY_UPDATE)
+    def remove_many(self, data: RemoveSuppressionsInput) -> list[Suppression]:
+        """Several entries in one update; those found, each once."""
+        removed = [self._remove(key) for key in data.ids_or_emails]
+        return [entry for entry in removed if entry is not None]
+
+    def _remove(self, key: str) -> Suppression | None:
         found = self._entries.get(key) or next(
             (e for e in self._entries.values() if e.id == key), None
         )

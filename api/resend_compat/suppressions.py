@@ -11,15 +11,22 @@ from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from activities.suppressions import SuppressionOrigin
 from api.deps import CallerDep
+from api.errors import InvalidRequest
 from api.fields import Address
 from api.resend_compat.errors import ResendRoute
 from api.resend_compat.schemas import ResendModel
 from api.routes.suppressions import IdOrEmail, PageDep, StoreDep, page_of
-from api.suppressions import add_suppression, get_suppression, remove_suppression
+from api.suppressions import (
+    add_suppression,
+    add_suppressions,
+    get_suppression,
+    remove_suppression,
+    remove_suppressions,
+)
 
 # Included by `routes.router` (its tag, key scheme and error answers).
 router = APIRouter(route_class=ResendRoute)
@@ -32,6 +39,19 @@ class ResendAddSuppression(ResendModel):
 class ResendSuppressionRef(BaseModel):
     object: Literal["suppression"] = "suppression"
     id: str
+
+
+# Resend's batch limit: 1 to 100 addresses or ids per request.
+MAX_BATCH = 100
+
+
+class ResendBatchAdd(ResendModel):
+    emails: list[Address] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ResendBatchRemove(ResendModel):
+    emails: list[Address] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
 
 
 class ResendSuppressionItem(BaseModel):
@@ -54,6 +74,33 @@ class ResendSuppressionList(BaseModel):
 
 class ResendSuppressionRemoved(ResendSuppressionRef):
     deleted: bool = True
+
+
+class ResendBatchAdded(BaseModel):
+    data: list[ResendSuppressionRef]
+
+
+class ResendBatchRemoved(BaseModel):
+    data: list[ResendSuppressionRemoved]
+
+
+@router.post("/suppressions/batch/add", response_model=ResendBatchAdded)
+async def batch_add(body: ResendBatchAdd, store: StoreDep, caller: CallerDep) -> ResendBatchAdded:
+    """Suppress up to 100 addresses in one request (one update of the tenant's list)."""
+    added = await add_suppressions(store, caller, [str(email) for email in body.emails])
+    return ResendBatchAdded(data=[ResendSuppressionRef(id=entry.id) for entry in added])
+
+
+@router.post("/suppressions/batch/remove", response_model=ResendBatchRemoved)
+async def batch_remove(
+    body: ResendBatchRemove, store: StoreDep, caller: CallerDep
+) -> ResendBatchRemoved:
+    """Remove up to 100 suppressions by address or by id (not both); those listed answer."""
+    if (body.emails is None) == (body.ids is None):
+        raise InvalidRequest("give `emails` or `ids`, not both")
+    keys = [str(email) for email in body.emails] if body.emails else body.ids or []
+    removed = await remove_suppressions(store, caller, keys)
+    return ResendBatchRemoved(data=[ResendSuppressionRemoved(id=entry.id) for entry in removed])
 
 
 @router.post("/suppressions", response_model=ResendSuppressionRef)
