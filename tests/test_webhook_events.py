@@ -14,7 +14,14 @@ import resend.exceptions
 from testkit.app_endpoint import app_endpoint
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
-from tests.test_app_webhooks import as_tenant, send, served, settings, wait_accepted
+from tests.test_app_webhooks import (
+    as_tenant,
+    send,
+    served,
+    settings,
+    wait_accepted,
+)
+from tests.test_resend_compat import needs_node_sdk, run_node
 
 __all__ = ["served", "settings"]
 
@@ -92,3 +99,39 @@ async def test_sdk_lists_reads_and_replays_an_endpoints_events(served: str) -> N
         with pytest.raises(resend.exceptions.ResendError) as unknown:
             await as_tenant(ACME_KEY, resend.Webhooks.get_event, webhook_id, "msg_nope")
         assert unknown.value.code == 404
+
+
+@needs_node_sdk
+async def test_node_sdk_manages_an_endpoint_and_its_events(served: str) -> None:
+    async def node(mode: str, **env: str) -> Any:
+        return await run_node("webhooks_manage.cjs", served, ACME_KEY, MODE=mode, **env)
+
+    with app_endpoint() as hook:
+        created = (await node("create", ENDPOINT=hook.url))["created"]["data"]
+        webhook_id = created["id"]
+        await send("ann@example.com")
+        sent = (await wait_accepted(hook, 1))[0]
+
+        async def listed_success() -> Any:
+            page = await as_tenant(ACME_KEY, resend.Webhooks.list_events, webhook_id)
+            return page if page["data"] and page["data"][0]["status"] == "success" else None
+
+        await eventually(listed_success, timeout=30, what="the event listed as delivered")
+        answers = await node("manage", WEBHOOK_ID=webhook_id)
+        event_id = sent.headers["svix-id"]
+        assert [e["id"] for e in answers["listed"]["data"]["data"]] == [event_id]
+        got = answers["got"]["data"]
+        assert (got["object"], got["id"], got["status"]) == ("webhook_event", event_id, "success")
+        assert got["payload"]["type"] == "email.sent"
+        assert [a["http_status_code"] for a in answers["attempts"]["data"]["data"]] == [200]
+        assert answers["replayed"]["data"] == {"object": "webhook_event", "id": event_id}
+        assert answers["updated"]["error"] is None
+        after = answers["afterUpdate"]["data"]
+        assert after["status"] == "disabled" and after["events"] == [
+            "email.sent",
+            "email.delivered",
+        ]
+        rotated = answers["rotated"]["data"]["signing_secret"]
+        assert rotated.startswith("whsec_") and rotated != created["signing_secret"]
+        assert answers["removed"]["data"]["deleted"] is True
+        assert answers["gone"]["error"]["name"] == "not_found"
