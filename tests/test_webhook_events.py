@@ -10,10 +10,14 @@ from typing import Any
 import pytest
 import resend
 import resend.exceptions
+from temporalio.client import Client
 
+from activities.app_webhook_types import delivery_workflow_id
 from testkit.app_endpoint import app_endpoint
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from testkit.polling import eventually
+from tests.conftest import Tenants
+from tests.helpers import readable_text
 from tests.test_app_webhooks import (
     as_tenant,
     send,
@@ -26,7 +30,9 @@ from tests.test_resend_compat import needs_node_sdk, run_node
 __all__ = ["served", "settings"]
 
 
-async def test_sdk_lists_reads_and_replays_an_endpoints_events(served: str) -> None:
+async def test_sdk_lists_reads_and_replays_an_endpoints_events(
+    served: str, client: Client, tenants: Tenants
+) -> None:
     with app_endpoint() as hook:
         made = await as_tenant(
             ACME_KEY, resend.Webhooks.create, {"endpoint": hook.url, "events": ["email.sent"]}
@@ -79,6 +85,11 @@ async def test_sdk_lists_reads_and_replays_an_endpoints_events(served: str) -> N
             return answer if len(answer["data"]) == 4 else None
 
         await eventually(four_tries, timeout=30, what="the replay's try listed")
+
+        # The memo that lists them holds recipients: encrypted, as every payload.
+        handle = client.get_workflow_handle(delivery_workflow_id(tenants.acme, first))
+        clear = "\n".join(readable_text((await handle.fetch_history()).to_json_dict()))
+        assert "ann@example.com" not in clear and oldest["id"] not in clear
 
         # Async too.
         resend.api_key = ACME_KEY
