@@ -13,6 +13,12 @@ from typing import Any
 ENDPOINTS_WORKFLOW = "AppWebhookEndpoints"
 DELIVERY_WORKFLOW = "AppEventDelivery"
 EVENT_SIGNAL = "app_event"
+# One more try of an event already delivered or given up on (Resend's replay).
+REPLAY_SIGNAL = "replay_app_event"
+# The delivery workflow's memo keys: its events and their deliveries, read by listing
+# (the server answers; no worker, no query replaying each run).
+EVENTS_MEMO = "events"
+DELIVERIES_MEMO = "deliveries"
 # The endpoints workflow's memo key holding its endpoints (read by describe).
 ENDPOINTS_MEMO = "endpoints"
 # Update failures the API answers as 404 / 422 (the messages are ours, PII-free).
@@ -43,7 +49,12 @@ def endpoints_workflow_id(tenant_id: str | None) -> str:
 
 def delivery_workflow_id(tenant_id: str | None, email_id: str) -> str:
     """One email's event deliveries (tenant ids and email ids never hold a `/`)."""
-    return f"app-events/{tenant_id or ''}/{email_id}"
+    return f"{delivery_workflow_prefix(tenant_id)}{email_id}"
+
+
+def delivery_workflow_prefix(tenant_id: str | None) -> str:
+    """What every delivery workflow id of the tenant starts with (a visibility query)."""
+    return f"app-events/{tenant_id or ''}/"
 
 
 @dataclass
@@ -116,6 +127,17 @@ class AppEventSignal:
 
 
 @dataclass
+class DeliveryTry:
+    """One attempt to post an event to an endpoint: its answer in our words (the endpoint's
+    body is not read: bounded, and possibly not the app's to show)."""
+
+    id: str
+    sent_at: str
+    http_status: int | None
+    response: str
+
+
+@dataclass
 class EventDelivery:
     """One event to one endpoint: visible through the deliveries read (attempts per event)."""
 
@@ -129,6 +151,18 @@ class EventDelivery:
     last_attempt_at: str | None = None
     next_attempt_at: str | None = None
     delivered_at: str | None = None
+    # Each attempt (bounded: the schedule's tries plus replays).
+    tries: list[DeliveryTry] = field(default_factory=list)
+    # A replay asked for one more try, not a new retry schedule.
+    replay: bool = False
+
+
+@dataclass
+class ReplayInput:
+    """Resend's replay: the event once more to one endpoint (a new try, the same svix-id)."""
+
+    event: AppEvent
+    endpoint_id: str
 
 
 @dataclass

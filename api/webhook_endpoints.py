@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
 
 from temporalio.client import (
     Client,
@@ -50,6 +51,7 @@ from workflows.app_events.endpoints import AppWebhookEndpoints
 NO_SUCH_WEBHOOK = "no webhook with this id"
 STATUSES = ("enabled", "disabled")
 MAX_LIMIT = 100
+T = TypeVar("T", bound="HasId")
 
 
 def new_secret() -> str:
@@ -150,31 +152,34 @@ async def get_endpoint(client: Client, caller: Caller, endpoint_id: str) -> Webh
     return found
 
 
+class HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
 @dataclass
-class Page:
-    endpoints: list[WebhookEndpoint]
+class Page(Generic[T]):
+    items: list[T]
     has_more: bool
 
 
-def page_of(
-    endpoints: list[WebhookEndpoint], limit: int, after: str | None, before: str | None
-) -> Page:
-    """Resend's cursor paging over the newest-first list (`after`/`before`: an id, excluded)."""
+def page_of(items: list[T], limit: int, after: str | None, before: str | None) -> Page[T]:
+    """Resend's cursor paging over a newest-first list (`after`/`before`: an id, excluded)."""
     if after and before:
         raise InvalidRequest("use `after` or `before`, not both")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    ids = [e.id for e in endpoints]
+    ids = [item.id for item in items]
     cursor = after or before
     if cursor is not None and cursor not in ids:
-        raise InvalidRequest("the cursor is not one of your webhooks")
+        raise InvalidRequest("the cursor is not one of this list's ids")
     if before:
         end = ids.index(before)
         start = max(0, end - limit)
-        return Page(endpoints[start:end], has_more=start > 0)
+        return Page(items[start:end], has_more=start > 0)
     start = ids.index(after) + 1 if after else 0
-    chosen = endpoints[start : start + limit]
-    return Page(chosen, has_more=start + limit < len(endpoints))
+    chosen = items[start : start + limit]
+    return Page(chosen, has_more=start + limit < len(items))
 
 
 async def email_deliveries(client: Client, caller: Caller, email_id: str) -> list[EventDelivery]:

@@ -703,6 +703,11 @@ def test_openapi_shows_the_resend_surface_under_its_own_tag(app: FastAPI) -> Non
         ("PATCH", "/webhooks/{webhook_id}"),
         ("DELETE", "/webhooks/{webhook_id}"),
         ("POST", "/webhooks/{webhook_id}/signing-secret/rotate"),
+        # Webhook events (api/resend_compat/webhook_events.py).
+        ("GET", "/webhooks/{webhook_id}/events"),
+        ("GET", "/webhooks/{webhook_id}/events/{event_id}"),
+        ("GET", "/webhooks/{webhook_id}/events/{event_id}/attempts"),
+        ("POST", "/webhooks/{webhook_id}/events/{event_id}/replay"),
         ("POST", "/suppressions"),
         ("GET", "/suppressions"),
         ("GET", "/suppressions/{id_or_email}"),

@@ -11,8 +11,10 @@ import httpx
 import pytest
 import resend
 import resend.exceptions
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from activities.suppressions import MAX_SUPPRESSIONS
+from activities.suppressions import MAX_SUPPRESSIONS, list_workflow_id
 from testkit.keys import ACME_KEY, GLOBEX_KEY
 from tests.test_resend_compat import (
     Stack,
@@ -127,3 +129,28 @@ async def test_node_sdk_batch_add_and_remove(acme: Stack) -> None:  # noqa: F811
     assert len(answers["byIds"]["data"]["data"]) == 2
     assert not set(emails) & {e["email"] for e in answers["listed"]["data"]["data"]}
     assert answers["empty"]["error"]["name"] == "validation_error"
+
+
+async def updates_of(client: Client, tenant_id: str) -> int:
+    """How many updates the tenant's list has taken (its history's update events)."""
+    history = await client.get_workflow_handle(list_workflow_id(tenant_id)).fetch_history()
+    return sum(
+        1
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    )
+
+
+async def test_a_batch_is_one_update_of_the_list_and_async_calls_work(
+    acme: Stack,  # noqa: F811
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    emails = [address() for _ in range(4)]
+    await call(resend.Suppressions.add, {"email": emails[0]})  # the list exists
+    before = await updates_of(temporal_env.client, acme.acme)
+    added = await resend.Suppressions.Batch.add_async({"emails": emails})
+    assert len(added["data"]) == 4
+    assert await updates_of(temporal_env.client, acme.acme) == before + 1
+    removed = await resend.Suppressions.Batch.remove_async({"emails": emails})
+    assert [e["deleted"] for e in removed["data"]] == [True] * 4
+    assert await updates_of(temporal_env.client, acme.acme) == before + 2

@@ -24,7 +24,7 @@ from api.resend_compat.errors import PREFIXES, as_response, error
 SERVED = ("/emails", "/suppressions")
 UNSERVED = tuple(p for p in PREFIXES if p not in SERVED)
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-SERVED_APIS = "emails (send, batch, get, list, update, cancel) and suppressions"
+SERVED_APIS = "emails (send, batch, get, list, update, cancel), webhooks and suppressions"
 
 
 def _allowed(served: Sequence[APIRouter], request: Request) -> list[str]:

@@ -1,5 +1,6 @@
 """Resend's webhook endpoints API: `POST /webhooks`, `GET /webhooks` (cursor pages),
-`GET/PATCH/DELETE /webhooks/{id}` and `POST /webhooks/{id}/signing-secret/rotate`.
+`GET/PATCH/DELETE /webhooks/{id}`, `POST /webhooks/{id}/signing-secret/rotate`, and the
+events sent to each (`webhook_events`: list, get, attempts, replay).
 
 The same routes serve `/v1/webhook-endpoints` (`api.routes.webhook_endpoints`): `routes()`
 builds them for a prefix and a route class (Resend's error format here, ours on /v1).
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from activities.app_webhook_types import ChangeEndpointInput, WebhookEndpoint
 from api.deps import CallerDep, SettingsDep, TemporalClientDep
 from api.resend_compat.errors import ResendRoute
+from api.resend_compat.webhook_events import event_routes
 from api.webhook_endpoints import (
     change_endpoint,
     checked_endpoint,
@@ -104,7 +106,7 @@ def routes(route_class: type[APIRoute], prefix: str, **options: Any) -> APIRoute
         """List your webhook endpoints, newest first, in cursor pages (`after`, `before`)."""
         page = page_of(await list_endpoints(client, caller), limit, after, before)
         return WebhookList(
-            has_more=page.has_more, data=[WebhookItem(**_item(e)) for e in page.endpoints]
+            has_more=page.has_more, data=[WebhookItem(**_item(e)) for e in page.items]
         )
 
     @router.get("/{webhook_id}", response_model=WebhookObject)
@@ -150,6 +152,7 @@ def routes(route_class: type[APIRoute], prefix: str, **options: Any) -> APIRoute
         await change_endpoint(client, caller, change)
         return WebhookSecret(id=webhook_id, signing_secret=change.signing_secret or "")
 
+    router.include_router(event_routes(route_class))
     return router
 
 

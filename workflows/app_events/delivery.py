@@ -22,13 +22,18 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.app_webhook_types import (
+        DELIVERIES_MEMO,
         DELIVERY_WORKFLOW,
         EVENT_SIGNAL,
+        EVENTS_MEMO,
+        REPLAY_SIGNAL,
         AppEventSignal,
         AppEventsInput,
         DeliverInput,
         DeliverResult,
+        DeliveryTry,
         EventDelivery,
+        ReplayInput,
     )
     from activities.app_webhooks import AppWebhookActivities
     from workflows.delivery.history import iso
@@ -55,6 +60,8 @@ class AppEventDelivery:
 
     @workflow.run
     async def run(self, data: AppEventsInput) -> None:
+        if data.deliveries:  # a continued run: its memo starts empty
+            self._publish()
         self._start_lanes()
         while True:
             await workflow.wait_condition(lambda: not self._lanes or self._pausing)
@@ -78,7 +85,40 @@ class AppEventDelivery:
             self._events[event.id] = event
             for endpoint_id in signal.endpoint_ids:
                 self._deliveries.append(EventDelivery(event.id, event.type, endpoint_id))
+        self._publish()
         self._start_lanes()
+
+    @workflow.signal(name=REPLAY_SIGNAL)
+    def on_replay(self, data: ReplayInput) -> None:
+        """One more try of a finished delivery (one under way is left to its schedule)."""
+        self._events.setdefault(data.event.id, data.event)
+        found = self._find(data.event.id, data.endpoint_id)
+        if found is None:  # a new run: the event's earlier tries are in the one before
+            found = EventDelivery(data.event.id, data.event.type, data.endpoint_id)
+            self._deliveries.append(found)
+        elif found.status not in DONE:
+            return
+        found.status = "pending"
+        found.replay = True
+        self._publish()
+        self._start_lanes()
+
+    def _find(self, event_id: str, endpoint_id: str) -> EventDelivery | None:
+        return next(
+            (
+                d
+                for d in self._deliveries
+                if d.event_id == event_id and d.endpoint_id == endpoint_id
+            ),
+            None,
+        )
+
+    def _publish(self) -> None:
+        """The run's events and deliveries in its memo (encrypted by the codec, as every
+        payload): a listing reads them without a worker."""
+        wanted = {d.event_id for d in self._deliveries}
+        events = [e for e in self._events.values() if e.id in wanted]
+        workflow.upsert_memo({EVENTS_MEMO: events, DELIVERIES_MEMO: self._deliveries})
 
     @workflow.query
     def deliveries(self) -> list[EventDelivery]:
@@ -113,19 +153,22 @@ class AppEventDelivery:
     async def _deliver(self, delivery: EventDelivery) -> None:
         delays = self._data.policy.retry_delays_seconds
         while delivery.status not in DONE and not self._pausing:
-            if delivery.attempts > 0:
-                delay = delays[delivery.attempts - 1]
+            if delivery.attempts > 0 and not delivery.replay:
+                delay = delays[min(delivery.attempts, len(delays)) - 1]
                 delivery.next_attempt_at = iso(workflow.now() + timedelta(seconds=delay))
                 await workflow.sleep(delay)
             await self._attempt(delivery)
-            if delivery.status == "attempting" and delivery.attempts > len(delays):
+            out_of_tries = delivery.replay or delivery.attempts > len(delays)
+            if delivery.status == "attempting" and out_of_tries:
                 delivery.status = "failed"
+            delivery.replay = False
+            self._publish()
 
     async def _attempt(self, delivery: EventDelivery) -> None:
         delivery.status = "attempting"
         delivery.attempts += 1
         delivery.next_attempt_at = None
-        delivery.last_attempt_at = iso(workflow.now())
+        delivery.last_attempt_at = sent_at = iso(workflow.now())
         try:
             result = await self._call(delivery)
         except ActivityError:
@@ -133,6 +176,10 @@ class AppEventDelivery:
             result = DeliverResult("failed", error="the attempt timed out or failed")
         delivery.last_http_status = result.http_status
         delivery.last_error = result.error
+        answer = result.error or f"HTTP {result.http_status}"
+        delivery.tries.append(
+            DeliveryTry(f"att_{workflow.uuid4().hex}", sent_at, result.http_status, answer)
+        )
         if result.outcome == "delivered":
             delivery.status = "delivered"
             delivery.delivered_at = iso(workflow.now())
