@@ -79,3 +79,23 @@ async def test_node_sdk_gets_resends_error(sdk: Stack) -> None:  # noqa: F811
         assert answers[name]["data"] is None
         assert answers[name]["error"]["name"] == "not_found"
         assert answers[name]["error"]["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/emails/em_0123456789abcdef/share"),
+        ("GET", "/emails/metrics"),
+        ("GET", "/emails/em_0123456789abcdef/attachments"),
+        ("GET", "/emails/receiving"),
+    ],
+)
+async def test_unserved_email_calls_answer_in_resends_format(
+    api: httpx.AsyncClient, method: str, path: str
+) -> None:
+    # Emails.share, metrics, attachments and receiving: not served (no share links, metrics,
+    # stored attachments or inbound mail here), answered in Resend's shape, never a 500.
+    response = await api.request(method, path)
+    assert response.status_code == 404, response.text
+    assert set(response.json()) == {"statusCode", "name", "message"}
+    assert response.json()["name"] == "not_found"
