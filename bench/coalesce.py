@@ -143,11 +143,13 @@ async def ours(
     log_dir: Path,
     env: dict[str, str],
     plan: list[tuple[str, int, int, int]],
+    workers: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Each (label, shards, invites, batch) of `plan` on one worker, an API of its own (the
+    """Each (label, shards, invites, batch) of `plan` on `workers` workers, an API of its own (the
     API puts `COALESCE_SHARDS` in each send's policy: the worker needs no setting)."""
     results: dict[str, dict[str, Any]] = {}
-    await start_our_worker(client, log_dir, env)
+    for n in range(workers):
+        await start_our_worker(client, log_dir, env, f"worker{n or ''}")
     for label, shards, count, batch in plan:
         await fake.client.reset()
         api, url = await start_our_api(log_dir, {**env, "COALESCE_SHARDS": str(shards)})
@@ -254,7 +256,7 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> list[str]:
     if getattr(args, "only_coalesced", False):
         plan = [step for step in plan if step[1]]
     try:
-        results = await ours(client, fake, log_dir, env, plan)
+        results = await ours(client, fake, log_dir, env, plan, args.workers)
         if not getattr(args, "only_coalesced", False):
             results |= await seeds(fake, log_dir, args.seed_invites)
     finally:
@@ -276,6 +278,7 @@ async def main() -> None:
     parser.add_argument("--log-dir", default=None)
     parser.add_argument("--only-coalesced", action="store_true", help="our coalesced runs only")
     parser.add_argument("--shards", type=int, default=0, help=f"coalescers (default {SHARDS})")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument(
         "--worker-cache", type=int, default=0, help="WORKER_MAX_CACHED_WORKFLOWS (default: ours)"
     )
