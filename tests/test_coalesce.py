@@ -350,3 +350,40 @@ async def test_a_reset_email_while_its_call_is_in_flight_takes_that_call_s_outco
     assert len(fake_resend.fake.deliveries) == 1 and fake_resend.fake.duplicates() == []
     assert sent["provider_message_id"] == fake_resend.fake.deliveries[0].id
     assert send_requests(fake_resend) == ["/emails/batch"]
+
+
+async def handed_in_again(client: Client, workflow_id: str) -> None:
+    """The reset run has run its first task: its ref is handed to the coalescer again."""
+
+    async def done() -> bool:
+        handle = client.get_workflow_handle(workflow_id)
+        description = await handle.describe()
+        if description.raw_description.workflow_execution_info.history_length < 5:
+            return False
+        events = (await handle.fetch_history()).events
+        return any(e.HasField("marker_recorded_event_attributes") for e in events)
+
+    await eventually(done, timeout=15, what="the reset run's hand-off")
+
+
+async def test_a_reset_email_cannot_be_cancelled_while_its_old_call_may_be_out(
+    api: httpx.AsyncClient,
+    worker: None,
+    client: Client,
+    settings: Settings,
+    fake_resend: FakeResendServer,
+) -> None:
+    """Right after a reset, before its coalescer has told the reset run anything, the run
+    reads `queued`; its old call may already be at the provider, so a cancel is refused
+    (409: a reset run never claims an earlier run did not send) and the email ends `sent`,
+    once, never `cancelled` while delivered."""
+    fake_resend.fake.configure(latency=4.0)
+    body = (await api.post("/v1/emails", json=email(3))).json()
+    await fake_resend.fake.wait_for_deliveries(1, timeout=15)  # its answer held 4 s
+    await reset_to_first_task(settings, body["workflow_id"])
+    await handed_in_again(client, body["workflow_id"])
+    cancel = await api.delete(f"/v1/emails/{body['id']}")
+    assert cancel.status_code == 409, cancel.text
+    sent = await wait_for_status(api, body["id"], "sent", timeout=30)
+    assert sent["provider_message_id"] == fake_resend.fake.deliveries[0].id
+    assert len(fake_resend.fake.deliveries) == 1 and fake_resend.fake.duplicates() == []
