@@ -17,6 +17,7 @@ from dataclasses import asdict
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import errors
@@ -127,7 +128,10 @@ class CoalesceActivities(SendActivities):
         if not messages:
             return CoalescedAttemptResult(items)
         call = self._transport.send_batch(messages, data.idempotency_key)
-        sent = await self._call(call, data, clock)
+        try:
+            sent = await self._call(call, data, clock)
+        except ApplicationError as err:
+            raise self._alone_if_failing_over(err, data) from None
         outcomes = iter(sent.items)
         for item in items:
             if item.claim == CLAIMED:
@@ -142,6 +146,26 @@ class CoalesceActivities(SendActivities):
             clock.duration_ms,
         )
         return CoalescedAttemptResult(items, self._batch_result(sent, clock))
+
+    def _alone_if_failing_over(
+        self, err: ApplicationError, data: CoalescedAttemptInput
+    ) -> ApplicationError:
+        """A batch call never fails over: when the provider provably did not take it and
+        cannot take mail now, behind a transport that fails over, and no earlier attempt may
+        have reached a provider, the call ends and its emails go alone (each may move)."""
+        if (
+            not self._transport.capabilities.fails_over
+            or data.may_have_been_taken_by
+            or err.type not in errors.NOT_ACCEPTED
+            or err.type not in errors.PROVIDER_CANNOT_TAKE
+        ):
+            return err
+        return ApplicationError(
+            f"{err.message}; the call ends, its emails go alone to fail over",
+            *err.details,
+            type=errors.SEND_ALONE,
+            non_retryable=True,
+        )
 
     async def _claim(self, ref: CoalesceRef, call_id: str, started_at: str) -> ClaimResult:
         """Claim one email for this call; its message must be the one its ref names."""

@@ -8,7 +8,7 @@ email claimed by a call can no longer be cancelled, and one claimed by another c
 cancelled, or already told its outcome) is left out. Fields are only ever added at the end.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from activities.types import BatchAttemptResult, BatchItemOutcome, EmailMessage
@@ -97,6 +97,9 @@ class CoalescedAttemptInput:
     refs: list[CoalesceRef]
     attempt: int
     not_after: str
+    # Providers the call's earlier attempts may have reached: with none, a call the provider
+    # cannot take hands its emails back to fail over alone (`errors.SEND_ALONE`).
+    may_have_been_taken_by: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -38,6 +38,9 @@ IDEMPOTENCY_CONFLICT = "ProviderIdempotencyConflict"
 # The attempt started after its `not_after`: past it the provider's 24 h idempotency window
 # could no longer deduplicate it, so the activity refused to call the provider.
 SEND_WINDOW_CLOSED = "SendWindowClosed"
+# A coalesced call the provider provably did not take and cannot take now, behind a
+# transport that fails over: its emails go alone, so each can move to the next provider.
+SEND_ALONE = "SendAlone"
 # The message the workflow answered is not the one it pinned (a bug): never send it.
 MESSAGE_MISMATCH = "PinnedMessageMismatch"
 

@@ -16,7 +16,9 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError
 
+from activities.coalesce_types import coalescer_id
 from activities.invite_tokens import PLACEHOLDER
 from config import Settings
 from infra.codec import CodecKeyError, EncryptionCodec, new_codec_key, parse_codec_keys
@@ -203,7 +205,30 @@ async def test_codec_capability_is_off_unless_configured(
         assert (await http.post("/codec//decode", json=body)).status_code == 401
 
 
+@pytest.fixture(params=[0, 2], ids=["single", "coalesced"])
+def shards(request: pytest.FixtureRequest, settings: Settings) -> int:
+    """The send alone (its attempts in its own history) or coalesced (in its coalescer's)."""
+    settings.coalesce_shards = request.param
+    shards: int = request.param
+    return shards
+
+
+async def raw_histories(client: Client, workflow_ids: list[str]) -> dict[str, str]:
+    """Each workflow's history as anyone with database or server access reads it: without
+    the codec (a shard that carried nothing was never started)."""
+    raw = await Client.connect(client.service_client.config.target_host, namespace="default")
+    texts: dict[str, str] = {}
+    for workflow_id in workflow_ids:
+        try:
+            history = await raw.get_workflow_handle(workflow_id).fetch_history()
+        except RPCError:
+            continue
+        texts[workflow_id] = "\n".join(readable_text(history.to_json_dict()))
+    return texts
+
+
 async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
+    shards: int,
     api: httpx.AsyncClient,
     worker: None,
     fake_resend: FakeResendServer,
@@ -229,11 +254,15 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
         "our API key": API_KEY,
     }
 
-    # Read the history as anyone with database or server access would: without the codec.
-    raw = await Client.connect(client.service_client.config.target_host, namespace="default")
-    history = await raw.get_workflow_handle(body["workflow_id"]).fetch_history()
-    text = "\n".join(readable_text(history.to_json_dict()))
-    assert "binary/encrypted" in text and "EVENT_TYPE_ACTIVITY_TASK_FAILED" in text
+    # The invite's history and its coalescer's, which records a coalesced call's attempts.
+    queue = settings.send_task_queue
+    texts = await raw_histories(
+        client, [body["workflow_id"], *(coalescer_id(queue, n) for n in range(shards))]
+    )
+    [holder] = [w for w, t in texts.items() if "EVENT_TYPE_ACTIVITY_TASK_FAILED" in t]
+    assert holder == body["workflow_id"] if shards == 0 else holder.startswith("coalescer:")
+    text = "\n".join(texts.values())
+    assert "binary/encrypted" in text
     assert {name: s for name, s in secrets.items() if s in text} == {}
     assert "is temporarily unavailable" not in text  # the provider's text, encrypted
     # ... and the row says why the attempt failed, without expanding it.
@@ -241,10 +270,10 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
         "HTTP 500 application_error from the provider (ProviderUnavailable): "
         "may have been accepted, retryable"
     )
-    assert readable in text and "Encoded failure" not in text
+    assert readable in texts[holder] and "Encoded failure" not in text
 
     shown = await asyncio.create_subprocess_exec(
-        temporal_binary(), "workflow", "show", "-w", body["workflow_id"],
+        temporal_binary(), "workflow", "show", "-w", holder,
         "--address", settings.temporal_address, "-o", "json",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -260,7 +289,8 @@ async def test_temporal_history_holds_no_recipient_token_subject_body_or_key(
     [workflow_input] = await client.data_converter.decode(started.input.payloads)
     assert workflow_input["to"] == INVITE["email"]
     assert workflow_input["accept_url"].endswith(f"&token={PLACEHOLDER}")
-    failed = next(e for e in decoded.events if e.HasField("activity_task_failed_event_attributes"))
+    attempts = await client.get_workflow_handle(holder).fetch_history()
+    failed = next(e for e in attempts.events if e.HasField("activity_task_failed_event_attributes"))
     failure = failed.activity_task_failed_event_attributes.failure
     [details] = await client.data_converter.decode(
         failure.application_failure_info.details.payloads

@@ -35,6 +35,19 @@ EMAIL = {"to": "ann@example.com", "subject": "Hi", "text": "hello"}
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """This module checks how one send moves between providers within its attempts: each
+    send is its own provider call (`COALESCE_SHARDS=0`) unless a test says otherwise."""
+    return settings.model_copy(update={"coalesce_shards": 0})
+
+
+@pytest.fixture(params=[0, 1], ids=["alone", "coalesced"])
+def shards(request: pytest.FixtureRequest, settings: Settings) -> None:
+    """A send as its own provider call, or coalesced into a batch call."""
+    settings.coalesce_shards = request.param
+
+
+@pytest.fixture
 def relay(tmp_path: Path) -> Iterator[SmtpServer]:
     with smtp_server(tmp_path) as server:
         yield server
@@ -170,7 +183,8 @@ async def test_batch_through_smtp_alone_sends_each_email_and_waits_for_no_events
     assert sorted(env.relay.relay.recipients) == [e["to"] for e in emails]
 
 
-async def test_resend_500_is_retried_on_resend_never_through_smtp(env: Env) -> None:
+async def test_resend_500_is_retried_on_resend_never_through_smtp(shards: None, env: Env) -> None:
+    """Alone or coalesced, the email records that Resend may have taken it."""
     env.fake.fake.enqueue_faults([Fault(status=500), Fault(status=500)])
     async with env.worker("resend,smtp"):
         body = (await env.api.post("/v1/emails", json=EMAIL)).json()
@@ -183,7 +197,7 @@ async def test_resend_500_is_retried_on_resend_never_through_smtp(env: Env) -> N
 
 
 async def test_resend_refusing_connections_sends_through_smtp_once_and_says_why(
-    api: httpx.AsyncClient, client: Client, settings: Settings, relay: SmtpServer
+    shards: None, api: httpx.AsyncClient, client: Client, settings: Settings, relay: SmtpServer
 ) -> None:
     async with worker_with(
         client, settings, relay, "resend,smtp", resend_api_url=closed_port_url()
@@ -195,7 +209,12 @@ async def test_resend_refusing_connections_sends_through_smtp_once_and_says_why(
     status = (await api.get(f"/v1/emails/{body['id']}")).json()
     assert status["provider"] == "smtp" and status["failover_from"] == "resend"
     assert status["failover_reason"] == errors.PROVIDER_UNREACHABLE
-    [attempt] = status["attempts"]
+    # Coalesced, its call's one refused batch attempt comes first: a batch call never fails
+    # over, so the call hands the email back to go alone (`errors.SEND_ALONE`).
+    *refused, attempt = status["attempts"]
+    assert [(a["provider"], a["error_type"]) for a in refused] == (
+        [("resend", errors.SEND_ALONE)] if settings.coalesce_shards else []
+    )
     assert (attempt["provider"], attempt["failover_from"]) == ("smtp", "resend")
     timeline = (await api.get(f"/v1/emails/{body['id']}/events")).json()["events"]
     [sent] = [event for event in timeline if event["type"] == "sent"]

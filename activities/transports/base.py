@@ -27,6 +27,8 @@ class TransportCapabilities:
       batch endpoint does not take them: such an email goes as a single send).
     - `sends_mail`: the email leaves this machine; False for the local outbox, which only
       writes it to a directory (the worker warns about it at start).
+    - `fails_over`: a single send can move to another provider when this one cannot take
+      mail; a batch call cannot (a coalesced call then hands its emails back to go alone).
     """
 
     reports_delivery_events: bool
@@ -35,6 +37,7 @@ class TransportCapabilities:
     max_request_bytes: int
     batch_attachments: bool
     sends_mail: bool = True
+    fails_over: bool = False
 
 
 class ProviderFailure(Exception):

@@ -82,6 +82,7 @@ def combined_capabilities(members: Sequence[EmailTransport]) -> TransportCapabil
         batch_attachments=caps[0].batch_attachments,
         # Any member that only writes locally makes the worker warn (OUTBOX MODE).
         sends_mail=all(c.sends_mail for c in caps),
+        fails_over=len(caps) > 1,
     )
 
 

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         call_idempotency_key,
     )
     from workflows.coalesce.types import CallOutcome
-    from workflows.delivery.attempts import accepted_record
+    from workflows.delivery.attempts import accepted_record, note_taken
     from workflows.delivery.history import iso
     from workflows.delivery.loop import SINGLE_ATTEMPT, ProviderCall
     from workflows.policy import DEFAULT_PRIORITY_KEY, DeliveryPolicy
@@ -49,6 +49,7 @@ class CallState:
     not_after: str | None = None
     provider_may_have_accepted: bool = False
     last_error: EmailError | None = None
+    may_have_been_taken_by: list[str] = field(default_factory=list)
 
 
 class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
@@ -82,6 +83,7 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
                 self.refs,
                 attempt,
                 iso(not_after),
+                list(self.state.may_have_been_taken_by),
             ),
             task_queue=self.policy.send_task_queue,
             # Claims first (one update per email, each a workflow task of the email's: slow
@@ -100,6 +102,10 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
         self.add_attempt(record, may_have_accepted=False)
         self.result = result
         self.set_status(SendStatus.SENT)
+
+    def add_attempt(self, record: AttemptRecord, *, may_have_accepted: bool) -> None:
+        note_taken(self.state.may_have_been_taken_by, record, may_have_accepted=may_have_accepted)
+        super().add_attempt(record, may_have_accepted=may_have_accepted)
 
     def set_status(self, status: SendStatus) -> None:
         self.state.status = status
@@ -125,6 +131,7 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
             status=status,
             attempts=list(self.state.attempts),
             attempt_count=self.state.attempt_count,
+            may_have_been_taken_by=list(self.state.may_have_been_taken_by),
             **fields,  # type: ignore[arg-type]
         )
 

@@ -14,11 +14,12 @@ claimed by one call is never claimed by another. A reset run knows nothing of it
 calls: their emails answer `held_by_other_call` and end `undetermined`, never sent twice. A
 reset run of an EMAIL hands its ref in again: the coalescer remembers which call holds it
 (`Held`, until its window ends) and tells that run the call's outcome instead of composing it
-again; it stays alive (idle, one timer a minute) while it holds any.
+again; it stays alive while it holds any (one timer, to the first hold's end).
 
 Bounded: the history holds refs (ids and digests, ~300 bytes), never messages; the run
 continues as new once its history is full, after its calls have ended, carrying only the
-refs still waiting. It ends after `IDLE` with nothing to do (the next ref starts it again).
+refs still waiting. It ends after `IDLE` with nothing to do (the next ref starts it again);
+while it holds calls it sleeps until the first hold may be forgotten.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Coalescer:
         while True:
             ready = await wait_until(
                 lambda: self._can_compose() or history_full(),
-                IDLE,
+                self._wait(),
             )
             if not ready:
                 self._held.prune()
@@ -131,6 +132,13 @@ class Coalescer:
         if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
             return False
         return not self._in_flight or len(self._pending) >= self._data.max_batch
+
+    def _wait(self) -> timedelta:
+        """How long to wait for work: `IDLE`; with nothing to do but calls held, until the
+        first hold may be forgotten (one timer, not one a minute for a day)."""
+        if self._pending or self._in_flight or not self._held:
+            return IDLE
+        return max(IDLE, self._held.next_expiry() - workflow.now())
 
     def _idle(self) -> bool:
         """No call in flight and every email of the ended calls told."""

@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import errors
     from activities.coalesce import CoalesceActivities
     from activities.coalesce_types import (
         CLAIMED,
@@ -147,8 +148,10 @@ class Handoff:
             )
         )
 
-    def _apply(self, outcome: CallOutcome) -> bool:
-        """The call's outcome as this email's: its attempts, then sent or an unsent end."""
+    def _apply(self, outcome: CallOutcome) -> bool | None:
+        """The call's outcome as this email's: its attempts, then sent or an unsent end; None
+        when its call, which the provider provably did not take, hands it back to go alone
+        (behind a transport that fails over: `errors.SEND_ALONE`)."""
         delivery, state = self._delivery, self._delivery.state
         records = list(outcome.attempts)
         last = records.pop() if outcome.status == SendStatus.SENT and records else None
@@ -162,6 +165,9 @@ class Handoff:
                     error_message=outcome.error.message,
                 )
             delivery.add_attempt(record, may_have_accepted=False)
+        for provider in outcome.may_have_been_taken_by:
+            if provider not in state.may_have_been_taken_by:
+                state.may_have_been_taken_by.append(provider)
         state.attempt_count = max(state.attempt_count, outcome.attempt_count - (last is not None))
         if outcome.status == SendStatus.SENT and last is not None:
             delivery.accepted(
@@ -177,5 +183,10 @@ class Handoff:
                 ),
             )
             return True
+        if outcome.status == SendStatus.FAILED and outcome.error is not None:
+            if outcome.error.type == errors.SEND_ALONE:
+                workflow.logger.info("email %s goes alone after call %s", state.id, state.call_id)
+                state.call_id = None
+                return None
         state.provider_may_have_accepted = outcome.status == SendStatus.UNDETERMINED
         delivery.end_unsent(outcome.error or EmailError("CallNotSent", "the call was not sent"))

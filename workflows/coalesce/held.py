@@ -59,6 +59,10 @@ class Held:
             for email_id in call.email_ids:
                 self._holder.pop(email_id, None)
 
+    def next_expiry(self) -> datetime:
+        """When the first held call may be forgotten."""
+        return min(datetime.fromisoformat(call.until) for call in self._calls.values())
+
     def carried(self) -> list[HeldCall]:
         return list(self._calls.values())
 

@@ -59,3 +59,5 @@ class CallOutcome:
     # a reset run of it, which knows no call, takes this outcome as its own.
     email_id: str = ""
     rejoined: bool = False
+    # The providers the call's attempts may have reached (the email's own list gets them).
+    may_have_been_taken_by: list[str] = field(default_factory=list)

@@ -64,6 +64,12 @@ def failure_details(cause: ApplicationError) -> AttemptFailureDetails | None:
     return details
 
 
+def note_taken(taken: list[str], record: AttemptRecord, *, may_have_accepted: bool) -> None:
+    """Add the provider an attempt may have reached to `taken` (what a failover is told)."""
+    if may_have_accepted and (record.provider or "unknown") not in taken:
+        taken.append(record.provider or "unknown")
+
+
 def failed_attempt(attempt: int, scheduled: datetime, err: ActivityError) -> FailedAttempt:
     """Classify a failed attempt (see the module docstring)."""
     record = AttemptRecord(

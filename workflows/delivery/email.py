@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.types import EmailMessage, SendAttemptInput, SendAttemptResult
     from workflows.app_events.emit import AppEvents, app_event_data, forwarded, unsent_event
     from workflows.coalesce.handoff import Handoff
-    from workflows.delivery.attempts import accepted_record
+    from workflows.delivery.attempts import accepted_record, note_taken
     from workflows.delivery.endings import CANCEL_REJECTED, RESCHEDULE_REJECTED
     from workflows.delivery.events import (
         Dedupe,
@@ -216,9 +216,7 @@ class Delivery(SuppressionSteps):
     def add_attempt(self, record: AttemptRecord, *, may_have_accepted: bool) -> None:
         if self.state.first_attempt_at is None:
             self.state.first_attempt_at = record.scheduled_at
-        taken = self.state.may_have_been_taken_by
-        if may_have_accepted and (record.provider or "unknown") not in taken:
-            taken.append(record.provider or "unknown")
+        note_taken(self.state.may_have_been_taken_by, record, may_have_accepted=may_have_accepted)
         super().add_attempt(record, may_have_accepted=may_have_accepted)
 
     def may_have_been_taken_by(self) -> list[str]:
