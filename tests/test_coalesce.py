@@ -367,11 +367,11 @@ async def handed_in_again(client: Client, workflow_id: str) -> None:
 
 
 async def test_a_reset_email_cannot_be_cancelled_while_its_old_call_may_be_out(
-    api: httpx.AsyncClient,
-    worker: None,
-    client: Client,
-    settings: Settings,
     fake_resend: FakeResendServer,
+    settings: Settings,
+    worker: None,
+    api: httpx.AsyncClient,
+    client: Client,
 ) -> None:
     """Right after a reset, before its coalescer has told the reset run anything, the run
     reads `queued`; its old call may already be at the provider, so a cancel is refused
