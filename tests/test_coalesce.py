@@ -207,6 +207,21 @@ async def test_a_tenant_s_single_send_is_not_held_behind_another_s_thousands(
     await asyncio.gather(*(wait_for_status(api, i, "sent", timeout=30) for i in acme_ids))
 
 
+async def test_a_call_s_attempts_never_quote_the_provider_to_its_emails(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    """The provider's words about a batch can name any recipient of it, and a call carries
+    several tenants' emails: each email's attempts say what happened in our words only."""
+    other = "someone@globex.example"
+    fake_resend.fake.enqueue_faults([Fault(status=500, message=f"mailbox {other} unavailable")])
+    acme = {"Authorization": f"Bearer {ACME_KEY}"}
+    email_id = await send(api, {**email(1), "from": "Acme <hello@acme.example>"}, **acme)
+    status = await wait_for_status(api, email_id, "sent", timeout=30)
+    [failed] = [a for a in status["attempts"] if a["outcome"] != "accepted"]
+    assert failed["http_status"] == 500 and failed["error_type"] == "ProviderUnavailable"
+    assert other not in str(status) and "Provider said" not in str(status)
+
+
 class Ref:
     def __init__(self, name: str, priority_key: int, fairness_key: str, size: int = 10) -> None:
         self.name, self.priority_key, self.fairness_key, self.size = (

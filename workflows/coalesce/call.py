@@ -57,6 +57,9 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
     coalescer waits for its calls before it does)."""
 
     what = "coalesced call"
+    # Its attempts are told to every email of the call, whatever its tenant: the provider's
+    # words about a batch can name any of its recipients.
+    quotes_provider = False
 
     def __init__(self, call_id: str, refs: list[CoalesceRef], policy: DeliveryPolicy) -> None:
         self.state = CallState(not_after=min(ref.not_after for ref in refs))

@@ -70,8 +70,11 @@ def note_taken(taken: list[str], record: AttemptRecord, *, may_have_accepted: bo
         taken.append(record.provider or "unknown")
 
 
-def failed_attempt(attempt: int, scheduled: datetime, err: ActivityError) -> FailedAttempt:
-    """Classify a failed attempt (see the module docstring)."""
+def failed_attempt(
+    attempt: int, scheduled: datetime, err: ActivityError, quote_provider: bool = True
+) -> FailedAttempt:
+    """Classify a failed attempt (see the module docstring); `quote_provider`: add the
+    provider's own words to the record's message."""
     record = AttemptRecord(
         attempt=attempt,
         scheduled_at=iso(scheduled),
@@ -88,7 +91,7 @@ def failed_attempt(attempt: int, scheduled: datetime, err: ActivityError) -> Fai
     details = failure_details(cause)
     record.error_type = cause.type or "ApplicationError"
     record.error_message = cause.message
-    if details is not None and details.provider_message:
+    if quote_provider and details is not None and details.provider_message:
         # The provider's own words, for the owner reading the status (encoded payloads,
         # never a failure message: those are in clear history).
         record.error_message += f" Provider said: {details.provider_message}"

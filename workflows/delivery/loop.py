@@ -93,6 +93,9 @@ class ProviderCall(Generic[R]):
     """The loop of one provider call; a subclass says how to attempt it and what follows."""
 
     what = "send"
+    # Whether a failed attempt's record quotes the provider's own words, which can name a
+    # recipient: the sender's own, for one sender's send; never for a call shared by tenants.
+    quotes_provider = True
 
     def __init__(
         self,
@@ -226,7 +229,8 @@ class ProviderCall(Generic[R]):
             try:
                 result = await self.attempt(attempt, not_after, attempt_summary(attempt, previous))
             except ActivityError as err:
-                await self._retry_after(failed_attempt(attempt, scheduled, err), not_after)
+                failure = failed_attempt(attempt, scheduled, err, self.quotes_provider)
+                await self._retry_after(failure, not_after)
                 continue
             self.accepted(attempt, scheduled, result)
             return result
