@@ -17,6 +17,13 @@ COALESCER_WORKFLOW: Final = "Coalescer"
 ENQUEUE_SIGNAL: Final = "coalesce_enqueue"
 CLAIM_UPDATE: Final = "claim_for_call"
 CALL_OUTCOME_SIGNAL: Final = "call_outcome"
+CALL_STATE_QUERY: Final = "call_state"
+
+
+def coalescer_of(call_id: str) -> str:
+    """The workflow id of the coalescer that composed `call_id` (`<coalescer id>/<n>-<x>`)."""
+    return call_id.rsplit("/", 1)[0]
+
 
 # What a claim answers.
 CLAIMED: Final = "claimed"

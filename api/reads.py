@@ -9,7 +9,7 @@ oracle); a send's tenant is its `TenantId` search attribute, set with the start.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from temporalio.client import (
@@ -22,6 +22,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from activities.coalesce_types import CALL_STATE_QUERY, coalescer_of
 from api.errors import NotFound, Unavailable
 from api.idempotency import owned_batch_item, owned_batch_workflow_id
 from api.invites import INVITE_WORKFLOWS
@@ -36,7 +37,9 @@ from api.temporal_errors import (
 )
 from api.tenants import Caller
 from workflows.batch_types import BATCH_STATUS_QUERY, BatchStatusResult, SendBatchInput, item_status
+from workflows.coalesce.types import CallState
 from workflows.search_attributes import TENANT_ID
+from workflows.status import SendStatus
 from workflows.types import EmailStatusResult, InviteState
 
 log = logging.getLogger("durable_mail.api")
@@ -165,4 +168,31 @@ async def read_workflow(client: Client, workflow_id: str, caller: Caller) -> Sen
             return SendRecord(
                 workflow_id, ended_early(known, description.status, live=False), live=False
             )
+        state = await with_call_progress(client, state)
         return SendRecord(workflow_id, ended_early(state, description.status))
+
+
+async def with_call_progress(client: Client, state: EmailStatusResult) -> EmailStatusResult:
+    """A coalesced email whose call is still being made learns its outcome only when the
+    call ends: until then its status and attempts are the call's, read from the coalescer
+    (`retrying` after a 429, each attempt so far). The call's attempts never quote the
+    provider (they are every email's of the call, whatever its tenant)."""
+    if state.status != SendStatus.SENDING or not state.call_id:
+        return state
+    handle = client.get_workflow_handle(coalescer_of(state.call_id))
+    try:
+        call: CallState | None = await handle.query(
+            CALL_STATE_QUERY, state.call_id, result_type=CallState, rpc_timeout=QUERY_TIMEOUT
+        )
+    except NOT_ANSWERED as err:
+        log.info("call %s not read: %s", state.call_id, type(err).__name__)
+        return state
+    if call is None:
+        return state
+    return replace(
+        state,
+        status=call.status,
+        attempts=list(call.attempts),
+        attempt_count=call.attempt_count,
+        attempts_omitted=call.attempts_omitted,
+    )

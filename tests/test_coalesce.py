@@ -222,6 +222,20 @@ async def test_a_call_s_attempts_never_quote_the_provider_to_its_emails(
     assert other not in str(status) and "Provider said" not in str(status)
 
 
+async def test_an_email_reads_its_call_s_retries_while_the_call_is_made(
+    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+) -> None:
+    """Its call answered 429 and waits `retry-after`: the email reads `retrying`, with the
+    call's attempt, not `sending` with none; then `sent` after the call's second attempt."""
+    fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=3)])
+    email_id = await send(api, email(1))
+    waiting = await wait_for_status(api, email_id, "retrying", timeout=15)
+    assert waiting["call_id"] is not None
+    assert [(a["attempt"], a["http_status"]) for a in waiting["attempts"]] == [(1, 429)]
+    sent = await wait_for_status(api, email_id, "sent", timeout=30)
+    assert [a["http_status"] for a in sent["attempts"]] == [429, 200]
+
+
 class Ref:
     def __init__(self, name: str, priority_key: int, fairness_key: str, size: int = 10) -> None:
         self.name, self.priority_key, self.fairness_key, self.size = (

@@ -8,7 +8,7 @@ turns the call's ending into one `CallOutcome` per email it claimed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         CoalesceRef,
         call_idempotency_key,
     )
-    from workflows.coalesce.types import CallOutcome
+    from workflows.coalesce.types import CallOutcome, CallState
     from workflows.delivery.attempts import accepted_record, note_taken
     from workflows.delivery.history import iso
     from workflows.delivery.loop import SINGLE_ATTEMPT, ProviderCall
@@ -36,20 +36,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.types import AttemptRecord, EmailError
 
 REFUSED = "refused by the provider"
-
-
-@dataclass
-class CallState:
-    """Where one composed call stands (what the loop reads and writes)."""
-
-    status: SendStatus = SendStatus.QUEUED
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    attempt_count: int = 0
-    attempts_omitted: int = 0
-    not_after: str | None = None
-    provider_may_have_accepted: bool = False
-    last_error: EmailError | None = None
-    may_have_been_taken_by: list[str] = field(default_factory=list)
 
 
 class CoalescedCall(ProviderCall[CoalescedAttemptResult]):

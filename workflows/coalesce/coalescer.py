@@ -33,10 +33,15 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.coalesce_types import CALL_OUTCOME_SIGNAL, ENQUEUE_SIGNAL, CoalesceRef
+    from activities.coalesce_types import (
+        CALL_OUTCOME_SIGNAL,
+        CALL_STATE_QUERY,
+        ENQUEUE_SIGNAL,
+        CoalesceRef,
+    )
     from workflows.coalesce.call import CoalescedCall
     from workflows.coalesce.held import Held, carried_over
-    from workflows.coalesce.types import CallOutcome, CoalescerInput
+    from workflows.coalesce.types import CallOutcome, CallState, CoalescerInput
     from workflows.delivery.history import history_full, wait_until
     from workflows.policy import compose
 
@@ -58,7 +63,7 @@ class Coalescer:
         self._pending: list[CoalesceRef] = list(data.pending)
         self._known = {ref.email_id for ref in self._pending}
         self._held = Held(data.held)
-        self._in_flight: set[str] = set()  # the calls under way (by id)
+        self._in_flight: dict[str, CoalescedCall] = {}  # the calls under way, by id
         self._telling = 0
         self._calls = data.calls_made
         self._sent = data.emails_sent
@@ -85,6 +90,13 @@ class Coalescer:
             "calls": self._calls,
             "emails_sent": self._sent,
         }
+
+    @workflow.query(name=CALL_STATE_QUERY)
+    def call_state(self, call_id: str) -> CallState | None:
+        """A call still being made: its status and attempts so far (an email's read shows
+        its call's retries from here); None once it has ended (its emails know)."""
+        call = self._in_flight.get(call_id)
+        return call.state if call is not None else None
 
     @workflow.run
     async def run(self, data: CoalescerInput) -> dict[str, int]:
@@ -123,9 +135,10 @@ class Coalescer:
             call_id = f"{data.shard_id}/{self._calls}-{workflow.uuid4().hex[:12]}"
             self._known.difference_update(ref.email_id for ref in chosen)
             self._held.hold(call_id, chosen)
-            self._in_flight.add(call_id)
+            call = CoalescedCall(call_id, chosen, data.policy)
+            self._in_flight[call_id] = call
             self._show()
-            asyncio.create_task(self._call(call_id, chosen))
+            asyncio.create_task(self._call(call))
 
     def _can_compose(self) -> bool:
         """A call of whatever waits when none is in flight; beside others only a full one."""
@@ -144,12 +157,13 @@ class Coalescer:
         """No call in flight and every email of the ended calls told."""
         return not self._in_flight and self._telling == 0
 
-    async def _call(self, call_id: str, refs: list[CoalesceRef]) -> None:
-        told = await CoalescedCall(call_id, refs, self._data.policy).run()
+    async def _call(self, call: CoalescedCall) -> None:
+        call_id, refs = call.call_id, call.refs
+        told = await call.run()
         told = self._with_rejoined(call_id, refs, told)
         # The slot is free once the call has ended: the next call need not wait for the
         # tellings (a continue-as-new does: `_telling`).
-        self._in_flight.discard(call_id)
+        self._in_flight.pop(call_id, None)
         self._show()
         await self._tell_all(told)
         self._sent += sum(1 for _, o in told if o.provider_message_id)

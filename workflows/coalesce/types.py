@@ -61,3 +61,17 @@ class CallOutcome:
     rejoined: bool = False
     # The providers the call's attempts may have reached (the email's own list gets them).
     may_have_been_taken_by: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CallState:
+    """Where one composed call stands (what the loop reads and writes)."""
+
+    status: SendStatus = SendStatus.QUEUED
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    attempt_count: int = 0
+    attempts_omitted: int = 0
+    not_after: str | None = None
+    provider_may_have_accepted: bool = False
+    last_error: EmailError | None = None
+    may_have_been_taken_by: list[str] = field(default_factory=list)
