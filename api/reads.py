@@ -195,4 +195,6 @@ async def with_call_progress(client: Client, state: EmailStatusResult) -> EmailS
         attempts=list(call.attempts),
         attempt_count=call.attempt_count,
         attempts_omitted=call.attempts_omitted,
+        provider_may_have_accepted=state.provider_may_have_accepted
+        or call.provider_may_have_accepted,
     )

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
 
 from config import Settings
@@ -92,10 +93,21 @@ async def test_cancel_without_a_worker_is_recorded_then_applied_when_one_runs(
     assert fake_resend.fake.requests_total == 0
 
 
+@pytest.fixture(params=[0, 1], ids=["alone", "coalesced"])
+def shards(request: pytest.FixtureRequest, settings: Settings) -> None:
+    """A send as its own provider call, or coalesced into a batch call."""
+    settings.coalesce_shards = request.param
+
+
 async def test_cancel_request_once_an_attempt_may_have_gone_out_is_noted_not_applied(
-    api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
+    shards: None,
+    api: httpx.AsyncClient,
+    client: Client,
+    settings: Settings,
+    fake_resend: FakeResendServer,
 ) -> None:
-    # After a 500 the provider may have the email: a cancel must not claim otherwise.
+    # After a 500 the provider may have the email: a cancel must not claim otherwise (a
+    # coalesced email keeps that from its call's attempts).
     async with running_worker(client, settings):
         body = await invite_retrying(api, fake_resend, Fault(status=500, retry_after=2))
         # What the API records when no worker answers the update at once.

@@ -168,6 +168,7 @@ class Handoff:
         for provider in outcome.may_have_been_taken_by:
             if provider not in state.may_have_been_taken_by:
                 state.may_have_been_taken_by.append(provider)
+            state.provider_may_have_accepted = True  # as a single send's 500 leaves it
         state.attempt_count = max(state.attempt_count, outcome.attempt_count - (last is not None))
         if outcome.status == SendStatus.SENT and last is not None:
             delivery.accepted(
