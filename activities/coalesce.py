@@ -40,6 +40,7 @@ from activities.coalesce_types import (
 from activities.delivery_contract import message_sha256
 from activities.send import PinnedMessages, SendActivities, _check_window, _Clock, _refuse
 from activities.transports.base import EmailTransport
+from activities.transports.failover import cannot_take_now
 from activities.types import EmailMessage
 
 # Claims go out together (one update per email of the call).
@@ -156,8 +157,7 @@ class CoalesceActivities(SendActivities):
         if (
             not self._transport.capabilities.fails_over
             or data.may_have_been_taken_by
-            or err.type not in errors.NOT_ACCEPTED
-            or err.type not in errors.PROVIDER_CANNOT_TAKE
+            or not cannot_take_now(err.type)
         ):
             return err
         return ApplicationError(

@@ -134,6 +134,15 @@ def settings(
     get_settings.cache_clear()
 
 
+@pytest.fixture(params=[0, 2], ids=["alone", "coalesced"])
+def shards(request: pytest.FixtureRequest, settings: Settings) -> int:
+    """A test that asks for it runs twice: each send its own provider call, and coalesced
+    through 2 shards (list it before `api` and `worker`, which read the settings)."""
+    settings.coalesce_shards = request.param
+    shards: int = request.param
+    return shards
+
+
 @pytest.fixture
 async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     """A real worker (both queues) sending to the fake Resend."""

@@ -205,14 +205,6 @@ async def test_codec_capability_is_off_unless_configured(
         assert (await http.post("/codec//decode", json=body)).status_code == 401
 
 
-@pytest.fixture(params=[0, 2], ids=["single", "coalesced"])
-def shards(request: pytest.FixtureRequest, settings: Settings) -> int:
-    """The send alone (its attempts in its own history) or coalesced (in its coalescer's)."""
-    settings.coalesce_shards = request.param
-    shards: int = request.param
-    return shards
-
-
 async def raw_histories(client: Client, workflow_ids: list[str]) -> dict[str, str]:
     """Each workflow's history as anyone with database or server access reads it: without
     the codec (a shard that carried nothing was never started)."""

@@ -41,12 +41,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"coalesce_shards": 0})
 
 
-@pytest.fixture(params=[0, 1], ids=["alone", "coalesced"])
-def shards(request: pytest.FixtureRequest, settings: Settings) -> None:
-    """A send as its own provider call, or coalesced into a batch call."""
-    settings.coalesce_shards = request.param
-
-
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[SmtpServer]:
     with smtp_server(tmp_path) as server:
@@ -183,7 +177,7 @@ async def test_batch_through_smtp_alone_sends_each_email_and_waits_for_no_events
     assert sorted(env.relay.relay.recipients) == [e["to"] for e in emails]
 
 
-async def test_resend_500_is_retried_on_resend_never_through_smtp(shards: None, env: Env) -> None:
+async def test_resend_500_is_retried_on_resend_never_through_smtp(shards: int, env: Env) -> None:
     """Alone or coalesced, the email records that Resend may have taken it."""
     env.fake.fake.enqueue_faults([Fault(status=500), Fault(status=500)])
     async with env.worker("resend,smtp"):
@@ -197,7 +191,7 @@ async def test_resend_500_is_retried_on_resend_never_through_smtp(shards: None, 
 
 
 async def test_resend_refusing_connections_sends_through_smtp_once_and_says_why(
-    shards: None, api: httpx.AsyncClient, client: Client, settings: Settings, relay: SmtpServer
+    shards: int, api: httpx.AsyncClient, client: Client, settings: Settings, relay: SmtpServer
 ) -> None:
     async with worker_with(
         client, settings, relay, "resend,smtp", resend_api_url=closed_port_url()

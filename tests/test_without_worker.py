@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from temporalio.client import Client
 
 from config import Settings
@@ -93,14 +92,8 @@ async def test_cancel_without_a_worker_is_recorded_then_applied_when_one_runs(
     assert fake_resend.fake.requests_total == 0
 
 
-@pytest.fixture(params=[0, 1], ids=["alone", "coalesced"])
-def shards(request: pytest.FixtureRequest, settings: Settings) -> None:
-    """A send as its own provider call, or coalesced into a batch call."""
-    settings.coalesce_shards = request.param
-
-
 async def test_cancel_request_once_an_attempt_may_have_gone_out_is_noted_not_applied(
-    shards: None,
+    shards: int,
     api: httpx.AsyncClient,
     client: Client,
     settings: Settings,

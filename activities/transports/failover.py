@@ -64,9 +64,12 @@ def earlier_attempts(attempt: int, may_have_been_taken_by: Sequence[str] | None)
 
 def may_fail_over(failure: ProviderFailure) -> bool:
     """The provider provably did not take the email and cannot take mail now."""
-    return failure.error_type in errors.NOT_ACCEPTED and (
-        failure.error_type in errors.PROVIDER_CANNOT_TAKE
-    )
+    return cannot_take_now(failure.error_type)
+
+
+def cannot_take_now(error_type: str | None) -> bool:
+    """A failure of this type: not taken, and the provider cannot take mail now."""
+    return error_type in errors.NOT_ACCEPTED and error_type in errors.PROVIDER_CANNOT_TAKE
 
 
 def combined_capabilities(members: Sequence[EmailTransport]) -> TransportCapabilities:

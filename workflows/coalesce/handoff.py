@@ -184,10 +184,11 @@ class Handoff:
                 ),
             )
             return True
-        if outcome.status == SendStatus.FAILED and outcome.error is not None:
-            if outcome.error.type == errors.SEND_ALONE:
-                workflow.logger.info("email %s goes alone after call %s", state.id, state.call_id)
-                state.call_id = None
-                return None
+        error_type = outcome.error.type if outcome.error else None
+        if outcome.status == SendStatus.FAILED and error_type == errors.SEND_ALONE:
+            # FAILED: provably not taken (a reset coalescer's call ends undetermined instead).
+            workflow.logger.info("email %s goes alone after call %s", state.id, state.call_id)
+            state.call_id = None
+            return None
         state.provider_may_have_accepted = outcome.status == SendStatus.UNDETERMINED
         delivery.end_unsent(outcome.error or EmailError("CallNotSent", "the call was not sent"))
