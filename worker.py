@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
@@ -164,6 +165,11 @@ class VersionedWorker(Worker):
 OUR_MODULES = ("workflows", "activities", "infra", "config")
 
 
+def _renderers(renderer: RenderActivities) -> list[Callable[..., Any]]:
+    """The template renderer's local activities: a single invite's, a batch's."""
+    return [renderer.render_invite_emails, renderer.render_invite_batch_emails]
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox, with our modules passed through: re-importing `workflows.invite` for
     every new invite was 13% of the worker's CPU at 1,000 invites (py-spy). Our modules hold
@@ -220,7 +226,7 @@ def build_workers(
             suppressions.suppress_addresses,
             render_invite,
             render_invite_batch,
-            RenderActivities(Templates(settings.template_dir)).render_invite_emails,
+            *_renderers(RenderActivities(Templates(settings.template_dir))),
         ],
         max_cached_workflows=settings.worker_max_cached_workflows,
         # The default (5 pollers, 1 of them on the shared queue) took new workflows' first

@@ -27,6 +27,8 @@ from activities.templating import TemplateError, Templates
 from activities.types import (
     EmailMessage,
     EmailTag,
+    RenderInviteBatchEmailsInput,
+    RenderInviteBatchResult,
     RenderInviteEmailsInput,
     RenderInviteEmailsResult,
     RenderInviteInput,
@@ -102,36 +104,57 @@ class RenderActivities:
         except TemplateError as err:
             raise ApplicationError(str(err), type=TEMPLATE_FAILED, non_retryable=True) from None
 
+    @activity.defn(name="render_invite_batch_emails")
+    async def render_invite_batch_emails(
+        self, data: RenderInviteBatchEmailsInput
+    ) -> RenderInviteBatchResult:
+        """Render a batch's invitations (or its reminders) once, in the invites' order (a
+        local activity: the recorded result pins the bytes every attempt of the call sends)."""
+
+        def render() -> RenderInviteBatchResult:
+            templates = self._templates
+            return RenderInviteBatchResult(
+                [render_invite_message(templates, i, data.variant) for i in data.invites]
+            )
+
+        try:
+            return await asyncio.to_thread(render)
+        except TemplateError as err:
+            raise ApplicationError(str(err), type=TEMPLATE_FAILED, non_retryable=True) from None
+
 
 def render_invite_emails(
     templates: Templates, data: RenderInviteEmailsInput
 ) -> RenderInviteEmailsResult:
     """The invite's emails (the API's preview calls this too: the same bytes)."""
-
-    def message(variant: str) -> EmailMessage:
-        variables = {
-            "inviter_name": data.inviter_name,
-            "tenant_name": data.tenant_name,
-            "role": data.role,
-            "accept_url": data.accept_url,
-            "expires_on": data.expires_at[:10],
-            "reminder": variant == REMINDER,
-        }
-        rendered = templates.render(INVITE_TEMPLATE, data.locale, variables, data.brand)
-        return EmailMessage(
-            sender=data.sender,
-            to=[data.to],
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            tags=[
-                *correlation_tags(SendKind.INVITE, data.invite_id),
-                EmailTag(MESSAGE_TAG, variant),
-            ],
-            invite_token=data.invite_token,
-        )
-
     return RenderInviteEmailsResult(
-        invitation=message(INVITATION),
-        reminder=message(REMINDER) if data.with_reminder else None,
+        invitation=render_invite_message(templates, data, INVITATION),
+        reminder=render_invite_message(templates, data, REMINDER) if data.with_reminder else None,
+    )
+
+
+def render_invite_message(
+    templates: Templates, data: RenderInviteEmailsInput, variant: str
+) -> EmailMessage:
+    """One of an invite's emails: the invitation or the reminder (`variant`)."""
+    variables = {
+        "inviter_name": data.inviter_name,
+        "tenant_name": data.tenant_name,
+        "role": data.role,
+        "accept_url": data.accept_url,
+        "expires_on": data.expires_at[:10],
+        "reminder": variant == REMINDER,
+    }
+    rendered = templates.render(INVITE_TEMPLATE, data.locale, variables, data.brand)
+    return EmailMessage(
+        sender=data.sender,
+        to=[data.to],
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        tags=[
+            *correlation_tags(SendKind.INVITE, data.invite_id),
+            EmailTag(MESSAGE_TAG, variant),
+        ],
+        invite_token=data.invite_token,
     )

@@ -216,6 +216,14 @@ class RenderInviteEmailsInput(Invitation):
 
 
 @dataclass
+class RenderInviteBatchEmailsInput:
+    """The invitations (or reminders: `variant`) of a batch's invites, rendered at once."""
+
+    invites: list[RenderInviteEmailsInput]
+    variant: str
+
+
+@dataclass
 class RenderInviteEmailsResult:
     invitation: EmailMessage
     reminder: EmailMessage | None = None

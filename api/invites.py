@@ -26,6 +26,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.delivery_contract import SendKind
 from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest
 from activities.types import InviteToken
 from api.errors import (
@@ -39,11 +40,12 @@ from api.errors import (
     TooManyAttempts,
     Unavailable,
 )
-from api.idempotency import owned_workflow_id
+from api.idempotency import owned_batch_item, owned_workflow_id
 from api.recorded import recorded_input
 from api.temporal_errors import QUERY_TIMEOUT, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller, app_base_url
 from config import Settings
+from workflows.invite_batch_types import INVITE_ITEM_QUERY, InviteBatchInput, InviteBatchResult
 from workflows.search_attributes import TENANT_ID
 from workflows.status import InviteStatus
 from workflows.types import (
@@ -70,6 +72,9 @@ log = logging.getLogger(__name__)
 # An invite's life: 1.0 names it `SendInviteEmail`; 0.1.0 named it `Invite` (its executions
 # still drain on the 0.1.0 worker, docs/upgrading.md, and read here like any other).
 INVITE_WORKFLOWS = frozenset({InviteInput.WORKFLOW, "Invite"})
+# Batch invites live in their batch's workflow since 1.3 (before, a `SendBatch` held only
+# their emails: such an item is no invite here, 404 as before).
+INVITE_BATCH_WORKFLOWS = frozenset({InviteBatchInput.WORKFLOW})
 ACCEPT_PATH = "/invites/accept"
 NO_SUCH_INVITE = "no invite with this id"
 WRONG_TOKEN = "no invite with this id and token"
@@ -121,11 +126,31 @@ def _scope(caller: Caller) -> str | None:
     return caller.tenant_id
 
 
-def _workflow_id(invite_id: str, caller: Caller) -> str:
+@dataclass(frozen=True)
+class Target:
+    """Where an invite lives: its own workflow (`item` None) or its batch's, at `item`."""
+
+    workflow_id: str
+    item: int | None = None
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The workflow types that hold such an invite."""
+        return INVITE_WORKFLOWS if self.item is None else INVITE_BATCH_WORKFLOWS
+
+
+def _target(invite_id: str, caller: Caller) -> Target:
+    """The invite's workflow (and item), if its id is the caller's (the tag check is the
+    tenant filter: another tenant's id is the same 404 as one that does not exist)."""
+    if (item := owned_batch_item(invite_id, caller)) is not None:
+        batch_id, kind, index = item
+        if kind != SendKind.INVITE:
+            raise NotFound(NO_SUCH_INVITE)
+        return Target(batch_id, index)
     workflow_id = owned_workflow_id(invite_id, caller)
     if workflow_id is None or not invite_id.startswith("inv_"):
         raise NotFound(NO_SUCH_INVITE)
-    return workflow_id
+    return Target(workflow_id)
 
 
 @dataclass
@@ -148,25 +173,25 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
 
     Another tenant's invite is `NotFound`, as one that does not exist.
     """
-    handle = client.get_workflow_handle(_workflow_id(invite_id, caller), result_type=InviteState)
+    target = _target(invite_id, caller)
+    handle = client.get_workflow_handle(target.workflow_id)
     try:
         with temporal_errors():
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
             tenant_id = description.typed_search_attributes.get(TENANT_ID)
-            if description.workflow_type not in INVITE_WORKFLOWS or not caller.sees(tenant_id):
+            if description.workflow_type not in target.types or not caller.sees(tenant_id):
                 # Not an invite's life (an email's workflow): read at /v1/emails.
                 raise NotFound(NO_SUCH_INVITE)
             state: InviteState
             if description.status == WorkflowExecutionStatus.RUNNING:
                 try:
-                    state = await handle.query(
-                        INVITE_QUERY, result_type=InviteState, rpc_timeout=QUERY_TIMEOUT
-                    )
+                    state = await _query(client, target)
                 except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
                     log.info("invite %s not live: %s", invite_id, type(err).__name__)
-                    return InviteRecord(await _known_invite(client, description), live=False)
+                    known = await _known_invite(client, description, target)
+                    return InviteRecord(known, live=False)
             elif description.status == WorkflowExecutionStatus.COMPLETED:
-                state = await handle.result(rpc_timeout=RPC_TIMEOUT)
+                state = await _ended(client, target)
             else:
                 ended = description.status.name if description.status else "unknown"
                 raise Gone(f"the invite's workflow ended abnormally ({ended})")
@@ -175,35 +200,44 @@ async def read_invite_record(client: Client, invite_id: str, caller: Caller) -> 
     return InviteRecord(state)
 
 
-async def _known_invite(client: Client, description: WorkflowExecutionDescription) -> InviteState:
+async def _query(client: Client, target: Target) -> InviteState:
+    """A running invite, as its workflow answers."""
+    handle = client.get_workflow_handle(target.workflow_id)
+    state: InviteState
+    if target.item is None:
+        state = await handle.query(INVITE_QUERY, result_type=InviteState, rpc_timeout=QUERY_TIMEOUT)
+    else:
+        state = await handle.query(
+            INVITE_ITEM_QUERY, target.item, result_type=InviteState, rpc_timeout=QUERY_TIMEOUT
+        )
+    return state
+
+
+async def _ended(client: Client, target: Target) -> InviteState:
+    """An ended invite: its workflow's result, or its item of its batch's."""
+    if target.item is None:
+        single = client.get_workflow_handle(target.workflow_id, result_type=InviteState)
+        state: InviteState = await single.result(rpc_timeout=RPC_TIMEOUT)
+        return state
+    batch = client.get_workflow_handle(target.workflow_id, result_type=InviteBatchResult)
+    result: InviteBatchResult = await batch.result(rpc_timeout=RPC_TIMEOUT)
+    if target.item >= len(result.invites):
+        raise NotFound(NO_SUCH_INVITE)
+    return result.invites[target.item]
+
+
+async def _known_invite(
+    client: Client, description: WorkflowExecutionDescription, target: Target
+) -> InviteState:
     """A running invite as the server knows it: the state its latest run started from
     (carried by a continue-as-new), or the one its input makes (times from its start).
     Running means not accepted nor revoked; past `expires_at` it is expired (the workflow
     would say so too, whatever its timer)."""
     recorded = await recorded_input(client, description.id, description.run_id)
-    data = recorded if isinstance(recorded, InviteInput) else None
-    if data is None:
-        raise Unavailable("the invite's start event holds no invite")
-    state: InviteState
-    if data.continued is not None:
-        state = data.continued.state
+    if target.item is not None:
+        state = _known_item(recorded, description, target.item)
     else:
-        # As the workflow counts (`Invite`, since `invite-times-from-start-v1`): from its
-        # start on the server's clock, which a reset keeps.
-        created = description.start_time
-        remind = data.remind_after_seconds
-        state = InviteState(
-            invite_id=data.invite_id,
-            status=InviteStatus.PENDING,
-            to=data.to,
-            link="managed" if data.token_digest is not None else "app",
-            locale=data.locale,
-            created_at=created.isoformat(),
-            expires_at=(created + timedelta(seconds=data.expires_in_seconds)).isoformat(),
-            tenant_id=data.tenant_id,
-            role=data.role,
-            remind_at=(created + timedelta(seconds=remind)).isoformat() if remind else None,
-        )
+        state = _known_single(recorded, description)
     if state.status == InviteStatus.PENDING and datetime.now(UTC) >= datetime.fromisoformat(
         state.expires_at
     ):
@@ -211,17 +245,76 @@ async def _known_invite(client: Client, description: WorkflowExecutionDescriptio
     return state
 
 
+def _known_single(recorded: object, description: WorkflowExecutionDescription) -> InviteState:
+    data = recorded if isinstance(recorded, InviteInput) else None
+    if data is None:
+        raise Unavailable("the invite's start event holds no invite")
+    if data.continued is not None:
+        return data.continued.state
+    # As the workflow counts (`Invite`, since `invite-times-from-start-v1`): from its
+    # start on the server's clock, which a reset keeps.
+    link = "managed" if data.token_digest is not None else "app"
+    started = _Started(description, data.expires_in_seconds, data.remind_after_seconds)
+    return started.invite(data.invite_id, data.to, data.role, link, data.locale, data.tenant_id)
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A pending invite's times, from its workflow's start (as the workflows count)."""
+
+    description: WorkflowExecutionDescription
+    expires_in_seconds: float
+    remind_after_seconds: float | None
+
+    def invite(
+        self, invite_id: str, to: str, role: str | None, link: str, locale: str, tenant: str | None
+    ) -> InviteState:
+        created = self.description.start_time
+        remind = self.remind_after_seconds
+        return InviteState(
+            invite_id=invite_id,
+            status=InviteStatus.PENDING,
+            to=to,
+            link=link,
+            locale=locale,
+            created_at=created.isoformat(),
+            expires_at=(created + timedelta(seconds=self.expires_in_seconds)).isoformat(),
+            tenant_id=tenant,
+            role=role,
+            remind_at=(created + timedelta(seconds=remind)).isoformat() if remind else None,
+        )
+
+
+def _known_item(
+    recorded: object, description: WorkflowExecutionDescription, item: int
+) -> InviteState:
+    """A batch's invite as its latest run started it (as `InviteBatch` makes it)."""
+    data = recorded if isinstance(recorded, InviteBatchInput) else None
+    if data is None:
+        raise Unavailable("the batch's start event holds no invites")
+    if item >= len(data.items):
+        raise NotFound(NO_SUCH_INVITE)
+    if data.life is not None:
+        return data.life.invites[item]
+    started = _Started(description, data.expires_in_seconds, data.remind_after_seconds)
+    item_input = data.items[item]
+    invite = item_input.invite
+    to, role = (invite.to, invite.role) if invite else ("", None)
+    return started.invite(item_input.email_id, to, role, "managed", data.locale, data.tenant_id)
+
+
 async def accept_invite(
     client: Client, invite_id: str, digest: str | None, caller: Caller
 ) -> InviteState:
     """Accept once: the accepted invite; `Conflict` once accepted, `Gone` once expired or
     revoked, `NotFound` for a wrong token (counted), `TooManyAttempts` once locked."""
-    handle = client.get_workflow_handle(_workflow_id(invite_id, caller))
+    target = _target(invite_id, caller)
+    handle = client.get_workflow_handle(target.workflow_id)
     with temporal_errors():
         try:
             result: AcceptResult = await handle.execute_update(
                 ACCEPT_UPDATE,
-                AcceptInput(token_digest=digest, tenant_id=_scope(caller)),
+                AcceptInput(token_digest=digest, tenant_id=_scope(caller), item=target.item),
                 result_type=AcceptResult,
                 rpc_timeout=RPC_TIMEOUT,
             )
@@ -237,12 +330,13 @@ async def accept_invite(
 async def revoke_invite(client: Client, invite_id: str, caller: Caller) -> tuple[InviteState, bool]:
     """Revoke (again: the same answer); the invite and whether an email was cancelled.
     `Conflict` once accepted, `Gone` once expired."""
-    handle = client.get_workflow_handle(_workflow_id(invite_id, caller))
+    target = _target(invite_id, caller)
+    handle = client.get_workflow_handle(target.workflow_id)
     with temporal_errors():
         try:
             result: RevokeResult = await handle.execute_update(
                 REVOKE_UPDATE,
-                RevokeInput(tenant_id=_scope(caller)),
+                RevokeInput(tenant_id=_scope(caller), item=target.item),
                 result_type=RevokeResult,
                 rpc_timeout=RPC_TIMEOUT,
             )

@@ -38,6 +38,7 @@ from api.temporal_errors import (
 from api.tenants import Caller
 from workflows.batch_types import BATCH_STATUS_QUERY, BatchStatusResult, SendBatchInput, item_status
 from workflows.coalesce.types import CallState
+from workflows.invite_batch_types import InviteBatchInput
 from workflows.search_attributes import TENANT_ID
 from workflows.status import SendStatus
 from workflows.types import EmailStatusResult, InviteState
@@ -45,6 +46,8 @@ from workflows.types import EmailStatusResult, InviteState
 log = logging.getLogger("durable_mail.api")
 # What a query can fail with when no worker answers it in time (or none can).
 NOT_ANSWERED = (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError)
+# The workflows a batch id names: a batch of emails, a batch of invites (1.3).
+BATCH_WORKFLOWS = frozenset({SendBatchInput.WORKFLOW, InviteBatchInput.WORKFLOW})
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ async def _read_batch(
     try:
         with temporal_errors():
             description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-            if description.workflow_type != SendBatchInput.WORKFLOW:
+            if description.workflow_type not in BATCH_WORKFLOWS:
                 raise NotFound(not_found)
             check_tenant(description, caller)
             closed = await _closed_result(handle, description, BatchStatusResult)

@@ -26,13 +26,14 @@ from api.temporal_errors import NO_SUCH_EMAIL, RPC_TIMEOUT, temporal_errors
 from api.tenants import Caller
 from workflows.batch_types import BatchItemInput, BatchItemState, BatchStatusResult, SendBatchInput
 from workflows.ids import public_id_for
+from workflows.invite_batch_types import InviteBatchInput
 from workflows.search_attributes import EMAIL_KIND, EMAIL_STATUS, PROVIDER_MESSAGE_ID, TENANT_ID
 from workflows.status import SendStatus
 from workflows.types import EmailError, EmailStatusResult, InviteInput, SendEmailInput
 
 # The input type of each workflow type, to decode a send's recorded input.
 INPUT_TYPES: dict[str, type[SendInput]] = {
-    t.WORKFLOW: t for t in (SendEmailInput, InviteInput, SendBatchInput)
+    t.WORKFLOW: t for t in (SendEmailInput, InviteInput, SendBatchInput, InviteBatchInput)
 }
 # What a send was asked to send: a single send's input, or a batch item's.
 RecordedSend = SendEmailInput | InviteInput | BatchItemInput

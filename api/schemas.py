@@ -150,8 +150,8 @@ class BatchInvite(InviteCreate):
         given = sorted(INVITE_LIFE_FIELDS & self.model_fields_set)
         if given:
             raise ValueError(
-                f"{', '.join(given)}: only POST /v1/invites takes these (a batch invite is "
-                "the fixed English email of SendInviteEmail)"
+                f"{', '.join(given)}: a batch's invites share these, given once beside "
+                "`invites` (accept_url: only POST /v1/invites takes the app's own link)"
             )
         return self
 
@@ -174,10 +174,23 @@ class InviteBatchCreate(StrictModel):
     (422 naming its index) and nothing is sent."""
 
     invites: Annotated[list[BatchInvite], Field(min_length=1, max_length=MAX_BATCH_EMAILS)]
+    locale: Locale | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=30)] = 7
+    remind_after_days: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=29,
+            description="One reminder this many days in, to each invite not "
+            "accepted by then (all in one provider call).",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _single_tenant(self) -> InviteBatchCreate:
         _one_tenant([invite.tenant_id for invite in self.invites], "invites")
+        if self.remind_after_days is not None and self.remind_after_days >= self.expires_in_days:
+            raise ValueError("remind_after_days must be less than expires_in_days")
         return self
 
 

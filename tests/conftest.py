@@ -7,6 +7,7 @@ gets fresh task queues, its own fake Resend on a free port and its own worker.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,7 +37,7 @@ from testkit.keys import (
     WEBHOOK_SECRET,
 )
 from testkit.settings import encrypting_converter, stack_settings
-from tests.helpers import asgi_client, running_worker
+from tests.helpers import asgi_client, running_worker, without_codec
 
 # Workers run as Worker Deployment Versions (this checkout's build id, deployment
 # "durable-mail"): in tests each worker makes its version current once it polls, as `make
@@ -178,3 +179,14 @@ def starts(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(client, "start_workflow", spy)
     return started
+
+
+@pytest.fixture
+async def uncoded(
+    client: Client, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[tuple[httpx.AsyncClient, Client]]:
+    """The API and a worker with no payload codec anywhere (`without_codec`), every log
+    record captured: for tests of what history and logs hold in clear."""
+    caplog.set_level(logging.DEBUG)
+    async with without_codec(client, settings) as stack:
+        yield stack

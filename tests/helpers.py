@@ -72,6 +72,19 @@ async def app_without_temporal(settings: Settings, **update: Any) -> FastAPI:
 
 
 @asynccontextmanager
+async def without_codec(
+    client: Client, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, Client]]:
+    """The API and a worker with no payload codec anywhere: what the Temporal database then
+    holds is readable by anyone with access to it. Yields (API client, that Temporal client)."""
+    plain = await Client.connect(client.service_client.config.target_host, namespace="default")
+    unencrypted = settings.model_copy(update={"payload_codec_keys": None})
+    app = create_app(unencrypted, temporal_client=plain)
+    async with asgi_client(app) as api, running_worker(plain, unencrypted):
+        yield api, plain
+
+
+@asynccontextmanager
 async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     """A real worker (both queues) of `settings` on `client`, sending to its provider."""
     async with httpx.AsyncClient(

@@ -9,7 +9,6 @@ import email
 import email.policy
 import html
 import json
-import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -387,26 +386,20 @@ async def test_email_template_errors_are_422(
 
 
 async def test_no_token_in_clear_in_the_raw_history_or_the_logs(
-    client: Client,
-    settings: Settings,
+    uncoded: tuple[httpx.AsyncClient, Client],
     fake_resend: FakeResendServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    # No codec anywhere: what the Temporal database holds is readable by anyone with access.
-    plain = await Client.connect(client.service_client.config.target_host, namespace="default")
-    unencrypted = settings.model_copy(update={"payload_codec_keys": None})
-    app = create_app(unencrypted, temporal_client=plain)
-    async with asgi_client(app) as api, running_worker(plain, unencrypted):
-        body, payload = await sent_invitation(api, fake_resend, remind_after_days=2)
-        token = link_token(payload["text"])
-        events = await post_event(
-            api, "email.delivered", email_id=body["invite_id"], message="invitation"
-        )
-        assert events.status_code == 200
-        wrong = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": "x"})
-        accepted = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": token})
-        assert (wrong.status_code, accepted.status_code) == (404, 200)
+    api, plain = uncoded
+    body, payload = await sent_invitation(api, fake_resend, remind_after_days=2)
+    token = link_token(payload["text"])
+    events = await post_event(
+        api, "email.delivered", email_id=body["invite_id"], message="invitation"
+    )
+    assert events.status_code == 200
+    wrong = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": "x"})
+    accepted = await api.post(f"/v1/invites/{body['invite_id']}/accept", json={"token": token})
+    assert (wrong.status_code, accepted.status_code) == (404, 200)
 
     history = await plain.get_workflow_handle(body["workflow_id"]).fetch_history()
     text = "\n".join(readable_text(history.to_json_dict()))
@@ -522,7 +515,7 @@ async def test_batches_refuse_what_only_single_invites_and_emails_honour(
 ) -> None:
     invites = await api.post("/v1/invites/batch", json={"invites": [{**INVITE, "locale": "de"}]})
     assert invites.status_code == 422
-    assert "only POST /v1/invites" in invites.text
+    assert "given once beside `invites`" in invites.text
     template = {"to": "ann@example.com", "template": "invite", "variables": {}}
     emails = await api.post("/v1/emails/batch", json={"emails": [template]})
     assert emails.status_code == 422

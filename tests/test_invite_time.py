@@ -173,3 +173,54 @@ async def test_no_reminder_after_the_invitation_bounced(
     assert view["reminder"] is None
     assert view["reminder_skipped"] == "the invitation is bounced"
     assert len(deliveries(fake_resend, invite_id)) == 1
+
+
+async def test_a_batch_s_invites_get_one_reminder_call_then_expire(
+    env: WorkflowEnvironment, api: httpx.AsyncClient, fake_resend: FakeResendServer
+) -> None:
+    """Issue 19: batch invites live like single ones. Of 4, one is accepted, one revoked,
+    one's invitation bounced: the reminder goes to the last only, in one batch call with its
+    own key; then the batch expires and its invite's token is refused."""
+    invites = [{**INVITE, "email": f"guest{i}@example.com"} for i in range(4)]
+    body = {"invites": invites, "remind_after_days": 2, "expires_in_days": 4}
+    response = await api.post("/v1/invites/batch", json=body)
+    assert response.status_code == 202, response.text
+    ids = [item["id"] for item in response.json()["items"]]
+    await wait_for_status(api, ids[3], "sent")
+    tokens = [link_token(deliveries(fake_resend, i)[0]["text"]) for i in ids]
+    accepted = await api.post(f"/v1/invites/{ids[0]}/accept", json={"token": tokens[0]})
+    assert accepted.status_code == 200, accepted.text
+    assert (await api.delete(f"/v1/invites/{ids[1]}")).status_code == 200
+    await post_event(api, "email.bounced", email_id=ids[2], message="invitation")
+    await wait_for_status(api, ids[2], "bounced")
+
+    await env.sleep(2 * DAY + timedelta(minutes=1))
+
+    await eventually(lambda: len(deliveries(fake_resend, ids[3])) == 2, what="the reminder")
+    invitation, reminder = deliveries(fake_resend, ids[3])
+    assert reminder["subject"] == "Reminder: " + invitation["subject"]
+    assert link_token(reminder["text"]) == tokens[3]
+    assert [len(deliveries(fake_resend, i)) for i in ids] == [1, 1, 1, 2]
+    key = response.json()["id"].removeprefix("bat_")
+    calls = [(r.path, r.idempotency_key) for r in fake_resend.fake.request_log]
+    assert calls == [
+        ("/emails/batch", f"batch-{key}/send/0"),
+        ("/emails/batch", f"batch-{key}/send/1"),
+    ]
+    views = [(await api.get(f"/v1/invites/{i}")).json() for i in ids]
+    assert [v["status"] for v in views] == ["accepted", "revoked", "pending", "pending"]
+    assert views[2]["reminder_skipped"] == "the invitation is bounced"
+    assert views[3]["reminder"]["status"] == "sent"
+
+    await env.sleep(2 * DAY)
+
+    late = await api.post(f"/v1/invites/{ids[3]}/accept", json={"token": tokens[3]})
+    assert late.status_code == 410, late.text
+    for invite_id in ids[2:]:
+
+        async def expired(i: str = invite_id) -> dict[str, Any] | None:
+            return await invite_in(api, i, "expired")
+
+        view = await eventually(expired, what="expired")
+        assert view["expired_at"] is not None
+    assert (await api.get(f"/v1/invites/{ids[0]}")).json()["status"] == "accepted"

@@ -167,6 +167,36 @@ async def test_invite_without_a_worker_is_read_from_its_input_and_changes_are_no
     assert (live["created_at"], live["expires_at"]) == (view["created_at"], view["expires_at"])
 
 
+async def test_a_batch_invite_without_a_worker_is_read_from_its_batch_s_input(
+    api: httpx.AsyncClient, client: Client, settings: Settings
+) -> None:
+    invites = [{**INVITE, "email": f"guest{n}@example.com", "role": f"r{n}"} for n in range(2)]
+    request = {"invites": invites, "remind_after_days": 1, "expires_in_days": 3}
+    body = (await api.post("/v1/invites/batch", json=request)).json()
+    url = f"/v1/invites/{body['items'][1]['id']}"
+    response, elapsed = await timed(api.get(url))
+    assert response.status_code == 200, response.text
+    assert elapsed < PROMPT, f"took {elapsed:.1f}s"
+    view = response.json()
+    assert (view["live"], view["status"], view["link"]) == (False, "pending", "managed")
+    assert (view["email"], view["role"]) == ("guest1@example.com", "r1")
+    created = datetime.fromisoformat(view["created_at"])
+    assert datetime.fromisoformat(view["expires_at"]) - created == timedelta(days=3)
+    assert datetime.fromisoformat(view["remind_at"]) - created == timedelta(days=1)
+    revoke = await api.delete(url)
+    assert revoke.status_code == 503 and "may still be applied" in revoke.json()["detail"]
+
+    async with running_worker(client, settings):
+
+        async def ended() -> dict[str, Any] | None:
+            got = (await api.get(url)).json()
+            return got if got["live"] and got["status"] != "pending" else None
+
+        live = await eventually(ended, what="the invite's live state")
+    assert live["status"] == "revoked"
+    assert (live["created_at"], live["expires_at"]) == (view["created_at"], view["expires_at"])
+
+
 async def test_batch_reads_without_a_worker_answer_from_the_recorded_input_not_live(
     api: httpx.AsyncClient,
 ) -> None:

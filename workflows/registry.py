@@ -8,6 +8,7 @@ from workflows.app_events.delivery import AppEventDelivery
 from workflows.app_events.endpoints import AppWebhookEndpoints
 from workflows.coalesce.coalescer import Coalescer
 from workflows.invite import Invite
+from workflows.invite_batch import InviteBatch
 from workflows.send_batch import SendBatch
 from workflows.send_email import SendEmail
 from workflows.suppressions import Suppressions
@@ -16,6 +17,7 @@ WORKFLOWS: list[type] = [
     Invite,
     SendEmail,
     SendBatch,
+    InviteBatch,
     AppWebhookEndpoints,
     AppEventDelivery,
     Coalescer,

@@ -273,6 +273,8 @@ class AcceptInput:
 
     token_digest: str | None = None
     tenant_id: str | None = None
+    # Which invite of a batch (`inv_<key>_<item>`); None for a single invite.
+    item: int | None = None
 
 
 @dataclass
@@ -284,6 +286,7 @@ class AcceptResult:
 @dataclass
 class RevokeInput:
     tenant_id: str | None = None
+    item: int | None = None  # as `AcceptInput.item`
 
 
 @dataclass

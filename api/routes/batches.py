@@ -14,15 +14,18 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from activities.delivery_contract import SendKind
-from activities.types import RenderInviteInput
+from activities.types import InviteToken, RenderInviteInput
 from api.accept import Ask, Intake, IntakeDep, Ticket, accept
 from api.answers import ERRORS, BatchAccepted, BatchItemAccepted, BatchStatus
-from api.deps import CallerDep, TemporalClientDep
+from api.deps import CallerDep, TemplatesDep, TemporalClientDep
+from api.invites import issue_token, managed_link
 from api.reads import read_batch
 from api.routes.emails import email_message
-from api.routes.invites import accept_url
+from api.routes.invites import DAY, resolve_locale
 from api.schemas import EmailBatchCreate, InviteBatchCreate
+from api.tenants import tenant_brand
 from workflows.batch_types import BatchItemInput, SendBatchInput, item_status
+from workflows.invite_batch_types import InviteBatchInput
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 # How both batch routes answer: 202 once every item is recorded by one start.
@@ -38,11 +41,13 @@ async def _accept(
     ask: Ask,
     item: Callable[[Ticket, int], BatchItemInput],
     count: int,
+    batch: Callable[[Ticket, list[BatchItemInput]], SendBatchInput] = Ticket.batch,
 ) -> BatchAccepted:
-    """Accept the batch (one start for every item, bulk work of the tenant) and answer it."""
+    """Accept the batch (one start for every item, bulk work of the tenant) and answer it;
+    `batch` makes the workflow's input of its items."""
 
     async def build(ticket: Ticket) -> SendBatchInput:
-        return ticket.batch([item(ticket, index) for index in range(count)])
+        return batch(ticket, [item(ticket, index) for index in range(count)])
 
     accepted = await accept(intake, ask, build)
     return BatchAccepted(
@@ -79,26 +84,47 @@ async def create_email_batch(body: EmailBatchCreate, intake: IntakeDep) -> Batch
 
 
 @router.post("/invites/batch", **ACCEPTING)
-async def create_invite_batch(body: InviteBatchCreate, intake: IntakeDep) -> BatchAccepted:
-    """Create up to 100 invitations and queue their emails durably with one start; they are
-    rendered once and go out in one provider call."""
+async def create_invite_batch(
+    body: InviteBatchCreate, intake: IntakeDep, templates: TemplatesDep
+) -> BatchAccepted:
+    """Create up to 100 invitations with one start; their emails go out in one provider
+    call, then each lives as a single invite does: `GET`, `accept` with the emailed token,
+    `DELETE` (revoke) at `/v1/invites/{item id}`, its expiry and reminder."""
     invites = body.invites
     ask = replace(_ask(SendKind.INVITE, body, invites[0].tenant_id), default_sender=True)
+    settings = intake.settings
+    locale = await resolve_locale(templates, body.locale)
+    tokens: list[InviteToken] = []
+    digests: list[str] = []
 
     def item(ticket: Ticket, index: int) -> BatchItemInput:
         invite, invite_id = invites[index], ticket.item_id(index)
+        token, digest = issue_token(settings, invite_id)
+        tokens.append(token)
+        digests.append(digest)
         render = RenderInviteInput(
             invite_id=invite_id,
             to=str(invite.email),
             sender=ticket.sender,
             tenant_name=invite.tenant_name,
             inviter_name=invite.inviter_name,
-            accept_url=accept_url(intake.settings, invite_id),
+            accept_url=managed_link(settings, ticket.tenant_id, invite_id),
             role=invite.role,
         )
         return BatchItemInput(email_id=invite_id, invite=render)
 
-    return await _accept(intake, ask, item, len(invites))
+    def batch(ticket: Ticket, items: list[BatchItemInput]) -> InviteBatchInput:
+        return InviteBatchInput(
+            **vars(ticket.batch(items)),
+            locale=locale,
+            brand=tenant_brand(settings, ticket.tenant_id),
+            expires_in_seconds=body.expires_in_days * DAY,
+            remind_after_seconds=body.remind_after_days * DAY if body.remind_after_days else None,
+            tokens=tokens,
+            token_digests=digests,
+        )
+
+    return await _accept(intake, ask, item, len(invites), batch)
 
 
 @router.get("/batches/{batch_id}", response_model=BatchStatus, responses=ERRORS)

@@ -10,11 +10,9 @@ revoked; 404 for a wrong token.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, status
 
@@ -48,17 +46,8 @@ router = APIRouter(prefix="/v1/invites", tags=["invites"])
 DAY = 86400.0
 
 
-def accept_url(settings: Settings, invite_id: str) -> str:
-    """A batch invitation's accept link (`SendInviteEmail`'s, as before `Invite`): a fresh
-    random token that nothing records, so nothing can check it; single invites have
-    `Invite`'s verifiable token or the app's own link instead."""
-    token = secrets.token_urlsafe(32)
-    return f"{settings.app_base_url.rstrip('/')}/invites/accept?" + urlencode(
-        {"invite": invite_id, "token": token}
-    )
-
-
-async def _locale(templates: Templates, requested: str | None) -> str:
+async def resolve_locale(templates: Templates, requested: str | None) -> str:
+    """The locale the invite template renders for `requested` (422 if none can)."""
     try:
         return await asyncio.to_thread(templates.resolve_locale, INVITE_TEMPLATE, requested)
     except TemplateError as err:
@@ -100,7 +89,7 @@ async def _invite_input(
         tenant_id=tenant_id,
         policy=ticket.policy,
         send_at=body.send_at.isoformat() if body.send_at else None,
-        locale=await _locale(templates, body.locale),
+        locale=await resolve_locale(templates, body.locale),
         brand=tenant_brand(settings, tenant_id),
         expires_in_seconds=body.expires_in_days * DAY,
         remind_after_seconds=body.remind_after_days * DAY if body.remind_after_days else None,

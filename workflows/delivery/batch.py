@@ -15,6 +15,7 @@ carried input stays within Temporal's payload limit for the largest batch the AP
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -67,7 +68,16 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
 
     what = "batch"
 
-    def __init__(self, data: SendBatchInput) -> None:
+    def __init__(
+        self,
+        data: SendBatchInput,
+        *,
+        call: int = CALL,
+        continue_with: Callable[[], Awaitable[NoReturn]] | None = None,
+    ) -> None:
+        """`call`: which call of the workflow this is (its idempotency key); `continue_with`:
+        for a workflow that holds more than this call (an invite batch's invitations and
+        reminders), what a full history waits on instead of continuing as new itself."""
         carry = data.carry
         if carry is not None:
             self.state = carry.state
@@ -91,6 +101,8 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
             can_continue=True,
         )
         self._data = data
+        self._call = call
+        self._continue_with = continue_with
         self._index = {item.id: n for n, item in enumerate(self.state.items)}
         self._tracking_until = carry.tracking_until if carry else None
         self._dedupe = Dedupe(carry.seen if carry else None)
@@ -182,7 +194,7 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
     async def attempt(self, attempt: int, not_after: datetime, summary: str) -> BatchAttemptResult:
         assert self.messages is not None
         # The same key on every attempt, in every run of this workflow id.
-        key = batch_idempotency_key(workflow.info().workflow_id, CALL)
+        key = batch_idempotency_key(workflow.info().workflow_id, self._call)
         first = self.state.attempt_count == 0
         return await workflow.execute_activity_method(
             SendActivities.send_batch,
@@ -241,19 +253,25 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
     async def continue_as_new(self) -> NoReturn:
         """Continue as new with what the batch needs (same workflow id, so same key)."""
         await self._app_events.drained()
+        if self._continue_with is not None:
+            await self._continue_with()
         await handlers_done_then_log("batch", self.state.id, self.state.attempt_count)
+        workflow.continue_as_new(replace(self._data, carry=self.carry()))
+
+    def carry(self, *, messages: bool = False) -> BatchCarry:
+        """What the next run of this call needs (see the module docstring); `messages`:
+        the rendered messages even once sent (a workflow whose input does not hold them)."""
         invites = self.state.kind == SendKind.INVITE and not self.sent
-        carry = BatchCarry(
+        return BatchCarry(
             state=self.state,
             # Each message once: an email batch's are in its input (see the docstring).
-            messages=list(self._all_messages) if invites else [],
+            messages=list(self._all_messages) if invites or messages else [],
             attempt=self.state.attempt_count,
             backoff_seconds=self.backoff_seconds(),
             deadline=self.state.not_after or "",
             tracking_until=self._tracking_until,
             seen=self._dedupe.carry(),
         )
-        workflow.continue_as_new(replace(self._data, carry=carry))
 
     # Delivery events.
 
