@@ -30,7 +30,7 @@ from activities.delivery_contract import SendKind, batch_sha256, message_sha256
 from activities.transports.base import ProviderFailure, SentBatch, SentEmail
 from activities.transports.resend import CAPABILITIES as RESEND_CAPABILITIES
 from activities.transports.resend import resend_payload
-from activities.types import BatchItemOutcome, EmailMessage, EmailTag
+from activities.types import BatchItemOutcome, EmailMessage, EmailTag, RenderInviteInput
 from config import Settings
 from testkit.dev_server import start_time_skipping
 from testkit.polling import eventually
@@ -38,9 +38,13 @@ from testkit.runs import each_run
 from testkit.settings import encrypting_converter
 from worker import build_workers
 from workflows.batch_types import BatchItemInput, BatchStatusResult, SendBatchInput
+from workflows.invite_batch_types import InviteBatchInput, InviteBatchResult
 from workflows.status import SendStatus
 from workflows.types import (
+    ACCEPT_UPDATE,
     DELIVERY_EVENT_SIGNAL,
+    AcceptInput,
+    AcceptResult,
     DeliveryEventInput,
     DeliveryPolicy,
     EmailStatusResult,
@@ -568,3 +572,79 @@ async def test_webhook_flood_after_a_batch_continues_as_new_and_tracks_each_item
     kept = result.items[0].delivery_events
     assert len(kept) == 25 and kept[0].event_id == "msg_1" and kept[-1].event_id == "msg_end"
     assert result.attempt_count == 1 and len(transport.requests) == 1
+
+
+async def test_a_batch_of_100_invites_that_continues_as_new_sends_each_call_once(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """A batch's invitations meet 8 minutes of 429s (the run fills up and the batch
+    continues as new mid-retries), then go out in one call; the reminders of the 99 not
+    accepted a day later in one more; the rest expire at 3 days. Each call's bytes are the
+    same on every attempt and each is rendered once."""
+    transport = OutageTransport(after(always(rate_limited), timedelta(minutes=8), lambda _: None))
+    key = uuid.uuid4().hex
+    workflow_id = f"batch-{key}"
+    items = [
+        BatchItemInput(
+            email_id=f"inv_{key}_{i}",
+            invite=RenderInviteInput(
+                invite_id=f"inv_{key}_{i}",
+                to=f"guest{i}@example.com",
+                sender="Acme <team@acme.test>",
+                tenant_name="Acme",
+                inviter_name="Bob",
+                accept_url=f"https://app.example.test/invites/accept?invite=inv_{key}_{i}",
+            ),
+        )
+        for i in range(100)
+    ]
+    data = InviteBatchInput(
+        f"bat_{key}",
+        SendKind.INVITE,
+        items,
+        policy=policy(),
+        expires_in_seconds=3 * 86400,
+        remind_after_seconds=86400,
+    )
+    async with workers(skipping_env, transport, data.policy) as task_queue:
+        handle = await skipping_env.client.start_workflow(
+            InviteBatchInput.WORKFLOW,
+            data,
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=InviteBatchResult,
+        )
+        # The server skips time only while asked to (a result, a sleep): past the 429s.
+        while not transport.batches:
+            await skipping_env.sleep(timedelta(minutes=1))
+        accepted = await handle.execute_update(
+            ACCEPT_UPDATE, AcceptInput(item=7), result_type=AcceptResult
+        )
+        assert accepted.accepted
+        result: InviteBatchResult = await handle.result()
+    runs = await runs_of(skipping_env.client, workflow_id, handle.first_execution_run_id or "")
+    log.info("invite batch: events per run %s", [r.events for r in runs])
+
+    assert len(runs) >= 2 and max(r.events for r in runs) <= MAX_RUN_EVENTS
+    assert max(r.input_size for r in runs) <= MAX_RUN_INPUT_BYTES, runs
+    assert list(transport.batches) == [f"{workflow_id}/send/0", f"{workflow_id}/send/1"]
+    assert len(transport.messages) == 2  # each call the same bytes on every attempt
+    assert [len(ids) for ids in transport.batches.values()] == [100, 99]
+    statuses = [invite.status for invite in result.invites]
+    assert statuses == ["expired"] * 7 + ["accepted"] + ["expired"] * 92
+    assert result.attempt_count > 400 and result.runs == len(runs)
+    reminded = [i.reminder.status if i.reminder else None for i in result.invites]
+    assert reminded == [SendStatus.SENT] * 7 + [None] + [SendStatus.SENT] * 92
+    renders = 0
+    for run in runs:
+        history = await skipping_env.client.get_workflow_handle(
+            workflow_id, run_id=run.run_id
+        ).fetch_history()
+        renders += sum(
+            1
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+            and b"render_invite_batch_emails"
+            in e.marker_recorded_event_attributes.details["data"].SerializeToString()
+        )
+    assert renders == 2
