@@ -66,6 +66,8 @@ from workflows.batch_types import (  # noqa: E402
     SendBatchInput,
 )
 from workflows.invite import Invite  # noqa: E402
+from workflows.invite_batch import InviteBatch  # noqa: E402
+from workflows.invite_batch_types import InviteBatchInput  # noqa: E402
 from workflows.send_batch import SendBatch  # noqa: E402
 from workflows.send_email import SendEmail  # noqa: E402
 from workflows.types import (  # noqa: E402
@@ -82,6 +84,7 @@ from workflows.types import (  # noqa: E402
     QueuePriority,
     RescheduleInput,
     RevokeInput,
+    RevokeResult,
     SendEmailInput,
 )
 
@@ -498,6 +501,57 @@ async def life_revoked_before_send(client: Client, policy: DeliveryPolicy) -> st
     return handle.id
 
 
+async def invite_batch_life(client: Client, policy: DeliveryPolicy) -> str:
+    """A batch of 3 invites (1.3): sent in one call after a 500; item 0 accepted after a
+    wrong token, item 1 revoked, item 2 delivered, reminded in a second call, expired."""
+    key = uuid.uuid4().hex
+    items, tokens, digests, refs = [], [], [], []
+    for index in range(3):
+        item_id = f"inv_{key}_{index}"
+        ref = InviteToken(item_id, uuid.uuid4().hex)
+        token = derive_token(TOKEN_SECRET, ref)
+        invite = RenderInviteInput(
+            invite_id=item_id,
+            to=f"guest{index}@example.com",
+            sender="durable-mail <onboarding@resend.dev>",
+            tenant_name="Acme",
+            inviter_name="Bob",
+            accept_url=f"https://app.example.test/invites/accept?invite={item_id}&token={PLACEHOLDER}",
+        )
+        items.append(BatchItemInput(email_id=item_id, invite=invite))
+        tokens.append(token)
+        digests.append(token_digest(TOKEN_SECRET, token))
+        refs.append(ref)
+    data = InviteBatchInput(
+        batch_id=f"bat_{key}",
+        kind=SendKind.INVITE,
+        items=items,
+        tenant_id="acme",
+        policy=replace(policy, priority=QueuePriority(priority_key=4, fairness_key="acme")),
+        accepted_at=datetime.now(UTC).isoformat(),
+        locale="de",
+        expires_in_seconds=5.0,
+        remind_after_seconds=2.0,
+        tokens=refs,
+        token_digests=digests,
+    )
+    handle = await client.start_workflow(
+        InviteBatch.run, data, id=f"batch-{key}", task_queue="record"
+    )
+    await wait_sent(handle)
+    wrong = AcceptInput(token_digest(TOKEN_SECRET, "wrong"), item=0)
+    await handle.execute_update(ACCEPT_UPDATE, wrong, result_type=AcceptResult)
+    right = AcceptInput(digests[0], item=0)
+    await handle.execute_update(ACCEPT_UPDATE, right, result_type=AcceptResult)
+    await handle.execute_update(REVOKE_UPDATE, RevokeInput(item=1), result_type=RevokeResult)
+    event = DeliveryEventInput(
+        f"msg_{uuid.uuid4().hex}", "email.delivered", email_id=items[2].email_id
+    )
+    await handle.signal(DELIVERY_EVENT_SIGNAL, event)
+    await handle.result()
+    return handle.id
+
+
 SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     # SendEmail.
     "email_sent": ([], run_email),
@@ -580,6 +634,8 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
         [Fault(status=429, retry_after=1)] * 20,
         life_continued_as_new,
     ),
+    # SendInviteBatch (1.3): a batch's invites living as single ones.
+    "invite_batch_life": ([Fault(status=500)], invite_batch_life),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"email_sent_outbox"})
