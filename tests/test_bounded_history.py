@@ -274,6 +274,22 @@ async def runs_of(client: Client, workflow_id: str, run_id: str) -> list[Run]:
     return runs
 
 
+async def local_activities(client: Client, workflow_id: str, runs: list[Run], name: bytes) -> int:
+    """How many local activities whose recorded data names `name` the runs hold (e.g. the
+    render: the suppression checks and the hand-overs of app events are local ones too)."""
+    count = 0
+    for run in runs:
+        history = await client.get_workflow_handle(workflow_id, run_id=run.run_id).fetch_history()
+        count += sum(
+            1
+            for e in history.events
+            if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            and name in e.marker_recorded_event_attributes.details["data"].SerializeToString()
+        )
+    return count
+
+
 def policy() -> DeliveryPolicy:
     return DeliveryPolicy(send_task_queue=f"send-{uuid.uuid4().hex[:8]}", delivery_wait_seconds=0)
 
@@ -474,22 +490,7 @@ async def test_invite_life_that_continues_as_new_sends_each_email_once_rendered_
     assert result.invitation is not None and result.invitation.status == SendStatus.SENT
     assert result.invitation.attempt_count > 400 and result.invitation.runs == len(runs)
     assert result.reminder is not None and result.reminder.status == SendStatus.SENT
-    renders = 0
-    for run in runs:
-        history = await skipping_env.client.get_workflow_handle(
-            workflow_id, run_id=run.run_id
-        ).fetch_history()
-        renders += sum(
-            1
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-            # Only the render: the suppression checks and the hand-overs of app events
-            # (`emit_app_event`) are local activities too.
-            and b"render_invite"
-            in e.marker_recorded_event_attributes.details["data"].SerializeToString()
-        )
-    assert renders == 1
+    assert await local_activities(skipping_env.client, workflow_id, runs, b"render_invite") == 1
 
 
 def batch_input(
@@ -635,16 +636,7 @@ async def test_a_batch_of_100_invites_that_continues_as_new_sends_each_call_once
     assert result.attempt_count > 400 and result.runs == len(runs)
     reminded = [i.reminder.status if i.reminder else None for i in result.invites]
     assert reminded == [SendStatus.SENT] * 7 + [None] + [SendStatus.SENT] * 92
-    renders = 0
-    for run in runs:
-        history = await skipping_env.client.get_workflow_handle(
-            workflow_id, run_id=run.run_id
-        ).fetch_history()
-        renders += sum(
-            1
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-            and b"render_invite_batch_emails"
-            in e.marker_recorded_event_attributes.details["data"].SerializeToString()
-        )
+    renders = await local_activities(
+        skipping_env.client, workflow_id, runs, b"render_invite_batch_emails"
+    )
     assert renders == 2
