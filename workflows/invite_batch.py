@@ -209,7 +209,9 @@ class InviteBatch:
                 await call.run(messages)
             except ApplicationError as err:
                 # Each item's status says why; the invites live on (revoke, invite again).
-                workflow.logger.warning("invite batch %s: %s not sent (%s)", name, name, err.type)
+                workflow.logger.warning(
+                    "invite batch %s: %s not sent (%s)", self._data.batch_id, name, err.type
+                )
 
         self._tasks[name] = (call, asyncio.create_task(send()))
 
