@@ -294,6 +294,11 @@ class Invite(CoalescedHandlers):
                 await task
             except asyncio.CancelledError:
                 pass
+        # A send cancelled while its app events were being handed over left that local
+        # activity running: ending now put its marker after the completion, and the server
+        # refused the task ("invalid command sequence", a revoke seen as 503 once in CI).
+        for delivery, _ in self._sends.values():
+            await delivery.drained()
 
     def _cancel_unsent(self) -> bool:
         """Stop the emails still being sent: cancelled if they provably have not gone out,

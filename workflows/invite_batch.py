@@ -248,6 +248,7 @@ class InviteBatch:
                 await task
             except asyncio.CancelledError:
                 pass
+            await call.drained()  # as `Invite._stop_sends`
 
     # Life and history.
 

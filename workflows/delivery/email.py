@@ -150,6 +150,11 @@ class Delivery(SuppressionSteps):
         await self._app_events.drained()
         return self.state
 
+    async def drained(self) -> None:
+        """Until this email's app events are handed over: a workflow that cancelled the send
+        waits here before it ends (its hand-over's marker cannot follow the completion)."""
+        await self._app_events.drained()
+
     async def _run(self, render: Callable[[], Awaitable[EmailMessage]] | None) -> None:
         if self.send_at and self.state.runs == 1:
             self.app_event("email.scheduled")
