@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 
 from temporalio import activity
@@ -45,6 +47,33 @@ from activities.types import EmailMessage
 
 # Claims go out together (one update per email of the call).
 CLAIM_CONCURRENCY = 100
+# A call attempt's heartbeat timeout, when its transport deduplicates a retry by key: a
+# worker killed mid-call is noticed this fast, and the retry goes under the same key. A
+# transport that cannot deduplicate gets none: its attempt's only heartbeat says the message
+# may have left (`AttemptProgress`), and periodic beats would delay that one (the SDK
+# throttles them) past a crash.
+CALL_HEARTBEAT_SECONDS = 10.0
+
+
+@asynccontextmanager
+async def heartbeating(*, enabled: bool) -> AsyncIterator[None]:
+    """Heartbeat (no details) four times per heartbeat timeout while the block runs, when
+    `enabled` (this worker's transport deduplicates by key) and the activity has one."""
+    timeout = activity.info().heartbeat_timeout
+    if not enabled or not timeout:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(timeout.total_seconds() / 4)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def payload_size(message: EmailMessage) -> int:
@@ -96,6 +125,7 @@ class CoalesceActivities(SendActivities):
             "shard_id": target,
             "max_batch": caps.max_batch,
             "max_bytes": caps.max_request_bytes,
+            "heartbeat_seconds": CALL_HEARTBEAT_SECONDS if caps.deduplicates_by_key else 0,
         }
         await self._client.start_workflow(
             COALESCER_WORKFLOW,
@@ -112,6 +142,10 @@ class CoalesceActivities(SendActivities):
     async def send_coalesced(self, data: CoalescedAttemptInput) -> CoalescedAttemptResult:
         """One attempt of a composed call: claim every email, send the claimed ones in one
         batch call under the call's key (no call at all if none could be claimed)."""
+        async with heartbeating(enabled=self._transport.capabilities.deduplicates_by_key):
+            return await self._attempt(data)
+
+    async def _attempt(self, data: CoalescedAttemptInput) -> CoalescedAttemptResult:
         clock = _Clock()
         _check_window(data.not_after, data.attempt, clock.started_at)
         limit = asyncio.Semaphore(CLAIM_CONCURRENCY)

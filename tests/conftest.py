@@ -145,6 +145,13 @@ def shards(request: pytest.FixtureRequest, settings: Settings) -> int:
 
 
 @pytest.fixture
+def alone(settings: Settings) -> None:
+    """Each send its own provider call (`COALESCE_SHARDS=0`, coalescing is on by default):
+    for a test of that path's own mechanics (list it before `api` and `worker`)."""
+    settings.coalesce_shards = 0
+
+
+@pytest.fixture
 async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     """A real worker (both queues) sending to the fake Resend."""
     async with running_worker(client, settings):

@@ -3,6 +3,8 @@ sends go ahead of batches, and one tenant's backlog does not hold another tenant
 
 Order, not time: every send is queued while no provider worker runs, then one worker with one
 slot takes them, and the fake Resend's request log says in which order they went out.
+The single sends here go alone (`alone`): coalesced, they share calls, and the order inside
+a call is `workflows.policy.compose`'s (tests/test_coalesce.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ async def queue(client: Client, api: httpx.AsyncClient, path: str, body: object)
 
 
 async def test_single_sends_go_first_and_tenants_share_the_queue(
+    alone: None,
     api: httpx.AsyncClient,
     client: Client,
     idle_sends: Worker,

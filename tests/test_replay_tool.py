@@ -28,6 +28,7 @@ HISTORIES = Path(__file__).parent / "histories"
 
 @pytest.fixture
 async def recorded(
+    alone: None,
     api: httpx.AsyncClient,
     worker: None,
     client: Client,
@@ -35,7 +36,8 @@ async def recorded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     """A sent invite's history, recorded now by the current code, encrypted with the
-    session's codec keys (which the in-process replayer reads from PAYLOAD_CODEC_KEYS)."""
+    session's codec keys (which the in-process replayer reads from PAYLOAD_CODEC_KEYS);
+    sent alone, so its send is an activity `broken_copy` can change."""
     folder = tmp_path / "recorded"
     folder.mkdir()
     path = await exported_history(api, client, folder)

@@ -4,6 +4,9 @@ A reset starts a new run from an earlier point of the history and discards what 
 it, the send included. Within the send window the new run's attempt reuses the idempotency
 key, so the provider answers it without sending again. Past the window the provider may
 have forgotten the key: the new run must not call it at all.
+
+Within the window these tests send alone (`alone`): a reset of a coalesced email is never
+composed again, and takes its call's outcome instead (tests/test_coalesce.py).
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ def provider_ids(status: dict[str, Any]) -> list[str]:
     ids=["email", "batch"],
 )
 async def test_reset_within_the_window_resends_under_the_same_key_and_delivers_once(
-    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    alone: None, api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
     fake_resend: FakeResendServer, path: str, payload: dict[str, Any], wait: Wait, messages: int,
 ) -> None:  # fmt: skip
     settings.delivery_wait_seconds = 0
@@ -135,7 +138,7 @@ async def test_reset_batch_past_the_send_window_makes_no_attempt_and_says_undete
 
 
 async def test_reset_invite_keeps_its_life_and_sends_its_invitation_once(
-    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    alone: None, api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
     fake_resend: FakeResendServer,
 ) -> None:  # fmt: skip
     body = (await api.post("/v1/invites", json={**INVITE, "remind_after_days": 2})).json()

@@ -257,8 +257,10 @@ async def test_cancel_after_the_send_is_a_conflict(api: httpx.AsyncClient, worke
 
 
 async def test_retrying_send_is_cancellable_only_while_provably_unsent(
-    api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
+    alone: None, api: httpx.AsyncClient, worker: None, fake_resend: FakeResendServer
 ) -> None:
+    # Alone: a coalesced email cannot be cancelled once a call has claimed it, whatever the
+    # call's attempts proved (tests/test_coalesce.py, a cancel racing the composition).
     # A 429 proves the provider did not take the email: cancelling is safe.
     fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=30)])
     limited = (await api.post("/v1/invites", json=INVITE)).json()["invite_id"]

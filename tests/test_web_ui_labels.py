@@ -15,6 +15,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
+from activities.coalesce_types import coalescer_of
 from testkit.fake_resend import FakeResendServer, Fault
 from tests.helpers import INVITE, wait_for_status
 from workflows.types import EmailStatusResult
@@ -82,25 +83,39 @@ def test_a_recorded_outbox_send_completes_when_written_without_a_delivery_wait()
 
 
 async def test_live_send_is_labelled_in_the_web_ui_through_the_codec(
-    api: httpx.AsyncClient, worker: None, client: Client, fake_resend: FakeResendServer
+    shards: int,
+    api: httpx.AsyncClient,
+    worker: None,
+    client: Client,
+    fake_resend: FakeResendServer,
 ) -> None:
     fake_resend.fake.enqueue_faults([Fault(status=429, retry_after=1)])
     body = (await api.post("/v1/invites", json={**INVITE, "tenant_id": "acme"})).json()
-    await wait_for_status(api, body["invite_id"], "sent")
+    status = await wait_for_status(api, body["invite_id"], "sent")
     handle = client.get_workflow_handle(body["workflow_id"])
+    # Coalesced, its attempts are those of the call that carried it, in its coalescer.
+    made_by = client.get_workflow_handle(coalescer_of(status["call_id"])) if shards else handle
+    carried = f" · call {status['call_id']} · 1 email(s)" if shards else ""
 
     description = await handle.describe()
     assert await description.static_summary() == "invite for tenant acme"
-    history = await handle.fetch_history()
+    history = await made_by.fetch_history()
     # Encrypted at rest: the client's converter (the codec) decodes the labels.
     labels = await summaries(
         list(history.events), client.data_converter, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     )
-    assert labels == ["attempt 1", "attempt 2 · after 429 from resend, waited 1 s"]
+    assert labels == [
+        f"attempt 1{carried}",
+        f"attempt 2 · after 429 from resend, waited 1 s{carried}",
+    ]
 
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     details = metadata.current_details
     assert details.startswith("**invite** · tenant `acme` · **sent** after 2 attempt(s)")
+    if shards:  # the invite names the call; its coalescer counts what it sent
+        assert f"coalesced call `{status['call_id']}`" in details
+        shard = await made_by.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        assert shard.current_details.endswith("1 call(s), 1 email(s) sent")
     assert "last error" not in details  # the send succeeded: no stale error
     assert re.search(r"listening for delivery events until \d{4}-\d\d-\d\d \d\d:\d\d UTC", details)
     assert INVITE["email"] not in details and "token" not in details

@@ -47,7 +47,13 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
     # words about a batch can name any of its recipients.
     quotes_provider = False
 
-    def __init__(self, call_id: str, refs: list[CoalesceRef], policy: DeliveryPolicy) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        refs: list[CoalesceRef],
+        policy: DeliveryPolicy,
+        heartbeat_seconds: float = 0,
+    ) -> None:
         self.state = CallState(not_after=min(ref.not_after for ref in refs))
         super().__init__(
             self.state,
@@ -58,6 +64,7 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
         )
         self.call_id = call_id
         self.refs = refs
+        self.heartbeat_seconds = heartbeat_seconds
         self.result: CoalescedAttemptResult | None = None
 
     async def attempt(
@@ -78,6 +85,11 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
             # Claims first (one update per email, each a workflow task of the email's: slow
             # on a saturated worker, 40 s+ for 100 at 10,000 invites here), then the call.
             start_to_close_timeout=timedelta(seconds=self.policy.attempt_timeout_seconds + 60),
+            # A killed worker's attempt is retried once its heartbeats stop, not after the
+            # whole timeout above (no heartbeat for a transport that cannot deduplicate).
+            heartbeat_timeout=(
+                timedelta(seconds=self.heartbeat_seconds) if self.heartbeat_seconds else None
+            ),
             schedule_to_close_timeout=not_after - workflow.now(),
             retry_policy=SINGLE_ATTEMPT,
             summary=f"{summary} · call {self.call_id} · {len(self.refs)} email(s)",

@@ -135,7 +135,7 @@ class Coalescer:
             call_id = f"{data.shard_id}/{self._calls}-{workflow.uuid4().hex[:12]}"
             self._known.difference_update(ref.email_id for ref in chosen)
             self._held.hold(call_id, chosen)
-            call = CoalescedCall(call_id, chosen, data.policy)
+            call = CoalescedCall(call_id, chosen, data.policy, data.heartbeat_seconds)
             self._in_flight[call_id] = call
             self._show()
             asyncio.create_task(self._call(call))
@@ -164,9 +164,9 @@ class Coalescer:
         # The slot is free once the call has ended: the next call need not wait for the
         # tellings (a continue-as-new does: `_telling`).
         self._in_flight.pop(call_id, None)
-        self._show()
-        await self._tell_all(told)
         self._sent += sum(1 for _, o in told if o.provider_message_id)
+        self._show()  # counted first: the details once said "0 email(s) sent" after a send
+        await self._tell_all(told)
 
     def _rejoin(self, ref: CoalesceRef, call_id: str) -> None:
         """A reset run of an email a call holds: told when its call ends, or now."""
