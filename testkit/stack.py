@@ -84,6 +84,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "RESEND_API_URL": settings.resend_api_url,
         "RESEND_TIMEOUT_SECONDS": str(settings.resend_timeout_seconds),
         "RESEND_RATE_LIMIT_PER_SECOND": str(settings.resend_rate_limit_per_second),
+        # The API puts it in each send's policy (the worker only follows it).
+        "COALESCE_SHARDS": str(settings.coalesce_shards),
         "OUTBOX_DIR": str(settings.outbox_dir),
         "API_KEYS": settings.api_keys.get_secret_value() if settings.api_keys else "",
         "PAYLOAD_CODEC_KEYS": (

@@ -7,6 +7,8 @@ invite's accept. Applied there, they used to end the new run `cancelled`, `attem
 discarded run had sent the email. A reset run knows nothing of what the discarded run did, so
 nothing may be cancelled there: the email goes again under its key (the provider answers from
 its idempotency record without sending), or, once that cannot be, reads `undetermined`.
+The email here goes alone (`alone`): a coalesced one is never composed again after a reset
+(tests/test_coalesce.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ EMAIL = {"to": "ann@example.com", "subject": "Your report", "text": "Hello"}
 
 
 async def test_reset_of_a_sent_email_with_a_queued_delete_does_not_read_cancelled(
-    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    alone: None, api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
     fake_resend: FakeResendServer,
 ) -> None:  # fmt: skip
     settings.delivery_wait_seconds = 3600  # still waiting for delivery events

@@ -89,8 +89,10 @@ async def test_plaintext_is_an_explicit_opt_out_warned_at_every_start(
 
 
 async def test_logs_hold_no_recipient_subject_provider_message_or_key(
-    settings: Settings, fake_resend: FakeResendServer, tmp_path: Path
+    alone: None, settings: Settings, fake_resend: FakeResendServer, tmp_path: Path
 ) -> None:
+    # Alone: the owner's status quotes the provider (a coalesced call's never does, it can
+    # name another tenant's recipient), which shows the logs had the words to leak.
     # Providers quote the recipient in their errors. A transient one first (the SDK logs
     # it at DEBUG), then a permanent one (the SDK logs it as a warning, with its exception).
     fake_resend.fake.enqueue_faults(

@@ -115,8 +115,14 @@ async def test_cancel_request_once_an_attempt_may_have_gone_out_is_noted_not_app
 
 
 async def test_read_of_a_terminated_send_says_what_is_known_not_sending(
-    api: httpx.AsyncClient, client: Client, settings: Settings, fake_resend: FakeResendServer
+    alone: None,
+    api: httpx.AsyncClient,
+    client: Client,
+    settings: Settings,
+    fake_resend: FakeResendServer,
 ) -> None:
+    # Alone: a send's own attempts are what its terminated history shows (a coalesced
+    # email's are its call's, in its coalescer).
     # Refused (429) then terminated: provably never sent. A 500 then terminated: unknown.
     async with running_worker(client, settings):
         refused = await invite_retrying(api, fake_resend, Fault(status=429, retry_after=60))

@@ -18,14 +18,19 @@ again; it stays alive while it holds any (one timer, to the first hold's end).
 
 Bounded: the history holds refs (ids and digests, ~300 bytes), never messages; the run
 continues as new once its history is full, after its calls have ended, carrying only the
-refs still waiting. It ends after `IDLE` with nothing to do (the next ref starts it again);
-while it holds calls it sleeps until the first hold may be forgotten.
+refs still waiting and the calls held. What it carries stays under `CARRY_BUDGET`: a ref
+that would pass it is told to go alone (`errors.SEND_ALONE`, as a call that hands its emails
+back), so a shard never outgrows the server's payload limit however many emails wait or
+are held; more shards (`COALESCE_SHARDS`) carry more. It ends after `IDLE` with nothing to
+do (the next ref starts it again); while it holds calls it sleeps until the first hold may
+be forgotten.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -33,6 +38,7 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import errors
     from activities.coalesce_types import (
         CALL_OUTCOME_SIGNAL,
         CALL_STATE_QUERY,
@@ -44,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.coalesce.types import CallOutcome, CallState, CoalescerInput
     from workflows.delivery.history import history_full, wait_until
     from workflows.policy import compose
+    from workflows.status import SendStatus
+    from workflows.types import EmailError
 
 # Calls of one shard in flight at once: while they are, the next call's messages gather. A
 # second and later call goes only full (bench, 1,000 invites: the claims of one call of ~50
@@ -51,6 +59,15 @@ with workflow.unsafe.imports_passed_through():
 MAX_IN_FLIGHT = 4
 # With nothing waiting and nothing in flight this long, the run ends.
 IDLE = timedelta(seconds=60)
+# Bytes a continued run may carry (refs waiting, calls held: about 300 and 50 bytes an
+# email), under the server's 2 MB payload limit with room for the rest of the input and the
+# codec: some 5,000 waiting or 30,000 held emails per shard.
+CARRY_BUDGET = 1_500_000
+
+
+def ref_bytes(ref: CoalesceRef) -> int:
+    """What a waiting ref adds to a continued run's input (its JSON)."""
+    return len(json.dumps(asdict(ref))) + 2
 
 
 @workflow.defn(name=CoalescerInput.WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
@@ -61,6 +78,7 @@ class Coalescer:
     def __init__(self, data: CoalescerInput) -> None:
         self._data = data
         self._pending: list[CoalesceRef] = list(data.pending)
+        self._pending_bytes = sum(ref_bytes(ref) for ref in self._pending)
         self._known = {ref.email_id for ref in self._pending}
         self._held = Held(data.held)
         self._in_flight: dict[str, CoalescedCall] = {}  # the calls under way, by id
@@ -78,8 +96,13 @@ class Coalescer:
         if call_id is not None:
             self._rejoin(ref, call_id)
             return
+        size = ref_bytes(ref)
+        if self._pending_bytes + self._held.bytes + size > CARRY_BUDGET:
+            self._go_alone(ref)
+            return
         self._known.add(ref.email_id)
         self._pending.append(ref)
+        self._pending_bytes += size
         self._show()
 
     @workflow.query(name="coalescer_status")
@@ -130,6 +153,7 @@ class Coalescer:
                     )
                 )
             chosen, self._pending = compose(self._pending, data.max_batch, data.max_bytes)
+            self._pending_bytes -= sum(ref_bytes(ref) for ref in chosen)
             self._calls += 1
             # Unique per composition, also in a reset run (its random seed is new).
             call_id = f"{data.shard_id}/{self._calls}-{workflow.uuid4().hex[:12]}"
@@ -174,6 +198,18 @@ class Coalescer:
             self._held.rejoined.add(ref.email_id)
             return
         outcome = replace(carried_over(ref.email_id, call_id), rejoined=True)
+        asyncio.create_task(self._tell_all([(ref.workflow_id, outcome)]))
+
+    def _go_alone(self, ref: CoalesceRef) -> None:
+        """The shard carries all it may: this email goes alone, as if a call it never
+        joined had handed it back (no call claimed it: nothing went out)."""
+        workflow.logger.warning("coalescer full: email %s goes alone", ref.email_id)
+        error = EmailError(
+            errors.SEND_ALONE, "its coalescer carries all it may: the email is sent alone"
+        )
+        outcome = CallOutcome(
+            "", SendStatus.FAILED, error=error, email_id=ref.email_id, rejoined=True
+        )
         asyncio.create_task(self._tell_all([(ref.workflow_id, outcome)]))
 
     def _with_rejoined(

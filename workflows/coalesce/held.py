@@ -23,6 +23,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.types import EmailError
 
 
+def carried_bytes(call: HeldCall) -> int:
+    """About what one held call adds to a continued run's input (its JSON)."""
+    return 64 + len(call.call_id) + len(call.until) + sum(len(e) + 4 for e in call.email_ids)
+
+
 def carried_over(email_id: str, call_id: str) -> CallOutcome:
     """For a reset run of an email whose call has ended: it may have gone out."""
     error = EmailError(
@@ -41,12 +46,15 @@ class Held:
         self._holder = {e: call.call_id for call in calls for e in call.email_ids}
         # Emails handed in again while their call was in flight: told when it ends.
         self.rejoined: set[str] = set()
+        # What carrying them costs a continued run's input (`carried_bytes`).
+        self.bytes = sum(carried_bytes(call) for call in calls)
 
     def hold(self, call_id: str, refs: list[CoalesceRef]) -> None:
         until = max(datetime.fromisoformat(ref.not_after) for ref in refs) + OUTCOME_GRACE
         call = HeldCall(call_id, iso(until), [ref.email_id for ref in refs])
         self._calls[call_id] = call
         self._holder.update((email_id, call_id) for email_id in call.email_ids)
+        self.bytes += carried_bytes(call)
 
     def holder(self, email_id: str) -> str | None:
         return self._holder.get(email_id)
@@ -56,6 +64,7 @@ class Held:
         now = workflow.now()
         for call in [c for c in self._calls.values() if datetime.fromisoformat(c.until) < now]:
             del self._calls[call.call_id]
+            self.bytes -= carried_bytes(call)
             for email_id in call.email_ids:
                 self._holder.pop(email_id, None)
 
