@@ -26,13 +26,9 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_a_full_coalescer_sends_the_next_emails_alone_exactly_once(
-    api: httpx.AsyncClient,
-    worker: None,
-    client: Client,
-    settings: Settings,
-    fake_resend: FakeResendServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+    api: httpx.AsyncClient, worker: None, client: Client, settings: Settings,
+    fake_resend: FakeResendServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     monkeypatch.setattr(coalescer, "CARRY_BUDGET", 500)
     first = await wait_for_status(api, await send(api, email(0)), "sent")
     assert first["call_id"]  # coalesced: the shard was empty

@@ -115,14 +115,11 @@ async def test_cancel_request_once_an_attempt_may_have_gone_out_is_noted_not_app
 
 
 async def test_read_of_a_terminated_send_says_what_is_known_not_sending(
-    alone: None,
-    api: httpx.AsyncClient,
-    client: Client,
-    settings: Settings,
+    alone: None, api: httpx.AsyncClient, client: Client, settings: Settings,
     fake_resend: FakeResendServer,
-) -> None:
-    # Alone: a send's own attempts are what its terminated history shows (a coalesced
-    # email's are its call's, in its coalescer).
+) -> None:  # fmt: skip
+    # Alone: coalesced, the second invite would wait behind the first's call, held by its
+    # 429's 60 s retry-after (the account's pace), and never read `retrying` here.
     # Refused (429) then terminated: provably never sent. A 500 then terminated: unknown.
     async with running_worker(client, settings):
         refused = await invite_retrying(api, fake_resend, Fault(status=429, retry_after=60))
