@@ -636,6 +636,12 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     ),
     # SendInviteBatch (1.3): a batch's invites living as single ones.
     "invite_batch_life": ([Fault(status=500)], invite_batch_life),
+    # An invite whose invitation goes in a coalesced call (coalescing on by default, 1.3):
+    # hand-off, claim and outcome in the invite's own life, then delivered and accepted.
+    "invite_life_coalesced_accepted": (
+        [],
+        with_policy(life_accepted(app_link=False), coalesce_shards=1),
+    ),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"email_sent_outbox"})
