@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery.email import Delivery
     from workflows.delivery.endings import RESCHEDULE_REJECTED
     from workflows.delivery.handlers import pinned_of
+    from workflows.delivery.history import settled
     from workflows.invite_checks import check_pending, check_scope, check_token, right_token
     from workflows.status import InviteStatus, SendStatus
     from workflows.types import (
@@ -191,7 +192,7 @@ class Invite(CoalescedHandlers):
             self._end(InviteStatus.EXPIRED)
             workflow.logger.info("invite %s expired", data.invite_id)
         await self._stop_sends()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await settled(self._email, self._reminder)
         return self._snapshot()
 
     @property
@@ -294,11 +295,6 @@ class Invite(CoalescedHandlers):
                 await task
             except asyncio.CancelledError:
                 pass
-        # A send cancelled while its app events were being handed over left that local
-        # activity running: ending now put its marker after the completion, and the server
-        # refused the task ("invalid command sequence", a revoke seen as 503 once in CI).
-        for delivery, _ in self._sends.values():
-            await delivery.drained()
 
     def _cancel_unsent(self) -> bool:
         """Stop the emails still being sent: cancelled if they provably have not gone out,

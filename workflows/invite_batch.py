@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.delivery.batch import BatchCall
     from workflows.delivery.handlers import NO_PINNED_MESSAGE
-    from workflows.delivery.history import history_full, iso
+    from workflows.delivery.history import history_full, iso, settled
     from workflows.invite import REMINDABLE, RENDER_RETRY
     from workflows.invite_batch_types import (
         INVITATIONS_CALL,
@@ -173,7 +173,7 @@ class InviteBatch:
         if not await self._ended_before(self._expires_at):
             self._expire()
         await self._stop_calls()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await settled(*(c for c in (self._invitations, self._reminders) if c is not None))
         return batch_result(self._invitations.state, self._snapshots())
 
     # The calls.
@@ -248,7 +248,6 @@ class InviteBatch:
                 await task
             except asyncio.CancelledError:
                 pass
-            await call.drained()  # as `Invite._stop_sends`
 
     # Life and history.
 

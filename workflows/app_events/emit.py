@@ -98,6 +98,11 @@ class AppEvents:
         if self._task is None:
             self._task = asyncio.create_task(self._hand_over())
 
+    @property
+    def handing_over(self) -> bool:
+        """Whether a hand-over (a local activity) is under way."""
+        return self._task is not None
+
     async def drained(self) -> None:
         """Until every queued event is handed over (at once when nothing is queued: a wait
         would end the workflow a task later than before app events, a change of commands)."""

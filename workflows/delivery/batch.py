@@ -132,9 +132,10 @@ class BatchCall(ProviderCall[BatchAttemptResult]):
             raise
         await self._app_events.drained()
 
-    async def drained(self) -> None:
-        """Until the items' app events are handed over (see `Delivery.drained`)."""
-        await self._app_events.drained()
+    @property
+    def handing_over(self) -> bool:
+        """Whether the items' app events are being handed over (see `Delivery`)."""
+        return self._app_events.handing_over
 
     def _item_event(self, item: BatchItemState, event_type: str, **extra: object) -> None:
         """Hand an event about one item to the app's webhooks (the item's id)."""

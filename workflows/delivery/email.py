@@ -150,10 +150,12 @@ class Delivery(SuppressionSteps):
         await self._app_events.drained()
         return self.state
 
-    async def drained(self) -> None:
-        """Until this email's app events are handed over: a workflow that cancelled the send
-        waits here before it ends (its hand-over's marker cannot follow the completion)."""
-        await self._app_events.drained()
+    @property
+    def handing_over(self) -> bool:
+        """Whether this email's app events are being handed over (a local activity): a
+        workflow holding the email must not end meanwhile (its marker cannot follow the
+        completion; see `workflows.delivery.history.settled`)."""
+        return self._app_events.handing_over
 
     async def _run(self, render: Callable[[], Awaitable[EmailMessage]] | None) -> None:
         if self.send_at and self.state.runs == 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from temporalio import workflow
 
@@ -60,6 +60,24 @@ async def wait_until(condition: Callable[[], bool], timeout: timedelta) -> bool:
     except asyncio.TimeoutError:  # noqa: UP041 (the name TimeoutError is temporalio's here)
         return False
     return True
+
+
+class HandsOver(Protocol):
+    """A send that hands app events over (`Delivery`, `BatchCall`)."""
+
+    @property
+    def handing_over(self) -> bool: ...
+
+
+async def settled(*holders: HandsOver) -> None:
+    """Before a workflow that holds sends ends: its handlers have finished and no send is
+    handing app events over. A handler (a revoke) can cancel a send and so start a
+    hand-over after the run's own wait: ending then put the local activity's marker after the
+    completion, and the server refused the task ("invalid command sequence", a revoke seen
+    as 503). At once when both already hold, as the plain handlers' wait was."""
+    await workflow.wait_condition(
+        lambda: workflow.all_handlers_finished() and not any(h.handing_over for h in holders)
+    )
 
 
 async def handlers_done_then_log(what: str, ident: str, attempts: int) -> None:
