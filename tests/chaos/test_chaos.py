@@ -28,7 +28,7 @@ from testkit.stack import start_worker
 
 from .load import HEADERS, Answer, LoadClient
 from .report import ChaosReport, Figures
-from .stack import Stack, StackFactory
+from .stack import ONE_CALL_PER_EMAIL, Stack, StackFactory
 
 # Hard cap per scenario; a healthy one takes 15-30 s on 2 cores.
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -214,7 +214,7 @@ async def test_burst_survives_temporal_killed_and_restarted_on_same_db(
 async def test_burst_survives_provider_500_on_half_the_requests_for_10s(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
-    stack = await stack_factory()
+    stack = await stack_factory(extra_env=ONE_CALL_PER_EMAIL)
     fake = stack.fake_server.fake
 
     async def errors_for_10s(load: LoadClient) -> dict[str, Any]:
@@ -240,7 +240,7 @@ async def test_burst_survives_provider_holding_requests_past_attempt_timeout(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
     # The HTTP timeout (10 s) outlasts the attempt (3 s): the activity itself times out.
-    stack = await stack_factory(resend_timeout=10.0)
+    stack = await stack_factory(resend_timeout=10.0, extra_env=ONE_CALL_PER_EMAIL)
     fake = stack.fake_server.fake
     held = 20
 
@@ -296,7 +296,7 @@ async def test_burst_survives_provider_429_with_retry_after(
 async def test_two_workers_and_two_apis_deliver_everything_once(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
-    stack = await stack_factory(workers=2, apis=2)
+    stack = await stack_factory(workers=2, apis=2, extra_env=ONE_CALL_PER_EMAIL)
     fake = stack.fake_server.fake
 
     async def some_errors(load: LoadClient) -> dict[str, Any]:
@@ -318,7 +318,9 @@ async def test_everything_at_once_delivers_every_invite_once(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
     """Two workers and two APIs; 500s, 429s, held answers, a worker and the server killed."""
-    stack = await stack_factory(workers=2, apis=2, resend_timeout=10.0)
+    stack = await stack_factory(
+        workers=2, apis=2, resend_timeout=10.0, extra_env=ONE_CALL_PER_EMAIL
+    )
     fake = stack.fake_server.fake
     outages: list[Outage] = []
 

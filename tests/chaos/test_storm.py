@@ -25,7 +25,7 @@ from testkit.polling import eventually
 
 from .load import HEADERS
 from .report import ChaosReport, Figures
-from .stack import StackFactory
+from .stack import ONE_CALL_PER_EMAIL, StackFactory
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -75,7 +75,7 @@ async def current_runs(
 async def test_429_storm_for_a_minute_with_the_largest_body_sends_each_email_once(
     stack_factory: StackFactory, chaos_report: ChaosReport
 ) -> None:
-    stack = await stack_factory()
+    stack = await stack_factory(extra_env=ONE_CALL_PER_EMAIL)
     fake = stack.fake_server.fake
     client = await stack.client()
     run = uuid.uuid4().hex[:8]
