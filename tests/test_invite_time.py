@@ -63,6 +63,7 @@ async def api(
         api_keys=SecretStr(API_KEY),
         resend_webhook_secret=SecretStr(WEBHOOK_SECRET),
         invite_token_secret=SecretStr(INVITE_TOKEN_SECRET),
+        coalesce_shards=2,  # the invitation and the reminder go in coalesced calls
     )
     app = create_app(settings, temporal_client=env.client)
     async with asgi_client(app) as client, running_worker(env.client, settings):
@@ -122,7 +123,7 @@ async def test_reminder_goes_once_when_not_accepted_and_events_of_both_emails_ar
     invitation, reminder = deliveries(fake_resend, invite_id)
     assert reminder["subject"] == "Reminder: " + invitation["subject"]
     assert link_token(reminder["text"]) == token
-    # Coalesced (the default), each of the two went in a call of its own, under its key.
+    # Coalesced (this module's stack), each went in a call of its own, under its key.
     keys = [d.idempotency_key or "" for d in fake_resend.fake.deliveries]
     assert [k.split("/")[0] for k in keys] == ["coalesced", "coalesced"] and keys[0] != keys[1]
     assert {r.path for r in fake_resend.fake.request_log} == {"/emails/batch"}
