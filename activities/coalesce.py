@@ -156,7 +156,7 @@ class CoalesceActivities(SendActivities):
 
         claims = await asyncio.gather(*(claim(ref) for ref in data.refs))
         items = [
-            CoalescedItem(ref.email_id, c.outcome, c.held_by)
+            CoalescedItem(ref.email_id, c.outcome, c.held_by, never=c.never)
             for ref, c in zip(data.refs, claims, strict=True)
         ]
         messages = [c.message for c in claims if c.outcome == CLAIMED and c.message is not None]
@@ -223,5 +223,5 @@ class CoalesceActivities(SendActivities):
         if result.outcome == CLAIMED and (
             result.message is None or message_sha256(result.message) != ref.digest
         ):
-            return ClaimResult(WITHDRAWN)
+            return ClaimResult(WITHDRAWN)  # its message changed: never sent as this ref
         return result

@@ -92,6 +92,10 @@ class ClaimResult:
     outcome: str
     message: EmailMessage | None = None
     held_by: str | None = None
+    # With `WITHDRAWN`: this call never had this email and never will (its run answers
+    # every claim of the call alike, and no earlier run of it was reset away), so the
+    # coalescer may compose it again when it comes back.
+    never: bool = False
 
 
 @dataclass
@@ -117,6 +121,7 @@ class CoalescedItem:
     claim: str
     held_by: str | None = None
     outcome: BatchItemOutcome | None = None
+    never: bool = False  # `ClaimResult.never`
 
 
 @dataclass

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.coalesce_types import (
         CLAIMED,
         HELD,
+        WITHDRAWN,
         CoalescedAttemptInput,
         CoalescedAttemptResult,
         CoalesceRef,
@@ -125,6 +126,13 @@ class CoalescedCall(ProviderCall[CoalescedAttemptResult]):
             return self._unsent_outcomes()
         assert self.result is not None
         return self._sent_outcomes(self.result)
+
+    def never_had(self) -> set[str]:
+        """The emails this call never had (each refused it for good, `ClaimResult.never`):
+        it did not send them, on any attempt. Known only once it was sent."""
+        if self.result is None:
+            return set()
+        return {i.email_id for i in self.result.items if i.claim == WITHDRAWN and i.never}
 
     def _outcome(self, status: SendStatus, **fields: object) -> CallOutcome:
         return CallOutcome(

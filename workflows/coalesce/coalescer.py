@@ -96,6 +96,10 @@ class Coalescer:
         if call_id is not None:
             self._rejoin(ref, call_id)
             return
+        self._add(ref)
+
+    def _add(self, ref: CoalesceRef) -> None:
+        """Wait for a call, or go alone when the shard carries all it may."""
         size = ref_bytes(ref)
         if self._pending_bytes + self._held.bytes + size > CARRY_BUDGET:
             self._go_alone(ref)
@@ -184,10 +188,16 @@ class Coalescer:
     async def _call(self, call: CoalescedCall) -> None:
         call_id, refs = call.call_id, call.refs
         told = await call.run()
-        told = self._with_rejoined(call_id, refs, told)
+        # What it never had (refused while its email was not waiting yet: a hand-off
+        # retried after a crash) is not its own: composed again when it comes back.
+        never_had = call.never_had()
+        self._held.release(call_id, never_had)
+        told, again = self._with_rejoined(call_id, refs, told, never_had)
         # The slot is free once the call has ended: the next call need not wait for the
         # tellings (a continue-as-new does: `_telling`).
         self._in_flight.pop(call_id, None)
+        for ref in again:
+            self._add(ref)
         self._sent += sum(1 for _, o in told if o.provider_message_id)
         self._show()  # counted first: the details once said "0 email(s) sent" after a send
         await self._tell_all(told)
@@ -213,22 +223,28 @@ class Coalescer:
         asyncio.create_task(self._tell_all([(ref.workflow_id, outcome)]))
 
     def _with_rejoined(
-        self, call_id: str, refs: list[CoalesceRef], told: list[tuple[str, CallOutcome]]
-    ) -> list[tuple[str, CallOutcome]]:
-        """Mark what reset runs of this call's emails are told (they know no call): the
-        call's outcome for them, or `undetermined` when it has none for them."""
+        self,
+        call_id: str,
+        refs: list[CoalesceRef],
+        told: list[tuple[str, CallOutcome]],
+        never_had: set[str],
+    ) -> tuple[list[tuple[str, CallOutcome]], list[CoalesceRef]]:
+        """Mark what the emails handed in again while this call was made are told (they
+        know no call): the call's outcome for them, or `undetermined` when it has none for
+        them; and those it never had, which wait for the next call instead."""
         back = {ref.email_id for ref in refs} & self._held.rejoined
         if not back:
-            return told
+            return told, []
         self._held.rejoined -= back
         marked = [(w, replace(o, rejoined=o.email_id in back)) for w, o in told]
         have = {o.email_id for _, o in told}
+        again = [ref for ref in refs if ref.email_id in back & never_had]
         marked += [
             (ref.workflow_id, replace(carried_over(ref.email_id, call_id), rejoined=True))
             for ref in refs
-            if ref.email_id in back and ref.email_id not in have
+            if ref.email_id in back and ref.email_id not in have | never_had
         ]
-        return marked
+        return marked, again
 
     async def _tell_all(self, told: list[tuple[str, CallOutcome]]) -> None:
         self._telling += 1

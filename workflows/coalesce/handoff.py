@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import message_sha256
     from activities.types import SendAttemptResult
     from workflows.coalesce.types import CallOutcome, CoalescerInput
+    from workflows.delivery.changes import changed
+    from workflows.delivery.endings import is_reset_run
     from workflows.delivery.history import iso, wait_until
     from workflows.policy import DEFAULT_PRIORITY_KEY
     from workflows.status import SendStatus
@@ -38,6 +40,9 @@ with workflow.unsafe.imports_passed_through():
 if TYPE_CHECKING:
     from workflows.delivery.email import Delivery
 
+# After 1.2.0: a claim refused is refused on every attempt of the call (an invite whose
+# history was made before answered each attempt afresh, and replays that way).
+REFUSALS_FINAL = "coalesce-claim-refusals-final"
 ENQUEUE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 # After its window, how long an email waits for the outcome of a call that claimed it.
 OUTCOME_GRACE = timedelta(seconds=120)
@@ -50,6 +55,8 @@ class Handoff:
         self._delivery = delivery
         self.outcome: CallOutcome | None = None
         self._waiting = False
+        # The calls this email refused (`claim`): refused on every attempt of theirs.
+        self._refused: set[str] = set()
 
     @property
     def wanted(self) -> bool:
@@ -106,6 +113,8 @@ class Handoff:
             if self.outcome is None and self._waiting:
                 return ClaimResult(HELD, held_by=state.call_id)
             return ClaimResult(WITHDRAWN)
+        if data.call_id in self._refused:
+            return self._refusal()
         message = delivery.message
         if (
             not self._waiting
@@ -114,11 +123,21 @@ class Handoff:
             or message is None
             or message_sha256(message) != data.digest
         ):
-            return ClaimResult(WITHDRAWN)
+            if not changed(REFUSALS_FINAL):
+                return ClaimResult(WITHDRAWN)
+            # Final for this call: a later attempt of it must send the same bytes, and
+            # (not waiting yet: a hand-off retried after a crash) it may come back.
+            self._refused.add(data.call_id)
+            return self._refusal()
         state.call_id = data.call_id
         delivery.set_status(SendStatus.SENDING)
         workflow.logger.info("email %s claimed by call %s", state.id, data.call_id)
         return ClaimResult(CLAIMED, message)
+
+    def _refusal(self) -> ClaimResult:
+        """Withdrawn from this call for good; `never` unless this is a reset run (a run
+        before the reset may have been claimed by it: what it answered is unknown here)."""
+        return ClaimResult(WITHDRAWN, never=not is_reset_run())
 
     def owns(self, outcome: CallOutcome) -> bool:
         """Whether the outcome is this email's: its call's, or, for a reset run that knows

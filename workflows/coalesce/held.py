@@ -56,6 +56,21 @@ class Held:
         self._holder.update((email_id, call_id) for email_id in call.email_ids)
         self.bytes += carried_bytes(call)
 
+    def release(self, call_id: str, email_ids: set[str]) -> None:
+        """The call never had these emails: they are no longer its own."""
+        call = self._calls.get(call_id)
+        if call is None or not email_ids:
+            return
+        self.bytes -= carried_bytes(call)
+        call.email_ids = [e for e in call.email_ids if e not in email_ids]
+        for email_id in email_ids:
+            if self._holder.get(email_id) == call_id:
+                del self._holder[email_id]
+        if call.email_ids:
+            self.bytes += carried_bytes(call)
+        else:
+            del self._calls[call_id]
+
     def holder(self, email_id: str) -> str | None:
         return self._holder.get(email_id)
 
