@@ -327,7 +327,7 @@ class Settings(BaseSettings):
     codec_ui_secret: SecretStr | None = None
     # Due single sends share provider batch calls through this many coalescer workflows per
     # send queue (docs/coalescing.md); 0 turns coalescing off (each send is its own call).
-    coalesce_shards: int = Field(default=0, ge=0, le=64)
+    coalesce_shards: int = Field(default=2, ge=0, le=64)
 
     # App webhooks (docs/webhooks.md): endpoints a tenant registers for our email events.
     # true: http and private, loopback or link-local endpoints too (development, tests).

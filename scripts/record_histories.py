@@ -34,7 +34,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from activities.coalesce_types import coalescer_id  # noqa: E402
+from activities.coalesce_types import COALESCER_WORKFLOW, coalescer_id  # noqa: E402
 from activities.delivery_contract import SendKind  # noqa: E402
 from activities.invite_tokens import PLACEHOLDER, derive_token, token_digest  # noqa: E402
 from activities.suppressions import (  # noqa: E402
@@ -203,7 +203,7 @@ async def wait_sent(handle: WorkflowHandle[Any, Any]) -> None:
         state = await handle.query("status", result_type=EmailStatusResult)
         return bool(state.status == "sent")
 
-    await eventually(sent, timeout=10, what=f"{handle.id} sent")
+    await eventually(sent, timeout=30, what=f"{handle.id} sent")
 
 
 def with_events(*event_types: str, early: bool = False, start: Starter = start_email) -> Scenario:
@@ -275,6 +275,34 @@ async def coalesced_email(client: Client, policy: DeliveryPolicy) -> str:
     handle = await start_email(client, dataclasses.replace(policy, coalesce_shards=1))
     await to_its_end(handle)
     return handle.id
+
+
+def hand_off_retried(scenario: Scenario) -> Scenario:
+    """The first hand-off signals its ref, then stalls past the workflow task's heartbeat
+    (the call's claim comes in a task of its own and is refused) and fails, as on a worker
+    killed there; the local activity's retry hands the ref in again."""
+
+    async def stalled(client: Client, policy: DeliveryPolicy) -> str:
+        real = client.start_workflow
+        handed: list[str] = []
+
+        async def stalling(*args: Any, **kwargs: Any) -> Any:
+            started = await real(*args, **kwargs)
+            if args and args[0] == COALESCER_WORKFLOW:
+                handed.append(kwargs["start_signal_args"][0].email_id)
+                if len(handed) == 1:
+                    await asyncio.sleep(9.0)
+                    raise RuntimeError("the worker died after the hand-off signalled")
+            return started
+
+        client.start_workflow = stalling  # type: ignore[method-assign]
+        try:
+            return await scenario(client, policy)
+        finally:
+            del client.start_workflow
+            assert len(handed) == 2, handed
+
+    return stalled
 
 
 async def suppression_list(client: Client, policy: DeliveryPolicy) -> str:
@@ -641,6 +669,13 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
     "invite_life_coalesced_accepted": (
         [],
         with_policy(life_accepted(app_link=False), coalesce_shards=1),
+    ),
+    # Its hand-off retried after the ref reached the coalescer (a worker killed there): the
+    # call's claim is refused for good (patch coalesce-claim-refusals-final), the ref is
+    # composed again when it comes back, then delivered and accepted.
+    "invite_life_coalesced_handoff_retried": (
+        [],
+        hand_off_retried(with_policy(life_accepted(app_link=False), coalesce_shards=1)),
     ),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.

@@ -146,7 +146,7 @@ def shards(request: pytest.FixtureRequest, settings: Settings) -> int:
 
 @pytest.fixture
 def alone(settings: Settings) -> None:
-    """Each send its own provider call (`COALESCE_SHARDS=0`, whatever the default):
+    """Each send its own provider call (`COALESCE_SHARDS=0`, coalescing is on by default):
     for a test of that path's own mechanics (list it before `api` and `worker`)."""
     settings.coalesce_shards = 0
 

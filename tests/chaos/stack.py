@@ -19,8 +19,9 @@ from testkit.stack import api_proc, start_api, start_worker, worker_proc
 
 # For a scenario whose faults are counted in provider requests, one per email (50 500s in an
 # outage, held answers, attempts per worker, a storm of 429s): each email its own call, as
-# 1.0 sent them, whatever the default (off today; tests/chaos/test_coalesce_chaos.py runs a
-# coalesced burst through kill -9, 500s and held answers).
+# 1.0 sent them. Coalescing is on by default; the rows without this run coalesced (kill -9
+# of a worker or of Temporal, a 429 retry-after, failover) and tests/chaos/
+# test_coalesce_chaos.py adds 500s and held answers to a coalesced burst.
 ONE_CALL_PER_EMAIL = {"COALESCE_SHARDS": "0"}
 
 log = logging.getLogger("tests.chaos")

@@ -36,9 +36,10 @@ class CoalescerInput:
     calls_made: int = 0
     emails_sent: int = 0
     held: list[HeldCall] = field(default_factory=list)
-    # Each call attempt heartbeats this often (its timeout, seconds; 0: none) when the
-    # transport deduplicates a retry by key: a killed worker's call is retried in seconds,
-    # not after the attempt's whole timeout (see `activities.coalesce.CALL_HEARTBEAT_SECONDS`).
+    # Each call attempt's heartbeat timeout (seconds; 0: none), set when the transport
+    # deduplicates a retry by key; the attempt beats four times per timeout, so a killed
+    # worker's call is retried in seconds, not after the attempt's whole timeout (see
+    # `activities.coalesce.CALL_HEARTBEAT_SECONDS`).
     heartbeat_seconds: float = 0
 
 
