@@ -677,6 +677,9 @@ SCENARIOS: dict[str, tuple[list[Fault], Scenario]] = {
         [],
         hand_off_retried(with_policy(life_accepted(app_link=False), coalesce_shards=1)),
     ),
+    # An invite that settles its patches in its first task (patch
+    # invite-patches-settled-at-start): no patch marker after that one.
+    "invite_life_patches_settled_accepted": ([], life_accepted(app_link=False)),
 }
 # Scenarios whose worker writes to the local outbox instead of calling the fake Resend.
 OUTBOX_SCENARIOS = frozenset({"email_sent_outbox"})

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.render import TEMPLATE_FAILED, RenderActivities
     from activities.types import EmailMessage
     from workflows.coalesce.handlers import CoalescedHandlers
+    from workflows.delivery.changes import SettlesPatches
     from workflows.delivery.email import Delivery
     from workflows.delivery.endings import RESCHEDULE_REJECTED
     from workflows.delivery.handlers import pinned_of
@@ -101,11 +102,12 @@ def _iso(moment: datetime) -> str:
 
 
 @workflow.defn(name=InviteInput.WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
-class Invite(CoalescedHandlers):
+class Invite(CoalescedHandlers, SettlesPatches):
     """One invite: its emails, and the accept, revoke and expiry that end it."""
 
     @workflow.init
     def __init__(self, data: InviteInput) -> None:
+        self.settle_at_start()
         self._data = data
         carried = data.continued
         if carried is None:
