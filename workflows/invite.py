@@ -133,9 +133,7 @@ class Invite(CoalescedHandlers, SettlesPatches):
             )
             # The reminder is due `remind_after_seconds` after the start (which a reset
             # keeps): its send window counts from then.
-            reminder_due = workflow.info().workflow_start_time + timedelta(
-                seconds=data.remind_after_seconds or 0
-            )
+            reminder_due = now + timedelta(seconds=data.remind_after_seconds or 0)
         else:
             self._state = carried.state
             reminder_due = datetime.fromisoformat(

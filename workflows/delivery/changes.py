@@ -3,9 +3,9 @@
 From 1.0 every change of commands ships as a new Worker Deployment Version. A Pinned
 workflow (`SendEmail`, `SendBatch`) runs on the version that started it, so a new version
 only ever runs executions it started itself: it takes the new commands unconditionally. The
-invite (`SendInviteEmail`) is Auto-Upgrade: an invite started by an older version moves to
-the new one on its next task and replays its history there, so a new command inside an
-invite must be behind `workflow.patched` (docs/upgrading.md). `Delivery` and `ProviderCall`
+invite (`SendInviteEmail`) and the invite batch (`SendInviteBatch`) are Auto-Upgrade: one
+started by an older version moves to the new one on its next task and replays its history
+there, so a new command inside one must be behind `workflow.patched` (docs/upgrading.md). `Delivery` and `ProviderCall`
 run in both; `changed` asks the one that must be asked.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.invite_batch_types import InviteBatchInput
     from workflows.types import InviteInput
 
 # An invite started after this change answers the patches below from one marker recorded in
@@ -53,8 +54,14 @@ def changed(patch_id: str) -> bool:
     """Whether this execution runs the commands that came with `patch_id`: always in a
     Pinned workflow; in an auto-upgrading invite, yes if it settled the patch at its start,
     else `workflow.patched(patch_id)` (False for an invite whose history was made before
-    the change)."""
-    if workflow.info().workflow_type != InviteInput.WORKFLOW:
+    the change); in an invite batch, yes for a settled patch, else `workflow.patched`
+    (it used to answer yes to any patch, as if the batch were Pinned)."""
+    kind = workflow.info().workflow_type
+    if kind == InviteBatchInput.WORKFLOW:
+        # Auto-Upgrade too, and newer than every settled patch: each of its runs has them;
+        # a later patch is asked.
+        return patch_id in SETTLED or workflow.patched(patch_id)
+    if kind != InviteInput.WORKFLOW:
         return True
     if patch_id in SETTLED and getattr(workflow.instance(), "patches_settled", False):
         return True
