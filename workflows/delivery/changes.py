@@ -5,8 +5,8 @@ workflow (`SendEmail`, `SendBatch`) runs on the version that started it, so a ne
 only ever runs executions it started itself: it takes the new commands unconditionally. The
 invite (`SendInviteEmail`) and the invite batch (`SendInviteBatch`) are Auto-Upgrade: one
 started by an older version moves to the new one on its next task and replays its history
-there, so a new command inside one must be behind `workflow.patched` (docs/upgrading.md). `Delivery` and `ProviderCall`
-run in both; `changed` asks the one that must be asked.
+there, so a new command inside one must be behind `workflow.patched` (docs/upgrading.md).
+`Delivery` and `ProviderCall` run in all of them; `changed` asks the one that must be asked.
 """
 
 from __future__ import annotations
