@@ -24,14 +24,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.app_webhooks import AppWebhookActivities
     from activities.types import EmailMessage
     from workflows.batch_types import BatchStatusResult
-    from workflows.delivery.changes import changed
+    from workflows.delivery.changes import APP_EVENTS_PATCH, changed
     from workflows.delivery.history import iso
     from workflows.status import SendStatus
     from workflows.types import DeliveryEventInput, EmailStatusResult
 
-# The commands this module adds to an email's workflow came after 1.0 (an invite started
-# before them hands over no events: `workflows.delivery.changes`).
-APP_EVENTS_PATCH = "app-events-v1"
 
 # Retried until Temporal answers: an event is handed over or the workflow does not end.
 EMIT_RETRY = RetryPolicy(
@@ -106,8 +103,8 @@ class AppEvents:
     async def drained(self) -> None:
         """Until every queued event is handed over (at once when nothing is queued: a wait
         would end the workflow a task later than before app events, a change of commands)."""
-        if self._task is not None:
-            await workflow.wait_condition(lambda: self._task is None)
+        if self.handing_over:
+            await workflow.wait_condition(lambda: not self.handing_over)
 
     async def _hand_over(self) -> None:
         # Everything queued goes in one local activity: a flood of provider events costs one

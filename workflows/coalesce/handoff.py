@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery_contract import message_sha256
     from activities.types import SendAttemptResult
     from workflows.coalesce.types import CallOutcome, CoalescerInput
-    from workflows.delivery.changes import changed
+    from workflows.delivery.changes import REFUSALS_FINAL, changed
     from workflows.delivery.endings import is_reset_run
     from workflows.delivery.history import iso, wait_until
     from workflows.policy import DEFAULT_PRIORITY_KEY
@@ -40,9 +40,6 @@ with workflow.unsafe.imports_passed_through():
 if TYPE_CHECKING:
     from workflows.delivery.email import Delivery
 
-# After 1.2.0: a claim refused is refused on every attempt of the call (an invite whose
-# history was made before answered each attempt afresh, and replays that way).
-REFUSALS_FINAL = "coalesce-claim-refusals-final"
 ENQUEUE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 # After its window, how long an email waits for the outcome of a call that claimed it.
 OUTCOME_GRACE = timedelta(seconds=120)

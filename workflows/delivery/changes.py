@@ -28,14 +28,19 @@ with workflow.unsafe.imports_passed_through():
 # added later is not in this set: call it at a site that does not follow a local
 # activity, or settle it at the start under a new marker.
 SETTLED_AT_START = "invite-patches-settled-at-start"
-SETTLED = frozenset(
-    {
-        "suppression-check",
-        "suppression-auto-add",
-        "app-events-v1",
-        "coalesce-claim-refusals-final",
-    }
-)
+
+# The patches after 1.0, each asked where its commands are:
+# the suppression check before the first attempt (`workflows.delivery.loop`);
+SUPPRESSION_CHECK = "suppression-check"
+# a bounce or complaint adds the recipients to the tenant's list (`.suppression`);
+SUPPRESSION_ADD = "suppression-auto-add"
+# app events handed over (`workflows.app_events.emit`; an invite started before them hands
+# over none);
+APP_EVENTS_PATCH = "app-events-v1"
+# after 1.2.0, a claim refused is refused on every attempt of the call
+# (`workflows.coalesce.handoff`; an invite made before answered each attempt afresh).
+REFUSALS_FINAL = "coalesce-claim-refusals-final"
+SETTLED = frozenset({SUPPRESSION_CHECK, SUPPRESSION_ADD, APP_EVENTS_PATCH, REFUSALS_FINAL})
 
 
 class SettlesPatches:

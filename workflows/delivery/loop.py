@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         SuppressionActivities,
     )
     from workflows.delivery.attempts import FailedAttempt, failed_attempt
-    from workflows.delivery.changes import changed
+    from workflows.delivery.changes import SUPPRESSION_CHECK, changed
     from workflows.delivery.endings import ending_failure, is_reset_run, unsent_ending
     from workflows.delivery.history import (
         KEEP_FIRST_ATTEMPTS,
@@ -53,9 +53,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import SendStatus
     from workflows.types import AttemptRecord, EmailError
 
-# New after 1.0 (`workflows.delivery.changes`): the suppression check before the first
-# attempt.
-SUPPRESSION_CHECK = "suppression-check"
 SUPPRESSED = "RecipientSuppressed"
 # One try per activity: the loop decides about the next one (see the module docstring).
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)

@@ -18,13 +18,11 @@ with workflow.unsafe.imports_passed_through():
         SuppressionActivities,
     )
     from activities.types import EmailMessage, SendAttemptResult
-    from workflows.delivery.changes import changed
+    from workflows.delivery.changes import SUPPRESSION_ADD, changed
     from workflows.delivery.events import suppression_origin
     from workflows.delivery.loop import SUPPRESSED, ProviderCall
     from workflows.status import SendStatus
     from workflows.types import EmailError, EmailStatusResult
-
-SUPPRESSION_ADD = "suppression-auto-add"
 
 
 class SuppressionSteps(ProviderCall[SendAttemptResult]):
