@@ -17,7 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -210,8 +214,10 @@ class CoalesceActivities(SendActivities):
             )
         except WorkflowUpdateFailedError:
             return ClaimResult(WITHDRAWN)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            # A claim that timed out (a busy worker) fails the attempt before any provider
+            # call, as a refused one does: provably not sent, retried under the same key.
+            if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
                 return ClaimResult(WITHDRAWN)  # its workflow ended: nothing to send
             _refuse(
                 errors.MESSAGE_UNAVAILABLE,

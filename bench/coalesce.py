@@ -15,12 +15,19 @@ The fake Resend is limited to 2 requests/s (429 with retry-after beyond) and ans
 Then 20 lone invites at idle, one every 1.5 s: accept -> provider p50/p99. And history
 events and workflow tasks per delivered email for each of our three ways (the coalescers'
 own histories counted in). Every process is started on loopback and stopped by PID.
+
+First, on the same fresh dev server, its floor: as many workflows as invites, each one
+no-op activity and nothing else (`bench/minimal_workflow.py`: no HTTP, no email, no
+coalescer), executed at the same 20 in flight. A single invite is a workflow of its own
+(its id is its idempotency key), so no design of ours delivers N single invites faster
+than this server completes N of those.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -39,12 +46,15 @@ from bench.stack import (
     baseline_env,
     our_env,
     start_dev_server,
+    start_minimal_worker,
     start_our_api,
     start_our_worker,
+    start_probe,
     start_uvicorn,
 )
 from bench.stack import stop_all as stop_started
 from infra.codec import new_codec_key
+from testkit.dev_server import DevServer
 from testkit.fake_resend import FakeResendProcess
 from testkit.keys import API_KEY
 from testkit.polling import ConditionTimeout, eventually
@@ -53,6 +63,7 @@ RATE = 2.0
 LATENCY = 0.1
 IN_FLIGHT = 20
 SHARDS = 2
+FLOOR = "server floor: one no-op activity per workflow, no HTTP"
 SEEDS = ("background_tasks", "thread_per_email", "asyncio_task")
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -238,6 +249,23 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+async def server_floor(
+    client: Client, server: DevServer, log_dir: Path, count: int
+) -> dict[str, Any]:
+    """`count` one-activity workflows executed at `IN_FLIGHT`: what this server completes."""
+    worker = await start_minimal_worker(client, server, log_dir)
+    args = ["--count", str(count), "--concurrency", str(IN_FLIGHT)]
+    probe = start_probe("throughput", server, log_dir, args)
+    try:
+        result = json.loads(await probe.read_line(timeout=600))
+    finally:
+        await probe.stop()
+        await worker.stop()
+    figures = {"emails": count, "seconds_to_last": round(result["seconds"], 1)}
+    print("server floor", figures, flush=True)
+    return figures
+
+
 async def measure(args: argparse.Namespace, log_dir: Path) -> list[str]:
     fake = await FakeResendProcess.start(log_dir, latency=LATENCY, rate_limit=RATE)
     STARTED.append(fake.proc)
@@ -256,7 +284,8 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> list[str]:
     if getattr(args, "only_coalesced", False):
         plan = [step for step in plan if step[1]]
     try:
-        results = await ours(client, fake, log_dir, env, plan, args.workers)
+        results = {FLOOR: await server_floor(client, server, log_dir, args.invites)}
+        results |= await ours(client, fake, log_dir, env, plan, args.workers)
         if not getattr(args, "only_coalesced", False):
             results |= await seeds(fake, log_dir, args.seed_invites)
     finally:
