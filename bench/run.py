@@ -78,10 +78,9 @@ async def run(
 
 
 async def coalesce_group(bench: Bench, quick: bool) -> None:
-    sizes = {"invites": 200, "single": 20, "seed_invites": 50} if quick else {}
-    args = argparse.Namespace(
-        **{"invites": 1000, "single": 100, "seed_invites": 200, "big": 0, **sizes}
-    )
+    args = coalesce.arguments().parse_args([])
+    if quick:
+        args.invites, args.single, args.seed_invites = 200, 20, 50
     try:
         lines = await coalesce.measure(args, bench.out_dir / "logs" / "coalesce")
     finally:
