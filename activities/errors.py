@@ -27,6 +27,9 @@ PROVIDER_DEFERRED = "ProviderDeferred"
 MESSAGE_UNAVAILABLE = "PinnedMessageUnavailable"
 # Nothing was sent: this worker lacks INVITE_TOKEN_SECRET; one that has it will send.
 INVITE_TOKEN_UNAVAILABLE = "InviteTokenUnavailable"
+# Nothing was sent: the attempt's turn at the provider's rate (the worker's pacer) would have
+# come after its deadline; the next attempt queues again.
+TURN_TOO_LATE = "ProviderTurnTooLate"
 
 # Permanent: retrying cannot help; the send fails at once.
 REJECTED = "ProviderRejected"
@@ -92,6 +95,7 @@ NOT_ACCEPTED = _with_legacy_names(
         AUTH_FAILED,
         MESSAGE_UNAVAILABLE,
         INVITE_TOKEN_UNAVAILABLE,
+        TURN_TOO_LATE,
         SEND_WINDOW_CLOSED,
         MESSAGE_MISMATCH,
         PROVIDER_UNREACHABLE,

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
+from temporalio.testing import ActivityEnvironment
 
-from activities.transports.pacer import Pacer
+from activities import errors
+from activities.transports.base import ProviderFailure
+from activities.transports.pacer import Pacer, TurnTooLate
 from activities.transports.resend import ResendTransport
 from activities.types import EmailMessage
 from testkit.fake_resend import FakeResendServer
@@ -68,3 +74,42 @@ async def test_an_account_allowed_more_gets_the_configured_rate(
     pacer, elapsed = await paced_sends(fake_resend, 5.0, 5.0, 11)
     assert pacer.rate == 5.0
     assert elapsed < 3.0, elapsed  # 10 gaps of 0.2 s, not 2/s
+
+
+async def test_a_turn_that_would_come_after_the_deadline_is_given_up_and_takes_no_slot() -> None:
+    pacer = Pacer(2.0)
+    await pacer.wait()  # the next turn is 0.5 s away
+    with pytest.raises(TurnTooLate):
+        await pacer.wait(deadline=time.monotonic() + 0.1)
+    started = time.monotonic()
+    await pacer.wait()  # its turn, not one after the call that gave up
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize(("held", "sent"), [(5.0, False), (0.3, True)])
+async def test_a_paced_call_goes_only_if_its_attempt_can_still_be_answered_in_time(
+    fake_resend: FakeResendServer, held: float, sent: bool
+) -> None:
+    """Started just now, with 3 s to complete and a request timeout of 1 s: the call must go
+    within ~1 s. Held 5 s by the account's `remaining: 0`, it is not made at all (its attempt
+    would time out first, the retry paying the provider's rate again); held 0.3 s, it goes."""
+    env = ActivityEnvironment()
+    env.info = replace(
+        env.info, start_to_close_timeout=timedelta(seconds=3), started_time=datetime.now(UTC)
+    )
+    pacer = Pacer(10.0)
+    pacer.observe({"ratelimit-remaining": "0", "ratelimit-reset": str(held)})
+    async with httpx.AsyncClient(base_url=fake_resend.url, timeout=1.0) as http:
+        transport = ResendTransport(http, FAKE_KEY, pacer)
+        started = time.monotonic()
+        if sent:
+            await env.run(transport.send, MESSAGE, "key-1")
+        else:
+            with pytest.raises(ProviderFailure) as caught:
+                await env.run(transport.send, MESSAGE, "key-1")
+            assert caught.value.error_type == errors.TURN_TOO_LATE
+            assert time.monotonic() - started < 2.0  # gave up at the deadline, not the turn
+    assert fake_resend.fake.requests_total == int(sent)
+    # Nothing was sent: retried like any refusal, never moved to another provider for it.
+    assert errors.TURN_TOO_LATE in errors.NOT_ACCEPTED
+    assert errors.TURN_TOO_LATE not in errors.PERMANENT_ERRORS | errors.PROVIDER_CANNOT_TAKE

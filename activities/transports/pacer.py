@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from temporalio import activity
 
 
 def _number(headers: Mapping[str, str], name: str) -> float | None:
@@ -16,6 +19,21 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
     except ValueError:
         return None
     return number if number >= 0 else None
+
+
+def attempt_deadline(margin: float) -> float | None:
+    """When (`time.monotonic()`) this activity attempt's provider call must go at the latest
+    to be answered within the attempt's start-to-close timeout, keeping `margin` seconds for
+    the request itself; None outside an activity or without that timeout. Counted from the
+    attempt's start as the server recorded it (another machine's clock: a skew shifts it)."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    if not info.start_to_close_timeout:
+        return None
+    elapsed = max(0.0, (datetime.now(UTC) - info.started_time).total_seconds())
+    left = info.start_to_close_timeout.total_seconds() - elapsed - margin
+    return time.monotonic() + left
 
 
 class Pacer:
@@ -72,10 +90,21 @@ class Pacer:
             due = max(due, self._last + self._interval)
         return max(0.0, due - now)
 
-    async def wait(self) -> None:
-        async with self._lock:
-            while (delay := self.ready_in()) > 0:
-                await asyncio.sleep(delay)
-            # Nothing awaits between this and the caller's next step (the lock's release
-            # does not yield): the caller goes now.
-            self._last = time.monotonic()
+    async def wait(self, deadline: float | None = None) -> None:
+        """Until this call's turn. With a `deadline` (`time.monotonic()`), a turn that has
+        not come by then is given up (`TurnTooLate`): the call is not made, and the calls
+        behind it move up (its attempt would have timed out in the server meanwhile, and a
+        call made after that only spends the provider's rate on an answer nobody reads)."""
+        try:
+            async with asyncio.timeout_at(deadline), self._lock:
+                while (delay := self.ready_in()) > 0:
+                    await asyncio.sleep(delay)
+                # Nothing awaits between this and the caller's next step (the lock's release
+                # does not yield): the caller goes now.
+                self._last = time.monotonic()
+        except TimeoutError:
+            raise TurnTooLate from None
+
+
+class TurnTooLate(Exception):
+    """A call's turn at the provider's rate would come after its deadline: not made."""
