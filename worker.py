@@ -43,6 +43,7 @@ from activities.transports.smtp import SmtpConfig, SmtpTransport
 from config import Settings, get_settings
 from infra.temporal_client import connect, encryption_problem, warn_if_plaintext
 from observability import configure_logging
+from workflows.coalesce.coalescer import Coalescer
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("durable_mail.worker")
@@ -182,6 +183,8 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 # The share of the provider's rate the server dispatches send tasks at (see build_workers).
 DISPATCH_SHARE = 0.9
+# Coalescers cached by the send worker: a few per send queue (COALESCE_SHARDS), with room.
+COALESCER_CACHE = 64
 
 
 def app_webhooks(
@@ -242,6 +245,14 @@ def build_workers(
         client,
         settings,
         task_queue=settings.send_task_queue,
+        # The send queue's coalescers run here (their task queue is the send queue's), with
+        # task slots and a cache of their own: among the emails' workflows, at 10,000
+        # invites, a coalescer's task waited behind hundreds of the invites' for 57-61 s,
+        # past its timeout, again and again, each retry carrying more signals: no call for
+        # minutes (docs/coalescing.md).
+        workflows=[Coalescer],
+        max_cached_workflows=COALESCER_CACHE,
+        workflow_runner=workflow_runner(),
         activities=[provider.send_email, provider.send_batch, coalesce.send_coalesced],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Enforced by the server across every worker of the queue: scaling out does not

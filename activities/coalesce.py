@@ -15,6 +15,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.client import (
@@ -57,6 +58,10 @@ CLAIM_CONCURRENCY = 100
 # may have left (`AttemptProgress`), and periodic beats would delay that one (the SDK
 # throttles them) past a crash.
 CALL_HEARTBEAT_SECONDS = 10.0
+# A coalescer's workflow task timeout (Temporal's default is 10 s): a busy worker can take
+# longer over a task carrying hundreds of refs, and a task that times out is retried with
+# even more of them. A worker lost mid-task delays the shard this long, once.
+COALESCER_TASK_TIMEOUT = timedelta(seconds=30)
 
 
 @asynccontextmanager
@@ -135,7 +140,10 @@ class CoalesceActivities(SendActivities):
             COALESCER_WORKFLOW,
             start,
             id=target,
-            task_queue=data.task_queue,
+            # Coalescers run in the send worker (worker.py), not among the emails' workflows
+            # (a coalescer started earlier on `task_queue` stays there: that worker runs it).
+            task_queue=data.send_task_queue,
+            task_timeout=COALESCER_TASK_TIMEOUT,
             start_signal=ENQUEUE_SIGNAL,
             start_signal_args=[ref],
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

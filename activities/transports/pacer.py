@@ -31,8 +31,10 @@ def attempt_deadline(margin: float) -> float | None:
     info = activity.info()
     if not info.start_to_close_timeout:
         return None
+    timeout = info.start_to_close_timeout.total_seconds()
     elapsed = max(0.0, (datetime.now(UTC) - info.started_time).total_seconds())
-    left = info.start_to_close_timeout.total_seconds() - elapsed - margin
+    # A request allowed longer than the attempt keeps half of the attempt to wait in.
+    left = timeout - elapsed - min(margin, timeout / 2)
     return time.monotonic() + left
 
 

@@ -154,7 +154,9 @@ class Coalescer:
                         calls_made=self._calls,
                         emails_sent=self._sent,
                         held=self._held.carried(),
-                    )
+                    ),
+                    # The next run keeps this one's task timeout (the hand-off sets it).
+                    task_timeout=workflow.info().task_timeout,
                 )
             chosen, self._pending = compose(self._pending, data.max_batch, data.max_bytes)
             self._pending_bytes -= sum(ref_bytes(ref) for ref in chosen)
