@@ -112,8 +112,18 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     )
 
 
-# The server knows a version once a poller of it has reached it; until then, retry.
-_NOT_YET = {RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION}
+# The server knows a version once a poller of it has reached it; until then, retry. The
+# server makes the change through its deployment's own workflow: under load it may cancel
+# or time the call out, or be briefly unavailable; setting the same version again is a no-op.
+_RETRY = {
+    RPCStatusCode.NOT_FOUND,
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 async def set_current_version(client: Client, settings: Settings, timeout: float = 30.0) -> None:
@@ -121,7 +131,7 @@ async def set_current_version(client: Client, settings: Settings, timeout: float
 
     What `temporal worker deployment set-current-version` does; the worker calls it itself
     only when WORKER_SET_CURRENT=true (`make dev`, tests). Retries until the server has
-    seen this version's pollers, for at most `timeout` seconds.
+    seen this version's pollers, and past transient failures, for at most `timeout` seconds.
     """
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
@@ -133,7 +143,9 @@ async def set_current_version(client: Client, settings: Settings, timeout: float
     deadline = loop.time() + timeout
     while True:
         try:
-            await client.workflow_service.set_worker_deployment_current_version(request)
+            await client.workflow_service.set_worker_deployment_current_version(
+                request, timeout=timedelta(seconds=10)
+            )
             return
         except RPCError as err:
             if err.status == RPCStatusCode.UNIMPLEMENTED:
@@ -141,8 +153,9 @@ async def set_current_version(client: Client, settings: Settings, timeout: float
                 # every task to any poller: there is nothing to make current.
                 log.warning("the server has no Worker Versioning: %s", err.message)
                 return
-            if err.status not in _NOT_YET or loop.time() > deadline:
+            if err.status not in _RETRY or loop.time() > deadline:
                 raise
+            log.info("set current version: %s, retrying", err.status.name)
         await asyncio.sleep(0.2)
 
 
