@@ -37,6 +37,8 @@ SEND_TASK_QUEUE = "durable-mail-send-v1"
 # 0.1.0's queues, for the docs and the upgrade test.
 TASK_QUEUE_0_1 = "durable-mail"
 SEND_TASK_QUEUE_0_1 = "durable-mail-send"
+# Temporal caps a fairness key's length (sends' and app webhook deliveries' keys).
+MAX_FAIRNESS_KEY = 64
 DEPLOYMENT_NAME = "durable-mail"
 # The code a build id stands for: what workflows run and what activities do.
 BUILD_SOURCES = ("workflows", "activities")
@@ -259,6 +261,10 @@ class Settings(BaseSettings):
     # Resend's default limit is 2 requests/s per team; enforced task-queue-wide by the server.
     resend_rate_limit_per_second: float = Field(default=2.0, gt=0)
     outbox_dir: Path = Path(".dev/outbox")
+    # The development pages (`/dev/outbox`, its invite accept page): no key, every tenant's
+    # outbox, and the accept page accepts any tenant's invite. Only `make dev` turns them on;
+    # never decided by a missing provider key (an SMTP-only deployment has none).
+    dev_pages: bool = False
     # The providers, in order of preference (`resend`, `smtp`; `resend,smtp` fails over to
     # SMTP only when Resend provably did not take an email: docs/providers.md). Unset:
     # Resend when RESEND_API_KEY is set, else the outbox.

@@ -13,7 +13,10 @@ statuses and ids only, and two filters cover what other code logs:
 - a path under `/codec/` other than `/codec/decode` and `/codec/encode` may hold the Web
   UI's codec capability (`/codec/<secret>/decode`, or any mistyped or percent-encoded
   variant of it): in uvicorn's access log and in ours, everything after `/codec/` is
-  replaced, whatever the path looks like.
+  replaced, whatever the path looks like;
+- a path or query may hold a recipient's address (`DELETE /suppressions/ann@example.com`,
+  as Resend's API takes it): in uvicorn's access log, anything shaped like an address
+  (percent-encoded or not) becomes `[address]`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ WITHHELD_LOGGERS = frozenset({"temporalio", "uvicorn"})
 # `/codec/` in a path, however it is spelled or encoded, and what follows it.
 _CODEC_PATH = re.compile(r"/codec/(\S*)", re.IGNORECASE)
 _OPERATOR_CODEC_ROUTE = re.compile(r"(?:decode|encode)(?:\?\S*)?")
+# An address in a request line: its parts end at what ends a path segment or a query value.
+_ADDRESS = re.compile(r"[^\s/?&=#\"'<>]+@[^\s/?&=#\"'<>]+")
 
 
 def exception_without_text(error: BaseException) -> str:
@@ -89,6 +94,32 @@ def redact_codec_capability(text: str) -> str:
     return _CODEC_PATH.sub(redact, decoded)
 
 
+def redact_addresses(text: str) -> str:
+    """`text` (a request's path and query) with every address replaced by `[address]`;
+    percent-encoding, once or more, does not hide one."""
+    decoded = text
+    for _ in range(4):  # unquote to its fixed point (a client may encode twice)
+        if (plainer := unquote(decoded)) == decoded:
+            break
+        decoded = plainer
+    if "@" not in decoded:
+        return text
+    return _ADDRESS.sub("[address]", decoded)
+
+
+class RedactAddresses(logging.Filter):
+    """On uvicorn's access logger: an address in a request line becomes `[address]`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_addresses(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = redact_addresses(record.msg)
+        return True
+
+
 class RedactCodecCapability(logging.Filter):
     """On uvicorn's access logger and our handler: a codec capability in a record's
     message or arguments becomes `/codec/[redacted]`."""
@@ -140,6 +171,7 @@ def protect_logs() -> None:
     ours): also applied by an app mounted in another, whose logging is that app's."""
     _add_filter(logging.getLogger("uvicorn.error"), WithholdExceptionText())
     _add_filter(logging.getLogger("uvicorn.access"), RedactCodecCapability())
+    _add_filter(logging.getLogger("uvicorn.access"), RedactAddresses())
 
 
 def _add_filter(logger: logging.Logger, new: logging.Filter) -> None:

@@ -22,6 +22,7 @@ from api.errors import (
     TooManyAttempts,
     Unavailable,
 )
+from observability import redact_addresses
 
 log = logging.getLogger("durable_mail.api")
 
@@ -68,7 +69,8 @@ async def sender_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 and Retry-After: Temporal did not record or answer (the reason is only logged)."""
-    log.warning("temporal unavailable on %s %s: %s", request.method, request.url.path, exc)
+    path = redact_addresses(request.url.path)  # `/suppressions/{address}` names a recipient
+    log.warning("temporal unavailable on %s %s: %s", request.method, path, exc)
     detail = READ_UNAVAILABLE_DETAIL
     if isinstance(exc, NotRecorded):
         detail = UNAVAILABLE_DETAIL

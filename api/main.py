@@ -160,7 +160,8 @@ def create_app(
     app.include_router(batches.router, dependencies=[API_KEY_SCHEME])
     app.include_router(suppressions.router, dependencies=[API_KEY_SCHEME])
     app.include_router(health.router)
-    if settings.outbox_mode:
+    if settings.dev_pages:
+        log.warning("DEV_PAGES=true: /dev/outbox and its invite accept page are served")
         app.include_router(outbox.router)
         app.include_router(dev_accept.router)  # the invite link's page in `make dev`
     app.include_router(codec.router)

@@ -235,6 +235,7 @@ def main() -> None:
             sys.exit(f"port {port} is already in use: stop what runs there, or set DEV_*_PORT")
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{TEMPORAL_PORT}"}
     env.setdefault("APP_BASE_URL", f"http://localhost:{API_PORT}/dev/outbox")  # dev_accept.py
+    env.setdefault("DEV_PAGES", "true")  # /dev/outbox and that accept page: make dev only
     env.setdefault("API_KEYS", dev_secret("api_key", lambda: "dm_dev_" + secrets.token_urlsafe(24)))
     env.setdefault(
         "PAYLOAD_CODEC_KEYS",

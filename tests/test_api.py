@@ -154,7 +154,7 @@ async def test_without_resend_key_email_lands_in_readable_outbox(
 ) -> None:
     from worker import build_transport, build_workers
 
-    dev = settings.model_copy(update={"resend_api_key": None})
+    dev = settings.model_copy(update={"resend_api_key": None, "dev_pages": True})
     app = create_app(dev, temporal_client=client)
     workflows, sends = build_workers(client, dev, build_transport(dev, None))
     async with (
@@ -194,6 +194,32 @@ async def test_outbox_routes_exist_only_in_outbox_mode(api: httpx.AsyncClient) -
     for path in ("/dev/outbox", "/dev/outbox/x.html"):
         response = await api.get(path, headers={"Host": "localhost"})
         assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"resend_api_key": None},  # outbox mode, as a deployment that forgot its key
+        {"resend_api_key": None, "providers": "smtp"},  # SMTP only: no Resend key at all
+    ],
+    ids=["no-resend-key", "smtp-only"],
+)
+async def test_no_missing_key_opens_the_dev_pages(
+    client: Client, settings: Settings, update: dict[str, object]
+) -> None:
+    """Without DEV_PAGES there is no outbox and no accept page, whatever `Host` says: the
+    accept page accepts any tenant's invite, and `Host` is the client's to write."""
+    deployed = settings.model_copy(update=update)
+    async with asgi_client(create_app(deployed, temporal_client=client)) as anyone:
+        for method, path in [
+            ("GET", "/dev/outbox"),
+            ("GET", "/dev/outbox/x.html"),
+            ("GET", "/dev/outbox/invites/accept?invite=inv_x&token=t"),
+            ("POST", "/dev/outbox/invites/accept?invite=inv_x"),
+        ]:
+            headers = {"Host": "localhost", "Authorization": ""}
+            response = await anyone.request(method, path, headers=headers)
+            assert response.status_code in (401, 404), (path, response.status_code)
 
 
 async def test_forged_page_token_is_a_400_not_an_outage(api: httpx.AsyncClient) -> None:

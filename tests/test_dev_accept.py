@@ -1,6 +1,6 @@
 """`make dev`'s stand-in for the app's accept page: the invite link of an outbox email opens
 `/dev/outbox/invites/accept`, whose button accepts the invite with the link's token.
-Served in outbox mode only, to a loopback `Host` only."""
+Served with DEV_PAGES=true only (`make dev`), to a loopback `Host` only."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ PAGE = {**LOCAL, "Authorization": ""}  # the page needs no key, only a loopback 
 @pytest.fixture
 def app(client: Client, settings: Settings) -> FastAPI:
     """The API as `make dev` runs it without a Resend key (the worker still uses the fake)."""
-    dev = settings.model_copy(update={"resend_api_key": None, "app_base_url": DEV_BASE})
+    dev = settings.model_copy(
+        update={"resend_api_key": None, "app_base_url": DEV_BASE, "dev_pages": True}
+    )
     return create_app(dev, temporal_client=client)
 
 
@@ -55,13 +57,13 @@ async def test_the_invite_link_opens_a_page_that_accepts_once(
     assert "Not accepted" in wrong.text
 
 
-async def test_only_on_a_loopback_host_and_only_in_outbox_mode(
+async def test_only_on_a_loopback_host_and_only_with_dev_pages(
     api: httpx.AsyncClient, client: Client, settings: Settings
 ) -> None:
     path = "/dev/outbox/invites/accept?invite=inv_x&token=t"
     elsewhere = await api.get(path, headers={"Host": "evil.example", "Authorization": ""})
     assert elsewhere.status_code == 404
-    # With a provider (not outbox mode) there is no such page.
+    # Without DEV_PAGES (the default) there is no such page.
     with_provider = httpx.ASGITransport(app=create_app(settings, temporal_client=client))
     async with httpx.AsyncClient(transport=with_provider, base_url="http://localhost") as http:
         assert (await http.get(path)).status_code == 404

@@ -200,6 +200,29 @@ def test_access_log_lines_hide_the_codec_capability(path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        "/suppressions/ann.lee@example.com",
+        "/v1/suppressions/ann.lee%40example.com",
+        "/suppressions/ann.lee%2540example.com",  # encoded twice: the log shows it decoded
+        "/v1/suppressions?after=ann.lee@example.com&limit=5",
+    ],
+)
+def test_access_log_lines_hide_addresses(path: str) -> None:
+    from observability import protect_logs
+
+    protect_logs()
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', None, None
+    )
+    record.args = ("127.0.0.1:5000", "DELETE", path, "1.1", 200)
+    assert logging.getLogger("uvicorn.access").filter(record)
+    line = record.getMessage()
+    assert "ann.lee" not in line and "example.com" not in line and "[address]" in line, line
+    assert line.startswith('127.0.0.1:5000 - "DELETE /'), line
+
+
+@pytest.mark.parametrize(
     ("variable", "weak"),
     [
         ("API_KEYS", "Q"),  # the issue's `a`, in a letter no log line holds

@@ -5,8 +5,9 @@ app. `make dev` has no app, so it sets `APP_BASE_URL` to `/dev/outbox` of the AP
 link in an outbox email opens this page, which shows the invite and accepts it with the
 token (`POST`), as the app's page would by calling `POST /v1/invites/{id}/accept`.
 
-Development only, like the outbox: added in outbox mode alone, answered only to a
-loopback `Host`, and served sandboxed (forms allowed, no script).
+Development only, like the outbox: added with `DEV_PAGES=true` alone (it accepts any
+tenant's invite, as an operator), answered only to a loopback `Host`, and served sandboxed
+(forms allowed, no script).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`GET /dev/outbox`: read the emails the worker wrote instead of sending (no Resend key).
 
-Development only: `create_app` adds these routes in outbox mode alone, they answer only a
-request addressed to a loopback name (`Host: localhost`, `127.0.0.1` or `[::1]`: a page
+Development only: `create_app` adds these routes only with `DEV_PAGES=true` (`make dev`
+sets it; no missing key turns them on), they answer only a request addressed to a loopback
+name (`Host: localhost`, `127.0.0.1` or `[::1]`: a page
 of another site cannot reach them through DNS rebinding), and every page is served with
 `Content-Security-Policy: sandbox`, so an email's HTML runs no script and has no origin.
 """
@@ -55,8 +56,8 @@ async def list_outbox(settings: SettingsDep) -> HTMLResponse:
     )
     page = (
         "<!doctype html><title>durable-mail outbox</title><body style='font-family:sans-serif'>"
-        "<h1>Dev outbox</h1><p>No RESEND_API_KEY is set: these emails were written here, "
-        f"<strong>not sent</strong>.</p><ul>{items or '<li>empty</li>'}</ul></body>"
+        "<h1>Dev outbox</h1><p>The outbox transport (no RESEND_API_KEY) wrote these emails "
+        f"here: they were <strong>not sent</strong>.</p><ul>{items or '<li>empty</li>'}</ul></body>"
     )
     return HTMLResponse(page, headers=SANDBOXED)
 
