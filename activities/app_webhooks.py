@@ -21,6 +21,7 @@ import httpx
 from svix.webhooks import Webhook
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import Priority
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.app_webhook_types import (
@@ -38,6 +39,7 @@ from activities.app_webhook_types import (
     endpoints_workflow_id,
 )
 from activities.outbound import OutboundPolicy, OutboundRefused, Resolver, post, system_resolver
+from config import MAX_FAIRNESS_KEY
 
 log = logging.getLogger("durable_mail.app_webhooks")
 
@@ -70,6 +72,11 @@ def signed_headers(endpoint: WebhookEndpoint, msg_id: str, body: str) -> dict[st
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
+
+
+def delivery_priority(tenant_id: str | None) -> Priority:
+    """An email's event deliveries share the queue by tenant (Temporal's fairness)."""
+    return Priority(fairness_key=f"hooks:{tenant_id or '-'}"[:MAX_FAIRNESS_KEY])
 
 
 def outbound_client() -> httpx.AsyncClient:
@@ -128,6 +135,9 @@ class AppWebhookActivities:
                 task_queue=self._config.task_queue,
                 start_signal=EVENT_SIGNAL,
                 start_signal_args=[wanted],
+                # Its attempts inherit it: one tenant's slow or many endpoints share the
+                # worker's slots fairly with another tenant's, instead of queueing them.
+                priority=delivery_priority(data.tenant_id),
             )
         return sum(len(wanted) for wanted in by_email.values())
 
@@ -153,6 +163,9 @@ class AppWebhookActivities:
             )
         except OutboundRefused as refused:
             return DeliverResult("failed", error=f"refused: {refused}")
+        except httpx.PoolTimeout:
+            # Our connections were all in use: not the endpoint's doing (retried the same).
+            return DeliverResult("failed", error="no connection of ours was free in time")
         except httpx.TimeoutException:
             return DeliverResult("failed", error="the endpoint did not answer in time")
         except TimeoutError:

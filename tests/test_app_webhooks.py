@@ -25,7 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from activities.app_webhook_types import endpoints_workflow_id
+from activities.app_webhook_types import delivery_workflow_id, endpoints_workflow_id
 from api.main import create_app
 from config import Settings
 from testkit.app_endpoint import Endpoint, Received, app_endpoint
@@ -114,7 +114,7 @@ async def send(to: str) -> str:
 
 
 async def test_sdk_endpoint_gets_our_signed_events_in_order_through_failures(
-    served: str, api: httpx.AsyncClient
+    served: str, api: httpx.AsyncClient, client: Client, tenants: Tenants
 ) -> None:
     with app_endpoint() as acme_hook, app_endpoint() as globex_hook:
         created = await as_tenant(
@@ -140,6 +140,10 @@ async def test_sdk_endpoint_gets_our_signed_events_in_order_through_failures(
         assert event["type"] == "email.sent"
         assert event["data"]["email_id"] == email_id  # our id, the one the app holds
         assert event["data"]["to"] == ["ann@example.com"] and event["data"]["subject"] == "Welcome"
+        # Its deliveries share the queue fairly by tenant (their attempts inherit the key).
+        delivery = client.get_workflow_handle(delivery_workflow_id(tenants.acme, email_id))
+        described = (await delivery.describe()).raw_description.workflow_execution_info
+        assert described.priority.fairness_key == f"hooks:{tenants.acme}"
 
         # The provider reports delivery: forwarded to the app with our id.
         answer = await post_event(api, "email.delivered", email_id=email_id)

@@ -7,12 +7,10 @@ from typing import Protocol, TypeVar
 
 from temporalio.common import Priority
 
-from config import SEND_TASK_QUEUE
+from config import MAX_FAIRNESS_KEY, SEND_TASK_QUEUE
 
 # Temporal's own default priority key (1 first ... 5 last).
 DEFAULT_PRIORITY_KEY = 3
-# Temporal caps a fairness key's length.
-MAX_FAIRNESS_KEY = 64
 
 
 @dataclass
