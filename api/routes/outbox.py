@@ -2,8 +2,8 @@
 
 Development only: `create_app` adds these routes only with `DEV_PAGES=true` (`make dev`
 sets it; no missing key turns them on), they answer only a request addressed to a loopback
-name (`Host: localhost`, `127.0.0.1` or `[::1]`: a page
-of another site cannot reach them through DNS rebinding), and every page is served with
+name (`Host: localhost`, `127.0.0.1` or `[::1]`: a page of another site cannot reach them
+through DNS rebinding; `Host` is no authentication), and every page is served with
 `Content-Security-Policy: sandbox`, so an email's HTML runs no script and has no origin.
 """
 
