@@ -41,6 +41,11 @@ APP_EVENTS_PATCH = "app-events-v1"
 # (`workflows.coalesce.handoff`; an invite made before answered each attempt afresh).
 REFUSALS_FINAL = "coalesce-claim-refusals-final"
 SETTLED = frozenset({SUPPRESSION_CHECK, SUPPRESSION_ADD, APP_EVENTS_PATCH, REFUSALS_FINAL})
+# Not settled (asked in the claim's update handler, which follows no local activity, and
+# only when a claim finds no message): a claim that reaches an email before this run has
+# its message is refused for good, as one that reaches it not yet waiting
+# (`workflows.coalesce.handlers`; an invite made before answered "withdrawn" alone).
+CLAIM_BEFORE_MESSAGE = "coalesce-claim-before-message"
 
 
 class SettlesPatches:
