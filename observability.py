@@ -107,31 +107,32 @@ def redact_addresses(text: str) -> str:
     return _ADDRESS.sub("[address]", decoded)
 
 
-class RedactAddresses(logging.Filter):
-    """On uvicorn's access logger: an address in a request line becomes `[address]`."""
+class _RedactText(logging.Filter):
+    """Rewrites a record's message and string arguments with `redact`."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_addresses(arg) if isinstance(arg, str) else arg for arg in record.args
-            )
-        elif isinstance(record.msg, str):
-            record.msg = redact_addresses(record.msg)
-        return True
-
-
-class RedactCodecCapability(logging.Filter):
-    """On uvicorn's access logger and our handler: a codec capability in a record's
-    message or arguments becomes `/codec/[redacted]`."""
+    @staticmethod
+    def redact(text: str) -> str:
+        raise NotImplementedError
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = redact_codec_capability(record.msg)
+            record.msg = self.redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_codec_capability(arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+class RedactAddresses(_RedactText):
+    """On uvicorn's access logger: an address in a request line becomes `[address]`."""
+
+    redact = staticmethod(redact_addresses)
+
+
+class RedactCodecCapability(_RedactText):
+    """On uvicorn's access logger and our handler: a codec capability in a record's
+    message or arguments becomes `/codec/[redacted]`."""
+
+    redact = staticmethod(redact_codec_capability)
 
 
 class JsonFormatter(logging.Formatter):
